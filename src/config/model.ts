@@ -43,11 +43,15 @@ export interface VhidConfig {
   xparam?: string;
   /** Source address for adverts (ucarp's -s). */
   srcip?: string;
+  /** ucarp's -r dead ratio: BACKUP waits deadRatio × advbase (+ skew); the kernels use 3. */
+  deadRatio?: number;
 }
 
 export interface CarpModel {
   global: GlobalConfig;
   vhids: VhidConfig[];
+  /** Reserved sections of carpd.conf, for the plugin host and later features. */
+  extra?: ExtraSection[];
 }
 
 /** The redacted form `carpd config` prints unless --show-secrets is given. */
