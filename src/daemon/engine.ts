@@ -11,7 +11,7 @@ import type { CarpModel, VhidConfig } from '../config/model.js';
 import { DEFAULT_GROUP, DemotionLedger } from '../core/demotion.js';
 import { VhidMachine, type CarpState, type Effect, type Input } from '../core/machine.js';
 import { buildAdvert, checkAdvert } from '../proto/advert.js';
-import { newStats, type CarpStats } from '../proto/counters.js';
+import { dropCounter, newStats, type CarpStats } from '../proto/counters.js';
 import { makeAuthContext, type AuthContext } from '../proto/hmac.js';
 import { RateLimiter } from './rate-limit.js';
 
@@ -48,6 +48,8 @@ interface Vhid {
   ctx: AuthContext;
   socket: CarpSocket;
   counter: bigint;
+  /** The last advert we sent: our loop-detection cookie. */
+  lastSent?: Buffer;
   groups: string[];
   stats: { advertsSent: number; advertsReceived: number; transitionsToMaster: number; badauth: number };
   /** Serializes VIP and ARP work for this vhid so add/del never reorder. */
@@ -169,8 +171,8 @@ export class Engine extends EventEmitter {
     if (!res.ok) {
       if (res.src && this.ownAddresses.has(res.src)) return;
       this.stats.carps_ipackets++;
-      this.stats[res.reason]++;
-      if (res.reason === 'carps_badauth' && res.vhid !== undefined) {
+      this.stats[dropCounter(res.reason)]++;
+      if (res.reason === 'badauth' && res.vhid !== undefined) {
         const v = table.get(res.vhid);
         if (v) v.stats.badauth++;
         const peer = `${res.src ?? '?'} ${res.vhid}@${ifname}`;
@@ -188,8 +190,9 @@ export class Engine extends EventEmitter {
     this.stats.carps_ipackets++;
     const v = table.get(res.header.vhid);
     if (!v) return;
-    // Loop detection with our own counter (OpenBSD drops a counter equal to its own).
-    if (res.header.counter === v.counter) return;
+    // Our own advert coming back (a looped segment): its bytes are exactly what we last sent.
+    // The counter alone can't tell, since we copy the peer's counter as FreeBSD does.
+    if (v.lastSent && pkt.length >= 36 && v.lastSent.equals(pkt.subarray(pkt.length - 36))) return;
     v.stats.advertsReceived++;
     // FreeBSD and ucarp copy the peer's counter on every valid receive.
     v.counter = res.header.counter;
@@ -242,6 +245,7 @@ export class Engine extends EventEmitter {
       case 'send': {
         v.counter = (v.counter + 1n) & U64;
         const payload = buildAdvert(v.ctx, { advbase: fx.advbase, advskew: fx.advskew, demote: fx.demote, counter: v.counter });
+        v.lastSent = payload;
         v.socket.send(payload, v.cfg.peer);
         v.stats.advertsSent++;
         this.stats.carps_opackets++;

@@ -1,0 +1,218 @@
+/**
+ * Multi-node scenarios on the in-memory wire with a fake clock: the real engine, codec and core,
+ * deterministic and fast.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { carpHeader } from '../../src/proto/carp-header.js';
+import { Sim, vhidCfg } from '../helpers/fake-wire.js';
+
+const KEY = '1@eth0';
+
+function cluster(skews: number[], preempt = false): Sim {
+  const sim = new Sim();
+  skews.forEach((s, i) => sim.add(`n${i + 1}`, i + 1, [vhidCfg(1, s)], { preempt }));
+  return sim;
+}
+
+/** Let the engines' VIP queues (promises) drain. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+}
+
+function startAll(sim: Sim): void {
+  for (const n of sim.nodes.values()) n.engine.start();
+}
+
+/** VIP holders must be exactly the masters. */
+function assertVipFollowsState(sim: Sim, key = KEY): void {
+  for (const [name, n] of sim.nodes) {
+    const st = n.engine.status().find((s) => s.key === key)!;
+    const has = st.addresses.every((a) => n.net.vips.has(`${a}@${st.interface}`));
+    assert.equal(has, st.state === 'MASTER', `${name}: VIP present=${has} but state ${st.state}`);
+  }
+}
+
+describe('simulated cluster', () => {
+  it('elects exactly one master after start-up: the lowest advskew', async () => {
+    const sim = cluster([100, 0, 50]);
+    startAll(sim);
+    sim.time.advance(10_000);
+    await settle();
+    assert.deepEqual(sim.masters(KEY), ['n2']);
+    assertVipFollowsState(sim);
+    assert.equal(sim.node('n2').events.at(-1)?.reason, 'master timed out');
+  });
+
+  it('equal-priority start settles on one master (lower source address)', async () => {
+    const sim = cluster([0, 0]);
+    startAll(sim);
+    sim.time.advance(20_000);
+    await settle();
+    assert.deepEqual(sim.masters(KEY), ['n1']);
+    assertVipFollowsState(sim);
+  });
+
+  it('backup with lower advskew preempts when preempt is on', () => {
+    const sim = new Sim();
+    const slow = sim.add('slow', 2, [vhidCfg(1, 100)], { preempt: true });
+    slow.engine.start();
+    sim.time.advance(5000);
+    assert.deepEqual(sim.masters(KEY), ['slow']);
+    sim.add('fast', 1, [vhidCfg(1, 0)], { preempt: true }).engine.start();
+    sim.time.advance(1500);
+    assert.deepEqual(sim.masters(KEY), ['fast']);
+    assert.equal(sim.node('fast').events.at(-1)?.reason, 'preempting a slower master');
+    assert.equal(sim.node('fast').engine.stats.carps_preempt, 1);
+  });
+
+  it('backup with lower advskew stays BACKUP when preempt is off', () => {
+    const sim = new Sim();
+    sim.add('slow', 2, [vhidCfg(1, 100)]).engine.start();
+    sim.time.advance(5000);
+    sim.add('fast', 1, [vhidCfg(1, 0)]).engine.start();
+    sim.time.advance(30_000);
+    assert.deepEqual(sim.masters(KEY), ['slow']);
+  });
+
+  it('fails over in the nominal master-down time after the master dies', () => {
+    const sim = cluster([0, 50]);
+    startAll(sim);
+    sim.time.advance(10_500);
+    assert.deepEqual(sim.masters(KEY), ['n1']);
+    sim.crash('n1');
+    sim.time.advance(10_000);
+    assert.deepEqual(sim.masters(KEY), ['n2']);
+    const n1Last = sim.wire.log.filter((p) => p.node === 'n1' && p.at <= 10_500).at(-1)!.at;
+    const n2First = sim.wire.log.find((p) => p.node === 'n2')!.at;
+    const nominal = 3000 + (50 * 1000) / 256;
+    assert.ok(Math.abs(n2First - n1Last - nominal) < 1, `failover ${n2First - n1Last} ms vs nominal ${nominal}`);
+  });
+
+  it('a clean stop sends a bow-out and the backup takes over at once', async () => {
+    const sim = cluster([0, 50]);
+    startAll(sim);
+    sim.time.advance(10_000);
+    const stopping = sim.node('n1').engine.stop();
+    sim.time.advance(5);
+    await stopping;
+    assert.deepEqual(sim.masters(KEY), ['n2']);
+    assert.equal(sim.node('n2').events.at(-1)?.reason, 'master bowed out');
+    const bowout = carpHeader.decode(sim.wire.log.filter((p) => p.node === 'n1').at(-1)!.payload);
+    assert.equal(bowout.advbase, 255);
+    assert.equal(bowout.advskew, 255);
+  });
+
+  it('demotion makes the master yield regardless of preempt, and undoing it lets preempt win back', () => {
+    const sim = cluster([0, 50], true);
+    startAll(sim);
+    sim.time.advance(10_000);
+    assert.deepEqual(sim.masters(KEY), ['n1']);
+    sim.node('n1').engine.demote('carp', 'admin', 50);
+    sim.time.advance(1000);
+    assert.deepEqual(sim.masters(KEY), ['n2']);
+    const last = carpHeader.decode(sim.wire.log.filter((p) => p.node === 'n1').at(-1)!.payload);
+    assert.equal(last.demote, 50, 'demotion in the OpenBSD demote byte');
+    assert.equal(last.advskew, 50, 'and folded into advskew for ucarp/FreeBSD peers');
+    sim.node('n1').engine.demote('carp', 'admin', -50);
+    sim.time.advance(2000);
+    assert.deepEqual(sim.masters(KEY), ['n1']);
+  });
+
+  it('partition makes two masters; healing returns to one', async () => {
+    const sim = cluster([0, 50]);
+    startAll(sim);
+    sim.time.advance(10_000);
+    sim.wire.isolated.add('n1');
+    sim.time.advance(5000);
+    assert.deepEqual(sim.masters(KEY).sort(), ['n1', 'n2']);
+    sim.wire.isolated.delete('n1');
+    sim.time.advance(3000);
+    await settle();
+    assert.deepEqual(sim.masters(KEY), ['n1']);
+    assertVipFollowsState(sim);
+  });
+
+  it('link flapping on the master ends with one master and VIPs matching states', async () => {
+    const sim = cluster([0, 50]);
+    startAll(sim);
+    sim.time.advance(10_000);
+    const n1 = sim.node('n1');
+    for (let i = 0; i < 20; i++) {
+      n1.net.setLink('eth0', i % 2 === 1);
+      sim.time.advance(150);
+    }
+    n1.net.setLink('eth0', true);
+    sim.time.advance(15_000);
+    await settle();
+    assert.equal(sim.masters(KEY).length, 1);
+    assertVipFollowsState(sim);
+  });
+
+  it('link down demotes the node so its other vhids fail over too', () => {
+    const sim = new Sim();
+    const both = [vhidCfg(1, 0), vhidCfg(2, 0, { interface: 'eth1', key: '2@eth1' })];
+    sim.add('a', 1, both).engine.start();
+    sim.add('b', 2, [vhidCfg(1, 50), vhidCfg(2, 50, { interface: 'eth1', key: '2@eth1' })]).engine.start();
+    sim.time.advance(10_000);
+    assert.deepEqual(sim.masters('2@eth1'), ['a']);
+    sim.node('a').net.setLink('eth0', false);
+    sim.time.advance(4000);
+    assert.deepEqual(sim.masters('1@eth0'), ['b']);
+    assert.deepEqual(sim.masters('2@eth1'), ['b'], 'group demotion moved the healthy interface too');
+    sim.node('a').net.setLink('eth0', true);
+    sim.time.advance(10_000);
+    assert.equal(sim.state('a', '1@eth0'), 'BACKUP');
+  });
+
+  it('a wrong password is counted and logged once per peer, and both sides become master', () => {
+    const sim = new Sim();
+    sim.add('a', 1, [vhidCfg(1, 0)]).engine.start();
+    sim.add('b', 2, [vhidCfg(1, 50, { password: 'wrong' })]).engine.start();
+    sim.time.advance(20_000);
+    assert.deepEqual(sim.masters(KEY).sort(), ['a', 'b']);
+    const b = sim.node('b');
+    assert.ok(b.engine.stats.carps_badauth >= 10);
+    const lines = b.logs.filter((l) => l.includes('bad authentication'));
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!, /bad authentication from 198\.18\.0\.1 vhid 1: check the password and the vhid's address list/);
+    assert.ok(!b.logs.some((l) => l.includes('wrong') || l.includes('secret')), 'no secret in logs');
+    assert.equal(b.engine.badAuthByPeer.get('198.18.0.1 1@eth0'), b.engine.stats.carps_badauth);
+  });
+
+  it('a different VIP list on a peer fails authentication like a wrong password', () => {
+    const sim = new Sim();
+    sim.add('a', 1, [vhidCfg(1, 0)]).engine.start();
+    sim.add('b', 2, [vhidCfg(1, 50, { addresses: ['198.18.0.101/24', '198.18.0.200/24'] })]).engine.start();
+    sim.time.advance(10_000);
+    assert.ok(sim.node('b').engine.stats.carps_badauth > 0);
+    assert.deepEqual(sim.masters(KEY).sort(), ['a', 'b']);
+  });
+
+  it('serves 255 vhids on one interface in one engine', async () => {
+    const sim = new Sim();
+    const vh = (skew: number) => Array.from({ length: 255 }, (_, i) => vhidCfg(i + 1, skew, { addresses: [`198.19.${i}.1/32`] }));
+    sim.add('a', 1, vh(0)).engine.start();
+    sim.add('b', 2, vh(100)).engine.start();
+    sim.time.advance(10_000);
+    await settle();
+    const a = sim.node('a').engine.status();
+    const b = sim.node('b').engine.status();
+    assert.equal(a.filter((s) => s.state === 'MASTER').length, 255);
+    assert.equal(b.filter((s) => s.state === 'BACKUP').length, 255);
+    assert.equal(sim.node('b').engine.stats.carps_badauth, 0);
+  });
+
+  it('forced state emits the same transition events as the protocol', () => {
+    const sim = cluster([0, 50]);
+    startAll(sim);
+    sim.time.advance(10_000);
+    assert.ok(sim.node('n2').engine.force(KEY, 'MASTER', 'user requested'));
+    const ev = sim.node('n2').events.at(-1)!;
+    assert.deepEqual([ev.key, ev.from, ev.to, ev.reason], [KEY, 'BACKUP', 'MASTER', 'user requested']);
+    assert.ok(ev.seq > 0);
+    sim.time.advance(100);
+    assert.deepEqual(sim.masters(KEY), ['n1'], 'the better master reasserts and the forced one yields');
+    assert.equal(sim.node('n2').engine.force('9@eth0', 'MASTER'), false);
+  });
+});
