@@ -45,6 +45,30 @@ export interface VhidConfig {
   srcip?: string;
   /** ucarp's -r dead ratio: BACKUP waits deadRatio × advbase (+ skew); the kernels use 3. */
   deadRatio?: number;
+  /**
+   * Where each field was set, for validation messages: keys are field names
+   * (`vhid`, `advskew`, `password`, …), `addresses.N` per address, and `header`
+   * (the section or line that introduced the vhid). Internal; `carpd config` omits it.
+   */
+  fieldSources?: Record<string, { file: string; line: number }>;
+}
+
+/** One `key = value` of a reserved section, kept for a later consumer (plugins, health checks). */
+export interface ExtraEntry {
+  key: string;
+  value: string;
+  /** `file:line`, with the file path as given to the loader. */
+  source: string;
+}
+
+/** A reserved section (`[plugin.*]`, `[health.*]`, `[group.*]`, `[maintenance]`) kept verbatim. */
+export interface ExtraSection {
+  /** The section name without brackets, e.g. `plugin.httpd`. */
+  name: string;
+  /** `file:line` of the section header, with the file path as given to the loader. */
+  source: string;
+  /** In file order; repeated keys stay repeated. */
+  entries: ExtraEntry[];
 }
 
 export interface CarpModel {

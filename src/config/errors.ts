@@ -1,0 +1,98 @@
+/** Config errors and diagnostics: stable codes, `file:line` locations, never secret values. */
+
+/** Stable error and warning codes; tests assert these, not message text. */
+export const Code = {
+  USAGE: 'CARPD_ERR_USAGE',
+  CONFIG_READ: 'CARPD_ERR_CONFIG_READ',
+  CONFIG_FORMAT: 'CARPD_ERR_CONFIG_FORMAT',
+  CONFIG_SYNTAX: 'CARPD_ERR_CONFIG_SYNTAX',
+  CONFIG_SECTION: 'CARPD_ERR_CONFIG_SECTION',
+  CONFIG_KEY: 'CARPD_ERR_CONFIG_KEY',
+  CONFIG_DUPLICATE: 'CARPD_ERR_CONFIG_DUPLICATE',
+  CONFIG_VALUE: 'CARPD_ERR_CONFIG_VALUE',
+  CONFIG_MISSING: 'CARPD_ERR_CONFIG_MISSING',
+  CONFIG_CONFLICT: 'CARPD_ERR_CONFIG_CONFLICT',
+  CONFIG_MODE: 'CARPD_ERR_CONFIG_MODE',
+  PASSFILE: 'CARPD_ERR_PASSFILE',
+  PASSFILE_MODE: 'CARPD_ERR_PASSFILE_MODE',
+  PASSWORD_LENGTH: 'CARPD_ERR_PASSWORD_LENGTH',
+  VHID: 'CARPD_ERR_VHID',
+  VHID_DUPLICATE: 'CARPD_ERR_VHID_DUPLICATE',
+  ADVBASE: 'CARPD_ERR_ADVBASE',
+  ADVSKEW: 'CARPD_ERR_ADVSKEW',
+  INTERFACE: 'CARPD_ERR_INTERFACE',
+  NO_ADDRESS: 'CARPD_ERR_NO_ADDRESS',
+  ADDRESS: 'CARPD_ERR_ADDRESS',
+  PEER: 'CARPD_ERR_PEER',
+  SRCIP: 'CARPD_ERR_SRCIP',
+  GROUP: 'CARPD_ERR_GROUP',
+  WARN_ADDRESS_DUPLICATE: 'CARPD_WARN_ADDRESS_DUPLICATE',
+  WARN_SCRIPT_PATH: 'CARPD_WARN_SCRIPT_PATH',
+  WARN_NO_SCRIPT: 'CARPD_WARN_NO_SCRIPT',
+  WARN_PASS_ON_ARGV: 'CARPD_WARN_PASS_ON_ARGV',
+} as const;
+
+export type Severity = 'error' | 'warning';
+
+/** One finding about a configuration, located at `file:line`. */
+export interface Diagnostic {
+  severity: Severity;
+  file: string;
+  /** 1-based; 0 when the source has no lines (the command line). */
+  line: number;
+  code: string;
+  message: string;
+}
+
+/** A location in a configuration source. */
+export interface SourceRef {
+  file: string;
+  line: number;
+}
+
+/** A configuration problem that stops the caller; `code` is one of `Code`. */
+export class ConfigError extends Error {
+  readonly code: string;
+  readonly file?: string;
+  readonly line?: number;
+
+  constructor(code: string, message: string, where: Partial<SourceRef> = {}) {
+    super(message);
+    this.name = 'ConfigError';
+    this.code = code;
+    if (where.file !== undefined) this.file = where.file;
+    if (where.line !== undefined) this.line = where.line;
+  }
+
+  /** The error for the first error-severity diagnostic. */
+  static fromDiagnostic(d: Diagnostic): ConfigError {
+    return new ConfigError(d.code, d.message, { file: d.file, line: d.line });
+  }
+}
+
+/** Builds an error diagnostic. */
+export function error(where: SourceRef, code: string, message: string): Diagnostic {
+  return { severity: 'error', file: where.file, line: where.line, code, message };
+}
+
+/** Builds a warning diagnostic. */
+export function warning(where: SourceRef, code: string, message: string): Diagnostic {
+  return { severity: 'warning', file: where.file, line: where.line, code, message };
+}
+
+/** True when any diagnostic is an error. */
+export function hasErrors(diagnostics: readonly Diagnostic[]): boolean {
+  return diagnostics.some((d) => d.severity === 'error');
+}
+
+/** `FILE:LINE: message`, or `FILE:LINE: warning: message`; sources without lines print `FILE: …`. */
+export function formatDiagnostic(d: Diagnostic): string {
+  const where = d.line > 0 ? `${d.file}:${d.line}` : d.file;
+  return d.severity === 'warning' ? `${where}: warning: ${d.message}` : `${where}: ${d.message}`;
+}
+
+/** Parses a model `source` string (`file:line`); the line is 0 when there is none. */
+export function parseSource(source: string): SourceRef {
+  const m = /^(.*):(\d+)$/.exec(source);
+  return m ? { file: m[1]!, line: Number(m[2]) } : { file: source, line: 0 };
+}

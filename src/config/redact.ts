@@ -1,0 +1,80 @@
+/** The JSON shape of `carpd config`: the normalized model with secrets redacted. */
+import { REDACTED, type CarpModel, type GlobalConfig } from './model.js';
+
+export interface RedactedVhid {
+  key: string;
+  vhid: number;
+  interface: string;
+  addresses: string[];
+  advbase: number;
+  advskew: number;
+  /** `"<redacted>"` (or the secret with showSecrets) when set, null when there is none. */
+  password: string | null;
+  source: string;
+  name?: string;
+  groups?: string[];
+  peer?: string;
+  srcip?: string;
+  upscript?: string;
+  downscript?: string;
+  xparam?: string;
+  deadRatio?: number;
+}
+
+export interface RedactedExtraSection {
+  name: string;
+  source: string;
+  entries: { key: string; value: string }[];
+}
+
+export interface RedactedModel {
+  global: GlobalConfig;
+  vhids: RedactedVhid[];
+  extra?: RedactedExtraSection[];
+}
+
+/** Keys of reserved sections whose values are treated as secrets (a plugin's bgp password, say). */
+const SECRET_KEY = /pass|secret|token|psk/i;
+
+/** A plain, JSON-ready copy of the model; passwords redacted unless `showSecrets`. */
+export function redactModel(model: CarpModel, showSecrets: boolean): RedactedModel {
+  const g = model.global;
+  const global: GlobalConfig = { allow: g.allow, preempt: g.preempt, log: g.log };
+  if (g.control !== undefined) global.control = g.control;
+  if (g.masterDown !== undefined) global.masterDown = g.masterDown;
+  if (g.ifdownDemotion !== undefined) global.ifdownDemotion = g.ifdownDemotion;
+
+  const vhids = model.vhids.map((v) => {
+    const out: RedactedVhid = {
+      key: v.key,
+      vhid: v.vhid,
+      interface: v.interface,
+      addresses: [...v.addresses],
+      advbase: v.advbase,
+      advskew: v.advskew,
+      password: v.password === '' ? null : showSecrets ? v.password : REDACTED,
+      source: v.source,
+    };
+    if (v.name !== undefined) out.name = v.name;
+    if (v.groups !== undefined) out.groups = [...v.groups];
+    for (const k of ['peer', 'srcip', 'upscript', 'downscript', 'xparam'] as const) {
+      const value = v[k];
+      if (value !== undefined) out[k] = value;
+    }
+    if (v.deadRatio !== undefined) out.deadRatio = v.deadRatio;
+    return out;
+  });
+
+  const result: RedactedModel = { global, vhids };
+  if (model.extra !== undefined && model.extra.length > 0) {
+    result.extra = model.extra.map((s) => ({
+      name: s.name,
+      source: s.source,
+      entries: s.entries.map((e) => ({
+        key: e.key,
+        value: !showSecrets && SECRET_KEY.test(e.key) && e.value !== '' ? REDACTED : e.value,
+      })),
+    }));
+  }
+  return result;
+}

@@ -1,0 +1,122 @@
+/** Semantic checks on the normalized model, whatever format it came from. */
+import { isIP, isIPv4, isIPv6 } from 'node:net';
+import { isAbsolute } from 'node:path';
+import { Code, error, parseSource, warning, type Diagnostic, type SourceRef } from './errors.js';
+import type { CarpModel, VhidConfig } from './model.js';
+
+/** The kernels strlcpy the key into 20 bytes, so only 19 bytes of a password count. */
+export const MAX_PASSWORD_BYTES = 19;
+
+/** Where a field of a vhid was set: its own line when known, else the vhid's. */
+export function locate(v: VhidConfig, field?: string): SourceRef {
+  return (field !== undefined ? v.fieldSources?.[field] : undefined) ?? v.fieldSources?.header ?? parseSource(v.source);
+}
+
+/** All diagnostics for a model; messages never contain a password. */
+export function validateModel(model: CarpModel): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const byKey = new Map<string, VhidConfig>();
+  const addressOwner = new Map<string, VhidConfig>();
+
+  for (const v of model.vhids) {
+    checkRange(out, v, 'vhid', v.vhid, 1, 255, Code.VHID);
+    checkRange(out, v, 'advbase', v.advbase, 1, 255, Code.ADVBASE);
+    checkRange(out, v, 'advskew', v.advskew, 0, 254, Code.ADVSKEW);
+
+    if (!/^[^\s/]{1,15}$/.test(v.interface) || v.interface === '.' || v.interface === '..') {
+      out.push(error(locate(v, 'interface'), Code.INTERFACE,
+        `"${v.interface}" is not an interface name (1..15 characters, no "/" or spaces)`));
+    }
+
+    if (Buffer.byteLength(v.password, 'utf8') > MAX_PASSWORD_BYTES) {
+      out.push(error(locate(v, 'password'), Code.PASSWORD_LENGTH,
+        `password is longer than ${MAX_PASSWORD_BYTES} bytes; the kernels silently truncate it to ` +
+        `${MAX_PASSWORD_BYTES} bytes, so peers would not interoperate`));
+    }
+
+    const first = byKey.get(v.key);
+    if (first !== undefined) {
+      out.push(error(locate(v), Code.VHID_DUPLICATE,
+        `vhid ${v.vhid} on ${v.interface} is already defined at ${formatRef(locate(first))}`));
+    } else {
+      byKey.set(v.key, v);
+    }
+
+    if (v.addresses.length === 0) {
+      out.push(error(locate(v), Code.NO_ADDRESS, `vhid ${v.vhid} on ${v.interface} has no address`));
+    }
+    const own = new Set<string>();
+    v.addresses.forEach((a, i) => {
+      const where = locate(v, `addresses.${i}`);
+      if (!isCidr(a)) {
+        out.push(error(where, Code.ADDRESS, `"${a}" is not an IPv4 or IPv6 address or CIDR`));
+        return;
+      }
+      const ip = hostPart(a);
+      if (own.has(ip)) {
+        out.push(warning(where, Code.WARN_ADDRESS_DUPLICATE, `${ip} is listed twice in vhid ${v.vhid}`));
+        return;
+      }
+      own.add(ip);
+      const other = addressOwner.get(ip);
+      if (other !== undefined && other.key !== v.key) {
+        out.push(warning(where, Code.WARN_ADDRESS_DUPLICATE,
+          `${ip} is also an address of ${other.key} (${formatRef(locate(other))})`));
+      } else {
+        addressOwner.set(ip, v);
+      }
+    });
+
+    if (v.peer !== undefined && !isIPv4(v.peer)) {
+      out.push(error(locate(v, 'peer'), Code.PEER, `peer "${v.peer}" is not an IPv4 address`));
+    }
+    if (v.srcip !== undefined && isIP(v.srcip) === 0) {
+      out.push(error(locate(v, 'srcip'), Code.SRCIP, `srcip "${v.srcip}" is not an IP address`));
+    }
+    for (const g of v.groups ?? []) {
+      // Same rules as OpenBSD interface groups, which carpdemote names.
+      if (!/^[A-Za-z_][A-Za-z0-9_-]{0,14}$/.test(g) || /\d$/.test(g)) {
+        out.push(error(locate(v, 'groups'), Code.GROUP,
+          `group "${g}" must be 1..15 letters, digits, "_" or "-", start with a letter and not end in a digit`));
+      }
+    }
+    for (const key of ['upscript', 'downscript'] as const) {
+      const script = v[key];
+      if (script !== undefined && !isAbsolute(script)) {
+        out.push(warning(locate(v, key), Code.WARN_SCRIPT_PATH,
+          `${key} "${script}" is not an absolute path; it is looked up from carpd's working directory`));
+      }
+    }
+  }
+  return out;
+}
+
+function checkRange(
+  out: Diagnostic[], v: VhidConfig, field: 'vhid' | 'advbase' | 'advskew',
+  value: number, min: number, max: number, code: string,
+): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    out.push(error(locate(v, field), code, `${field} must be ${min}..${max}, not ${value}`));
+  }
+}
+
+/** `a.b.c.d/0..32` or `ipv6/0..128`. */
+export function isCidr(s: string): boolean {
+  const slash = s.lastIndexOf('/');
+  if (slash === -1) return false;
+  const ip = s.slice(0, slash);
+  const prefix = s.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(prefix)) return false;
+  const n = Number(prefix);
+  if (isIPv4(ip)) return n <= 32;
+  if (isIPv6(ip)) return n <= 128;
+  return false;
+}
+
+function hostPart(cidr: string): string {
+  return cidr.slice(0, cidr.lastIndexOf('/')).toLowerCase();
+}
+
+function formatRef(r: SourceRef): string {
+  return r.line > 0 ? `${r.file}:${r.line}` : r.file;
+}
