@@ -1,0 +1,31 @@
+/** `carpd run -c FILE…`: load, validate, then start the daemon. Same config path as `carpd check`. */
+import { formatDiagnostic, hasErrors } from '../config/errors.js';
+import { loadConfig } from '../config/load.js';
+import { createLogger } from '../daemon/logger.js';
+import { runDaemon } from '../daemon/run.js';
+import { intOpt, last, parseArgs, UsageError } from './args.js';
+
+export interface Io {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+export async function runCommand(args: string[], io: Io): Promise<number> {
+  const p = parseArgs(args, ['-c', '--config', '--control', '--log-level', '--log-file', '--format'], ['--log-timestamps']);
+  const files = [...(p.opts.get('-c') ?? []), ...(p.opts.get('--config') ?? [])];
+  if (files.length === 0) throw new UsageError('run needs at least one -c FILE');
+  const format = last(p, '--format');
+  const { model, diagnostics } = loadConfig(files, format ? { format } : {});
+  for (const d of diagnostics) io.err(formatDiagnostic(d));
+  if (hasErrors(diagnostics)) return 1;
+  if (p.opts.has('--log-level')) model.global.log = intOpt(p, '--log-level', 0, 7, model.global.log);
+  const control = last(p, '--control');
+  if (control) model.global.control = control;
+  if (!model.global.allow) {
+    io.err('carpd: net.inet.carp.allow is off in the configuration; nothing to do');
+    return 1;
+  }
+  const logFile = last(p, '--log-file');
+  const logger = createLogger({ timestamps: p.flags.has('--log-timestamps') || !!logFile, ...(logFile ? { file: logFile } : {}) });
+  return runDaemon({ model, logger });
+}

@@ -1,0 +1,213 @@
+/**
+ * `carpd lab`: a throwaway CARP cluster in network namespaces. It starts the nodes, shows who is
+ * master, kills the master with SIGKILL, measures the failover from an observer's point of view
+ * (last advert of the dead master → first advert of the new one), lets the old master rejoin,
+ * and removes everything, also on Ctrl-C.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { intOpt, parseArgs, UsageError } from '../cli/args.js';
+import type { HeardAdvert } from '../cli/monitor.js';
+import type { Io } from '../cli/run.js';
+import { createLab, sleep, waitFor, type Lab, type LabNode } from './netns.js';
+
+export const CARPD_JS = fileURLToPath(new URL('../cli/carpd.js', import.meta.url));
+const LAB_PASSWORD = 'lab-secret';
+
+export interface LabPeer {
+  node: LabNode;
+  kind: 'carpd' | 'ucarp';
+  advskew: number;
+  procs: ChildProcess[];
+}
+
+/** The VIP of vhid `v` in the lab's 198.18.0.0/24. */
+export function labVip(v: number): string {
+  return `198.18.0.${100 + v}`;
+}
+
+/** A carpd.conf for one lab node. */
+export function labConfig(opts: { vhids: number; advskew: number; passfile: string; preempt?: boolean; advbase?: number }): string {
+  const lines = ['[carpd]', `preempt = ${opts.preempt ? 'yes' : 'no'}`, 'log = 5', ''];
+  for (let v = 1; v <= opts.vhids; v++) {
+    lines.push(`[vhid.v${v}]`, `vhid = ${v}`, 'interface = eth0', `address = ${labVip(v)}/24`, `advbase = ${opts.advbase ?? 1}`, `advskew = ${opts.advskew}`, `passfile = ${opts.passfile}`, '');
+  }
+  return lines.join('\n');
+}
+
+/** Write the lab's shared password file, mode 0600. */
+export function writePassfile(dir: string, password = LAB_PASSWORD): string {
+  const file = join(dir, 'carp.pass');
+  writeFileSync(file, `${password}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return file;
+}
+
+/** ucarp up/down scripts that add or remove the VIP, as ucarp's own examples do. */
+export function writeUcarpScripts(dir: string): { up: string; down: string } {
+  const up = join(dir, 'vip-up.sh');
+  const down = join(dir, 'vip-down.sh');
+  writeFileSync(up, '#!/bin/sh\nexec /sbin/ip addr add "$2"/24 dev "$1"\n', { mode: 0o700 });
+  writeFileSync(down, '#!/bin/sh\nexec /sbin/ip addr del "$2"/24 dev "$1"\n', { mode: 0o700 });
+  return { up, down };
+}
+
+/** Start carpd in a node's namespace; its log lines go to `onLine`. */
+export function spawnCarpd(lab: Lab, node: LabNode, conf: string, onLine: (l: string) => void): ChildProcess {
+  const child = lab.spawn(node.ns, [process.execPath, CARPD_JS, 'run', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  for (const s of [child.stdout, child.stderr]) if (s) createInterface({ input: s }).on('line', onLine);
+  return child;
+}
+
+/** Start one ucarp per vhid in a node's namespace. */
+export function spawnUcarp(lab: Lab, node: LabNode, vhids: number, advskew: number, passfile: string, onLine: (l: string) => void, extra: string[] = []): ChildProcess[] {
+  const { up, down } = writeUcarpScripts(lab.dir);
+  const procs: ChildProcess[] = [];
+  for (let v = 1; v <= vhids; v++) {
+    const argv = ['ucarp', '-i', 'eth0', '-s', node.address, '-v', String(v), '-o', passfile, '-a', labVip(v), '-b', '1', '-k', String(advskew), '-u', up, '-d', down, '-x', 'lab', ...extra];
+    const child = lab.spawn(node.ns, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    for (const s of [child.stdout, child.stderr]) if (s) createInterface({ input: s }).on('line', onLine);
+    procs.push(child);
+  }
+  return procs;
+}
+
+/** Observe adverts on the lab's segment from a namespace of its own. */
+export function spawnObserver(lab: Lab, node: LabNode, heard: HeardAdvert[]): ChildProcess {
+  const child = lab.spawn(node.ns, [process.execPath, CARPD_JS, 'monitor', '-i', 'eth0', '--json', '--srcip', node.address, '--seconds', '600'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (child.stdout) {
+    createInterface({ input: child.stdout }).on('line', (l) => {
+      try {
+        heard.push(JSON.parse(l) as HeardAdvert);
+      } catch {
+        // not a JSON line: ignore
+      }
+    });
+  }
+  return child;
+}
+
+/** For each vhid, the source of its adverts in the last `windowMs`, when there is exactly one. */
+export function currentMasters(heard: HeardAdvert[], vhids: number, now: number, windowMs: number): Map<number, string> {
+  const out = new Map<number, string>();
+  for (let v = 1; v <= vhids; v++) {
+    const srcs = new Set(heard.filter((h) => h.vhid === v && h.advbase !== 255 && now - h.t <= windowMs).map((h) => h.src));
+    if (srcs.size === 1) out.set(v, [...srcs][0]!);
+  }
+  return out;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export async function labCommand(args: string[], io: Io): Promise<number> {
+  const p = parseArgs(args, ['--nodes', '--vhids', '--advskew-step'], ['--with-ucarp', '--no-rejoin']);
+  const nCarpd = intOpt(p, '--nodes', 1, 8, 2);
+  const vhids = intOpt(p, '--vhids', 1, 255, 1);
+  const step = intOpt(p, '--advskew-step', 1, 120, 50);
+  const withUcarp = p.flags.has('--with-ucarp');
+  if (process.getuid?.() !== 0) throw new UsageError('lab needs root (network namespaces, raw sockets)');
+  if (nCarpd + (withUcarp ? 1 : 0) < 2) throw new UsageError('a lab needs at least two nodes (--nodes 2, or --nodes 1 --with-ucarp)');
+
+  const t0 = Date.now();
+  const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(3).padStart(7)}]`;
+  const say = (s: string) => io.out(`${stamp()} ${s}`);
+  const names = [...Array.from({ length: nCarpd }, (_, i) => `n${i + 1}`), ...(withUcarp ? ['ucarp'] : []), 'obs'];
+  io.out(`carpd lab: ${nCarpd} carpd node(s)${withUcarp ? ' + 1 ucarp node' : ''}, ${vhids} vhid(s), advbase 1, advskew step ${step}`);
+
+  const lab = await createLab({ prefix: 'carpdlab', nodes: names });
+  let interrupted = false;
+  const onInt = () => {
+    interrupted = true;
+  };
+  process.on('SIGINT', onInt);
+  try {
+    say(`namespaces ${lab.namespaces().join(' ')} on bridge ${lab.bridge}`);
+    const passfile = writePassfile(lab.dir);
+    const heard: HeardAdvert[] = [];
+    spawnObserver(lab, lab.node('obs'), heard);
+    await sleep(300);
+
+    const peers: LabPeer[] = [];
+    const quiet = /INIT -> BACKUP|running|MASTER|BACKUP/;
+    names.slice(0, -1).forEach((name, i) => {
+      const node = lab.node(name);
+      const advskew = i * step;
+      const show = (l: string) => {
+        if (quiet.test(l)) say(`${name}: ${l.replace(/^.*?: /, '')}`);
+      };
+      if (name === 'ucarp') {
+        peers.push({ node, kind: 'ucarp', advskew, procs: spawnUcarp(lab, node, vhids, advskew, passfile, show) });
+      } else {
+        const conf = join(lab.dir, `${name}.conf`);
+        writeFileSync(conf, labConfig({ vhids, advskew, passfile }), { mode: 0o600 });
+        peers.push({ node, kind: 'carpd', advskew, procs: [spawnCarpd(lab, node, conf, show)] });
+      }
+      say(`${name} (${node.address}) started: ${peers.at(-1)!.kind}, advskew ${advskew}`);
+    });
+    const bySrc = (src: string) => peers.find((x) => x.node.address === src);
+
+    const masters = await waitFor(
+      () => {
+        if (interrupted) throw new Error('interrupted');
+        const m = currentMasters(heard, vhids, Date.now(), 1500);
+        return m.size === vhids && Date.now() - t0 > 4500 ? m : undefined;
+      },
+      { timeoutMs: 20_000, what: 'one master per vhid' },
+    );
+    const master = bySrc(masters.get(1)!)!;
+    say(`elected: ${[...masters].map(([v, s]) => `vhid ${v} → ${bySrc(s)?.node.name}`).join(', ')}`);
+    const addrs = await lab.exec(master.node.ns, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
+    const vipsUp = Array.from({ length: vhids }, (_, i) => labVip(i + 1)).filter((a) => addrs.stdout.includes(`${a}/`));
+    say(`${master.node.name} holds ${vipsUp.length}/${vhids} VIP(s)${vipsUp.length ? `: ${vipsUp.slice(0, 3).join(', ')}${vipsUp.length > 3 ? ', …' : ''}` : ''}`);
+
+    say(`kill -9 ${master.node.name} (${master.procs.map((c) => c.pid).join(',')})`);
+    const killedAt = Date.now();
+    for (const c of master.procs) lab.kill(c, 'SIGKILL');
+    const after = await waitFor(
+      () => {
+        if (interrupted) throw new Error('interrupted');
+        const m = currentMasters(heard, vhids, Date.now(), 1000);
+        return [...m.values()].every((s) => s !== master.node.address) && m.size === vhids ? m : undefined;
+      },
+      { timeoutMs: 20_000, what: 'a new master' },
+    );
+    const times: number[] = [];
+    for (let v = 1; v <= vhids; v++) {
+      const last = heard.filter((h) => h.vhid === v && h.src === master.node.address && h.t <= killedAt + 50).at(-1);
+      const first = heard.find((h) => h.vhid === v && h.src === after.get(v) && last && h.t > last.t);
+      if (last && first) times.push(first.t - last.t);
+    }
+    const next = bySrc(after.get(1)!)!;
+    const nominal = 3000 + (next.advskew * 1000) / 256;
+    const spread = times.length > 1 ? ` (min ${(Math.min(...times) / 1000).toFixed(3)} s, max ${(Math.max(...times) / 1000).toFixed(3)} s over ${times.length} vhids)` : '';
+    say(`${next.node.name} (${next.kind}) took over: failover ${(median(times) / 1000).toFixed(3)} s${spread}; nominal 3 × advbase + advskew/256 = ${(nominal / 1000).toFixed(3)} s`);
+    const addrs2 = await lab.exec(next.node.ns, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
+    say(`${next.node.name} holds ${Array.from({ length: vhids }, (_, i) => labVip(i + 1)).filter((a) => addrs2.stdout.includes(`${a}/`)).length}/${vhids} VIP(s)`);
+
+    if (!p.flags.has('--no-rejoin') && master.kind === 'carpd') {
+      const conf = join(lab.dir, `${master.node.name}.conf`);
+      master.procs = [spawnCarpd(lab, master.node, conf, (l) => /MASTER|BACKUP/.test(l) && say(`${master.node.name}: ${l.replace(/^.*?: /, '')}`))];
+      say(`${master.node.name} restarted; preempt is off, so it should stay BACKUP`);
+      await sleep(5000);
+      const m = currentMasters(heard, vhids, Date.now(), 1500);
+      say(`after rejoin: vhid 1 master is ${bySrc(m.get(1) ?? '')?.node.name ?? 'unclear'}`);
+    }
+    io.out(`result: failover ${(median(times) / 1000).toFixed(3)} s, nominal ${(nominal / 1000).toFixed(3)} s, ${next.node.name} is MASTER`);
+    return 0;
+  } catch (err) {
+    io.err(`carpd lab: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  } finally {
+    process.off('SIGINT', onInt);
+    const n = lab.namespaces().length;
+    await lab.destroy();
+    io.out(`${stamp()} cleaned up: ${n} namespaces removed, all lab processes stopped`);
+  }
+}
