@@ -262,8 +262,8 @@ export class Engine extends EventEmitter {
       case 'transition': {
         if (fx.to === 'MASTER') {
           v.stats.transitionsToMaster++;
-          this.stats.carps_ostates++;
-          if (fx.reason.startsWith('preempting')) this.stats.carps_preempt++;
+          // netstat words carps_preempt "transitions to master".
+          this.stats.carps_preempt++;
         }
         this.log(LOG.STATE, `carp: ${v.cfg.key}: ${fx.from} -> ${fx.to} (${fx.reason})`);
         const ev: TransitionEvent = {

@@ -4,6 +4,7 @@ import { LinuxNet } from '../adapters/linux-net.js';
 import { MonotonicClock } from '../adapters/clock.js';
 import { RawTransport } from '../adapters/raw-transport.js';
 import type { CarpModel } from '../config/model.js';
+import { netstatLines } from '../proto/counters.js';
 import { Engine, LOG, type TransitionEvent } from './engine.js';
 
 export interface DaemonOptions {
@@ -28,6 +29,15 @@ export function statusLines(engine: Engine): string[] {
     const master = s.state === 'BACKUP' && s.masterSrc ? ` master ${s.masterSrc}` : '';
     return `${s.interface}: carp: ${s.state} vhid ${s.vhid} advbase ${s.advbase} advskew ${s.advskew}${s.demote ? ` demote ${s.demote}` : ''}${master}`;
   });
+}
+
+/** SIGUSR1: status, demotions, counters and bad-auth peers, one log line each. */
+export function dumpStatus(engine: Engine, logger: Logger): void {
+  for (const l of statusLines(engine)) logger.log(0, l);
+  for (const d of engine.ledger.entries()) logger.log(0, `demotion: group ${d.group} +${d.count} by ${d.by}`);
+  logger.log(0, 'carp:');
+  for (const l of netstatLines(engine.stats, false)) logger.log(0, l);
+  for (const [peer, n] of engine.badAuthByPeer) logger.log(0, `bad authentication from ${peer.replace(' ', ' vhid ')} x${n}`);
 }
 
 /** Starts the daemon and resolves with the exit code once it has shut down cleanly. */
@@ -75,7 +85,7 @@ export function runDaemon(opts: DaemonOptions): Promise<number> {
     on('SIGTERM', () => shutdown('SIGTERM'));
     on('SIGINT', () => shutdown('SIGINT'));
     on('SIGHUP', () => (opts.hupExits ? shutdown('SIGHUP') : logger.log(LOG.WARN, 'carpd: SIGHUP: configuration reload is not implemented yet; restart to apply changes')));
-    on('SIGUSR1', () => (opts.onUsr1 ? opts.onUsr1(engine) : statusLines(engine).forEach((l) => logger.log(0, l))));
+    on('SIGUSR1', () => (opts.onUsr1 ? opts.onUsr1(engine) : dumpStatus(engine, logger)));
     on('SIGUSR2', () => opts.onUsr2?.(engine));
   });
 }
