@@ -17,6 +17,10 @@ class UsageError extends Error {
   readonly code = 'CARPD_ERR_USAGE';
 }
 
+class PassfileError extends Error {
+  readonly code = 'CARPD_ERR_PASSFILE';
+}
+
 function parseArgs(args: string[]): InspectOptions {
   const opts: InspectOptions = { file: '', addresses: [] };
   const files: string[] = [];
@@ -48,7 +52,7 @@ function parseArgs(args: string[]): InspectOptions {
 async function readPassfile(path: string): Promise<string> {
   const st = await stat(path);
   if (st.mode & 0o004) {
-    throw new UsageError(`refusing world-readable pass file ${path} (chmod o-r ${path})`);
+    throw new PassfileError(`refusing world-readable pass file ${path} (chmod o-r ${path})`);
   }
   return (await readFile(path, 'utf8')).split(/\r?\n/, 1)[0] ?? '';
 }
@@ -173,7 +177,12 @@ function describe(rec: PcapRecord, auth: Authenticator | undefined): string | un
   return `{"time":${rec.tsText},${JSON.stringify(fields).slice(1)}`;
 }
 
-/** `carpd inspect`: print the CARP (and VRRPv3) adverts of a pcap file as JSON lines. */
+/**
+ * `carpd inspect`: print the CARP (and VRRPv3) adverts of a pcap file as JSON lines. With a
+ * password, auth is ok/bad against the `--address` list; without one, against the address sets
+ * the capture's gratuitous ARPs suggest (a capture carries no address list). Returns 0, or 1
+ * after a message on stderr.
+ */
 export async function inspectCommand(args: string[], out: (line: string) => void): Promise<number> {
   try {
     const opts = parseArgs(args);
