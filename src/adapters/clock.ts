@@ -1,0 +1,56 @@
+/** The real clock: monotonic milliseconds and the daemon's one timer. */
+import { performance } from 'node:perf_hooks';
+import type { Clock } from './ports.js';
+
+/** setTimeout's largest delay; longer waits re-arm in steps. */
+const MAX_DELAY_MS = 0x7fffffff;
+
+/**
+ * Monotonic time from `performance.now()`, with one real setTimeout armed for the earliest due
+ * time. Callbacks run at or after `at`, never before: Node's timers work in whole milliseconds
+ * and can fire a fraction early, so an early wake-up re-arms for the rest.
+ */
+export class MonotonicClock implements Clock {
+  private handle: NodeJS.Timeout | undefined;
+  private due: { at: number; cb: () => void } | undefined;
+
+  now(): number {
+    return performance.now();
+  }
+
+  setTimer(at: number, cb: () => void): void {
+    if (!Number.isFinite(at)) throw new RangeError(`setTimer: bad due time ${at}`);
+    this.due = { at, cb };
+    this.arm();
+  }
+
+  clearTimer(): void {
+    this.due = undefined;
+    if (this.handle) clearTimeout(this.handle);
+    this.handle = undefined;
+  }
+
+  private arm(): void {
+    if (this.handle) clearTimeout(this.handle);
+    const due = this.due;
+    if (!due) {
+      this.handle = undefined;
+      return;
+    }
+    const delay = Math.min(Math.max(0, Math.ceil(due.at - this.now())), MAX_DELAY_MS);
+    this.handle = setTimeout(() => this.fire(due), delay);
+  }
+
+  private fire(due: { at: number; cb: () => void }): void {
+    this.handle = undefined;
+    // A stale wake-up (re-armed or cleared meanwhile) does nothing.
+    if (this.due !== due) return;
+    if (this.now() < due.at) {
+      this.arm();
+      return;
+    }
+    // Cleared before the call so the callback may arm the next timer.
+    this.due = undefined;
+    due.cb();
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The one place commands are run: argv arrays through execa, with a timeout, a scrubbed
+ * environment and no shell (DESIGN.md "Non-negotiables").
+ */
+import { execa, execaSync } from 'execa';
+
+/** The environment every command starts from; callers may add to it, never inherit ours. */
+export const BASE_ENV: Readonly<Record<string, string>> = Object.freeze({
+  PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+  LC_ALL: 'C',
+});
+
+export interface RunOptions {
+  /** Hard limit; the command gets SIGKILL when it is reached. */
+  timeoutMs: number;
+  /** Aborting it kills the command (SIGKILL). */
+  signal?: AbortSignal;
+  /** Extra environment variables on top of BASE_ENV. */
+  env?: Record<string, string>;
+  /** Written to the command's stdin (the way to hand over a secret: never argv). */
+  input?: string;
+  cwd?: string;
+}
+
+export interface RunResult {
+  /** The exit status, or null when the command did not exit on its own (signal, timeout, spawn failure). */
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  /** The signal that ended the command, if any. */
+  signal?: string;
+  /** Why the command could not run at all (e.g. `ENOENT`), if that is what happened. */
+  spawnError?: string;
+}
+
+const MAX_BUFFER = 4 * 1024 * 1024;
+
+/** Run `argv[0]` with `argv.slice(1)`; never rejects for a failing command, only for bad arguments. */
+export async function run(argv: readonly string[], opts: RunOptions): Promise<RunResult> {
+  const [file, ...args] = checkArgv(argv);
+  const result = await execa(file, args, {
+    reject: false,
+    timeout: opts.timeoutMs,
+    killSignal: 'SIGKILL',
+    forceKillAfterDelay: false,
+    cancelSignal: opts.signal,
+    env: { ...BASE_ENV, ...opts.env },
+    extendEnv: false,
+    stdin: opts.input === undefined ? 'ignore' : 'pipe',
+    input: opts.input,
+    cwd: opts.cwd,
+    maxBuffer: MAX_BUFFER,
+    encoding: 'utf8',
+    stripFinalNewline: false,
+  });
+  return toResult(result);
+}
+
+/** Synchronous variant, for start-up only (it blocks the event loop). */
+export function runSync(argv: readonly string[], opts: Omit<RunOptions, 'signal'>): RunResult {
+  const [file, ...args] = checkArgv(argv);
+  const result = execaSync(file, args, {
+    reject: false,
+    timeout: opts.timeoutMs,
+    killSignal: 'SIGKILL',
+    env: { ...BASE_ENV, ...opts.env },
+    extendEnv: false,
+    stdin: opts.input === undefined ? 'ignore' : 'pipe',
+    input: opts.input,
+    cwd: opts.cwd,
+    maxBuffer: MAX_BUFFER,
+    encoding: 'utf8',
+    stripFinalNewline: false,
+  });
+  return toResult(result);
+}
+
+function checkArgv(argv: readonly string[]): [string, ...string[]] {
+  if (argv.length === 0 || argv[0] === '') throw new TypeError('run: empty argv');
+  return argv as [string, ...string[]];
+}
+
+interface ExecaLike {
+  exitCode?: number;
+  stdout?: unknown;
+  stderr?: unknown;
+  timedOut?: boolean;
+  signal?: string;
+  failed?: boolean;
+  cause?: unknown;
+  code?: string;
+}
+
+function toResult(r: ExecaLike): RunResult {
+  const out: RunResult = {
+    exitCode: typeof r.exitCode === 'number' ? r.exitCode : null,
+    stdout: typeof r.stdout === 'string' ? r.stdout : '',
+    stderr: typeof r.stderr === 'string' ? r.stderr : '',
+    timedOut: r.timedOut === true,
+  };
+  if (r.signal) out.signal = r.signal;
+  // Only the errno code: execa's messages repeat the argv, which may not be logged.
+  if (r.failed && out.exitCode === null && !out.signal && !out.timedOut) {
+    const cause = r.cause as { code?: unknown } | undefined;
+    out.spawnError = typeof cause?.code === 'string' ? cause.code : typeof r.code === 'string' ? r.code : 'spawn failed';
+  }
+  return out;
+}

@@ -1,0 +1,308 @@
+/**
+ * Linux NetBackend: VIPs with iproute2, gratuitous ARP with arping, unsolicited neighbour
+ * advertisements on a raw ICMPv6 socket, and link state from sysfs.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { isIP, isIPv4 } from 'node:net';
+import { run, runSync, type RunResult } from './exec.js';
+import type { Logger, NetBackend } from './ports.js';
+
+/** Error with a stable code for a failed address, ARP or link operation. */
+export class NetError extends Error {
+  constructor(
+    readonly code: 'CARPD_ERR_NET' | 'CARPD_ERR_NO_TOOL',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'NetError';
+  }
+}
+
+export type ArpingFlavor = 'iputils' | 'habets' | 'none';
+
+export interface LinuxNetOptions {
+  logger?: Logger;
+  /** Limit for each command (ip, arping). Default 5000 ms. */
+  timeoutMs?: number;
+  /** How often watchLinks polls sysfs. Default 200 ms. */
+  pollMs?: number;
+}
+
+const IFNAME_RE = /^[A-Za-z0-9_.:@-]{1,15}$/;
+
+function checkIfname(ifname: string): void {
+  if (!IFNAME_RE.test(ifname) || ifname === '.' || ifname === '..') {
+    throw new NetError('CARPD_ERR_NET', `bad interface name ${JSON.stringify(ifname)}`);
+  }
+}
+
+interface Vip {
+  address: string;
+  family: 4 | 6;
+  /** address/prefix, a bare address taking /32 or /128. */
+  cidr: string;
+}
+
+/** Parse and normalize a VIP; throws NetError on anything that is not address[/prefix]. */
+export function parseVip(cidr: string): Vip {
+  const [address = '', prefix, extra] = cidr.split('/');
+  const family = isIP(address);
+  if ((family !== 4 && family !== 6) || extra !== undefined) throw new NetError('CARPD_ERR_NET', `bad address ${JSON.stringify(cidr)}`);
+  const max = family === 4 ? 32 : 128;
+  const len = prefix === undefined ? max : /^\d{1,3}$/.test(prefix) ? Number(prefix) : NaN;
+  if (!(len >= 0 && len <= max)) throw new NetError('CARPD_ERR_NET', `bad prefix length in ${JSON.stringify(cidr)}`);
+  return { address, family, cidr: `${address}/${len}` };
+}
+
+/** The Linux NetBackend. Commands run in the process's network namespace. */
+export class LinuxNet implements NetBackend {
+  private readonly logger: Logger | undefined;
+  private readonly timeoutMs: number;
+  private readonly pollMs: number;
+  private arping: Promise<ArpingFlavor> | undefined;
+  /** VIPs this backend added, per interface: primaryAddress never reports one of them. */
+  private readonly added = new Map<string, Set<string>>();
+
+  constructor(opts: LinuxNetOptions = {}) {
+    this.logger = opts.logger;
+    this.timeoutMs = opts.timeoutMs ?? 5_000;
+    this.pollMs = opts.pollMs ?? 200;
+  }
+
+  async addVip(ifname: string, cidr: string): Promise<void> {
+    checkIfname(ifname);
+    const vip = parseVip(cidr);
+    const argv = vip.family === 4
+      ? ['ip', 'addr', 'add', vip.cidr, 'dev', ifname]
+      : ['ip', '-6', 'addr', 'add', vip.cidr, 'dev', ifname, 'nodad'];
+    const r = await this.cmd(argv);
+    // EEXIST: "RTNETLINK answers: File exists", or with extack "Error: ipv4: Address already assigned."
+    if (r.exitCode !== 0 && !/File exists|already assigned/i.test(r.stderr)) throw this.failed(argv, r);
+    let set = this.added.get(ifname);
+    if (!set) this.added.set(ifname, (set = new Set()));
+    set.add(vip.address);
+  }
+
+  async delVip(ifname: string, cidr: string): Promise<void> {
+    checkIfname(ifname);
+    const vip = parseVip(cidr);
+    const argv = ['ip', ...(vip.family === 6 ? ['-6'] : []), 'addr', 'del', vip.cidr, 'dev', ifname];
+    const r = await this.cmd(argv);
+    // Already gone is what we wanted.
+    if (r.exitCode !== 0 && !/Cannot assign requested address|not found|No such address/i.test(r.stderr)) throw this.failed(argv, r);
+    this.added.get(ifname)?.delete(vip.address);
+  }
+
+  /**
+   * IPv4: one ARP request with sender and target both the VIP (arping -U). The VIP must already
+   * be on the interface: iputils arping binds to it and fails otherwise.
+   * IPv6: one unsolicited neighbour advertisement (override flag) to ff02::1.
+   */
+  async garp(ifname: string, cidr: string): Promise<void> {
+    checkIfname(ifname);
+    const vip = parseVip(cidr);
+    if (vip.family === 6) {
+      await sendUnsolicitedNa(ifname, vip.address);
+      return;
+    }
+    const flavor = await this.arpingFlavor();
+    if (flavor === 'none') throw new NetError('CARPD_ERR_NO_TOOL', 'no arping installed (apt install iputils-arping)');
+    const argv = flavor === 'iputils'
+      ? ['arping', '-U', '-c', '1', '-I', ifname, vip.address]
+      : ['arping', '-U', '-c', '1', '-i', ifname, '-S', vip.address, vip.address];
+    const r = await this.cmd(argv);
+    // Habets' arping exits 1 when nobody answered, which nobody does to a gratuitous ARP.
+    const sent = r.exitCode === 0 || (flavor === 'habets' && r.exitCode === 1 && /\b[1-9]\d* packets transmitted/.test(r.stdout));
+    if (!sent) throw this.failed(argv, r);
+  }
+
+  /** Which arping is installed; asked once. */
+  arpingFlavor(): Promise<ArpingFlavor> {
+    this.arping ??= this.cmd(['arping', '-V']).then((r) => {
+      const flavor: ArpingFlavor = r.spawnError ? 'none' : /iputils/i.test(r.stdout + r.stderr) ? 'iputils' : 'habets';
+      this.log(7, `arping flavor: ${flavor}`);
+      return flavor;
+    });
+    return this.arping;
+  }
+
+  primaryAddress(ifname: string): string | undefined {
+    checkIfname(ifname);
+    const r = runSync(['ip', '-j', '-4', 'addr', 'show', 'dev', ifname], { timeoutMs: this.timeoutMs });
+    if (r.exitCode !== 0) {
+      this.log(4, `cannot read addresses of ${ifname}: ${oneLine(r)}`);
+      return undefined;
+    }
+    const ours = this.added.get(ifname);
+    try {
+      const links = JSON.parse(r.stdout) as Array<{ addr_info?: Array<{ family?: string; local?: string }> }>;
+      for (const link of links) {
+        for (const a of link.addr_info ?? []) {
+          if (a.family === 'inet' && a.local && isIPv4(a.local) && !ours?.has(a.local)) return a.local;
+        }
+      }
+    } catch {
+      this.log(4, `unexpected output from ip -j addr show dev ${ifname}`);
+    }
+    return undefined;
+  }
+
+  linkUp(ifname: string): boolean {
+    checkIfname(ifname);
+    return readLink(ifname);
+  }
+
+  watchLinks(ifnames: string[], cb: (ifname: string, up: boolean) => void): () => void {
+    for (const ifname of ifnames) checkIfname(ifname);
+    const last = new Map(ifnames.map((ifname) => [ifname, readLink(ifname)]));
+    const timer = setInterval(() => {
+      for (const [ifname, was] of last) {
+        const up = readLink(ifname);
+        if (up === was) continue;
+        last.set(ifname, up);
+        try {
+          cb(ifname, up);
+        } catch (err) {
+          this.log(3, `link watcher callback failed for ${ifname}: ${(err as Error).message}`);
+        }
+      }
+    }, this.pollMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  private cmd(argv: string[]): Promise<RunResult> {
+    return run(argv, { timeoutMs: this.timeoutMs });
+  }
+
+  private failed(argv: string[], r: RunResult): NetError {
+    const err = new NetError('CARPD_ERR_NET', `${argv.join(' ')}: ${oneLine(r)}`);
+    this.log(7, err.message);
+    return err;
+  }
+
+  private log(level: number, message: string): void {
+    this.logger?.log(level, message);
+  }
+}
+
+function oneLine(r: RunResult): string {
+  if (r.timedOut) return 'timed out';
+  if (r.spawnError) return r.spawnError;
+  const text = r.stderr.trim().split('\n').slice(-1)[0] ?? '';
+  return text || (r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`);
+}
+
+/** Carrier present and the kernel calls the link usable. Unreadable means down. */
+function readLink(ifname: string): boolean {
+  try {
+    const carrier = readFileSync(`/sys/class/net/${ifname}/carrier`, 'utf8').trim();
+    if (carrier !== '1') return false;
+    const operstate = readFileSync(`/sys/class/net/${ifname}/operstate`, 'utf8').trim();
+    // Virtual interfaces without a notion of operstate (dummy, some tunnels) say "unknown".
+    return operstate === 'up' || operstate === 'unknown';
+  } catch {
+    return false;
+  }
+}
+
+// --- IPv6 unsolicited neighbour advertisement (RFC 4861 7.2.6) on a raw ICMPv6 socket ---
+
+interface RawSocket6 {
+  setOption(level: number, option: number, value: number): void;
+  setOption(level: number, option: number, value: Buffer, length: number): void;
+  send(buffer: Buffer, offset: number, length: number, address: string, cb: (err: Error | null, bytes: number) => void): void;
+  on(event: 'error', cb: (err: Error) => void): void;
+  pauseRecv(): void;
+  close(): void;
+}
+interface RawSocketModule6 {
+  createSocket(options: { protocol: number; addressFamily: number }): RawSocket6;
+  AddressFamily: { IPv6: number };
+}
+
+/** Linux option numbers for the NA socket. */
+const NA_SOCKOPTS = {
+  SOL_SOCKET: 1,
+  SO_BINDTODEVICE: 25,
+  IPPROTO_IPV6: 41,
+  IPV6_MULTICAST_IF: 17,
+  IPV6_MULTICAST_HOPS: 18,
+} as const;
+const IPPROTO_ICMPV6 = 58;
+const NA_SEND_TIMEOUT_MS = 1_000;
+const ND_NEIGHBOR_ADVERT = 136;
+const ND_NA_FLAG_OVERRIDE = 0x20;
+const ND_OPT_TARGET_LINKADDR = 2;
+
+/** An IPv6 address in text form to its 16 bytes. */
+export function ipv6Bytes(address: string): Buffer {
+  if (isIP(address) !== 6) throw new NetError('CARPD_ERR_NET', `not an IPv6 address: ${address}`);
+  let text = address.split('%')[0]!;
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const o = v4[1]!.split('.').map(Number);
+    text = `${text.slice(0, -v4[1]!.length)}${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  const buf = Buffer.alloc(16);
+  groups.forEach((g, i) => buf.writeUInt16BE(Number.parseInt(g, 16), i * 2));
+  return buf;
+}
+
+/** The ICMPv6 NA body; the kernel fills in the checksum on an ICMPv6 raw socket. */
+export function neighborAdvert(target: string, mac: Buffer): Buffer {
+  const buf = Buffer.alloc(32);
+  buf[0] = ND_NEIGHBOR_ADVERT;
+  buf[4] = ND_NA_FLAG_OVERRIDE;
+  ipv6Bytes(target).copy(buf, 8);
+  buf[24] = ND_OPT_TARGET_LINKADDR;
+  buf[25] = 1;
+  mac.copy(buf, 26, 0, 6);
+  return buf;
+}
+
+async function sendUnsolicitedNa(ifname: string, target: string): Promise<void> {
+  let mac: Buffer;
+  let ifindex: number;
+  try {
+    mac = Buffer.from(readFileSync(`/sys/class/net/${ifname}/address`, 'utf8').trim().split(':').map((b) => Number.parseInt(b, 16)));
+    ifindex = Number.parseInt(readFileSync(`/sys/class/net/${ifname}/ifindex`, 'utf8'), 10);
+  } catch {
+    throw new NetError('CARPD_ERR_NET', `no such interface ${ifname}`);
+  }
+  if (mac.length !== 6) throw new NetError('CARPD_ERR_NET', `${ifname} has no Ethernet address`);
+  const raw = createRequire(import.meta.url)('raw-socket') as RawSocketModule6;
+  const o = NA_SOCKOPTS;
+  let socket: RawSocket6;
+  try {
+    socket = raw.createSocket({ protocol: IPPROTO_ICMPV6, addressFamily: raw.AddressFamily.IPv6 });
+  } catch (err) {
+    throw new NetError('CARPD_ERR_NET', `cannot open ICMPv6 socket: ${(err as Error).message}`);
+  }
+  try {
+    socket.pauseRecv();
+    socket.setOption(o.SOL_SOCKET, o.SO_BINDTODEVICE, Buffer.from(ifname), ifname.length);
+    socket.setOption(o.IPPROTO_IPV6, o.IPV6_MULTICAST_IF, ifindex);
+    socket.setOption(o.IPPROTO_IPV6, o.IPV6_MULTICAST_HOPS, 255);
+    const packet = neighborAdvert(target, mac);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('send timed out')), NA_SEND_TIMEOUT_MS);
+      const done = (err?: Error | null): void => {
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      };
+      socket.on('error', done);
+      socket.send(packet, 0, packet.length, 'ff02::1', done);
+    });
+  } catch (err) {
+    throw new NetError('CARPD_ERR_NET', `unsolicited NA for ${target} on ${ifname}: ${(err as Error).message}`);
+  } finally {
+    socket.close();
+  }
+}

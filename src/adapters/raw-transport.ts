@@ -1,0 +1,257 @@
+/**
+ * CARP over a raw IPv4 socket (protocol 112), one socket per interface (Linux).
+ * The kernel builds the IP header; received packets include it, so TTL can be checked.
+ */
+import { readFileSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
+import { createRequire } from 'node:module';
+import { endianness } from 'node:os';
+import type { CarpSocket, OpenSocketOptions, Transport } from './ports.js';
+
+export const CARP_PROTO = 112;
+export const CARP_GROUP_V4 = '224.0.0.18';
+/** IPTOS_LOWDELAY, what ucarp and OpenBSD send (FreeBSD 14 sends DSCP 56 = 0xe0). */
+export const CARP_TOS = 0x10;
+export const CARP_TTL = 255;
+
+/** Socket option numbers for one OS. Multicast options take an int on Linux, a u_char on the BSDs. */
+export interface SockoptTable {
+  SOL_SOCKET: number;
+  IPPROTO_IP: number;
+  /** Linux only; the BSDs tell interfaces apart with IP_RECVIF instead. */
+  SO_BINDTODEVICE?: number;
+  IP_TOS: number;
+  IP_TTL: number;
+  IP_MULTICAST_IF: number;
+  IP_MULTICAST_TTL: number;
+  IP_MULTICAST_LOOP: number;
+  IP_ADD_MEMBERSHIP: number;
+  IP_DROP_MEMBERSHIP: number;
+  /** Whether IP_MULTICAST_TTL/LOOP want a 1-byte value rather than an int. */
+  mcastByteValues: boolean;
+}
+
+/**
+ * One table per OS. Only `linux` is used at run time; the BSD rows are there so nobody copies the
+ * Linux numbers to a BSD backend. The BSDs accept a 12-byte ip_mreqn too (FreeBSD since 7,
+ * OpenBSD since 6.7), and there raw sockets may hand back ip_len in host order.
+ */
+export const SOCKOPTS = {
+  linux: {
+    SOL_SOCKET: 1,
+    IPPROTO_IP: 0,
+    SO_BINDTODEVICE: 25,
+    IP_TOS: 1,
+    IP_TTL: 2,
+    IP_MULTICAST_IF: 32,
+    IP_MULTICAST_TTL: 33,
+    IP_MULTICAST_LOOP: 34,
+    IP_ADD_MEMBERSHIP: 35,
+    IP_DROP_MEMBERSHIP: 36,
+    mcastByteValues: false,
+  },
+  freebsd: {
+    SOL_SOCKET: 0xffff,
+    IPPROTO_IP: 0,
+    IP_TOS: 3,
+    IP_TTL: 4,
+    IP_MULTICAST_IF: 9,
+    IP_MULTICAST_TTL: 10,
+    IP_MULTICAST_LOOP: 11,
+    IP_ADD_MEMBERSHIP: 12,
+    IP_DROP_MEMBERSHIP: 13,
+    mcastByteValues: true,
+  },
+  openbsd: {
+    SOL_SOCKET: 0xffff,
+    IPPROTO_IP: 0,
+    IP_TOS: 3,
+    IP_TTL: 4,
+    IP_MULTICAST_IF: 9,
+    IP_MULTICAST_TTL: 10,
+    IP_MULTICAST_LOOP: 11,
+    IP_ADD_MEMBERSHIP: 12,
+    IP_DROP_MEMBERSHIP: 13,
+    mcastByteValues: true,
+  },
+} as const satisfies Record<string, SockoptTable>;
+
+const LINUX: SockoptTable = SOCKOPTS.linux;
+
+/** The part of raw-socket (CommonJS, untyped) this file uses. */
+interface RawSocket {
+  setOption(level: number, option: number, value: number): void;
+  setOption(level: number, option: number, value: Buffer, length: number): void;
+  send(buffer: Buffer, offset: number, length: number, address: string, cb: (err: Error | null, bytes: number) => void): void;
+  on(event: 'message', cb: (buffer: Buffer, source: string) => void): void;
+  on(event: 'error', cb: (err: Error) => void): void;
+  close(): void;
+}
+interface RawSocketModule {
+  createSocket(options: { protocol: number; addressFamily?: number; bufferSize?: number }): RawSocket;
+  AddressFamily: { IPv4: number; IPv6: number };
+}
+const raw = createRequire(import.meta.url)('raw-socket') as RawSocketModule;
+
+/** Error with a stable code, thrown by `open` when the socket cannot be set up. */
+export class TransportError extends Error {
+  readonly code = 'CARPD_ERR_SOCKET';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TransportError';
+  }
+}
+
+const IFNAME_RE = /^[A-Za-z0-9_.:@-]{1,15}$/;
+
+/** Interface index from sysfs (the process's network namespace). */
+export function ifindexOf(ifname: string): number {
+  if (!IFNAME_RE.test(ifname) || ifname === '.' || ifname === '..') {
+    throw new TransportError(`bad interface name ${JSON.stringify(ifname)}`);
+  }
+  let text: string;
+  try {
+    text = readFileSync(`/sys/class/net/${ifname}/ifindex`, 'utf8');
+  } catch (err) {
+    throw new TransportError(`no such interface ${ifname}`, { cause: err });
+  }
+  const index = Number.parseInt(text.trim(), 10);
+  if (!Number.isInteger(index) || index <= 0) throw new TransportError(`bad ifindex for ${ifname}`);
+  return index;
+}
+
+function inAddr(address: string): Buffer {
+  if (!isIPv4(address)) throw new TransportError(`not an IPv4 address: ${address}`);
+  return Buffer.from(address.split('.').map((octet) => Number(octet)));
+}
+
+/** struct ip_mreqn { in_addr multiaddr; in_addr address; int ifindex; } */
+export function ipMreqn(group: string, address: string, ifindex: number): Buffer {
+  const buf = Buffer.alloc(12);
+  inAddr(group).copy(buf, 0);
+  inAddr(address).copy(buf, 4);
+  if (endianness() === 'LE') buf.writeInt32LE(ifindex, 8);
+  else buf.writeInt32BE(ifindex, 8);
+  return buf;
+}
+
+/** Opens raw CARP sockets on Linux. */
+export class RawTransport implements Transport {
+  open(opts: OpenSocketOptions): CarpSocket {
+    return RawCarpSocket.open(opts);
+  }
+}
+
+
+class RawCarpSocket implements CarpSocket {
+  private readonly messageCbs: Array<(ipPacket: Buffer) => void> = [];
+  private readonly errorCbs: Array<(err: Error) => void> = [];
+  private closed = false;
+
+  private constructor(
+    readonly ifname: string,
+    private readonly group: string,
+    private readonly mreqn: Buffer,
+    private readonly socket: RawSocket,
+  ) {
+    socket.on('message', (buffer: Buffer) => this.deliver(buffer));
+    // raw-socket closes the socket itself after an 'error'; the daemon hears of it here.
+    socket.on('error', (err: Error) => this.fail(err));
+  }
+
+  static open(opts: OpenSocketOptions): RawCarpSocket {
+    const { ifname } = opts;
+    const group = opts.group ?? CARP_GROUP_V4;
+    const srcip = opts.srcip ?? '0.0.0.0';
+    const ifindex = ifindexOf(ifname);
+    const mreqn = ipMreqn(group, srcip, ifindex);
+    const ifOnly = ipMreqn('0.0.0.0', srcip, ifindex);
+
+    let socket: RawSocket;
+    try {
+      socket = raw.createSocket({ protocol: CARP_PROTO, addressFamily: raw.AddressFamily.IPv4 });
+    } catch (err) {
+      throw new TransportError(`cannot open raw socket on ${ifname}: ${(err as Error).message}`, { cause: err });
+    }
+    const set = (what: string, level: number, option: number, value: number | Buffer): void => {
+      try {
+        if (typeof value === 'number') socket.setOption(level, option, value);
+        else socket.setOption(level, option, value, value.length);
+      } catch (err) {
+        throw new TransportError(`${what} on ${ifname}: ${(err as Error).message}`, { cause: err });
+      }
+    };
+    const ip = LINUX.IPPROTO_IP;
+    try {
+      set('SO_BINDTODEVICE', LINUX.SOL_SOCKET, LINUX.SO_BINDTODEVICE!, Buffer.from(ifname));
+      set('IP_TOS', ip, LINUX.IP_TOS, CARP_TOS);
+      set('IP_TTL', ip, LINUX.IP_TTL, CARP_TTL);
+      set('IP_MULTICAST_TTL', ip, LINUX.IP_MULTICAST_TTL, CARP_TTL);
+      set('IP_MULTICAST_LOOP', ip, LINUX.IP_MULTICAST_LOOP, 0);
+      set('IP_MULTICAST_IF', ip, LINUX.IP_MULTICAST_IF, ifOnly);
+      set('IP_ADD_MEMBERSHIP', ip, LINUX.IP_ADD_MEMBERSHIP, mreqn);
+    } catch (err) {
+      socket.close();
+      throw err;
+    }
+    return new RawCarpSocket(ifname, group, mreqn, socket);
+  }
+
+  send(payload: Buffer, dst: string = this.group): void {
+    if (this.closed) {
+      this.reportLater(new TransportError(`send on closed socket ${this.ifname}`));
+      return;
+    }
+    // raw-socket sends later, from its queue: the caller may reuse its buffer at once.
+    const copy = Buffer.from(payload);
+    try {
+      this.socket.send(copy, 0, copy.length, dst, (err: Error | null) => {
+        if (err) this.report(err);
+      });
+    } catch (err) {
+      this.reportLater(err as Error);
+    }
+  }
+
+  onMessage(cb: (ipPacket: Buffer) => void): void {
+    this.messageCbs.push(cb);
+  }
+
+  onSendError(cb: (err: Error) => void): void {
+    this.errorCbs.push(cb);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.socket.setOption(LINUX.IPPROTO_IP, LINUX.IP_DROP_MEMBERSHIP, this.mreqn, this.mreqn.length);
+    } catch {
+      // The interface may be gone already; closing drops the membership anyway.
+    }
+    this.socket.close();
+  }
+
+  private deliver(buffer: Buffer): void {
+    if (this.closed) return;
+    // raw-socket hands out a slice of one shared receive buffer; copy so listeners may keep it.
+    const packet = Buffer.from(buffer);
+    for (const cb of this.messageCbs) cb(packet);
+  }
+
+  private fail(err: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.report(err);
+  }
+
+  private report(err: Error): void {
+    if (this.errorCbs.length === 0) return;
+    const e = err instanceof Error ? err : new Error(String(err));
+    for (const cb of this.errorCbs) cb(e);
+  }
+
+  private reportLater(err: Error): void {
+    queueMicrotask(() => this.report(err));
+  }
+}
