@@ -28,6 +28,8 @@ export interface RunResult {
   stdout: string;
   stderr: string;
   timedOut: boolean;
+  /** Killed because `signal` was aborted. */
+  canceled: boolean;
   /** The signal that ended the command, if any. */
   signal?: string;
   /** Why the command could not run at all (e.g. `ENOENT`), if that is what happened. */
@@ -86,6 +88,7 @@ interface ExecaLike {
   stdout?: unknown;
   stderr?: unknown;
   timedOut?: boolean;
+  isCanceled?: boolean;
   signal?: string;
   failed?: boolean;
   cause?: unknown;
@@ -98,10 +101,11 @@ function toResult(r: ExecaLike): RunResult {
     stdout: typeof r.stdout === 'string' ? r.stdout : '',
     stderr: typeof r.stderr === 'string' ? r.stderr : '',
     timedOut: r.timedOut === true,
+    canceled: r.isCanceled === true,
   };
   if (r.signal) out.signal = r.signal;
   // Only the errno code: execa's messages repeat the argv, which may not be logged.
-  if (r.failed && out.exitCode === null && !out.signal && !out.timedOut) {
+  if (r.failed && out.exitCode === null && !out.signal && !out.timedOut && !out.canceled) {
     const cause = r.cause as { code?: unknown } | undefined;
     out.spawnError = typeof cause?.code === 'string' ? cause.code : typeof r.code === 'string' ? r.code : 'spawn failed';
   }

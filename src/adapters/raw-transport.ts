@@ -202,6 +202,10 @@ class RawCarpSocket implements CarpSocket {
       this.reportLater(new TransportError(`send on closed socket ${this.ifname}`));
       return;
     }
+    if (!isIPv4(dst)) {
+      this.reportLater(new TransportError(`bad destination ${JSON.stringify(dst)}`));
+      return;
+    }
     // raw-socket sends later, from its queue: the caller may reuse its buffer at once.
     const copy = Buffer.from(payload);
     try {

@@ -209,6 +209,7 @@ export async function sweepStaleLabs(prefix = 'carpd'): Promise<string[]> {
   for (const name of names) {
     const m = re.exec(name);
     if (!m || pidAlive(Number(m[1]))) continue;
+    await killNsPids(name);
     const r = await run(['ip', 'netns', 'del', name], { timeoutMs: CMD_TIMEOUT_MS });
     if (r.exitCode === 0) removed.push(name);
   }
@@ -444,6 +445,9 @@ class LabImpl implements Lab {
     for (const c of children) signalPid(c.pid, 'SIGTERM');
     await Promise.all(children.map((c) => this.waitExit(c, KILL_GRACE_MS)));
     for (const ns of [...this.made].reverse()) {
+      // Anything still in our namespaces was started by us (a child's children, a daemon that
+      // forked); left alive, it would keep the namespace and its interfaces in existence.
+      await killNsPids(ns);
       await run(['ip', 'netns', 'del', ns], { timeoutMs: CMD_TIMEOUT_MS, env: LAB_ENV });
     }
     this.made.length = 0;
@@ -456,6 +460,8 @@ class LabImpl implements Lab {
     this.destroyed = true;
     for (const c of this.children.values()) if (!hasExited(c)) signalPid(c.pid, 'SIGKILL');
     for (const ns of [...this.made].reverse()) {
+      const r = execaSync('ip', ['netns', 'pids', ns], { reject: false, timeout: CMD_TIMEOUT_MS, env: LAB_ENV, extendEnv: false, stdin: 'ignore' });
+      for (const pid of parsePids(typeof r.stdout === 'string' ? r.stdout : '')) signalPid(pid, 'SIGKILL');
       execaSync('ip', ['netns', 'del', ns], { reject: false, timeout: CMD_TIMEOUT_MS, env: LAB_ENV, extendEnv: false, stdio: 'ignore' });
     }
     this.made.length = 0;
@@ -467,6 +473,17 @@ class LabImpl implements Lab {
     liveLabs.delete(this);
     if (liveLabs.size === 0) uninstallHandlers();
   }
+}
+
+/** SIGKILL every process inside one of our namespaces. */
+async function killNsPids(ns: string): Promise<void> {
+  const r = await run(['ip', 'netns', 'pids', ns], { timeoutMs: CMD_TIMEOUT_MS, env: LAB_ENV });
+  if (r.exitCode !== 0) return;
+  for (const pid of parsePids(r.stdout)) signalPid(pid, 'SIGKILL');
+}
+
+function parsePids(text: string): number[] {
+  return text.split('\n').map((l) => l.trim()).filter((l) => /^\d+$/.test(l)).map(Number).filter((pid) => pid > 1 && pid !== process.pid);
 }
 
 function hasExited(child: ChildProcess): boolean {
