@@ -4,6 +4,8 @@ import type { Clock } from './ports.js';
 
 /** setTimeout's largest delay; longer waits re-arm in steps. */
 const MAX_DELAY_MS = 0x7fffffff;
+/** How early the first of the two timer stages wakes. */
+const COARSE_MS = 15;
 
 /**
  * Monotonic time from `performance.now()`, with one real setTimeout armed for the earliest due
@@ -37,7 +39,10 @@ export class MonotonicClock implements Clock {
       this.handle = undefined;
       return;
     }
-    const delay = Math.min(Math.max(0, Math.ceil(due.at - this.now())), MAX_DELAY_MS);
+    // libuv measures timers against a loop time cached at the start of each turn, so a long
+    // setTimeout lands a few ms late. Aim COARSE_MS early, then finish with a short one.
+    const left = due.at - this.now();
+    const delay = Math.min(Math.max(0, left > COARSE_MS * 2 ? left - COARSE_MS : Math.ceil(left)), MAX_DELAY_MS);
     this.handle = setTimeout(() => this.fire(due), delay);
   }
 

@@ -86,6 +86,8 @@ interface RawSocket {
   on(event: 'message', cb: (buffer: Buffer, source: string) => void): void;
   on(event: 'error', cb: (err: Error) => void): void;
   close(): void;
+  /** The native socket: its send() calls sendto(2) at once and throws on failure. */
+  wrap: { send(buffer: Buffer, offset: number, length: number, address: string, cb: (bytes: number) => void): void };
 }
 interface RawSocketModule {
   createSocket(options: { protocol: number; addressFamily?: number; bufferSize?: number }): RawSocket;
@@ -206,7 +208,19 @@ class RawCarpSocket implements CarpSocket {
       this.reportLater(new TransportError(`bad destination ${JSON.stringify(dst)}`));
       return;
     }
-    // raw-socket sends later, from its queue: the caller may reuse its buffer at once.
+    // Send now, with sendto(2) on the native socket. raw-socket's own send() waits for a
+    // writable event on the next loop turn, and anything that blocks the loop in between (a
+    // child process being spawned for the VIP, say) would delay the advert by milliseconds.
+    try {
+      this.socket.wrap.send(payload, 0, payload.length, dst, () => undefined);
+      return;
+    } catch (err) {
+      if (!/temporarily unavailable|EAGAIN|EWOULDBLOCK/i.test((err as Error).message)) {
+        this.reportLater(err as Error);
+        return;
+      }
+    }
+    // Socket buffer full: fall back to raw-socket's queue, which waits until it is writable.
     const copy = Buffer.from(payload);
     try {
       this.socket.send(copy, 0, copy.length, dst, (err: Error | null) => {

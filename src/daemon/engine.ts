@@ -197,6 +197,7 @@ export class Engine extends EventEmitter {
     // FreeBSD and ucarp copy the peer's counter on every valid receive.
     v.counter = res.header.counter;
     const now = this.opts.clock.now();
+    if (this.model.global.log >= LOG.DEBUG) this.log(LOG.DEBUG, `carp: ${v.cfg.key}: advert from ${res.src} advbase ${res.header.advbase} advskew ${res.header.advskew} demote ${res.header.demote}`);
     this.apply(v, { type: 'advert', advert: { src: res.src, advbase: res.header.advbase, advskew: res.header.advskew, demote: res.header.demote } }, now);
     this.arm();
   }
