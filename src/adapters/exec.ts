@@ -38,9 +38,25 @@ export interface RunResult {
 
 const MAX_BUFFER = 4 * 1024 * 1024;
 
+/**
+ * Spawning a process blocks the event loop for a few milliseconds. A burst of them (255 vhids
+ * becoming MASTER, each with a gratuitous ARP) would hold up adverts and timers, so spawns are
+ * spaced at least SPAWN_GAP_MS apart and the protocol gets the loop in between.
+ */
+const SPAWN_GAP_MS = 5;
+let nextSpawnAt = 0;
+
+function spawnTurn(): Promise<void> {
+  const now = performance.now();
+  const at = Math.max(now, nextSpawnAt);
+  nextSpawnAt = at + SPAWN_GAP_MS;
+  return at <= now ? Promise.resolve() : new Promise((r) => setTimeout(r, at - now));
+}
+
 /** Run `argv[0]` with `argv.slice(1)`; never rejects for a failing command, only for bad arguments. */
 export async function run(argv: readonly string[], opts: RunOptions): Promise<RunResult> {
   const [file, ...args] = checkArgv(argv);
+  await spawnTurn();
   const result = await execa(file, args, {
     reject: false,
     timeout: opts.timeoutMs,

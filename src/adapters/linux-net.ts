@@ -63,6 +63,9 @@ export class LinuxNet implements NetBackend {
   private arping: Promise<ArpingFlavor> | undefined;
   /** VIPs this backend added, per interface: primaryAddress never reports one of them. */
   private readonly added = new Map<string, Set<string>>();
+  private readonly ipQueue: { argv: string[]; benign: RegExp; resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** arping waits a second after its one packet: bound how many run at once. */
+  private readonly arpingSlots = new Slots(ARPING_CONCURRENCY);
 
   constructor(opts: LinuxNetOptions = {}) {
     this.logger = opts.logger;
@@ -76,9 +79,8 @@ export class LinuxNet implements NetBackend {
     const argv = vip.family === 4
       ? ['ip', 'addr', 'add', vip.cidr, 'dev', ifname]
       : ['ip', '-6', 'addr', 'add', vip.cidr, 'dev', ifname, 'nodad'];
-    const r = await this.cmd(argv);
     // EEXIST: "RTNETLINK answers: File exists", or with extack "Error: ipv4: Address already assigned."
-    if (r.exitCode !== 0 && !/File exists|already assigned/i.test(r.stderr)) throw this.failed(argv, r);
+    await this.ipCommand(argv, /File exists|already assigned/i);
     let set = this.added.get(ifname);
     if (!set) this.added.set(ifname, (set = new Set()));
     set.add(vip.address);
@@ -88,9 +90,8 @@ export class LinuxNet implements NetBackend {
     checkIfname(ifname);
     const vip = parseVip(cidr);
     const argv = ['ip', ...(vip.family === 6 ? ['-6'] : []), 'addr', 'del', vip.cidr, 'dev', ifname];
-    const r = await this.cmd(argv);
     // Already gone is what we wanted.
-    if (r.exitCode !== 0 && !/Cannot assign requested address|not found|No such address/i.test(r.stderr)) throw this.failed(argv, r);
+    await this.ipCommand(argv, /Cannot assign requested address|not found|No such address/i);
     this.added.get(ifname)?.delete(vip.address);
   }
 
@@ -111,7 +112,7 @@ export class LinuxNet implements NetBackend {
     const argv = flavor === 'iputils'
       ? ['arping', '-U', '-c', '1', '-I', ifname, vip.address]
       : ['arping', '-U', '-c', '1', '-i', ifname, '-S', vip.address, vip.address];
-    const r = await this.cmd(argv);
+    const r = await this.arpingSlots.run(() => this.cmd(argv));
     // Habets' arping exits 1 when nobody answered, which nobody does to a gratuitous ARP.
     const sent = r.exitCode === 0 || (flavor === 'habets' && r.exitCode === 1 && /\b[1-9]\d* packets transmitted/.test(r.stdout));
     if (!sent) throw this.failed(argv, r);
@@ -172,6 +173,39 @@ export class LinuxNet implements NetBackend {
     return () => clearInterval(timer);
   }
 
+  /**
+   * Run one `ip` command, batched with the others asked for in the same turn of the loop: 255
+   * vhids becoming MASTER at once cost one `ip -batch` process, not 255 (each spawn blocks the
+   * event loop for milliseconds). A failed batch is retried command by command, so every caller
+   * gets its own result. `benign` failures (already there, already gone) count as success.
+   */
+  private ipCommand(argv: string[], benign: RegExp): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.ipQueue.push({ argv, benign, resolve, reject });
+      if (this.ipQueue.length === 1) setImmediate(() => void this.flushIp());
+    });
+  }
+
+  private async flushIp(): Promise<void> {
+    const batch = this.ipQueue.splice(0);
+    if (batch.length > 1) {
+      // Arguments were validated (interface name, parsed address), so a line is safe to join.
+      const input = batch.map((b) => b.argv.slice(1).join(' ')).join('\n') + '\n';
+      const r = await run(['ip', '-force', '-batch', '-'], { timeoutMs: this.timeoutMs, input });
+      if (r.exitCode === 0) {
+        for (const b of batch) b.resolve();
+        return;
+      }
+    }
+    await Promise.all(
+      batch.map(async (b) => {
+        const r = await this.cmd(b.argv);
+        if (r.exitCode !== 0 && !b.benign.test(r.stderr)) b.reject(this.failed(b.argv, r));
+        else b.resolve();
+      }),
+    );
+  }
+
   private cmd(argv: string[]): Promise<RunResult> {
     return run(argv, { timeoutMs: this.timeoutMs });
   }
@@ -184,6 +218,26 @@ export class LinuxNet implements NetBackend {
 
   private log(level: number, message: string): void {
     this.logger?.log(level, message);
+  }
+}
+
+const ARPING_CONCURRENCY = 32;
+
+/** A counting semaphore: at most `n` jobs at once, the rest wait in order. */
+class Slots {
+  private busy = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly n: number) {}
+
+  async run<T>(job: () => Promise<T>): Promise<T> {
+    if (this.busy >= this.n) await new Promise<void>((r) => this.waiting.push(r));
+    this.busy++;
+    try {
+      return await job();
+    } finally {
+      this.busy--;
+      this.waiting.shift()?.();
+    }
   }
 }
 

@@ -24,16 +24,24 @@ export interface LabPeer {
   procs: ChildProcess[];
 }
 
-/** The VIP of vhid `v` in the lab's 198.18.0.0/24. */
+/** Lab nodes sit in 198.18.0.0/16 (RFC 2544 benchmarking range): nodes 198.18.0.N, VIPs 198.18.1.V. */
+export const LAB_PREFIX_LEN = 16;
+
+/** The VIP of vhid `v` (1..255). */
 export function labVip(v: number): string {
-  return `198.18.0.${100 + v}`;
+  return `198.18.1.${v}`;
+}
+
+/** Node specs for createLab with the lab's /16 addressing. */
+export function labNodes(names: string[]): { name: string; address: string }[] {
+  return names.map((name, i) => ({ name, address: `198.18.0.${i + 1}/${LAB_PREFIX_LEN}` }));
 }
 
 /** A carpd.conf for one lab node. */
 export function labConfig(opts: { vhids: number; advskew: number; passfile: string; preempt?: boolean; advbase?: number }): string {
   const lines = ['[carpd]', `preempt = ${opts.preempt ? 'yes' : 'no'}`, 'log = 5', ''];
   for (let v = 1; v <= opts.vhids; v++) {
-    lines.push(`[vhid.v${v}]`, `vhid = ${v}`, 'interface = eth0', `address = ${labVip(v)}/24`, `advbase = ${opts.advbase ?? 1}`, `advskew = ${opts.advskew}`, `passfile = ${opts.passfile}`, '');
+    lines.push(`[vhid.v${v}]`, `vhid = ${v}`, 'interface = eth0', `address = ${labVip(v)}/${LAB_PREFIX_LEN}`, `advbase = ${opts.advbase ?? 1}`, `advskew = ${opts.advskew}`, `passfile = ${opts.passfile}`, '');
   }
   return lines.join('\n');
 }
@@ -50,8 +58,8 @@ export function writePassfile(dir: string, password = LAB_PASSWORD): string {
 export function writeUcarpScripts(dir: string): { up: string; down: string } {
   const up = join(dir, 'vip-up.sh');
   const down = join(dir, 'vip-down.sh');
-  writeFileSync(up, '#!/bin/sh\nexec /sbin/ip addr add "$2"/24 dev "$1"\n', { mode: 0o700 });
-  writeFileSync(down, '#!/bin/sh\nexec /sbin/ip addr del "$2"/24 dev "$1"\n', { mode: 0o700 });
+  writeFileSync(up, `#!/bin/sh\nexec /sbin/ip addr add "$2"/${LAB_PREFIX_LEN} dev "$1"\n`, { mode: 0o700 });
+  writeFileSync(down, `#!/bin/sh\nexec /sbin/ip addr del "$2"/${LAB_PREFIX_LEN} dev "$1"\n`, { mode: 0o700 });
   return { up, down };
 }
 
@@ -100,6 +108,23 @@ export function currentMasters(heard: HeardAdvert[], vhids: number, now: number,
   return out;
 }
 
+/** "n1 is MASTER of vhids 1-255", grouped by master, so 255 vhids fit on a line. */
+export function summarize(masters: Map<number, string>, name: (src: string) => string): string {
+  const by = new Map<string, number[]>();
+  for (const [v, s] of [...masters].sort(([a], [b]) => a - b)) by.set(name(s), [...(by.get(name(s)) ?? []), v]);
+  const ranges = (vs: number[]) => {
+    const out: string[] = [];
+    for (let i = 0; i < vs.length; ) {
+      let j = i;
+      while (j + 1 < vs.length && vs[j + 1] === vs[j]! + 1) j++;
+      out.push(i === j ? `${vs[i]}` : `${vs[i]}-${vs[j]}`);
+      i = j + 1;
+    }
+    return out.join(',');
+  };
+  return [...by].map(([n, vs]) => `${n} is MASTER of vhid${vs.length > 1 ? 's' : ''} ${ranges(vs)}`).join('; ');
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -121,7 +146,7 @@ export async function labCommand(args: string[], io: Io): Promise<number> {
   const names = [...Array.from({ length: nCarpd }, (_, i) => `n${i + 1}`), ...(withUcarp ? ['ucarp'] : []), 'obs'];
   io.out(`carpd lab: ${nCarpd} carpd node(s)${withUcarp ? ' + 1 ucarp node' : ''}, ${vhids} vhid(s), advbase 1, advskew step ${step}`);
 
-  const lab = await createLab({ prefix: 'carpdlab', nodes: names });
+  const lab = await createLab({ prefix: 'carpdlab', nodes: labNodes(names) });
   let interrupted = false;
   const onInt = () => {
     interrupted = true;
@@ -135,7 +160,8 @@ export async function labCommand(args: string[], io: Io): Promise<number> {
     await sleep(300);
 
     const peers: LabPeer[] = [];
-    const quiet = /INIT -> BACKUP|running|MASTER|BACKUP/;
+    // One line per node and state, not per vhid: 255 vhids would flood the screen.
+    const quiet = vhids <= 4 ? /INIT -> BACKUP|running|MASTER|BACKUP|:\d+: |error|cannot/i : /running|:\d+: |error|cannot/i;
     names.slice(0, -1).forEach((name, i) => {
       const node = lab.node(name);
       const advskew = i * step;
@@ -162,7 +188,7 @@ export async function labCommand(args: string[], io: Io): Promise<number> {
       { timeoutMs: 20_000, what: 'one master per vhid' },
     );
     const master = bySrc(masters.get(1)!)!;
-    say(`elected: ${[...masters].map(([v, s]) => `vhid ${v} → ${bySrc(s)?.node.name}`).join(', ')}`);
+    say(`elected: ${summarize(masters, (s) => bySrc(s)?.node.name ?? s)}`);
     const addrs = await lab.exec(master.node.ns, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
     const vipsUp = Array.from({ length: vhids }, (_, i) => labVip(i + 1)).filter((a) => addrs.stdout.includes(`${a}/`));
     say(`${master.node.name} holds ${vipsUp.length}/${vhids} VIP(s)${vipsUp.length ? `: ${vipsUp.slice(0, 3).join(', ')}${vipsUp.length > 3 ? ', …' : ''}` : ''}`);

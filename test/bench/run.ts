@@ -14,7 +14,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { intOpt, last, parseArgs } from '../../src/cli/args.js';
-import { labConfig, median, spawnCarpd, spawnUcarp, writePassfile } from '../../src/lab/lab.js';
+import { labConfig, labNodes, median, spawnCarpd, spawnUcarp, writePassfile } from '../../src/lab/lab.js';
 import { createLab, sleep, waitFor, type Lab, type LabNode } from '../../src/lab/netns.js';
 import { carpHeader } from '../../src/proto/carp-header.js';
 import { decodeIpv4 } from '../../src/proto/ipv4.js';
@@ -65,7 +65,7 @@ async function stopAll(lab: Lab, procs: ChildProcess[]): Promise<void> {
 async function flushVips(lab: Lab, nodes: LabNode[]): Promise<void> {
   for (const n of nodes) {
     const r = await lab.exec(n.ns, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
-    for (const m of r.stdout.matchAll(/inet (198\.18\.0\.1\d\d\/\d+)/g)) await lab.exec(n.ns, ['ip', 'addr', 'del', m[1]!, 'dev', 'eth0']);
+    for (const m of r.stdout.matchAll(/inet (198\.18\.1\.\d+\/\d+)/g)) await lab.exec(n.ns, ['ip', 'addr', 'del', m[1]!, 'dev', 'eth0']);
   }
 }
 
@@ -138,7 +138,7 @@ async function scaleRun(lab: Lab, kind: Kind, vhids: number, seconds: number, pa
     await waitFor(
       async () => {
         const r = await lab.exec(m.ns, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
-        return (r.stdout.match(/198\.18\./g) ?? []).length >= vhids + 1;
+        return (r.stdout.match(/198\.18\.1\./g) ?? []).length >= vhids;
       },
       { timeoutMs: 60_000, intervalMs: 500, what: `${kind}: ${vhids} VIPs on the master` },
     ).catch(() => undefined);
@@ -165,7 +165,7 @@ async function main(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   console.log(`carpd bench, ${date}, node ${process.version}, ${(await import('node:os')).cpus().length} cores`);
 
-  const lab = await createLab({ prefix: 'carpdbench', nodes: ['a', 'b'] });
+  const lab = await createLab({ prefix: 'carpdbench', nodes: labNodes(['a', 'b']) });
   try {
     const passfile = writePassfile(lab.dir);
     if (only !== 'scale') {
