@@ -6,6 +6,7 @@ import { RawTransport } from '../adapters/raw-transport.js';
 import type { CarpModel } from '../config/model.js';
 import { netstatLines } from '../proto/counters.js';
 import { Engine, LOG, type TransitionEvent } from './engine.js';
+import { ScriptQueue, scriptArgv, type ScriptPolicy } from './scripts.js';
 
 export interface DaemonOptions {
   model: CarpModel;
@@ -19,8 +20,8 @@ export interface DaemonOptions {
   onUsr2?: (engine: Engine) => void;
   /** SIGHUP ends the daemon (ucarp), instead of asking for a reload. */
   hupExits?: boolean;
-  /** Runs after the engine has stopped, before exit (ucarp's -z down script). */
-  beforeExit?: (engine: Engine) => Promise<void>;
+  /** When up/down scripts run (ucarp's -n and -z); default: both off... and on shutdown. */
+  scripts?: ScriptPolicy;
 }
 
 /** One status line per vhid, in ifconfig's words. */
@@ -49,7 +50,15 @@ export function runDaemon(opts: DaemonOptions): Promise<number> {
     clock: new MonotonicClock(),
     logger,
   });
-  if (opts.onTransition) engine.on('transition', opts.onTransition);
+  const scripts = new ScriptQueue(logger);
+  const policy = opts.scripts ?? { neutral: false, shutdown: true };
+  const byKey = new Map(model.vhids.map((v) => [v.key, v]));
+  engine.on('transition', (ev: TransitionEvent) => {
+    opts.onTransition?.(ev);
+    const v = byKey.get(ev.key);
+    const argv = v && scriptArgv(v, ev, policy);
+    if (argv) scripts.push(argv);
+  });
   try {
     engine.start();
   } catch (err) {
@@ -75,7 +84,7 @@ export function runDaemon(opts: DaemonOptions): Promise<number> {
       logger.log(LOG.INFO, `carpd: ${sig}: shutting down`);
       engine
         .stop()
-        .then(() => opts.beforeExit?.(engine))
+        .then(() => scripts.drain())
         .catch((err: unknown) => logger.log(LOG.ERR, `carpd: shutdown: ${String(err)}`))
         .finally(() => {
           for (const [s, fn] of handlers) process.off(s, fn);

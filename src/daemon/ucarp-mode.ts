@@ -4,12 +4,11 @@
  * Unlike ucarp, the protocol never waits for a script: scripts run in order in a queue of their own.
  */
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { LinuxNet } from '../adapters/linux-net.js';
-import { run } from '../adapters/exec.js';
-import type { Logger, NetBackend } from '../adapters/ports.js';
+import type { NetBackend } from '../adapters/ports.js';
 import type { Io } from '../cli/run.js';
 import { parseUcarpArgs } from '../config/ucarp-args.js';
-import type { VhidConfig } from '../config/model.js';
 import type { CarpState } from '../core/machine.js';
 import { LOG, type Engine, type TransitionEvent } from './engine.js';
 import { createLogger } from './logger.js';
@@ -17,20 +16,6 @@ import { runDaemon } from './run.js';
 
 /** ucarp holds off this long after SIGUSR2 before listening for a master again. */
 export const USR2_HOLD_MS = 3000;
-const SCRIPT_TIMEOUT_MS = 120_000;
-
-/** The VIP as ucarp passes it to scripts: the address without prefix length. */
-function bareVip(v: VhidConfig): string {
-  return (v.addresses[0] ?? '').split('/')[0]!;
-}
-
-/** Which script a transition runs in ucarp mode, if any. */
-export function scriptFor(ev: Pick<TransitionEvent, 'from' | 'to' | 'reason'>, opts: { neutral: boolean; shutdown: boolean }): 'up' | 'down' | undefined {
-  if (ev.to === 'MASTER') return 'up';
-  if (ev.to === 'BACKUP') return ev.from === 'INIT' && opts.neutral ? undefined : 'down';
-  if (ev.from === 'MASTER') return ev.reason === 'shutdown' && !opts.shutdown ? undefined : 'down';
-  return undefined;
-}
 
 /** ucarp leaves the VIP to its scripts: only the gratuitous ARP is ours. */
 class ScriptsOwnVips implements NetBackend {
@@ -51,60 +36,71 @@ class ScriptsOwnVips implements NetBackend {
   }
 }
 
-/** Runs up/down scripts one at a time, in transition order. */
-class ScriptQueue {
-  private tail: Promise<void> = Promise.resolve();
-  constructor(private readonly logger: Logger) {}
+/** Set in the environment of the detached child: it must not daemonize again. */
+const FOREGROUND_ENV = 'CARPD_UCARP_FOREGROUND';
+/** A -p password handed to the detached child out of band, so ps never shows it. */
+const PASS_ENV = 'CARPD_UCARP_PASS';
 
-  push(argv: string[]): void {
-    this.tail = this.tail.then(async () => {
-      const r = await run(argv, { timeoutMs: SCRIPT_TIMEOUT_MS });
-      if (r.exitCode !== 0) this.logger.log(LOG.WARN, `[WARNING] ${argv[0]} exited with ${r.timedOut ? 'a timeout' : `status ${r.exitCode}`}`);
-    }).catch((err: unknown) => this.logger.log(LOG.ERR, `[ERROR] ${argv[0]}: ${err instanceof Error ? err.message : String(err)}`));
+/** Options that take a value, by both names, for moving -p out of argv. */
+function withoutPass(args: string[]): { args: string[]; pass?: string } {
+  const out: string[] = [];
+  let pass: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '-p' || a === '--pass') pass = args[++i];
+    else if (a.startsWith('--pass=')) pass = a.slice('--pass='.length);
+    else if (/^-p./.test(a)) pass = a.slice(2);
+    else out.push(a);
   }
-
-  drain(): Promise<void> {
-    return this.tail;
-  }
+  return pass === undefined ? { args: out } : { args: out, pass };
 }
 
 /** Re-run ourselves detached, logging to syslog through logger(1), like ucarp -B. */
 function daemonize(args: string[], facility: string): void {
+  const { args: rest, pass } = withoutPass(args);
   const syslog = spawn('logger', ['-t', 'ucarp', '-p', `${facility}.info`], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
-  const child = spawn(process.execPath, [process.argv[1]!, 'ucarp', ...args.filter((a) => a !== '-B' && a !== '--daemonize')], {
+  const child = spawn(process.execPath, [process.argv[1]!, 'ucarp', ...rest], {
     detached: true,
     stdio: ['ignore', syslog.stdin!, syslog.stdin!],
+    env: { ...process.env, [FOREGROUND_ENV]: '1', ...(pass !== undefined ? { [PASS_ENV]: pass } : {}) },
   });
   child.unref();
   syslog.unref();
 }
 
+/** ucarp's pcap_lookupdev(): the first interface that is up and not loopback. */
+function defaultInterface(): string | undefined {
+  try {
+    return readdirSync('/sys/class/net')
+      .sort()
+      .find((i) => i !== 'lo' && readFileSync(`/sys/class/net/${i}/operstate`, 'utf8').trim() === 'up');
+  } catch {
+    return undefined;
+  }
+}
+
 export async function ucarpCommand(args: string[], io: Io): Promise<number> {
   // Whatever was on our command line (a -p secret) should not stay visible in ps.
   process.title = 'carpd ucarp';
-  const parsed = parseUcarpArgs(args);
+  const inherited = process.env[PASS_ENV];
+  delete process.env[PASS_ENV];
+  const parsed = parseUcarpArgs(inherited !== undefined ? [...args, '-p', inherited] : args, { defaultInterface });
   if (parsed.kind === 'help') {
     io.out(parsed.usage);
     return 0;
   }
   const { model, options } = parsed;
-  if (options.daemonize) {
+  if (options.daemonize && process.env[FOREGROUND_ENV] !== '1') {
     daemonize(args, options.facility);
     return 0;
   }
   const logger = createLogger({ tag: 'ucarp', timestamps: false });
   for (const w of options.warnings) logger.log(LOG.WARN, `[WARNING] ${w}`);
-  if (options.passOnArgv) logger.log(LOG.WARN, '[WARNING] the password was given on the command line, where ps shows it: use --passfile');
   const vh = model.vhids[0]!;
-  const scripts = new ScriptQueue(logger);
   let state: CarpState = 'INIT';
-
   const onTransition = (ev: TransitionEvent) => {
     state = ev.to;
     if (ev.to !== 'INIT') logger.log(LOG.WARN, `[WARNING] Switching to state: ${ev.to}`);
-    const which = scriptFor(ev, options);
-    const script = which === 'up' ? vh.upscript : which === 'down' ? vh.downscript : undefined;
-    if (script) scripts.push([script, vh.interface, bareVip(vh), ...(vh.xparam !== undefined ? [vh.xparam] : [])]);
   };
   return runDaemon({
     model,
@@ -118,6 +114,6 @@ export async function ucarpCommand(args: string[], io: Io): Promise<number> {
       logger.log(LOG.DEBUG, '[DEBUG] Caught signal (USR2) considering going down');
       engine.force(vh.key, 'BACKUP', 'SIGUSR2', USR2_HOLD_MS);
     },
-    beforeExit: () => scripts.drain(),
+    scripts: { neutral: options.neutral, shutdown: options.shutdown },
   });
 }
