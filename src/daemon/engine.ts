@@ -88,6 +88,8 @@ export class Engine extends EventEmitter {
   private readonly ownAddresses = new Set<string>();
   private readonly limiter = new RateLimiter(60_000);
   private seq = 0;
+  private phaseGate: ((ev: TransitionEvent) => Promise<void> | undefined) | undefined;
+  private phaseBudgetMs = 500;
   private stopLinks?: () => void;
   private running = false;
 
@@ -282,6 +284,18 @@ export class Engine extends EventEmitter {
           reason: fx.reason,
         };
         this.emit('transition', ev);
+        // A pre-phase (pre-master, pre-backup) may hold the VIP step back, never the advert and
+        // never beyond the budget: the protocol does not wait on plugins.
+        const gate = this.phaseGate?.(ev);
+        if (gate) {
+          this.enqueueNet(v, 'pre-phase', async () => {
+            let timer: NodeJS.Timeout | undefined;
+            const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), this.phaseBudgetMs)));
+            const res = await Promise.race([gate.then(() => 'done' as const, () => 'done' as const), late]);
+            clearTimeout(timer);
+            if (res === 'late') this.log(LOG.WARN, `carp: ${v.cfg.key}: pre-${fx.to.toLowerCase()} phase still running after ${this.phaseBudgetMs} ms; moving the VIP anyway`);
+          });
+        }
         break;
       }
     }
@@ -291,6 +305,15 @@ export class Engine extends EventEmitter {
     v.netQueue = v.netQueue.then(job).catch((err: unknown) => {
       this.log(LOG.ERR, `carp: ${v.cfg.key}: ${what} failed: ${err instanceof Error ? err.message : String(err)}`);
     });
+  }
+
+  /**
+   * Install the plugin host's pre-phase: called on every transition, it may return a promise the
+   * VIP step waits for, at most `budgetMs`.
+   */
+  setPhaseGate(gate: ((ev: TransitionEvent) => Promise<void> | undefined) | undefined, budgetMs = 500): void {
+    this.phaseGate = gate;
+    this.phaseBudgetMs = budgetMs;
   }
 
   /** Adjust a group's demotion on behalf of `by` (carpctl demote, plugins, health checks). */

@@ -217,3 +217,29 @@ describe('simulated cluster', () => {
     assert.equal(sim.node('n2').engine.force('9@eth0', 'MASTER'), false);
   });
 });
+
+describe('phase gate', () => {
+  it('holds the VIP step for a pre-phase but never the advert, and never past the budget', async () => {
+    const sim = new Sim();
+    const a = sim.add('a', 1, [vhidCfg(1, 0)]);
+    let release!: () => void;
+    a.engine.setPhaseGate((ev) => (ev.to === 'MASTER' ? new Promise<void>((r) => (release = r)) : undefined), 50);
+    a.engine.start();
+    sim.time.advance(3100);
+    assert.equal(sim.state('a', KEY), 'MASTER');
+    assert.equal(sim.wire.log.length, 1, 'the advert went out while the pre-phase runs');
+    await settle();
+    assert.deepEqual(a.net.actions, [], 'VIP held back by the pre-phase');
+    release();
+    await settle();
+    assert.deepEqual(a.net.actions, ['add 198.18.0.101/24 eth0', 'garp 198.18.0.101/24 eth0']);
+
+    const b = new Sim().add('b', 2, [vhidCfg(1, 0)]);
+    b.engine.setPhaseGate(() => new Promise<void>(() => undefined), 30);
+    b.engine.start();
+    b.engine.force(KEY, 'MASTER');
+    await new Promise((r) => setTimeout(r, 80));
+    assert.deepEqual(b.net.actions, ['add 198.18.0.101/24 eth0', 'garp 198.18.0.101/24 eth0'], 'a hung pre-phase does not keep the VIP away');
+    assert.ok(b.logs.some((l) => l.includes('pre-master phase still running after 30 ms')));
+  });
+});
