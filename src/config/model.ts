@@ -15,6 +15,22 @@ export interface GlobalConfig {
   masterDown?: MasterDownFormula;
   /** Demotion added while an interface has no carrier (FreeBSD ifdown_demotion_factor). */
   ifdownDemotion?: number;
+  /** Demotion added after repeated send errors (FreeBSD senderr_demotion_factor). */
+  senderrDemotion?: number;
+  /** Directory for persistent state (maintenance intent). Default /var/db/carpd. */
+  stateDir?: string;
+  /** Prometheus listener `address:port` (loopback by default); off when unset. */
+  metrics?: string;
+  /** Seconds between gratuitous ARP refreshes while MASTER; 0 or unset = off. */
+  garpRefresh?: number;
+  /** How long the VIP step may wait for a pre-phase (pre-master / pre-backup), ms. Default 500. */
+  prePhaseBudgetMs?: number;
+  /** Operator plugin directory (plugins/<name>/ layout). */
+  pluginDir?: string;
+  /** Operator template override directory (templates/<plugin>/… layout). */
+  templateDir?: string;
+  /** Default timeout of a plugin hook, ms. Default 10000. */
+  hookTimeoutMs?: number;
 }
 
 export interface VhidConfig {
@@ -71,11 +87,67 @@ export interface ExtraSection {
   entries: ExtraEntry[];
 }
 
+/** What a plugin or health check follows: one vhid (by section name or key), a group, or the node role. */
+export type Follow = { kind: 'vhid'; ref: string } | { kind: 'group'; group: string } | { kind: 'node' };
+
+/** What happens when a plugin hook fails. */
+export type FailurePolicy = { kind: 'ignore' } | { kind: 'retry'; times: number } | { kind: 'demote'; by: number };
+
+/** `[plugin.NAME]` in carpd.conf. */
+export interface PluginConfig {
+  /** The plugin's name: its folder under plugins/ (or the operator plugin dir). */
+  name: string;
+  follow: Follow;
+  /** Default { kind: 'ignore' }. */
+  onFailure?: FailurePolicy;
+  /** Hook timeout override, ms. */
+  timeoutMs?: number;
+  /** Every other key of the section, for the plugin itself (repeated keys joined by ","). */
+  options: Record<string, string>;
+  /** `file:line` of the section header. */
+  source: string;
+}
+
+/** `[health.NAME]`: a scheduled check that adds or removes demotion with hysteresis. */
+export interface HealthConfig {
+  name: string;
+  /** argv, split from the config value like a shell would split words (quotes honoured), never run through a shell. */
+  command: string[];
+  /** Either an interval (ms) or a node-cron expression. */
+  intervalMs?: number;
+  schedule?: string;
+  timeoutMs?: number;
+  /** Consecutive successes to clear the demotion (keepalived rise). Default 1. */
+  rise: number;
+  /** Consecutive failures to demote (keepalived fall). Default 1. */
+  fall: number;
+  /** Demotion while failed. Default 240. */
+  demote: number;
+  /** Demotion group. Default `carp`. */
+  group: string;
+  source: string;
+}
+
+/** `[maintenance]`: scheduled maintenance windows (node-cron). */
+export interface MaintenanceConfig {
+  /** Cron expression at which maintenance starts. */
+  enter?: string;
+  /** Cron expression at which it ends, or a duration after entering. */
+  leave?: string;
+  durationMs?: number;
+  /** Demotion while in maintenance. Default 240. */
+  demote?: number;
+  source: string;
+}
+
 export interface CarpModel {
   global: GlobalConfig;
   vhids: VhidConfig[];
-  /** Reserved sections of carpd.conf, for the plugin host and later features. */
+  /** Reserved sections of carpd.conf as parsed text (the typed fields below are derived from them). */
   extra?: ExtraSection[];
+  plugins?: PluginConfig[];
+  health?: HealthConfig[];
+  maintenance?: MaintenanceConfig;
 }
 
 /** The redacted form `carpd config` prints unless --show-secrets is given. */
