@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { run } from '../../src/adapters/exec.js';
 import type { HeardAdvert } from '../../src/cli/monitor.js';
-import { currentMasters, labConfig, labVip, spawnCarpd, spawnObserver, spawnUcarp, writePassfile } from '../../src/lab/lab.js';
+import { currentMasters, labConfig, labNodes, labVip, spawnCarpd, spawnObserver, spawnUcarp, writePassfile } from '../../src/lab/lab.js';
 import { sleep, waitFor, withLab, type Lab, type LabNode } from '../../src/lab/netns.js';
 
 const PASSWORD = 'lab-secret';
@@ -30,6 +30,8 @@ interface Daemon {
   node: LabNode;
   procs: ChildProcess[];
   lines: string[];
+  /** When each line arrived (ms), parallel to `lines`. */
+  lineTimes: number[];
   startedAt: number;
   conf?: string;
 }
@@ -74,7 +76,7 @@ class Scenario {
     const conf = join(this.lab.dir, `${name}.conf`);
     const passfile = this.passfile(name, opts.password ?? PASSWORD);
     writeFileSync(conf, labConfig({ vhids: opts.vhids ?? 1, advskew: opts.advskew, passfile, preempt: opts.preempt ?? false }), { mode: 0o600 });
-    const d: Daemon = { kind: 'carpd', node, procs: [], lines: [], startedAt: Date.now(), conf };
+    const d: Daemon = { kind: 'carpd', node, procs: [], lines: [], lineTimes: [], startedAt: Date.now(), conf };
     d.procs.push(spawnCarpd(this.lab, node, conf, (l) => this.hear(d, l)));
     this.note(name, `started carpd advskew ${opts.advskew}${opts.preempt ? ' preempt' : ''} pid ${d.procs[0]!.pid}`);
     return d;
@@ -83,6 +85,7 @@ class Scenario {
   /** Start carpd again on the same config (after a kill). */
   restart(d: Daemon): void {
     d.lines.length = 0;
+    d.lineTimes.length = 0;
     d.startedAt = Date.now();
     d.procs = [spawnCarpd(this.lab, d.node, d.conf!, (l) => this.hear(d, l))];
     this.note(d.node.name, `restarted carpd pid ${d.procs[0]!.pid}`);
@@ -91,15 +94,24 @@ class Scenario {
   ucarp(name: string, opts: { advskew: number; vhids?: number; password?: string; extra?: string[] }): Daemon {
     const node = this.lab.node(name);
     const passfile = this.passfile(name, opts.password ?? PASSWORD);
-    const d: Daemon = { kind: 'ucarp', node, procs: [], lines: [], startedAt: Date.now() };
+    const d: Daemon = { kind: 'ucarp', node, procs: [], lines: [], lineTimes: [], startedAt: Date.now() };
     d.procs = spawnUcarp(this.lab, node, opts.vhids ?? 1, opts.advskew, passfile, (l) => this.hear(d, l), opts.extra ?? []);
     this.note(name, `started ucarp advskew ${opts.advskew} ${(opts.extra ?? []).join(' ')} pids ${d.procs.map((p) => p.pid).join(',')}`);
     return d;
   }
 
   private hear(d: Daemon, line: string): void {
-    if (d.lines.length < 5000) d.lines.push(line);
+    if (d.lines.length < 5000) {
+      d.lines.push(line);
+      d.lineTimes.push(Date.now());
+    }
     this.note(d.node.name, line);
+  }
+
+  /** When `d` first said something containing `text`. */
+  timeOf(d: Daemon, text: string): number | undefined {
+    const i = d.lines.findIndex((l) => l.includes(text));
+    return i === -1 ? undefined : d.lineTimes[i];
   }
 
   kill9(d: Daemon): number {
@@ -183,7 +195,7 @@ function vipList(vhids: number): string[] {
 
 /** Build a lab, run the scenario, and on failure attach everything the processes said. */
 async function scenario(nodes: string[], fn: (sc: Scenario) => Promise<void>): Promise<void> {
-  await withLab({ prefix: 'ucarpit', nodes }, async (lab) => {
+  await withLab({ prefix: 'ucarpit', nodes: labNodes(nodes) }, async (lab) => {
     const sc = new Scenario(lab);
     sc.observe();
     try {
@@ -315,11 +327,13 @@ test('preempt: ucarp -P with a lower advskew joins a carpd master and takes over
     const carpd = sc.carpd('n1', { advskew: 50 });
     await sc.waitMaster(carpd, 1, 8_000);
     const ucarp = sc.ucarp('uc', { advskew: 0, extra: ['-P'] });
-    const tookOver = await sc.waitMaster(ucarp, 1, 6_000, [carpd]);
+    const tookOver = await sc.waitMaster(ucarp, 1, 8_000, [carpd]);
+    assert.ok(ucarp.lines.some((l) => l.includes('preemption')), 'ucarp says it preempted');
     const firstUcarp = sc.advertsFrom(ucarp, ucarp.startedAt)[0]!.t;
-    // Without preempt ucarp would wait its master-down time (3 s) and then never win: it must
-    // have acted on carpd's first advert, which comes at most 1.2 s after ucarp's start.
-    assert.ok(firstUcarp - ucarp.startedAt < 2_900, `ucarp's first advert came ${firstUcarp - ucarp.startedAt} ms after its start`);
+    // Without -P ucarp would never take over from an advertising master (first test). With it,
+    // it acts on one of carpd's first adverts (every 1.2 s; ucarp's pcap loop adds up to ~1 s).
+    const backupAt = sc.timeOf(ucarp, 'Switching to state: BACKUP') ?? ucarp.startedAt;
+    assert.ok(firstUcarp - backupAt < 3_500, `ucarp's first advert came ${Math.round(firstUcarp - backupAt)} ms after it went BACKUP`);
     assert.ok(carpd.lines.some((l) => l.includes('MASTER -> BACKUP (more frequent advertisement received)')), 'carpd yielded to the faster ucarp');
     // And it stays that way.
     await sc.holds(2_500, async () => {
@@ -335,11 +349,12 @@ test('preempt: carpd with preempt = yes and a lower advskew joins a ucarp master
     const ucarp = sc.ucarp('uc', { advskew: 50 });
     await sc.waitMaster(ucarp, 1, 9_000);
     const carpd = sc.carpd('n1', { advskew: 0, preempt: true });
-    const tookOver = await sc.waitMaster(carpd, 1, 6_000, [ucarp]);
+    const tookOver = await sc.waitMaster(carpd, 1, 8_000, [ucarp]);
     const line = carpd.lines.find((l) => l.includes('BACKUP -> MASTER'));
     assert.ok(line?.includes('preempting a slower master'), `carpd's takeover line: ${line}`);
     const firstCarpd = sc.advertsFrom(carpd, carpd.startedAt)[0]!.t;
-    assert.ok(firstCarpd - carpd.startedAt < 2_900, `carpd's first advert came ${firstCarpd - carpd.startedAt} ms after its start, i.e. not on ucarp's advert`);
+    const backupAt = sc.timeOf(carpd, 'INIT -> BACKUP')!;
+    assert.ok(firstCarpd - backupAt < 2_800, `carpd's first advert came ${Math.round(firstCarpd - backupAt)} ms after it went BACKUP: not on ucarp's advert`);
     await sc.holds(2_500, async () => {
       if (!sc.alive(ucarp)) return 'ucarp exited';
       if (sc.advertsFrom(ucarp, tookOver + 1_500).length) return 'ucarp advertised again';
