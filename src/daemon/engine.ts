@@ -40,6 +40,37 @@ export interface EngineOptions {
   random?: (n: number) => Buffer;
   /** Wall clock for event timestamps. */
   wallClock?: () => Date;
+  /**
+   * Make-before-break for planned handovers: when a demoted master yields to a peer's advert, keep
+   * the VIP this long so the new master's gratuitous ARP lands before ours goes. 0 (default): off.
+   */
+  handoverHoldMs?: number;
+}
+
+/** A peer's advert as last heard for a vhid, with the monotonic time it arrived. */
+export interface HeardAdvert {
+  src: string;
+  advbase: number;
+  advskew: number;
+  demote: number;
+  at: number;
+}
+
+/** The last transition of a vhid. */
+export interface LastTransition {
+  seq: number;
+  time: string;
+  from: CarpState;
+  to: CarpState;
+  reason: string;
+}
+
+/** What `reconfigure` did, by vhid key. */
+export interface ReconfigureResult {
+  added: string[];
+  removed: string[];
+  changed: string[];
+  unchanged: string[];
 }
 
 interface Vhid {
@@ -54,6 +85,22 @@ interface Vhid {
   stats: { advertsSent: number; advertsReceived: number; transitionsToMaster: number; badauth: number };
   /** Serializes VIP and ARP work for this vhid so add/del never reorder. */
   netQueue: Promise<void>;
+  /** Monotonic time the vhid was started. */
+  startedAt: number;
+  lastHeard?: HeardAdvert;
+  lastTransition?: LastTransition;
+  /** Set between a planned MASTER -> BACKUP transition and its VIP release. */
+  handover?: boolean;
+  /** A make-before-break hold in the VIP queue (planned handover). */
+  hold?: Hold;
+}
+
+/** A pending VIP release held back for a planned handover. */
+interface Hold {
+  /** Set when this vhid became MASTER again meanwhile: the VIP stays. */
+  keep: boolean;
+  ended: boolean;
+  end?: () => void;
 }
 
 export interface VhidStatus {
@@ -70,6 +117,14 @@ export interface VhidStatus {
   masterSrc?: string;
   lastReason: string;
   lastAdvert?: { src: string; advbase: number; advskew: number; demote: number };
+  /** The last transition, with its reason. */
+  lastTransition?: LastTransition;
+  /** The last advert heard from a peer for this vhid, and how long ago (ms). */
+  lastHeard?: { src: string; advbase: number; advskew: number; demote: number; agoMs: number };
+  /** How long ago (ms) any CARP packet from a peer arrived on this vhid's interface; absent: never. */
+  peerHeardAgoMs?: number;
+  /** How long (ms) this vhid has been running. */
+  upMs: number;
 }
 
 const U64 = (1n << 64n) - 1n;
@@ -86,6 +141,8 @@ export class Engine extends EventEmitter {
   private readonly byIf = new Map<string, Map<number, Vhid>>();
   private readonly sockets = new Map<string, CarpSocket>();
   private readonly ownAddresses = new Set<string>();
+  /** Monotonic time a CARP packet from a peer last arrived, per interface. */
+  private readonly peerHeard = new Map<string, number>();
   private readonly limiter = new RateLimiter(60_000);
   private seq = 0;
   private phaseGate: ((ev: TransitionEvent) => Promise<void> | undefined) | undefined;
@@ -111,7 +168,7 @@ export class Engine extends EventEmitter {
     this.running = true;
     for (const cfg of this.model.vhids) this.addVhid(cfg);
     const ifnames = [...this.byIf.keys()];
-    this.stopLinks = this.opts.net.watchLinks(ifnames, (ifname, up) => this.onLink(ifname, up));
+    this.watchLinks();
     for (const ifname of ifnames) {
       if (!this.opts.net.linkUp(ifname)) this.ledger.adjust(DEFAULT_GROUP, `link:${ifname}`, this.ifdownDemotion());
     }
@@ -119,6 +176,11 @@ export class Engine extends EventEmitter {
     const now = this.opts.clock.now();
     for (const v of this.vhids.values()) this.apply(v, { type: 'start', linkUp: this.opts.net.linkUp(v.cfg.interface) }, now);
     this.arm();
+  }
+
+  private watchLinks(): void {
+    this.stopLinks?.();
+    this.stopLinks = this.opts.net.watchLinks([...this.byIf.keys()], (ifname, up) => this.onLink(ifname, up));
   }
 
   private ifdownDemotion(): number {
@@ -161,6 +223,7 @@ export class Engine extends EventEmitter {
       groups: [DEFAULT_GROUP, ...(cfg.groups ?? [])],
       stats: { advertsSent: 0, advertsReceived: 0, transitionsToMaster: 0, badauth: 0 },
       netQueue: Promise.resolve(),
+      startedAt: this.opts.clock.now(),
     };
     this.vhids.set(cfg.key, v);
     let m = this.byIf.get(cfg.interface);
@@ -174,6 +237,7 @@ export class Engine extends EventEmitter {
     const res = checkAdvert(pkt, (vhid) => table.get(vhid)?.ctx);
     if (!res.ok) {
       if (res.src && this.ownAddresses.has(res.src)) return;
+      this.peerHeard.set(ifname, this.opts.clock.now());
       this.stats.carps_ipackets++;
       this.stats[dropCounter(res.reason)]++;
       if (res.reason === 'badauth' && res.vhid !== undefined) {
@@ -191,6 +255,8 @@ export class Engine extends EventEmitter {
       return;
     }
     if (this.ownAddresses.has(res.src)) return; // our own advert looped back
+    const now = this.opts.clock.now();
+    this.peerHeard.set(ifname, now);
     this.stats.carps_ipackets++;
     const v = table.get(res.header.vhid);
     if (!v) return;
@@ -200,7 +266,7 @@ export class Engine extends EventEmitter {
     v.stats.advertsReceived++;
     // FreeBSD and ucarp copy the peer's counter on every valid receive.
     v.counter = res.header.counter;
-    const now = this.opts.clock.now();
+    v.lastHeard = { src: res.src, advbase: res.header.advbase, advskew: res.header.advskew, demote: res.header.demote, at: now };
     if (this.model.global.log >= LOG.DEBUG) this.log(LOG.DEBUG, `carp: ${v.cfg.key}: advert from ${res.src} advbase ${res.header.advbase} advskew ${res.header.advskew} demote ${res.header.demote}`);
     this.apply(v, { type: 'advert', advert: { src: res.src, advbase: res.header.advbase, advskew: res.header.advskew, demote: res.header.demote } }, now);
     this.arm();
@@ -244,10 +310,10 @@ export class Engine extends EventEmitter {
   }
 
   private apply(v: Vhid, input: Input, now: number): void {
-    for (const fx of v.machine.step(input, now)) this.perform(v, fx);
+    for (const fx of v.machine.step(input, now)) this.perform(v, fx, input);
   }
 
-  private perform(v: Vhid, fx: Effect): void {
+  private perform(v: Vhid, fx: Effect, input: Input): void {
     switch (fx.type) {
       case 'send': {
         v.counter = (v.counter + 1n) & U64;
@@ -258,11 +324,22 @@ export class Engine extends EventEmitter {
         this.stats.carps_opackets++;
         break;
       }
-      case 'vip':
+      case 'vip': {
+        if (fx.op === 'add' && v.hold) {
+          // MASTER again while a handover still holds the VIP: it never left.
+          v.hold.keep = true;
+          this.endHold(v);
+        }
+        const hold = fx.op === 'del' && v.handover ? this.enqueueHold(v) : undefined;
+        v.handover = false;
         for (const a of v.cfg.addresses) {
-          this.enqueueNet(v, `${fx.op} ${a}`, () => (fx.op === 'add' ? this.opts.net.addVip(v.cfg.interface, a) : this.opts.net.delVip(v.cfg.interface, a)));
+          this.enqueueNet(v, `${fx.op} ${a}`, async () => {
+            if (fx.op === 'add') await this.opts.net.addVip(v.cfg.interface, a);
+            else if (!hold?.keep) await this.opts.net.delVip(v.cfg.interface, a);
+          });
         }
         break;
+      }
       case 'garp':
         for (const a of v.cfg.addresses) this.enqueueNet(v, `garp ${a}`, () => this.opts.net.garp(v.cfg.interface, a));
         break;
@@ -273,6 +350,8 @@ export class Engine extends EventEmitter {
           this.stats.carps_preempt++;
         }
         this.log(LOG.STATE, `carp: ${v.cfg.key}: ${fx.from} -> ${fx.to} (${fx.reason})`);
+        // A demoted master yielding to a peer's advert is a planned handover: make before break.
+        v.handover = fx.from === 'MASTER' && fx.to === 'BACKUP' && input.type === 'advert' && v.machine.demotion > 0 && (this.opts.handoverHoldMs ?? 0) > 0;
         const ev: TransitionEvent = {
           seq: ++this.seq,
           time: (this.opts.wallClock?.() ?? new Date()).toISOString(),
@@ -283,6 +362,7 @@ export class Engine extends EventEmitter {
           to: fx.to,
           reason: fx.reason,
         };
+        v.lastTransition = { seq: ev.seq, time: ev.time, from: ev.from, to: ev.to, reason: ev.reason };
         this.emit('transition', ev);
         // A pre-phase (pre-master, pre-backup) may hold the VIP step back, never the advert and
         // never beyond the budget: the protocol does not wait on plugins.
@@ -299,6 +379,35 @@ export class Engine extends EventEmitter {
         break;
       }
     }
+  }
+
+  /** Queue the make-before-break wait in front of a VIP release. */
+  private enqueueHold(v: Vhid): Hold {
+    const hold: Hold = { keep: false, ended: false };
+    v.hold = hold;
+    const ms = this.opts.handoverHoldMs ?? 0;
+    this.log(LOG.INFO, `carp: ${v.cfg.key}: planned handover: releasing the VIP in ${ms} ms, after the new master's gratuitous ARP`);
+    this.enqueueNet(v, 'handover hold', () => {
+      if (hold.ended) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(() => this.endHold(v, hold), ms);
+        hold.end = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    });
+    this.enqueueNet(v, 'handover done', async () => {
+      if (v.hold === hold) v.hold = undefined;
+    });
+    return hold;
+  }
+
+  private endHold(v: Vhid, hold = v.hold): void {
+    if (!hold || hold.ended) return;
+    hold.ended = true;
+    hold.end?.();
+    if (v.hold === hold) v.hold = undefined;
   }
 
   private enqueueNet(v: Vhid, what: string, job: () => Promise<void>): void {
@@ -342,6 +451,7 @@ export class Engine extends EventEmitter {
   }
 
   status(): VhidStatus[] {
+    const now = this.opts.clock.now();
     return [...this.vhids.values()].map((v) => ({
       key: v.cfg.key,
       vhid: v.cfg.vhid,
@@ -356,7 +466,116 @@ export class Engine extends EventEmitter {
       ...(v.machine.masterSrc ? { masterSrc: v.machine.masterSrc } : {}),
       lastReason: v.machine.lastReason,
       ...(v.machine.lastAdvert ? { lastAdvert: { ...v.machine.lastAdvert } } : {}),
+      ...(v.lastTransition ? { lastTransition: { ...v.lastTransition } } : {}),
+      ...(v.lastHeard
+        ? { lastHeard: { src: v.lastHeard.src, advbase: v.lastHeard.advbase, advskew: v.lastHeard.advskew, demote: v.lastHeard.demote, agoMs: now - v.lastHeard.at } }
+        : {}),
+      ...(this.peerHeard.has(v.cfg.interface) ? { peerHeardAgoMs: now - this.peerHeard.get(v.cfg.interface)! } : {}),
+      upMs: now - v.startedAt,
     }));
+  }
+
+  /** Gratuitous ARP for every VIP of every MASTER vhid (the periodic refresh). Returns how many vhids. */
+  refreshGarp(): number {
+    let n = 0;
+    for (const v of this.vhids.values()) {
+      if (v.machine.state !== 'MASTER') continue;
+      n++;
+      for (const a of v.cfg.addresses) this.enqueueNet(v, `garp ${a}`, () => this.opts.net.garp(v.cfg.interface, a));
+    }
+    return n;
+  }
+
+  /**
+   * Apply a new model (SIGHUP): vhids that appeared start, vhids that went away bow out and release
+   * their VIPs, changed vhids are updated in place. Unchanged vhids keep their state and timers.
+   */
+  reconfigure(next: CarpModel): ReconfigureResult {
+    const res: ReconfigureResult = { added: [], removed: [], changed: [], unchanged: [] };
+    const nextByKey = new Map(next.vhids.map((c) => [c.key, c]));
+    this.model = next;
+    if (!this.running) {
+      res.added = next.vhids.map((c) => c.key);
+      return res;
+    }
+    const now = this.opts.clock.now();
+    const ifsBefore = new Set(this.byIf.keys());
+    for (const v of this.vhids.values()) {
+      v.machine.cfg.preempt = next.global.preempt;
+      v.machine.cfg.masterDown = next.global.masterDown ?? 'freebsd';
+    }
+    for (const [key, v] of [...this.vhids]) {
+      const cfg = nextByKey.get(key);
+      if (!cfg) {
+        this.removeVhid(v, now);
+        res.removed.push(key);
+      } else if (sameVhid(v.cfg, cfg)) {
+        v.cfg = cfg;
+        res.unchanged.push(key);
+      } else if ((cfg.srcip ?? '') !== (v.cfg.srcip ?? '')) {
+        // The source address is the machine's tie-break and the socket's: start afresh.
+        this.removeVhid(v, now);
+        res.changed.push(key);
+      } else {
+        this.updateVhid(v, cfg);
+        res.changed.push(key);
+      }
+    }
+    const fresh: Vhid[] = [];
+    for (const cfg of next.vhids) {
+      if (this.vhids.has(cfg.key)) continue;
+      this.addVhid(cfg);
+      fresh.push(this.vhids.get(cfg.key)!);
+      if (!res.changed.includes(cfg.key)) res.added.push(cfg.key);
+    }
+    const ifsAfter = new Set(this.byIf.keys());
+    if (ifsAfter.size !== ifsBefore.size || [...ifsAfter].some((i) => !ifsBefore.has(i))) this.watchLinks();
+    for (const ifname of ifsBefore) if (!ifsAfter.has(ifname)) this.ledger.set(DEFAULT_GROUP, `link:${ifname}`, 0);
+    for (const ifname of ifsAfter) {
+      this.ledger.set(DEFAULT_GROUP, `link:${ifname}`, this.opts.net.linkUp(ifname) ? 0 : this.ifdownDemotion());
+    }
+    this.refreshDemotion();
+    for (const v of fresh) this.apply(v, { type: 'start', linkUp: this.opts.net.linkUp(v.cfg.interface) }, now);
+    this.arm();
+    return res;
+  }
+
+  /** Take a vhid out: bow out if MASTER, release its VIPs, and close its socket when it was the last user. */
+  private removeVhid(v: Vhid, now: number): void {
+    this.apply(v, { type: 'shutdown' }, now);
+    this.log(LOG.INFO, `carp: ${v.cfg.key}: removed from the configuration`);
+    this.vhids.delete(v.cfg.key);
+    const table = this.byIf.get(v.cfg.interface);
+    table?.delete(v.cfg.vhid);
+    if (table && table.size === 0) {
+      this.byIf.delete(v.cfg.interface);
+      const socket = this.sockets.get(v.cfg.interface);
+      this.sockets.delete(v.cfg.interface);
+      this.peerHeard.delete(v.cfg.interface);
+      // Let the bow-out advert leave before the socket closes.
+      void v.netQueue.then(() => new Promise((r) => setTimeout(r, 20))).then(() => socket?.close());
+    }
+  }
+
+  /** Update a vhid's parameters in place; a MASTER swaps changed addresses at once. */
+  private updateVhid(v: Vhid, cfg: VhidConfig): void {
+    const old = v.cfg;
+    v.cfg = cfg;
+    v.machine.cfg.advbase = cfg.advbase;
+    v.machine.cfg.advskew = cfg.advskew;
+    v.machine.cfg.deadRatio = cfg.deadRatio ?? 3;
+    v.groups = [DEFAULT_GROUP, ...(cfg.groups ?? [])];
+    const addrsChanged = old.addresses.join(',') !== cfg.addresses.join(',');
+    if (addrsChanged || old.password !== cfg.password) v.ctx = makeAuthContext(cfg.password, cfg.vhid, cfg.addresses);
+    if (addrsChanged && v.machine.state === 'MASTER') {
+      for (const a of old.addresses.filter((x) => !cfg.addresses.includes(x))) {
+        this.enqueueNet(v, `del ${a}`, () => this.opts.net.delVip(cfg.interface, a));
+      }
+      for (const a of cfg.addresses.filter((x) => !old.addresses.includes(x))) {
+        this.enqueueNet(v, `add ${a}`, () => this.opts.net.addVip(cfg.interface, a));
+        this.enqueueNet(v, `garp ${a}`, () => this.opts.net.garp(cfg.interface, a));
+      }
+    }
   }
 
   vhidStats(key: string): Vhid['stats'] | undefined {
@@ -371,6 +590,8 @@ export class Engine extends EventEmitter {
     if (!this.running) return;
     const now = this.opts.clock.now();
     for (const v of this.vhids.values()) this.apply(v, { type: 'shutdown' }, now);
+    // A handover still holding a VIP lets go now: we are leaving.
+    for (const v of this.vhids.values()) this.endHold(v);
     this.running = false;
     this.opts.clock.clearTimer();
     this.stopLinks?.();
@@ -381,4 +602,14 @@ export class Engine extends EventEmitter {
     for (const s of this.sockets.values()) s.close();
     this.sockets.clear();
   }
+}
+
+/** A vhid's configuration minus where it came from, with keys in a fixed order, for comparison. */
+function canonical(cfg: VhidConfig): string {
+  const { source: _source, fieldSources: _fieldSources, ...rest } = cfg;
+  return JSON.stringify(Object.fromEntries(Object.entries(rest).sort(([a], [b]) => a.localeCompare(b))));
+}
+
+function sameVhid(a: VhidConfig, b: VhidConfig): boolean {
+  return canonical(a) === canonical(b);
 }
