@@ -65,7 +65,8 @@ class Bench {
         this.note(node.name, l);
       });
     }
-    this.note(node.name, `started carpd ucarp pid ${child.pid}: ${argv.slice(3).join(' ')}`);
+    const shown = argv.slice(3).map((x, i, all) => (all[i - 1] === '-p' ? '<secret>' : x));
+    this.note(node.name, `started carpd ucarp pid ${child.pid}: ${shown.join(' ')}`);
     return d;
   }
 
@@ -274,6 +275,7 @@ test('the password never shows in ps: not with --passfile, and not with -p once 
     assert.ok(argsFile.length > 0);
     assert.ok(!argsFile.includes(PASSWORD), `ps shows the password: ${argsFile}`);
     const argsArg = await ps(withArg);
+    b.note('test', `ps -o args=: --passfile → ${JSON.stringify(argsFile)}; -p → ${JSON.stringify(argsArg)}`);
     assert.ok(!argsArg.includes(secret), `ps shows the -p password: ${argsArg}`);
     assert.ok(withArg.lines.some((l) => /visible in ps|--passfile/.test(l)), 'warns about -p');
     assert.ok(![...withFile.lines, ...withArg.lines].some((l) => l.includes(secret) || l.includes(PASSWORD)), 'no password in the logs');
