@@ -20,6 +20,11 @@ export interface SockoptTable {
   IPPROTO_IP: number;
   /** Linux only; the BSDs tell interfaces apart with IP_RECVIF instead. */
   SO_BINDTODEVICE?: number;
+  SO_SNDBUF: number;
+  SO_RCVBUF: number;
+  /** Linux: root may go past net.core.{w,r}mem_max. */
+  SO_SNDBUFFORCE?: number;
+  SO_RCVBUFFORCE?: number;
   IP_TOS: number;
   IP_TTL: number;
   IP_MULTICAST_IF: number;
@@ -41,6 +46,10 @@ export const SOCKOPTS = {
     SOL_SOCKET: 1,
     IPPROTO_IP: 0,
     SO_BINDTODEVICE: 25,
+    SO_SNDBUF: 7,
+    SO_RCVBUF: 8,
+    SO_SNDBUFFORCE: 32,
+    SO_RCVBUFFORCE: 33,
     IP_TOS: 1,
     IP_TTL: 2,
     IP_MULTICAST_IF: 32,
@@ -53,6 +62,8 @@ export const SOCKOPTS = {
   freebsd: {
     SOL_SOCKET: 0xffff,
     IPPROTO_IP: 0,
+    SO_SNDBUF: 0x1001,
+    SO_RCVBUF: 0x1002,
     IP_TOS: 3,
     IP_TTL: 4,
     IP_MULTICAST_IF: 9,
@@ -65,6 +76,8 @@ export const SOCKOPTS = {
   openbsd: {
     SOL_SOCKET: 0xffff,
     IPPROTO_IP: 0,
+    SO_SNDBUF: 0x1001,
+    SO_RCVBUF: 0x1002,
     IP_TOS: 3,
     IP_TTL: 4,
     IP_MULTICAST_IF: 9,
@@ -137,6 +150,21 @@ export function ipMreqn(group: string, address: string, ifindex: number): Buffer
   return buf;
 }
 
+const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/** Set a socket buffer size, forcing past the sysctl cap when we may (root), else as far as allowed. */
+function bigBuffer(socket: RawSocket, force: number, plain: number): void {
+  try {
+    socket.setOption(LINUX.SOL_SOCKET, force, SOCKET_BUFFER_BYTES);
+  } catch {
+    try {
+      socket.setOption(LINUX.SOL_SOCKET, plain, SOCKET_BUFFER_BYTES);
+    } catch {
+      // The default size still works for a few dozen vhids.
+    }
+  }
+}
+
 /** Opens raw CARP sockets on Linux. */
 export class RawTransport implements Transport {
   open(opts: OpenSocketOptions): CarpSocket {
@@ -192,6 +220,11 @@ class RawCarpSocket implements CarpSocket {
       set('IP_MULTICAST_LOOP', ip, LINUX.IP_MULTICAST_LOOP, 0);
       set('IP_MULTICAST_IF', ip, LINUX.IP_MULTICAST_IF, ifOnly);
       set('IP_ADD_MEMBERSHIP', ip, LINUX.IP_ADD_MEMBERSHIP, mreqn);
+      // 255 vhids advertise in one burst, and a raw socket charges each 56-byte packet about
+      // 1 KB of buffer: the default 208 KB would drop part of the burst (ENOBUFS on send,
+      // silent drops on receive). Ask for room for several bursts.
+      bigBuffer(socket, LINUX.SO_SNDBUFFORCE!, LINUX.SO_SNDBUF);
+      bigBuffer(socket, LINUX.SO_RCVBUFFORCE!, LINUX.SO_RCVBUF);
     } catch (err) {
       socket.close();
       throw err;
@@ -215,12 +248,13 @@ class RawCarpSocket implements CarpSocket {
       this.socket.wrap.send(payload, 0, payload.length, dst, () => undefined);
       return;
     } catch (err) {
-      if (!/temporarily unavailable|EAGAIN|EWOULDBLOCK/i.test((err as Error).message)) {
+      if (!/temporarily unavailable|EAGAIN|EWOULDBLOCK|No buffer space/i.test((err as Error).message)) {
         this.reportLater(err as Error);
         return;
       }
     }
-    // Socket buffer full: fall back to raw-socket's queue, which waits until it is writable.
+    // Socket buffer full (EAGAIN, ENOBUFS): fall back to raw-socket's queue, which sends once
+    // the socket is writable again.
     const copy = Buffer.from(payload);
     try {
       this.socket.send(copy, 0, copy.length, dst, (err: Error | null) => {
