@@ -1,0 +1,16 @@
+/** The file port plugins write through: atomic writes with a `changed` flag, optionally under a root. */
+import { readTarget, writeAtomic, type WriteOptions, type WriteResult } from '../render/atomic.js';
+
+export interface HostFs {
+  /** Current content of an absolute path, or undefined. */
+  read(path: string): Promise<string | undefined>;
+  write(path: string, content: string, opts?: WriteOptions): Promise<WriteResult>;
+}
+
+/** Real files; with `root`, every absolute path lives under it (tests, `carpd plan --root`). */
+export function realFs(root?: string): HostFs {
+  return {
+    read: (path) => readTarget(path, root),
+    write: (path, content, opts) => writeAtomic(path, content, { ...opts, ...(root !== undefined ? { root } : {}) }),
+  };
+}

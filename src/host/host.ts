@@ -1,0 +1,640 @@
+/**
+ * The plugin host: routes the engine's transitions to plugins, in phases around the core's VIP
+ * step, one queue per scope, with coalescing, timeouts, failure policies, health checks and a
+ * boot demotion (DESIGN.md "Plugin host semantics").
+ *
+ * A run drives one scope to one state: `render`, then the pre-phase (`pre-master`, or `pre-backup`
+ * for BACKUP and INIT), which the engine's VIP step waits for within its budget, then the VIP step,
+ * then the post-phase (`master`, `backup`, or `init` falling back to `backup`). Plugins run in
+ * dependency order going MASTER and in reverse going down. While a run is in flight, newer
+ * requests for its scope collapse to the newest, so after any burst the last completed run
+ * matches the final state, and a scope runs at most twice for a burst that arrives during one run.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../adapters/ports.js';
+import type { CarpModel, HealthConfig } from '../config/model.js';
+import { DEFAULT_GROUP } from '../core/demotion.js';
+import type { OsName } from '../render/os.js';
+import type { Templates } from '../render/template.js';
+import { childLogger, LEVEL, makeContext, type RunState } from './context.js';
+import { HOST_CODES as C, HookError, messageOf } from './errors.js';
+import { realFs, type HostFs } from './fs.js';
+import { groupExec, type ExecPort } from './group-exec.js';
+import { Hysteresis } from './health.js';
+import type { LoadedPlugin } from './loader.js';
+import { TransitionLog, type HookRecord, type TransitionLike, type TransitionRecord } from './log.js';
+import { runHook, type HookOutcome } from './runner.js';
+import { realScheduler, realTimers, sleep, type HostTimers, type Scheduler } from './scheduler.js';
+import { combinedState, groupsOf, type ScopeDef } from './scope.js';
+import type { CarpState, HookEvent, HookName, PluginLogger, ScopeView, VhidView } from './types.js';
+
+/** What the host needs of the engine. */
+export interface HostEngine {
+  /** Current vhid states (vhids not listed are INIT). */
+  status(): readonly { key: string; state: CarpState }[];
+  /** The demotion ledger: set what `by` holds in `group`. */
+  setDemotion(group: string, by: string, count: number): number;
+  /**
+   * Resolves when the vhid's queued VIP and ARP work has finished. Without it the post-phase
+   * starts one event-loop turn after the pre-phase.
+   */
+  netSettled?(key: string): Promise<void>;
+}
+
+export interface HostOptions {
+  model: CarpModel;
+  /** Validated plugins in dependency order (loadPlugins). */
+  plugins: readonly LoadedPlugin[];
+  engine: HostEngine;
+  logger: Logger;
+  templates: Templates;
+  os: OsName;
+  exec?: ExecPort;
+  fs?: HostFs;
+  timers?: HostTimers;
+  scheduler?: Scheduler;
+  wallClock?: () => Date;
+  /** Recording mode (`carpd plan`): hooks see ctx.dryRun. */
+  dryRun?: boolean;
+  /** How long the post-phase waits for the VIP step, ms. Default 5000. */
+  vipWaitMs?: number;
+  /** Pause between attempts under `retry N`, ms. Default 1000. */
+  retryDelayMs?: number;
+  /** How often a failed setup is tried again, ms. Default 30000. */
+  setupRetryMs?: number;
+  /** Demotion held in group `carp` until every plugin is set up. Default 240. */
+  bootDemotion?: number;
+  /** Transitions kept in the log. Default 100. */
+  logSize?: number;
+}
+
+/** A plugin's state, for the control socket. */
+export interface PluginStatus {
+  name: string;
+  origin: string;
+  scope: string;
+  /** setup has succeeded. */
+  ready: boolean;
+  /** The state its scope was last driven to. */
+  state?: CarpState;
+  /** Demotion held by its failure policy or health check. */
+  demoted: number;
+  healthy?: boolean;
+  failures: number;
+  lastResult?: string;
+}
+
+/** Emitted as `run` when a scope's run completes. */
+export interface RunRecord {
+  scope: string;
+  target: CarpState;
+  seq: number;
+  /** Plugins with a failed hook in this run. */
+  failed: string[];
+}
+
+/** Emitted as `health` when a check completes. */
+export interface HealthRecord {
+  name: string;
+  ok: boolean;
+  /** The verdict after hysteresis. */
+  healthy: boolean;
+  flipped?: 'up' | 'down';
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+interface Request {
+  target: CarpState;
+  ev?: TransitionLike;
+  reason: string;
+  /** Resolved when the run's pre-phase is over (or the request is superseded): the VIP step may go. */
+  pre: Deferred;
+}
+
+interface ScopeRt {
+  def: ScopeDef;
+  plugins: PluginRt[];
+  /** The state most recently asked for. */
+  wanted?: CarpState;
+  /** The state of the last completed run. */
+  completed?: CarpState;
+  pending?: Request;
+  running?: Request;
+}
+
+interface PluginRt {
+  lp: LoadedPlugin;
+  scope: ScopeRt;
+  ready: boolean;
+  state: Record<string, unknown>;
+  log: PluginLogger;
+  /** Demotion held by the failure policy or the health check (`plugin:NAME`). */
+  held: number;
+  /** Demotion the plugin asked for itself, per group (`plugin:NAME:self`). */
+  self: Map<string, number>;
+  health?: Hysteresis;
+  healthBusy: boolean;
+  failures: number;
+  lastResult?: string;
+}
+
+interface CommandCheck {
+  cfg: HealthConfig;
+  hyst: Hysteresis;
+  busy: boolean;
+}
+
+const DEFAULT_HEALTH_TIMEOUT_MS = 10_000;
+const MAX_IDLE_ROUNDS = 10_000;
+
+export class PluginHost extends EventEmitter {
+  private readonly timers: HostTimers;
+  private readonly exec: ExecPort;
+  private readonly fs: HostFs;
+  private readonly scheduler: Scheduler;
+  private readonly scopes = new Map<string, ScopeRt>();
+  /** Scopes containing each vhid key. */
+  private readonly scopesOf = new Map<string, ScopeRt[]>();
+  private readonly plugins: PluginRt[] = [];
+  private readonly states = new Map<string, CarpState>();
+  private readonly log: TransitionLog;
+  private readonly abort = new AbortController();
+  private readonly pumps = new Set<Promise<void>>();
+  private readonly stops: (() => void)[] = [];
+  private readonly commandChecks: CommandCheck[] = [];
+  private setupPass: Promise<void> = Promise.resolve();
+  private setupTimer: unknown;
+  private bootHeld = false;
+  private started = false;
+  private stopping = false;
+  private bootDone = deferred();
+
+  constructor(private readonly opts: HostOptions) {
+    super();
+    this.timers = opts.timers ?? realTimers;
+    this.exec = opts.exec ?? groupExec;
+    this.fs = opts.fs ?? realFs();
+    this.scheduler = opts.scheduler ?? realScheduler;
+    this.log = new TransitionLog(opts.logSize ?? 100);
+    for (const v of opts.model.vhids) this.states.set(v.key, 'INIT');
+    for (const lp of opts.plugins) {
+      let scope = this.scopes.get(lp.scope.key);
+      if (!scope) {
+        scope = { def: lp.scope, plugins: [] };
+        this.scopes.set(lp.scope.key, scope);
+        for (const k of lp.scope.vhids) this.scopesOf.set(k, [...(this.scopesOf.get(k) ?? []), scope]);
+      }
+      const p: PluginRt = {
+        lp,
+        scope,
+        ready: false,
+        state: {},
+        log: childLogger(opts.logger, `plugin ${lp.name}: `, () => opts.model.global.log),
+        held: 0,
+        self: new Map(),
+        healthBusy: false,
+        failures: 0,
+      };
+      if (lp.health) p.health = new Hysteresis(lp.health.rise, lp.health.fall);
+      scope.plugins.push(p);
+      this.plugins.push(p);
+    }
+    for (const h of opts.model.health ?? []) this.commandChecks.push({ cfg: h, hyst: new Hysteresis(h.rise, h.fall), busy: false });
+  }
+
+  private say(level: number, msg: string): void {
+    if (level <= this.opts.model.global.log) this.opts.logger.log(level, `carpd: ${msg}`);
+  }
+
+  private now(): string {
+    return (this.opts.wallClock?.() ?? new Date()).toISOString();
+  }
+
+  private setDemotion(group: string, by: string, count: number): void {
+    try {
+      this.opts.engine.setDemotion(group, by, count);
+    } catch (e) {
+      this.say(LEVEL.ERR, `demotion ${by} in ${group}: ${messageOf(e)}`);
+    }
+  }
+
+  /**
+   * Holds the boot demotion, starts every plugin's setup (in dependency order) and the health
+   * checks. Returns at once: nothing here waits on a plugin.
+   */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    for (const s of this.opts.engine.status()) this.states.set(s.key, s.state);
+    if (this.plugins.length > 0) {
+      this.setDemotion(DEFAULT_GROUP, 'boot', this.opts.bootDemotion ?? 240);
+      this.bootHeld = true;
+    }
+    this.setupPass = this.setupAll();
+    this.track(this.setupPass.then(() => this.converge()));
+    this.startHealth();
+  }
+
+  /** Resolves true once every plugin's setup has succeeded (false if the host stopped first). */
+  whenBooted(): Promise<boolean> {
+    return this.bootDone.promise.then(() => this.plugins.every((p) => p.ready));
+  }
+
+  private async setupAll(): Promise<void> {
+    for (const p of this.plugins) await this.setupOne(p);
+    this.checkBoot();
+  }
+
+  private async setupOne(p: PluginRt): Promise<void> {
+    if (p.ready || this.stopping) return;
+    if (!p.lp.decl.hooks.setup) {
+      p.ready = true;
+      return;
+    }
+    const out = await this.invoke(p, 'setup', 'setup', undefined, { changed: false });
+    p.ready = out.result === 'ok';
+  }
+
+  /** Lifts the boot demotion once all are set up; otherwise tries the failed setups again later. */
+  private checkBoot(): void {
+    if (this.plugins.every((p) => p.ready)) {
+      if (this.bootHeld) {
+        this.setDemotion(DEFAULT_GROUP, 'boot', 0);
+        this.bootHeld = false;
+        this.say(LEVEL.INFO, `plugins set up (${this.plugins.map((p) => p.lp.name).join(', ')}); boot demotion lifted`);
+      }
+      this.bootDone.resolve();
+      return;
+    }
+    if (this.stopping) return;
+    const failed = this.plugins.filter((p) => !p.ready).map((p) => p.lp.name);
+    const retryMs = this.opts.setupRetryMs ?? 30_000;
+    this.say(LEVEL.WARN, `setup failed for ${failed.join(', ')}; the node stays demoted; trying again in ${retryMs} ms`);
+    this.setupTimer = this.timers.setTimeout(() => {
+      this.setupTimer = undefined;
+      this.track(this.retrySetups());
+    }, retryMs);
+  }
+
+  private async retrySetups(): Promise<void> {
+    for (const p of this.plugins) {
+      if (p.ready) continue;
+      await this.setupOne(p);
+      // Now set up: bring it to its scope's current state.
+      if (p.ready) this.request(p.scope, this.scopeState(p.scope.def), undefined, 'setup succeeded', true);
+    }
+    this.checkBoot();
+  }
+
+  /** After the first setup pass: every scope no transition has touched yet is driven to its state. */
+  private converge(): void {
+    for (const scope of this.scopes.values()) {
+      if (scope.wanted === undefined) this.request(scope, this.scopeState(scope.def), undefined, 'boot');
+    }
+  }
+
+  private scopeState(def: ScopeDef): CarpState {
+    return combinedState(def.vhids.map((k) => this.states.get(k) ?? 'INIT'));
+  }
+
+  /**
+   * Routes one transition. Returns the promise the engine's VIP step waits for (the pre-phases of
+   * the scopes it changes), or undefined when no scope changes.
+   */
+  handle(ev: TransitionLike): Promise<void> | undefined {
+    if (this.abort.signal.aborted) return undefined;
+    this.states.set(ev.key, ev.to);
+    this.log.add(ev);
+    const gates: Promise<void>[] = [];
+    for (const scope of this.scopesOf.get(ev.key) ?? []) {
+      const target = this.scopeState(scope.def);
+      if (target === scope.wanted) continue;
+      gates.push(this.request(scope, target, ev, ev.reason));
+    }
+    return gates.length === 0 ? undefined : Promise.all(gates).then(() => undefined);
+  }
+
+  private request(scope: ScopeRt, target: CarpState, ev: TransitionLike | undefined, reason: string, force = false): Promise<void> {
+    if (!force && target === scope.wanted) return Promise.resolve();
+    scope.wanted = target;
+    // A superseded request never runs: nothing should wait for its pre-phase.
+    scope.pending?.pre.resolve();
+    const req: Request = { target, reason, pre: deferred(), ...(ev ? { ev } : {}) };
+    scope.pending = req;
+    if (!scope.running) this.track(this.pump(scope));
+    return req.pre.promise;
+  }
+
+  private track(p: Promise<void>): void {
+    const q = p.catch((e: unknown) => this.say(LEVEL.ERR, `plugin host: ${messageOf(e)}`)).finally(() => this.pumps.delete(q));
+    this.pumps.add(q);
+  }
+
+  private async pump(scope: ScopeRt): Promise<void> {
+    if (scope.running) return;
+    // Mark busy before the first await so a second pump cannot start.
+    scope.running = scope.pending;
+    await this.setupPass;
+    for (let guard = 0; guard < 1_000_000 && scope.pending; guard++) {
+      const req = scope.pending;
+      scope.pending = undefined;
+      scope.running = req;
+      try {
+        await this.execRun(scope, req);
+      } finally {
+        req.pre.resolve();
+      }
+    }
+    scope.running = undefined;
+  }
+
+  private async execRun(scope: ScopeRt, req: Request): Promise<void> {
+    const up = req.target === 'MASTER';
+    const order = (up ? scope.plugins : [...scope.plugins].reverse()).filter((p) => p.ready);
+    const pre: HookName = up ? 'pre-master' : 'pre-backup';
+    const post: HookName = req.target === 'MASTER' ? 'master' : req.target === 'BACKUP' ? 'backup' : 'init';
+    const runs = new Map<PluginRt, RunState>(order.map((p) => [p, { changed: false }]));
+    const failed = new Set<PluginRt>();
+    const step = async (p: PluginRt, hook: HookName) => {
+      if (!p.lp.decl.hooks[hook]) return;
+      const out = await this.invoke(p, hook, hook, req, runs.get(p)!, scope.completed);
+      if (out.result !== 'ok') {
+        failed.add(p);
+        this.onFailure(p);
+      }
+    };
+    for (const p of order) await step(p, 'render');
+    for (const p of order) await step(p, pre);
+    req.pre.resolve();
+    if (req.ev) await this.vipStep(req.ev.key);
+    for (const p of order) await step(p, post === 'init' && !p.lp.decl.hooks.init ? 'backup' : post);
+    scope.completed = req.target;
+    for (const p of order) {
+      // Recovery without a health check: a fully successful run lifts the policy's demotion.
+      if (!failed.has(p) && p.held > 0 && !p.lp.health) this.hold(p, 0);
+    }
+    const rec: RunRecord = { scope: scope.def.key, target: req.target, seq: req.ev?.seq ?? 0, failed: [...failed].map((p) => p.lp.name) };
+    this.emit('run', rec);
+  }
+
+  /** Waits for the engine's VIP step of `key` (bounded): the post-phase follows the VIP. */
+  private async vipStep(key: string): Promise<void> {
+    const settled = this.opts.engine.netSettled?.(key);
+    if (!settled) {
+      await new Promise<void>((r) => setImmediate(r));
+      return;
+    }
+    let timer: unknown;
+    await Promise.race([settled.catch(() => undefined), new Promise<void>((r) => (timer = this.timers.setTimeout(r, this.opts.vipWaitMs ?? 5000)))]);
+    this.timers.clearTimeout(timer);
+  }
+
+  /** A hook failed for good: the plugin's failure policy applies. */
+  private onFailure(p: PluginRt): void {
+    p.failures++;
+    const policy = p.lp.policy;
+    if (policy.kind !== 'demote') return;
+    p.health?.fail();
+    if (p.held !== policy.by) {
+      this.hold(p, policy.by);
+      this.say(LEVEL.WARN, `plugin ${p.lp.name}: demoting group ${p.lp.scope.group} by ${policy.by} until it recovers`);
+    }
+  }
+
+  /** Sets the policy/health demotion of a plugin. */
+  private hold(p: PluginRt, count: number): void {
+    if (p.held === count) return;
+    if (count === 0) this.say(LEVEL.INFO, `plugin ${p.lp.name}: recovered; demotion lifted`);
+    p.held = count;
+    this.setDemotion(p.lp.scope.group, `plugin:${p.lp.name}`, count);
+  }
+
+  /** Runs one hook, with the plugin's retries (never for setup passes of health checks). */
+  private async invoke(p: PluginRt, hook: HookName, fnName: HookName, req: Request | undefined, run: RunState, from?: CarpState): Promise<HookOutcome> {
+    const policy = p.lp.policy;
+    const attempts = policy.kind === 'retry' && hook !== 'checkHealth' && hook !== 'teardown' ? policy.times + 1 : 1;
+    for (let attempt = 1; ; attempt++) {
+      const out = await this.attempt(p, hook, fnName, req, run, attempt, from);
+      if (out.result === 'ok') return out;
+      // A newer request makes this action stale: don't retry it.
+      if (attempt >= attempts || this.stopping || (req && p.scope.pending)) return out;
+      await sleep(this.timers, this.opts.retryDelayMs ?? 1000);
+    }
+  }
+
+  private attempt(p: PluginRt, hook: HookName, fnName: HookName, req: Request | undefined, run: RunState, attempt: number, from?: CarpState): Promise<HookOutcome> {
+    const fn = p.lp.decl.hooks[fnName]!;
+    const ev = req?.ev;
+    const target = req?.target;
+    const scopeView = this.scopeView(p.scope.def, target ?? this.scopeState(p.scope.def));
+    const event: HookEvent = Object.freeze({
+      hook,
+      seq: ev?.seq ?? 0,
+      reason: req?.reason ?? hook,
+      time: ev?.time ?? this.now(),
+      scope: scopeView,
+      attempt,
+      ...(target ? { target } : {}),
+      ...(from ? { from } : {}),
+      ...(ev ? { key: ev.key, vhid: ev.vhid, interface: ev.interface } : {}),
+    });
+    const tag = { plugin: p.lp.name, hook, seq: event.seq, ...(ev ? { vhid: ev.vhid, key: ev.key } : {}) };
+    const startedAt = this.now();
+    const name = p.lp.name;
+    return runHook(
+      (lease) => {
+        const ctx = makeContext({
+          plugin: p.lp,
+          os: this.opts.os,
+          event,
+          lease,
+          tag,
+          exec: this.exec,
+          fs: this.fs,
+          templates: this.opts.templates,
+          timers: this.timers,
+          log: p.log,
+          dryRun: this.opts.dryRun === true,
+          run,
+          state: p.state,
+          demote: (count, group) => this.selfDemote(p, group ?? p.lp.scope.group, count),
+          undemote: (group) => {
+            for (const g of group ? [group] : [...p.self.keys()]) this.selfDemote(p, g, 0);
+          },
+          vhids: () => this.vhidViews(),
+        });
+        return fn(ctx);
+      },
+      { timeoutMs: p.lp.timeoutMs, timers: this.timers, tag, parent: this.abort.signal },
+    ).then((out) => {
+      if (hook === 'checkHealth' && out.result === 'ok' && out.value === false) {
+        out.result = 'error';
+        out.error = new HookError(C.HEALTH_FAILED, tag, 'health check failed');
+      }
+      const rec: HookRecord = {
+        seq: event.seq,
+        plugin: name,
+        hook,
+        key: ev?.key ?? '',
+        scope: p.scope.def.key,
+        attempt,
+        startedAt,
+        durationMs: Math.round(out.durationMs * 1000) / 1000,
+        result: out.result,
+        ...(out.error ? { error: { code: out.error.code, message: out.error.message, ...(out.error.causeCode ? { causeCode: out.error.causeCode } : {}) } } : {}),
+      };
+      p.lastResult = out.result;
+      if (event.seq > 0) this.log.hook(rec);
+      if (out.error && hook !== 'checkHealth') {
+        const cause = out.error.causeCode ? ` [${out.error.causeCode}]` : '';
+        this.say(LEVEL.ERR, `${out.error.describe()} [${out.error.code}]${cause}${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
+      }
+      this.emit('hook', rec);
+      return out;
+    });
+  }
+
+  private selfDemote(p: PluginRt, group: string, count: number): void {
+    if ((p.self.get(group) ?? 0) === count) return;
+    if (count === 0) p.self.delete(group);
+    else p.self.set(group, count);
+    this.setDemotion(group, `plugin:${p.lp.name}:self`, count);
+  }
+
+  private vhidViews(): VhidView[] {
+    return this.opts.model.vhids.map((v) =>
+      Object.freeze({
+        key: v.key,
+        vhid: v.vhid,
+        interface: v.interface,
+        ...(v.name ? { name: v.name } : {}),
+        state: this.states.get(v.key) ?? 'INIT',
+        addresses: Object.freeze([...v.addresses]),
+        advbase: v.advbase,
+        advskew: v.advskew,
+        groups: Object.freeze(groupsOf(v, this.opts.model)),
+      }),
+    );
+  }
+
+  private scopeView(def: ScopeDef, state: CarpState): ScopeView {
+    const all = this.vhidViews();
+    return Object.freeze({ kind: def.kind, key: def.key, name: def.name, state, vhids: Object.freeze(all.filter((v) => def.vhids.includes(v.key))) });
+  }
+
+  private startHealth(): void {
+    for (const p of this.plugins) {
+      const h = p.lp.health;
+      if (!h) continue;
+      const tick = () => void this.pluginHealth(p);
+      this.stops.push(h.schedule !== undefined ? this.scheduler.cron(h.schedule, tick) : this.scheduler.every(h.intervalMs!, tick));
+    }
+    for (const c of this.commandChecks) {
+      const tick = () => void this.commandHealth(c);
+      this.stops.push(c.cfg.schedule !== undefined ? this.scheduler.cron(c.cfg.schedule, tick) : this.scheduler.every(c.cfg.intervalMs ?? 10_000, tick));
+    }
+  }
+
+  /** One run of a plugin's checkHealth; skipped while one is running or the plugin is not set up. */
+  private async pluginHealth(p: PluginRt): Promise<void> {
+    if (!p.ready || p.healthBusy || this.stopping || !p.health) return;
+    p.healthBusy = true;
+    try {
+      const out = await this.invoke(p, 'checkHealth', 'checkHealth', undefined, { changed: false });
+      const ok = out.result === 'ok';
+      const flipped = p.health.feed(ok);
+      if (flipped === 'down') {
+        this.say(LEVEL.WARN, `plugin ${p.lp.name}: health check failing${out.error ? `: ${out.error.message}` : ''}`);
+        if (p.lp.policy.kind === 'demote') this.hold(p, p.lp.policy.by);
+      } else if (flipped === 'up' || (ok && p.health.ok && p.held > 0)) {
+        this.hold(p, 0);
+      }
+      this.emit('health', { name: `plugin:${p.lp.name}`, ok, healthy: p.health.ok, ...(flipped ? { flipped } : {}) } satisfies HealthRecord);
+    } finally {
+      p.healthBusy = false;
+    }
+  }
+
+  /** One run of a `[health.NAME]` command: exit 0 passes. */
+  private async commandHealth(c: CommandCheck): Promise<void> {
+    if (c.busy || this.stopping) return;
+    c.busy = true;
+    try {
+      let ok = false;
+      try {
+        const r = await this.exec.run(c.cfg.command, { timeoutMs: c.cfg.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS, signal: this.abort.signal });
+        ok = r.exitCode === 0;
+      } catch (e) {
+        this.say(LEVEL.ERR, `health ${c.cfg.name}: ${messageOf(e)}`);
+      }
+      const flipped = c.hyst.feed(ok);
+      if (flipped) {
+        this.say(flipped === 'down' ? LEVEL.WARN : LEVEL.INFO, `health ${c.cfg.name}: ${flipped === 'down' ? `failing; demoting group ${c.cfg.group} by ${c.cfg.demote}` : 'passing again; demotion lifted'}`);
+        this.setDemotion(c.cfg.group, `health:${c.cfg.name}`, flipped === 'down' ? c.cfg.demote : 0);
+      }
+      this.emit('health', { name: `health:${c.cfg.name}`, ok, healthy: c.hyst.ok, ...(flipped ? { flipped } : {}) } satisfies HealthRecord);
+    } finally {
+      c.busy = false;
+    }
+  }
+
+  /** Resolves when no run is in flight or queued (bounded). */
+  async idle(): Promise<void> {
+    for (let i = 0; i < MAX_IDLE_ROUNDS && this.pumps.size > 0; i++) await Promise.all([...this.pumps]);
+  }
+
+  /** The last transitions with their hook runs, oldest first. */
+  transitions(): TransitionRecord[] {
+    return this.log.list();
+  }
+
+  status(): PluginStatus[] {
+    return this.plugins.map((p) => ({
+      name: p.lp.name,
+      origin: p.lp.origin,
+      scope: p.scope.def.key,
+      ready: p.ready,
+      ...(p.scope.completed ? { state: p.scope.completed } : {}),
+      demoted: p.held,
+      ...(p.health ? { healthy: p.health.ok } : {}),
+      failures: p.failures,
+      ...(p.lastResult ? { lastResult: p.lastResult } : {}),
+    }));
+  }
+
+  /**
+   * Lets queued runs finish (the engine's shutdown transitions included), runs `teardown` in
+   * reverse dependency order, and undoes every demotion the host set.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const s of this.stops.splice(0)) s();
+    if (this.setupTimer !== undefined) this.timers.clearTimeout(this.setupTimer);
+    await this.idle();
+    for (const p of [...this.plugins].reverse()) {
+      if (p.ready && p.lp.decl.hooks.teardown) await this.invoke(p, 'teardown', 'teardown', undefined, { changed: false });
+    }
+    this.abort.abort();
+    await this.idle();
+    if (this.bootHeld) this.setDemotion(DEFAULT_GROUP, 'boot', 0);
+    this.bootHeld = false;
+    for (const p of this.plugins) {
+      if (p.held > 0) this.setDemotion(p.lp.scope.group, `plugin:${p.lp.name}`, 0);
+      p.held = 0;
+      for (const g of [...p.self.keys()]) this.selfDemote(p, g, 0);
+    }
+    for (const c of this.commandChecks) if (!c.hyst.ok) this.setDemotion(c.cfg.group, `health:${c.cfg.name}`, 0);
+    this.bootDone.resolve();
+  }
+}
