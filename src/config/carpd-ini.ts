@@ -2,9 +2,18 @@
 import ini from 'ini';
 import { isIPv4, isIPv6 } from 'node:net';
 import { basename, dirname, resolve } from 'node:path';
-import { Code, error, type Diagnostic, type SourceRef } from './errors.js';
-import type { CarpModel, ExtraSection, GlobalConfig, MasterDownFormula, VhidConfig } from './model.js';
+import { Code, error, parseSource, type Diagnostic, type SourceRef } from './errors.js';
+import { CARP_GROUP, DEFAULT_ADVBASE, DEFAULT_ADVSKEW, type CarpdSections, type PendingRef } from './format.js';
+import type {
+  CarpModel, ExtraSection, FailurePolicy, Follow, GlobalConfig, GroupConfig, HealthConfig, MaintenanceConfig,
+  MasterDownFormula, PluginConfig, VhidConfig,
+} from './model.js';
 import { formatMode, readPassfile as readPassfileFromDisk, worldReadable, type PassfileResult } from './passfile.js';
+import { splitShellWords } from './shell-words.js';
+import { validateCron } from './cron.js';
+import { parseBool, parseDuration, parseUint } from './values.js';
+
+export { CARP_GROUP, DEFAULT_ADVBASE, DEFAULT_ADVSKEW };
 
 export interface CarpdIniOptions {
   /** Mode of the file, for the "inline pass in a world-readable file" check; unchecked when absent. */
@@ -18,6 +27,10 @@ export interface CarpdIniResult {
   diagnostics: Diagnostic[];
   /** Only the `[carpd]` keys this file set, so that several files merge key by key. */
   globalSet: Partial<GlobalConfig>;
+  /** Where each of those keys was set. */
+  globalSources: Partial<Record<keyof GlobalConfig, SourceRef>>;
+  /** The typed reserved sections, with the names they refer to still to be resolved. */
+  sections: CarpdSections;
 }
 
 /** Defaults of the kernel sysctls: allow on, preempt off, log at OpenBSD's LOG_CRIT (2). */
@@ -25,23 +38,20 @@ export function defaultGlobal(): GlobalConfig {
   return { allow: true, preempt: false, log: 2 };
 }
 
-/** Every vhid is in this demotion group (OpenBSD's interface group of all carp interfaces). */
-export const CARP_GROUP = 'carp';
-
 const RESERVED_PREFIXES = ['plugin.', 'health.', 'group.'];
 const RESERVED_NAMES = ['maintenance'];
 
-const GLOBAL_KEYS = ['allow', 'preempt', 'log', 'control', 'master_down', 'ifdown_demotion'];
+const GLOBAL_KEYS = [
+  'allow', 'preempt', 'log', 'control', 'master_down', 'ifdown_demotion', 'senderr_demotion', 'demotion',
+  'state_dir', 'metrics', 'garp_refresh', 'pre_phase_budget', 'plugin_dir', 'template_dir', 'hook_timeout',
+];
 const VHID_KEYS = [
   'vhid', 'interface', 'address', 'advbase', 'advskew', 'pass', 'passfile',
-  'group', 'peer', 'srcip', 'upscript', 'downscript', 'xparam',
+  'group', 'peer', 'srcip', 'upscript', 'downscript', 'xparam', 'deadratio',
 ];
 
 const OPTIONAL_TEXT_KEYS = ['peer', 'srcip', 'upscript', 'downscript', 'xparam'] as const;
 type OptionalTextKey = (typeof OPTIONAL_TEXT_KEYS)[number];
-
-export const DEFAULT_ADVBASE = 1;
-export const DEFAULT_ADVSKEW = 0;
 
 // Tokenizer.
 //
@@ -142,6 +152,7 @@ export function parseCarpdIni(text: string, file: string, opts: CarpdIniOptions 
   const diagnostics: Diagnostic[] = [];
   const at = (line: number): SourceRef => ({ file, line });
   const globalSet: Partial<GlobalConfig> = {};
+  const globalSources: Partial<Record<keyof GlobalConfig, SourceRef>> = {};
   const globalLines = new Map<string, number>();
   const vhidSections: Extract<Section, { kind: 'vhid' }>[] = [];
   const extra: ExtraSection[] = [];
@@ -178,7 +189,7 @@ export function parseCarpdIni(text: string, file: string, opts: CarpdIniOptions 
     }
     switch (current.kind) {
       case 'carpd':
-        setGlobal(tok, globalSet, globalLines, diagnostics, at);
+        setGlobal(tok, globalSet, globalSources, globalLines, diagnostics, at);
         break;
       case 'vhid':
         current.entries.push(tok);
@@ -192,13 +203,23 @@ export function parseCarpdIni(text: string, file: string, opts: CarpdIniOptions 
   }
 
   const vhids: VhidConfig[] = [];
+  const sectionKeys = new Map<string, string>();
   for (const sec of vhidSections) {
     const v = buildVhid(sec, file, opts, diagnostics);
-    if (v !== undefined) vhids.push(v);
+    if (v !== undefined) {
+      vhids.push(v);
+      sectionKeys.set(sec.name, v.key);
+    }
   }
+  const sections = typedSections(extra, diagnostics);
+  sections.sectionKeys = sectionKeys;
   const model: CarpModel = { global: { ...defaultGlobal(), ...globalSet }, vhids };
   if (extra.length > 0) model.extra = extra;
-  return { model, diagnostics, globalSet };
+  if (sections.plugins.length > 0) model.plugins = sections.plugins;
+  if (sections.health.length > 0) model.health = sections.health;
+  if (sections.maintenance) model.maintenance = sections.maintenance;
+  if (sections.groups.length > 0) model.groups = sections.groups;
+  return { model, diagnostics, globalSet, globalSources, sections };
 }
 
 function openSection(name: string, line: number, file: string): Section {
@@ -215,6 +236,7 @@ function openSection(name: string, line: number, file: string): Section {
 function setGlobal(
   e: Entry,
   set: Partial<GlobalConfig>,
+  sources: Partial<Record<keyof GlobalConfig, SourceRef>>,
   lines: Map<string, number>,
   diagnostics: Diagnostic[],
   at: (line: number) => SourceRef,
@@ -232,35 +254,94 @@ function setGlobal(
   lines.set(e.key, e.line);
   const bad = (expected: string) =>
     diagnostics.push(error(where, Code.CONFIG_VALUE, `${e.key} must be ${expected}, not "${e.value}"`));
+  const put = <K extends keyof GlobalConfig>(key: K, value: GlobalConfig[K]) => {
+    set[key] = value;
+    sources[key] = where;
+  };
+  const uint = (max: number): number | undefined => {
+    const n = parseUint(e.value);
+    if (n === undefined || n > max) bad(`0..${max}`);
+    return n === undefined || n > max ? undefined : n;
+  };
+  const path = (key: 'control' | 'stateDir' | 'pluginDir' | 'templateDir') => {
+    if (e.value === '') bad('a path');
+    else put(key, e.value);
+  };
+  const duration = (bare: 'ms' | 's'): number | undefined => {
+    const ms = parseDuration(e.value, bare);
+    if (ms === undefined) bad(`a duration (500ms, 10s, 5m, 2h; a bare number is in ${bare === 'ms' ? 'milliseconds' : 'seconds'})`);
+    return ms;
+  };
   switch (e.key) {
     case 'allow':
     case 'preempt': {
       const b = parseBool(e.value);
       if (b === undefined) bad('yes or no');
-      else set[e.key] = b;
+      else put(e.key, b);
       break;
     }
     case 'log': {
-      const n = parseUint(e.value);
-      if (n === undefined || n > 7) bad('0..7');
-      else set.log = n;
+      const n = uint(7);
+      if (n !== undefined) put('log', n);
       break;
     }
-    case 'ifdown_demotion': {
-      const n = parseUint(e.value);
-      if (n === undefined || n > 255) bad('0..255');
-      else set.ifdownDemotion = n;
+    case 'ifdown_demotion':
+    case 'senderr_demotion':
+    case 'demotion': {
+      const n = uint(255);
+      const key = e.key === 'ifdown_demotion' ? 'ifdownDemotion' : e.key === 'senderr_demotion' ? 'senderrDemotion' : 'demotion';
+      if (n !== undefined) put(key, n);
       break;
     }
     case 'master_down':
-      if (e.value === 'freebsd' || e.value === 'openbsd') set.masterDown = e.value as MasterDownFormula;
+      if (e.value === 'freebsd' || e.value === 'openbsd') put('masterDown', e.value as MasterDownFormula);
       else bad('freebsd or openbsd');
       break;
     case 'control':
-      if (e.value === '') bad('a path');
-      else set.control = e.value;
+      path('control');
       break;
+    case 'state_dir':
+      path('stateDir');
+      break;
+    case 'plugin_dir':
+      path('pluginDir');
+      break;
+    case 'template_dir':
+      path('templateDir');
+      break;
+    case 'metrics':
+      if (!isListenAddress(e.value)) bad('PORT, ADDRESS:PORT or [IPV6]:PORT');
+      else put('metrics', e.value);
+      break;
+    case 'garp_refresh': {
+      const ms = duration('s');
+      if (ms !== undefined) put('garpRefresh', ms / 1000);
+      break;
+    }
+    case 'pre_phase_budget': {
+      const ms = duration('ms');
+      if (ms !== undefined) put('prePhaseBudgetMs', ms);
+      break;
+    }
+    case 'hook_timeout': {
+      const ms = duration('s');
+      if (ms !== undefined && ms === 0) bad('more than 0');
+      else if (ms !== undefined) put('hookTimeoutMs', ms);
+      break;
+    }
   }
+}
+
+/** `9112`, `127.0.0.1:9112`, `[::1]:9112` or `host:9112`, port 1..65535. */
+function isListenAddress(s: string): boolean {
+  const m = /^(?:(\[[^\]]+\]|[^:\[\]]+):)?(\d{1,5})$/.exec(s);
+  if (m === null) return false;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return false;
+  const host = m[1];
+  if (host === undefined) return true;
+  if (host.startsWith('[')) return isIPv6(host.slice(1, -1));
+  return isIPv4(host) || /^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(host);
 }
 
 function buildVhid(
@@ -330,6 +411,8 @@ function buildVhid(
   }
   const advbase = integer('advbase', DEFAULT_ADVBASE)!;
   const advskew = integer('advskew', DEFAULT_ADVSKEW)!;
+  const deadRatio = integer('deadratio', undefined);
+  if (deadRatio === 0) diagnostics.push(error(at(single.get('deadratio')!.line), Code.CONFIG_VALUE, "deadratio can't be zero"));
 
   const addresses: string[] = [];
   for (const e of addressEntries) {
@@ -365,8 +448,13 @@ function buildVhid(
     source: `${basename(file)}:${sec.line}`,
     groups,
     ...optional,
+    ...(deadRatio !== undefined && deadRatio > 0 ? { deadRatio } : {}),
     fieldSources,
   };
+  if (fieldSources.deadratio) {
+    fieldSources.deadRatio = fieldSources.deadratio;
+    delete fieldSources.deadratio;
+  }
   return v;
 }
 
@@ -436,13 +524,260 @@ export function normalizeAddress(a: string): string {
   return a;
 }
 
-function parseBool(s: string): boolean | undefined {
-  const v = s.toLowerCase();
-  if (v === 'yes' || v === 'true' || v === '1') return true;
-  if (v === 'no' || v === 'false' || v === '0') return false;
+
+// The reserved sections, typed. Their text stays in `extra` as well.
+
+const PLUGIN_NAME = /^[a-z][a-z0-9-]*$/;
+const GROUP_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,14}$/;
+const HEALTH_KEYS = ['command', 'interval', 'schedule', 'timeout', 'rise', 'fall', 'demote', 'group'];
+const MAINTENANCE_KEYS = ['enter', 'leave', 'duration', 'demote'];
+const GROUP_KEYS = ['vhid', 'demote'];
+const DEFAULT_HEALTH_INTERVAL_MS = 10_000;
+const DEFAULT_DEMOTE = 240;
+
+/** Plugins, health checks, maintenance and groups from their sections; names are resolved later. */
+function typedSections(extra: ExtraSection[], diagnostics: Diagnostic[]): CarpdSections {
+  const out: CarpdSections = { extra, plugins: [], health: [], groups: [], sectionKeys: new Map(), refs: [] };
+  for (const sec of extra) {
+    const header = parseSource(sec.source);
+    const entries = sec.entries.map((e) => ({ ...e, where: parseSource(e.source) }));
+    const [kind, ...rest] = sec.name.split('.');
+    const name = rest.join('.');
+    const ctx: SectionContext = { sec: sec.name, header, entries, diagnostics, refs: out.refs };
+    if (kind === 'plugin') {
+      const p = pluginSection(name, ctx);
+      if (p) out.plugins.push(p);
+    } else if (kind === 'health') {
+      const h = healthSection(name, ctx);
+      if (h) out.health.push(h);
+    } else if (kind === 'group') {
+      const g = groupSection(name, ctx);
+      if (g) out.groups.push(g);
+    } else if (sec.name === 'maintenance') {
+      out.maintenance = maintenanceSection(ctx);
+    }
+  }
+  return out;
+}
+
+interface LocatedEntry {
+  key: string;
+  value: string;
+  where: SourceRef;
+}
+
+interface SectionContext {
+  sec: string;
+  header: SourceRef;
+  entries: LocatedEntry[];
+  diagnostics: Diagnostic[];
+  refs: PendingRef[];
+}
+
+/** The single value of each key; unknown and repeated keys are reported (when `known` is given). */
+function singles(ctx: SectionContext, known: string[] | undefined): Map<string, LocatedEntry> {
+  const out = new Map<string, LocatedEntry>();
+  for (const e of ctx.entries) {
+    if (known !== undefined && !known.includes(e.key)) {
+      ctx.diagnostics.push(error(e.where, Code.CONFIG_KEY, `unknown key "${e.key}" in [${ctx.sec}]`));
+      continue;
+    }
+    const first = out.get(e.key);
+    if (first) {
+      ctx.diagnostics.push(error(e.where, Code.CONFIG_DUPLICATE, `"${e.key}" already set at line ${first.where.line}`));
+      continue;
+    }
+    out.set(e.key, e);
+  }
+  return out;
+}
+
+function bad(ctx: SectionContext, e: LocatedEntry, expected: string): void {
+  ctx.diagnostics.push(error(e.where, Code.CONFIG_VALUE, `${e.key} must be ${expected}, not "${e.value}"`));
+}
+
+function durationOf(ctx: SectionContext, e: LocatedEntry | undefined): number | undefined {
+  if (e === undefined) return undefined;
+  const ms = parseDuration(e.value, 's');
+  if (ms === undefined || ms === 0) bad(ctx, e, 'a duration above 0 (500ms, 10s, 5m, 2h; a bare number is in seconds)');
+  return ms === 0 ? undefined : ms;
+}
+
+function intOf(ctx: SectionContext, e: LocatedEntry | undefined, min: number, max: number): number | undefined {
+  if (e === undefined) return undefined;
+  const n = parseUint(e.value);
+  if (n === undefined || n < min || n > max) {
+    bad(ctx, e, `${min}..${max}`);
+    return undefined;
+  }
+  return n;
+}
+
+function cronOf(ctx: SectionContext, e: LocatedEntry | undefined): string | undefined {
+  if (e === undefined) return undefined;
+  if (!validateCron(e.value)) {
+    bad(ctx, e, 'a cron expression ("m h dom mon dow", optionally with seconds first)');
+    return undefined;
+  }
+  return e.value;
+}
+
+/** `follow`: a vhid (section name, key or carp interface name), `group:NAME`, or `node`. */
+function followOf(ctx: SectionContext, e: LocatedEntry): Follow {
+  if (e.value === 'node') return { kind: 'node' };
+  if (e.value.startsWith('group:')) {
+    const group = e.value.slice('group:'.length);
+    const f: Follow = { kind: 'group', group };
+    ctx.refs.push({ kind: 'group', ref: group, where: e.where, resolve: () => undefined });
+    return f;
+  }
+  const f: { kind: 'vhid'; ref: string } = { kind: 'vhid', ref: e.value };
+  ctx.refs.push({ kind: 'vhid', ref: e.value, where: e.where, resolve: (key) => (f.ref = key) });
+  return f;
+}
+
+function pluginSection(name: string, ctx: SectionContext): PluginConfig | undefined {
+  if (!PLUGIN_NAME.test(name)) {
+    ctx.diagnostics.push(error(ctx.header, Code.CONFIG_SECTION,
+      `plugin name "${name}" must be lower-case letters, digits and "-", starting with a letter`));
+    return undefined;
+  }
+  const options: Record<string, string> = {};
+  const own = new Map<string, LocatedEntry>();
+  for (const e of ctx.entries) {
+    if (e.key === 'follow' || e.key === 'on_failure' || e.key === 'timeout') {
+      const first = own.get(e.key);
+      if (first) ctx.diagnostics.push(error(e.where, Code.CONFIG_DUPLICATE, `"${e.key}" already set at line ${first.where.line}`));
+      else own.set(e.key, e);
+    } else {
+      options[e.key] = options[e.key] === undefined ? e.value : `${options[e.key]},${e.value}`;
+    }
+  }
+  const follow = own.get('follow');
+  if (follow === undefined) {
+    ctx.diagnostics.push(error(ctx.header, Code.CONFIG_MISSING, `[${ctx.sec}] has no "follow" (a vhid, group:NAME or node)`));
+    return undefined;
+  }
+  const p: PluginConfig = { name, follow: followOf(ctx, follow), options, source: sourceText(ctx.header) };
+  const policy = own.get('on_failure');
+  if (policy) {
+    const f = failurePolicy(policy.value);
+    if (f === undefined) bad(ctx, policy, 'ignore, retry N (1..10) or demote N (1..255)');
+    else p.onFailure = f;
+  }
+  const timeout = durationOf(ctx, own.get('timeout'));
+  if (timeout !== undefined) p.timeoutMs = timeout;
+  return p;
+}
+
+function failurePolicy(s: string): FailurePolicy | undefined {
+  const w = s.trim().split(/\s+/);
+  if (w.length === 1 && w[0] === 'ignore') return { kind: 'ignore' };
+  const n = w.length === 2 ? parseUint(w[1]!) : undefined;
+  if (n === undefined) return undefined;
+  if (w[0] === 'retry' && n >= 1 && n <= 10) return { kind: 'retry', times: n };
+  if (w[0] === 'demote' && n >= 1 && n <= 255) return { kind: 'demote', by: n };
   return undefined;
 }
 
-function parseUint(s: string): number | undefined {
-  return /^\d+$/.test(s) ? Number(s) : undefined;
+function healthSection(name: string, ctx: SectionContext): HealthConfig | undefined {
+  const k = singles(ctx, HEALTH_KEYS);
+  const cmd = k.get('command');
+  let command: string[] | undefined;
+  if (cmd === undefined) {
+    ctx.diagnostics.push(error(ctx.header, Code.CONFIG_MISSING, `[${ctx.sec}] has no "command"`));
+  } else {
+    const w = splitShellWords(cmd.value);
+    if (!w.ok) ctx.diagnostics.push(error(cmd.where, Code.CONFIG_VALUE, `command: ${w.message}`));
+    else if (w.words.length === 0) ctx.diagnostics.push(error(cmd.where, Code.CONFIG_VALUE, 'command needs a value'));
+    else command = w.words;
+  }
+  const interval = k.get('interval');
+  const schedule = k.get('schedule');
+  if (interval && schedule) {
+    const later = interval.where.line > schedule.where.line ? interval : schedule;
+    ctx.diagnostics.push(error(later.where, Code.CONFIG_CONFLICT, '"interval" and "schedule" are exclusive'));
+  }
+  const group = k.get('group');
+  if (group && !GROUP_NAME.test(group.value)) bad(ctx, group, 'a group name');
+  if (group && GROUP_NAME.test(group.value)) {
+    ctx.refs.push({ kind: 'group', ref: group.value, where: group.where, resolve: () => undefined });
+  }
+  const h: HealthConfig = {
+    name,
+    command: command ?? [],
+    rise: intOf(ctx, k.get('rise'), 1, 100) ?? 1,
+    fall: intOf(ctx, k.get('fall'), 1, 100) ?? 1,
+    demote: intOf(ctx, k.get('demote'), 1, 255) ?? DEFAULT_DEMOTE,
+    group: group?.value ?? CARP_GROUP,
+    source: sourceText(ctx.header),
+  };
+  const sched = cronOf(ctx, schedule);
+  if (sched !== undefined) h.schedule = sched;
+  else if (schedule === undefined) h.intervalMs = durationOf(ctx, interval) ?? DEFAULT_HEALTH_INTERVAL_MS;
+  const timeout = durationOf(ctx, k.get('timeout'));
+  if (timeout !== undefined) h.timeoutMs = timeout;
+  return command === undefined ? undefined : h;
+}
+
+function maintenanceSection(ctx: SectionContext): MaintenanceConfig {
+  const k = singles(ctx, MAINTENANCE_KEYS);
+  const m: MaintenanceConfig = { source: sourceText(ctx.header) };
+  const enter = k.get('enter');
+  const leave = k.get('leave');
+  const duration = k.get('duration');
+  const e = cronOf(ctx, enter);
+  if (e !== undefined) m.enter = e;
+  if (leave && duration) {
+    const later = leave.where.line > duration.where.line ? leave : duration;
+    ctx.diagnostics.push(error(later.where, Code.CONFIG_CONFLICT, '"leave" and "duration" are exclusive'));
+  } else {
+    const l = cronOf(ctx, leave);
+    if (l !== undefined) m.leave = l;
+    const d = durationOf(ctx, duration);
+    if (d !== undefined) m.durationMs = d;
+  }
+  if (enter && !leave && !duration) {
+    ctx.diagnostics.push(error(enter.where, Code.CONFIG_MISSING, 'a maintenance window needs "leave" (cron) or "duration"'));
+  }
+  if (!enter && (leave || duration)) {
+    ctx.diagnostics.push(error((leave ?? duration)!.where, Code.CONFIG_MISSING, `"${(leave ?? duration)!.key}" needs "enter"`));
+  }
+  const demote = intOf(ctx, k.get('demote'), 1, 255);
+  if (demote !== undefined) m.demote = demote;
+  return m;
+}
+
+function groupSection(name: string, ctx: SectionContext): GroupConfig | undefined {
+  if (!GROUP_NAME.test(name) || /\d$/.test(name)) {
+    ctx.diagnostics.push(error(ctx.header, Code.GROUP,
+      `group "${name}" must be 1..15 letters, digits, "_" or "-", start with a letter and not end in a digit`));
+    return undefined;
+  }
+  const g: GroupConfig = { name, members: [], source: sourceText(ctx.header) };
+  for (const e of ctx.entries) {
+    if (!GROUP_KEYS.includes(e.key)) {
+      ctx.diagnostics.push(error(e.where, Code.CONFIG_KEY, `unknown key "${e.key}" in [${ctx.sec}]`));
+      continue;
+    }
+    if (e.key === 'vhid') {
+      for (const ref of e.value.split(',').map((x) => x.trim())) {
+        if (ref === '') {
+          ctx.diagnostics.push(error(e.where, Code.CONFIG_VALUE, 'empty item in "vhid" list'));
+          continue;
+        }
+        const i = g.members.push(ref) - 1;
+        ctx.refs.push({ kind: 'vhid', ref, where: e.where, resolve: (key) => (g.members[i] = key) });
+      }
+    }
+  }
+  const demote = singles({ ...ctx, entries: ctx.entries.filter((e) => e.key === 'demote') }, undefined).get('demote');
+  const n = intOf(ctx, demote, 0, 255);
+  if (n !== undefined) g.demote = n;
+  return g;
+}
+
+/** A section header's `file:line`, with the file path as given (as ExtraSection.source). */
+function sourceText(where: SourceRef): string {
+  return `${where.file}:${where.line}`;
 }

@@ -31,6 +31,11 @@ export interface GlobalConfig {
   templateDir?: string;
   /** Default timeout of a plugin hook, ms. Default 10000. */
   hookTimeoutMs?: number;
+  /**
+   * Demotion the node starts with (FreeBSD net.inet.carp.demotion, carpd.conf `demotion`), in
+   * the `carp` group, on top of any boot demotion.
+   */
+  demotion?: number;
 }
 
 export interface VhidConfig {
@@ -62,11 +67,22 @@ export interface VhidConfig {
   /** ucarp's -r dead ratio: BACKUP waits deadRatio × advbase (+ skew); the kernels use 3. */
   deadRatio?: number;
   /**
+   * When `interface` is a VLAN interface whose configuration was found (OpenBSD hostname.vlanN
+   * `vlandev`/`parent` and `vnetid`/`vlan`): the device it is tagged on and its tag.
+   */
+  vlan?: VlanInfo;
+  /**
    * Where each field was set, for validation messages: keys are field names
    * (`vhid`, `advskew`, `password`, …), `addresses.N` per address, and `header`
    * (the section or line that introduced the vhid). Internal; `carpd config` omits it.
    */
   fieldSources?: Record<string, { file: string; line: number }>;
+}
+
+/** A VLAN interface's parent device and tag. */
+export interface VlanInfo {
+  device: string;
+  tag?: number;
 }
 
 /** One `key = value` of a reserved section, kept for a later consumer (plugins, health checks). */
@@ -140,6 +156,17 @@ export interface MaintenanceConfig {
   source: string;
 }
 
+/** `[group.NAME]`: a demotion group, its extra members and its initial demotion. */
+export interface GroupConfig {
+  name: string;
+  /** Keys (`vhid@interface`) of the vhids the section adds to the group. */
+  members: string[];
+  /** Demotion of the group at start (OpenBSD `ifconfig -g NAME carpdemote N`). */
+  demote?: number;
+  /** `file:line` of the section header. */
+  source: string;
+}
+
 export interface CarpModel {
   global: GlobalConfig;
   vhids: VhidConfig[];
@@ -148,6 +175,8 @@ export interface CarpModel {
   plugins?: PluginConfig[];
   health?: HealthConfig[];
   maintenance?: MaintenanceConfig;
+  /** `[group.NAME]` sections; every group a vhid names exists whether or not it has a section. */
+  groups?: GroupConfig[];
 }
 
 /** The redacted form `carpd config` prints unless --show-secrets is given. */

@@ -110,7 +110,7 @@ const OPTIONS: OptionSpec[] = [
 ];
 
 /** glibc's facilitynames, which ucarp matches case-insensitively. */
-const FACILITIES = new Set([
+export const FACILITIES: ReadonlySet<string> = new Set([
   'auth', 'authpriv', 'cron', 'daemon', 'ftp', 'kern', 'lpr', 'mail', 'mark', 'news', 'security',
   'syslog', 'user', 'uucp', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7',
 ]);
@@ -174,6 +174,22 @@ function* getopt(argv: string[]): Generator<Occurrence> {
     // a mistake, and it is not echoed because it could be a password.
     throw usage(`unexpected argument ${i + 1}: ucarp takes options only`);
   }
+}
+
+/** One ucarp option as getopt_long returns it: its short letter and its argument, if any. */
+export interface UcarpOption {
+  short: string;
+  value?: string;
+}
+
+/**
+ * ucarp's options in `argv` (e.g. a CentOS vip-NNN.conf `OPTIONS`), parsed exactly as
+ * `carpd ucarp` parses them. Throws ConfigError (CARPD_ERR_USAGE) on an unknown or malformed one.
+ */
+export function ucarpOptions(argv: string[]): UcarpOption[] {
+  const out: UcarpOption[] = [];
+  for (const o of getopt(argv)) out.push(o.value === undefined ? { short: o.spec.short } : { short: o.spec.short, value: o.value });
+  return out;
 }
 
 function findLong(name: string): OptionSpec {

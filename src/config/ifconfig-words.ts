@@ -1,0 +1,280 @@
+/**
+ * The CARP subset of ifconfig's arguments, as FreeBSD rc.conf (`ifconfig_em0_alias0="…"`) and
+ * OpenBSD hostname.if(5) lines write them: addresses with netmask/prefixlen/broadcast, the carp
+ * keywords (vhid advbase advskew pass state peer carppeer carpdev …) and the interface keywords
+ * that may sit on the same line (up, description, group, -inet6 …).
+ */
+import { isIP, isIPv4, isIPv6 } from 'node:net';
+import { Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
+import { netmaskToPrefix, splitCidr } from './netaddr.js';
+import { parseUint } from './values.js';
+
+/** What one ifconfig line says about CARP. Absent fields were not on the line. */
+export interface CarpSpec {
+  where: SourceRef;
+  af?: 'inet' | 'inet6';
+  /** CIDR strings, prefixes applied. */
+  addresses: string[];
+  vhid?: number;
+  advbase?: number;
+  advskew?: number;
+  pass?: string;
+  peer?: string;
+  carpdev?: string;
+  groups: string[];
+  /** True when the line said anything CARP-specific (vhid, pass, carpdev, …). */
+  carp: boolean;
+}
+
+/** Keywords taking one argument that mean something to carpd. */
+const CARP_VALUE_KEYS = ['vhid', 'advbase', 'advskew', 'pass', 'peer', 'carppeer', 'carpdev', 'state', 'carpver'];
+/** Keywords taking one argument that carpd accepts and has no use for. */
+const IGNORED_VALUE_KEYS = ['description', 'descr', 'mtu', 'metric', 'media', 'mediaopt', 'rdomain', 'priority'];
+/** Flags carpd accepts and has no use for. */
+const IGNORED_FLAGS = ['up', 'alias', '-inet6', '-carppeer', '-description', '-descr', 'NONE'];
+/** Keywords of carp(4) features carpd does not have. */
+const UNSUPPORTED: Record<string, { arg: boolean; why: string }> = {
+  peer6: { arg: true, why: 'IPv6 unicast peers are not supported; use multicast' },
+  carpnodes: { arg: true, why: 'carpnodes (several vhids on one carp interface) is not supported; use one carp interface per vhid' },
+  balancing: { arg: true, why: 'ARP/IP balancing is not supported' },
+  vrrpprio: { arg: true, why: 'VRRP (carpver 3) is not supported' },
+  vrrpinterval: { arg: true, why: 'VRRP (carpver 3) is not supported' },
+  '-alias': { arg: false, why: '-alias removes an address; it has no place in a configuration' },
+  delete: { arg: false, why: 'delete removes an address; it has no place in a configuration' },
+  dhcp: { arg: false, why: 'a carp interface cannot use DHCP' },
+  autoconf: { arg: false, why: 'a carp interface cannot use autoconf' },
+  lladdr: { arg: true, why: 'a hand-set MAC address is not supported (carpd uses the real MAC)' },
+};
+
+export interface ParseWordsOptions {
+  /**
+   * OpenBSD netstart's positional `inet ADDR [NETMASK [BROADCAST]]` and
+   * `inet6 ADDR [PREFIXLEN]` right after the address family (and `alias`).
+   */
+  positional?: boolean;
+}
+
+/**
+ * Parses one line's words. Errors and warnings go to `diags`, located at `where`. An unknown
+ * keyword ends the line (what follows could be anything, a password included); it is named only
+ * when it looks like a keyword and the line holds no `pass`.
+ */
+export function parseCarpWords(
+  words: string[],
+  where: SourceRef,
+  diags: Diagnostic[],
+  opts: ParseWordsOptions = {},
+): CarpSpec {
+  const spec: CarpSpec = { where, addresses: [], groups: [], carp: false };
+  const holdsPass = words.includes('pass');
+  const bare: string[] = [];
+  let v4prefix: number | undefined;
+  let v6prefix: number | undefined;
+  const err = (code: string, message: string) => diags.push(error(where, code, message));
+
+  let i = 0;
+  if (opts.positional && (words[0] === 'inet' || words[0] === 'inet6')) {
+    spec.af = words[0];
+    i = 1;
+    if (words[i] === 'alias') i++;
+    const addr = words[i];
+    if (addr !== undefined && looksLikeAddress(addr)) {
+      bare.push(addr);
+      i++;
+      if (spec.af === 'inet') {
+        const mask = words[i];
+        if (mask !== undefined && (mask === 'NONE' || isNetmaskWord(mask))) {
+          if (mask !== 'NONE') v4prefix = netmaskToPrefix(mask);
+          i++;
+          const bc = words[i];
+          if (bc !== undefined && (bc === 'NONE' || isIPv4(bc))) i++;
+        }
+      } else if (words[i] !== undefined && /^\d{1,3}$/.test(words[i]!)) {
+        v6prefix = Number(words[i]);
+        i++;
+      }
+    }
+  }
+
+  for (; i < words.length; i++) {
+    const w = words[i]!;
+    const next = words[i + 1];
+    if (w === 'inet' || w === 'inet6') {
+      spec.af = w;
+      continue;
+    }
+    if (IGNORED_FLAGS.includes(w)) continue;
+    if (w === 'down') {
+      diags.push(warning(where, Code.WARN_IGNORED, 'carpd ignores "down": the vhid runs as long as carpd does'));
+      continue;
+    }
+    const unsupported = UNSUPPORTED[w];
+    if (unsupported !== undefined) {
+      err(Code.UNSUPPORTED, unsupported.why);
+      if (unsupported.arg) i++;
+      continue;
+    }
+    const takesValue = CARP_VALUE_KEYS.includes(w) || IGNORED_VALUE_KEYS.includes(w) ||
+      ['netmask', 'prefixlen', 'broadcast', 'group', '-group'].includes(w);
+    if (takesValue) {
+      if (next === undefined) {
+        err(Code.CONFIG_VALUE, `"${w}" needs a value`);
+        break;
+      }
+      i++;
+      applyValue(spec, w, next, err, (p) => (v4prefix = p), (p) => (v6prefix = p), diags, where);
+      continue;
+    }
+    if (looksLikeAddress(w)) {
+      bare.push(w);
+      continue;
+    }
+    const named = !holdsPass && /^-?[a-z][a-z0-9_]{0,19}$/.test(w);
+    err(Code.CONFIG_KEY, named ? `unknown keyword "${w}"` : `unexpected word ${i + 1}`);
+    break;
+  }
+
+  for (const a of bare) {
+    const cidr = splitCidr(a);
+    if (cidr !== undefined) {
+      spec.addresses.push(a);
+    } else if (isIPv4(a)) {
+      spec.addresses.push(`${a}/${v4prefix ?? 32}`);
+    } else if (isIPv6(a)) {
+      spec.addresses.push(`${a}/${v6prefix ?? 128}`);
+    } else {
+      // A malformed CIDR: kept verbatim for validateModel to report on this line.
+      spec.addresses.push(a);
+    }
+  }
+  if (spec.af !== undefined) {
+    for (const a of spec.addresses) {
+      const fam = isIP(a.split('/')[0]!);
+      if ((spec.af === 'inet' && fam === 6) || (spec.af === 'inet6' && fam === 4)) {
+        err(Code.ADDRESS, `${a} is not an ${spec.af === 'inet' ? 'IPv4' : 'IPv6'} address, yet the line says ${spec.af}`);
+      }
+    }
+  }
+  return spec;
+}
+
+function applyValue(
+  spec: CarpSpec,
+  key: string,
+  value: string,
+  err: (code: string, message: string) => void,
+  setV4: (p: number) => void,
+  setV6: (p: number) => void,
+  diags: Diagnostic[],
+  where: SourceRef,
+): void {
+  const num = (): number | undefined => {
+    const n = parseUint(value);
+    if (n === undefined) err(Code.CONFIG_VALUE, `${key} must be a number, not "${value}"`);
+    return n;
+  };
+  switch (key) {
+    case 'vhid':
+    case 'advbase':
+    case 'advskew': {
+      const n = num();
+      if (n !== undefined) spec[key] = n;
+      spec.carp = true;
+      break;
+    }
+    case 'pass':
+      spec.pass = value;
+      spec.carp = true;
+      break;
+    case 'peer':
+    case 'carppeer':
+      spec.peer = value;
+      spec.carp = true;
+      break;
+    case 'carpdev':
+      spec.carpdev = value;
+      spec.carp = true;
+      break;
+    case 'state':
+      if (!['master', 'backup', 'init'].includes(value.toLowerCase())) {
+        err(Code.CONFIG_VALUE, `state must be master, backup or init, not "${value}"`);
+      } else {
+        diags.push(warning(where, Code.WARN_IGNORED,
+          `carpd ignores "state ${value}": every vhid starts in INIT and elects as the kernels do at boot`));
+      }
+      spec.carp = true;
+      break;
+    case 'carpver':
+      if (value !== '2') err(Code.UNSUPPORTED, `carpver ${value} is not supported: carpd speaks CARP version 2`);
+      spec.carp = true;
+      break;
+    case 'netmask': {
+      const p = netmaskToPrefix(value);
+      if (p === undefined) err(Code.CONFIG_VALUE, `netmask "${value}" is not a netmask (dotted, 0xhex or a prefix length)`);
+      else setV4(p);
+      break;
+    }
+    case 'prefixlen': {
+      const n = parseUint(value);
+      if (n === undefined || n > 128) err(Code.CONFIG_VALUE, `prefixlen must be 0..128, not "${value}"`);
+      else setV6(n);
+      break;
+    }
+    case 'group':
+      if (!spec.groups.includes(value) && value !== 'carp') spec.groups.push(value);
+      break;
+    default:
+      // broadcast, -group and the ignored keys: nothing for carpd.
+      break;
+  }
+}
+
+/** An address, CIDR, or something that was meant to be an IPv4 one (digits and dots). */
+export function looksLikeAddress(w: string): boolean {
+  if (isIP(w) !== 0 || splitCidr(w) !== undefined) return true;
+  return /^\d+\.[0-9.]*(\/\d*)?$/.test(w);
+}
+
+function isNetmaskWord(w: string): boolean {
+  return (isIPv4(w) || /^0x[0-9a-f]{8}$/i.test(w)) && netmaskToPrefix(w) !== undefined;
+}
+
+/**
+ * A lenient read of a non-carp interface line (`inet 192.0.2.2 netmask 0xffffff00 mtu 9000`,
+ * `192.0.2.2/24`, `inet6 2001:db8::2 prefixlen 64`, `DHCP`): its addresses as CIDR, nothing else.
+ * Words it does not know are an interface's business, not carpd's.
+ */
+export function interfaceAddresses(words: string[], positional = false): string[] {
+  const out: string[] = [];
+  const bare: string[] = [];
+  let v4prefix: number | undefined;
+  let v6prefix: number | undefined;
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    const next = words[i + 1];
+    if (w === 'netmask' && next !== undefined) {
+      v4prefix = netmaskToPrefix(next);
+      i++;
+    } else if (w === 'prefixlen' && next !== undefined) {
+      v6prefix = parseUint(next);
+      i++;
+    } else if (['broadcast', 'description', 'descr', 'vlan', 'vlandev', 'vnetid', 'parent', 'mtu', 'media', 'mediaopt', 'lladdr', 'group'].includes(w)) {
+      i++;
+    } else if (isIP(w) !== 0 || splitCidr(w) !== undefined) {
+      bare.push(w);
+      if (positional && isIPv4(w) && next !== undefined && isNetmaskWord(next)) {
+        v4prefix = netmaskToPrefix(next);
+        i++;
+      } else if (positional && isIPv6(w) && next !== undefined && /^\d{1,3}$/.test(next)) {
+        v6prefix = Number(next);
+        i++;
+      }
+    }
+  }
+  for (const a of bare) {
+    if (splitCidr(a) !== undefined) out.push(a);
+    else if (isIPv4(a)) out.push(`${a}/${v4prefix ?? 32}`);
+    else out.push(`${a}/${v6prefix ?? 128}`);
+  }
+  return out;
+}

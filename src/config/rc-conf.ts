@@ -1,0 +1,177 @@
+/**
+ * A reader for shell-variable files (FreeBSD rc.conf and loader.conf, CentOS sysconfig files):
+ * `NAME=value` assignments with sh quoting, `#` comments, backslash-newline continuations,
+ * `$NAME`/`${NAME}` expansion of earlier assignments, and sysrc's `NAME+=value` (append with a
+ * space). Later assignments override earlier ones. Nothing is ever executed.
+ */
+
+export interface RcAssignment {
+  name: string;
+  /** The value after quote removal and expansion. */
+  value: string;
+  /** 1-based line of the variable name. */
+  line: number;
+  append: boolean;
+}
+
+export interface RcVar {
+  value: string;
+  /** Line of the assignment that gave the current value (the last one). */
+  line: number;
+  /** Lines of every assignment to the variable, in order. */
+  lines: number[];
+}
+
+export interface RcSyntaxError {
+  line: number;
+  message: string;
+}
+
+export interface RcFile {
+  assignments: RcAssignment[];
+  vars: Map<string, RcVar>;
+  errors: RcSyntaxError[];
+}
+
+const NAME_START = /[A-Za-z_]/;
+const NAME_CHAR = /[A-Za-z0-9_]/;
+
+/** Reads `text`; `env` supplies values for `$NAME` that the file itself has not set. */
+export function parseRcConf(text: string, env: ReadonlyMap<string, string> = new Map()): RcFile {
+  const s = text.replace(/^\uFEFF/, '').replace(/\r\n/g, '\n');
+  const out: RcFile = { assignments: [], vars: new Map(), errors: [] };
+  let i = 0;
+  let line = 1;
+
+  const lookup = (name: string): string => out.vars.get(name)?.value ?? env.get(name) ?? '';
+  const skipToEol = () => {
+    while (i < s.length && s[i] !== '\n') i++;
+  };
+
+  /** `$…` at s[i]; appends the expansion to `acc`, or returns an error message. */
+  const expand = (): { value: string } | { error: string } => {
+    const next = s[i + 1];
+    if (next === '(' ) return { error: 'command substitution is not supported' };
+    if (next === '{') {
+      const close = s.indexOf('}', i + 2);
+      const name = close === -1 ? '' : s.slice(i + 2, close);
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) return { error: 'only ${NAME} parameter expansion is supported' };
+      i = close + 1;
+      return { value: lookup(name) };
+    }
+    if (next !== undefined && NAME_START.test(next)) {
+      let j = i + 1;
+      while (j < s.length && NAME_CHAR.test(s[j]!)) j++;
+      const name = s.slice(i + 1, j);
+      i = j;
+      return { value: lookup(name) };
+    }
+    i++;
+    return { value: '$' };
+  };
+
+  /** One shell word at s[i] (the assignment's value), up to unquoted whitespace, `;` or end. */
+  const readValue = (): { value: string } | { error: string; line: number } => {
+    let v = '';
+    while (i < s.length) {
+      const c = s[i]!;
+      if (c === ' ' || c === '\t' || c === '\n' || c === ';') break;
+      if (c === '\\') {
+        if (s[i + 1] === '\n') line++;
+        else if (i + 1 < s.length) v += s[i + 1];
+        i += 2;
+      } else if (c === "'") {
+        const start = line;
+        const end = s.indexOf("'", i + 1);
+        if (end === -1) return { error: 'unterminated single quote', line: start };
+        const chunk = s.slice(i + 1, end);
+        line += chunk.split('\n').length - 1;
+        v += chunk;
+        i = end + 1;
+      } else if (c === '"') {
+        const start = line;
+        i++;
+        for (;;) {
+          if (i >= s.length) return { error: 'unterminated double quote', line: start };
+          const d = s[i]!;
+          if (d === '"') {
+            i++;
+            break;
+          }
+          if (d === '\\' && '"\\$`\n'.includes(s[i + 1] ?? '')) {
+            if (s[i + 1] === '\n') line++;
+            else v += s[i + 1];
+            i += 2;
+          } else if (d === '$') {
+            const r = expand();
+            if ('error' in r) return { error: r.error, line };
+            v += r.value;
+          } else if (d === '`') {
+            return { error: 'command substitution is not supported', line };
+          } else {
+            if (d === '\n') line++;
+            v += d;
+            i++;
+          }
+        }
+      } else if (c === '$') {
+        const r = expand();
+        if ('error' in r) return { error: r.error, line };
+        v += r.value;
+      } else if (c === '`') {
+        return { error: 'command substitution is not supported', line };
+      } else {
+        v += c;
+        i++;
+      }
+    }
+    return { value: v };
+  };
+
+  while (i < s.length) {
+    const c = s[i]!;
+    if (c === '\n') {
+      line++;
+      i++;
+      continue;
+    }
+    if (c === ' ' || c === '\t' || c === ';') {
+      i++;
+      continue;
+    }
+    if (c === '\\' && s[i + 1] === '\n') {
+      line++;
+      i += 2;
+      continue;
+    }
+    if (c === '#') {
+      skipToEol();
+      continue;
+    }
+    const startLine = line;
+    let j = i;
+    if (NAME_START.test(c)) while (j < s.length && NAME_CHAR.test(s[j]!)) j++;
+    const name = s.slice(i, j);
+    const append = s[j] === '+' && s[j + 1] === '=';
+    if (name === '' || (s[j] !== '=' && !append)) {
+      // Not echoed: the line might hold a secret.
+      out.errors.push({ line: startLine, message: 'expected a variable assignment (NAME="value")' });
+      skipToEol();
+      continue;
+    }
+    i = j + (append ? 2 : 1);
+    const r = readValue();
+    if ('error' in r) {
+      out.errors.push({ line: r.line, message: `${r.error} in the value of ${name}` });
+      skipToEol();
+      continue;
+    }
+    out.assignments.push({ name, value: r.value, line: startLine, append });
+    const prev = out.vars.get(name);
+    const value = append && prev !== undefined && prev.value !== '' ? `${prev.value} ${r.value}` : r.value;
+    out.vars.set(name, { value, line: startLine, lines: [...(prev?.lines ?? []), startLine] });
+    // After a value: more assignments, a `;`, or a comment; a `#` here starts a comment only
+    // after whitespace (sh's rule), which the loop's whitespace skipping gives us.
+  }
+  return out;
+}
