@@ -247,9 +247,11 @@ export class VhidMachine {
   }
 
   private toBackup(now: number, reason: string, fx: Effect[], holdMs = 0): void {
-    const wasMaster = this.state === 'MASTER';
+    // Leaving INIT also clears the VIP: a previous instance killed with SIGKILL, or a link that
+    // dropped while MASTER, may have left it on the interface, and a BACKUP must not hold it.
+    const release = this.state === 'MASTER' || this.state === 'INIT';
     this.set('BACKUP', reason, fx);
-    if (wasMaster) fx.push({ type: 'vip', op: 'del' });
+    if (release) fx.push({ type: 'vip', op: 'del' });
     this.timers.advertise = undefined;
     this.delayedArp = -1;
     this.timers.masterDown = now + holdMs + this.masterDownMs();

@@ -16,7 +16,7 @@ describe('VhidMachine', () => {
     assert.equal(m.state, 'INIT');
     const fx = m.step({ type: 'start', linkUp: true }, 1000);
     assert.equal(m.state, 'BACKUP');
-    assert.deepEqual(types(fx), ['transition']);
+    assert.deepEqual(types(fx), ['transition', 'vip-del'], 'a VIP left by an earlier instance is released');
     assert.equal(m.timers.masterDown, 1000 + 3000 + (50 * 1000) / 256);
   });
 

@@ -229,17 +229,17 @@ describe('phase gate', () => {
     assert.equal(sim.state('a', KEY), 'MASTER');
     assert.equal(sim.wire.log.length, 1, 'the advert went out while the pre-phase runs');
     await settle();
-    assert.deepEqual(a.net.actions, [], 'VIP held back by the pre-phase');
+    assert.deepEqual(a.net.actions, ['del 198.18.0.101/24 eth0'], 'VIP add held back by the pre-phase');
     release();
     await settle();
-    assert.deepEqual(a.net.actions, ['add 198.18.0.101/24 eth0', 'garp 198.18.0.101/24 eth0']);
+    assert.deepEqual(a.net.actions, ['del 198.18.0.101/24 eth0', 'add 198.18.0.101/24 eth0', 'garp 198.18.0.101/24 eth0']);
 
     const b = new Sim().add('b', 2, [vhidCfg(1, 0)]);
     b.engine.setPhaseGate(() => new Promise<void>(() => undefined), 30);
     b.engine.start();
     b.engine.force(KEY, 'MASTER');
-    await new Promise((r) => setTimeout(r, 80));
-    assert.deepEqual(b.net.actions, ['add 198.18.0.101/24 eth0', 'garp 198.18.0.101/24 eth0'], 'a hung pre-phase does not keep the VIP away');
+    await new Promise((r) => setTimeout(r, 150));
+    assert.deepEqual(b.net.actions, ['del 198.18.0.101/24 eth0', 'add 198.18.0.101/24 eth0', 'garp 198.18.0.101/24 eth0'], 'a hung pre-phase does not keep the VIP away');
     assert.ok(b.logs.some((l) => l.includes('pre-master phase still running after 30 ms')));
   });
 });
