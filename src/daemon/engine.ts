@@ -114,6 +114,8 @@ export interface VhidStatus {
   wireAdvskew: number;
   demote: number;
   addresses: string[];
+  /** Demotion groups, `carp` first. */
+  groups: string[];
   masterSrc?: string;
   lastReason: string;
   lastAdvert?: { src: string; advbase: number; advskew: number; demote: number };
@@ -128,6 +130,8 @@ export interface VhidStatus {
 }
 
 const U64 = (1n << 64n) - 1n;
+/** How many distinct bad-authentication sources are counted one by one. */
+export const MAX_BADAUTH_PEERS = 1024;
 /** How far ahead of its due time a timer may be served together with an earlier one. */
 const TIMER_BATCH_MS = 2;
 
@@ -243,7 +247,9 @@ export class Engine extends EventEmitter {
       if (res.reason === 'badauth' && res.vhid !== undefined) {
         const v = table.get(res.vhid);
         if (v) v.stats.badauth++;
-        const peer = `${res.src ?? '?'} ${res.vhid}@${ifname}`;
+        let peer = `${res.src ?? '?'} ${res.vhid}@${ifname}`;
+        // Bounded: a flood from spoofed sources lands in one bucket.
+        if (!this.badAuthByPeer.has(peer) && this.badAuthByPeer.size >= MAX_BADAUTH_PEERS) peer = `* ${res.vhid}@${ifname}`;
         const n = (this.badAuthByPeer.get(peer) ?? 0) + 1;
         this.badAuthByPeer.set(peer, n);
         if (n === 1) {
@@ -463,6 +469,7 @@ export class Engine extends EventEmitter {
       wireAdvskew: v.machine.wireAdvskew,
       demote: v.machine.demoteByte,
       addresses: v.cfg.addresses,
+      groups: [...v.groups],
       ...(v.machine.masterSrc ? { masterSrc: v.machine.masterSrc } : {}),
       lastReason: v.machine.lastReason,
       ...(v.machine.lastAdvert ? { lastAdvert: { ...v.machine.lastAdvert } } : {}),

@@ -1,12 +1,29 @@
-/** `carpd run`: the daemon in the foreground, wired to the Linux adapters. */
+/**
+ * `carpd run`: the daemon in the foreground, wired to the Linux adapters, with its service side:
+ * the control socket (carpctl), maintenance mode, schedules, metrics, and signals (HUP reload,
+ * TERM/INT clean shutdown, USR1 status dump, USR2 for ucarp mode).
+ */
 import type { Logger, NetBackend } from '../adapters/ports.js';
 import { LinuxNet } from '../adapters/linux-net.js';
 import { MonotonicClock } from '../adapters/clock.js';
 import { RawTransport } from '../adapters/raw-transport.js';
+import { formatDiagnostic } from '../config/errors.js';
+import { loadConfig, type LoadResult } from '../config/load.js';
 import type { CarpModel } from '../config/model.js';
+import { DEFAULT_GROUP } from '../core/demotion.js';
 import { netstatLines } from '../proto/counters.js';
+import { ControlServer, DEFAULT_CONTROL_PATH, EventLog, formatStatus, statusReport, ControlCode } from './control.js';
 import { Engine, LOG, type TransitionEvent } from './engine.js';
+import { FileIntentStore, Maintenance } from './maintenance.js';
+import { MetricsServer, renderMetrics } from './metrics.js';
+import { Schedules } from './schedule.js';
 import { ScriptQueue, scriptArgv, type ScriptPolicy } from './scripts.js';
+
+/** The ledger entry that holds a starting node back until its set-up is done (OpenBSD rc demotes by 128). */
+export const BOOT_DEMOTER = 'boot';
+export const BOOT_DEMOTION = 128;
+/** How long a demoted master keeps the VIP after yielding, so the new master's ARP lands first. */
+export const HANDOVER_HOLD_MS = 2000;
 
 export interface DaemonOptions {
   model: CarpModel;
@@ -22,51 +39,187 @@ export interface DaemonOptions {
   hupExits?: boolean;
   /** When up/down scripts run (ucarp's -n and -z); default: both off... and on shutdown. */
   scripts?: ScriptPolicy;
+  /**
+   * The service side: control socket, boot hold, maintenance, schedules, metrics. Default on,
+   * except with `hupExits` (ucarp mode: one process per vhid, no control socket).
+   */
+  service?: boolean;
+  /** Re-reads the configuration for SIGHUP. Default: the `-c` files of this process's `carpd run` command line. */
+  reload?: () => LoadResult;
 }
 
-/** One status line per vhid, in ifconfig's words. */
+/** One line per vhid, in ifconfig's words. */
 export function statusLines(engine: Engine): string[] {
-  return engine.status().map((s) => {
-    const master = s.state === 'BACKUP' && s.masterSrc ? ` master ${s.masterSrc}` : '';
-    return `${s.interface}: carp: ${s.state} vhid ${s.vhid} advbase ${s.advbase} advskew ${s.advskew}${s.demote ? ` demote ${s.demote}` : ''}${master}`;
-  });
+  return engine.status().map((s) => `${s.interface}: carp: ${s.state} vhid ${s.vhid} advbase ${s.advbase} advskew ${s.advskew}`);
 }
 
-/** SIGUSR1: status, demotions, counters and bad-auth peers, one log line each. */
-export function dumpStatus(engine: Engine, logger: Logger): void {
-  for (const l of statusLines(engine)) logger.log(0, l);
-  for (const d of engine.ledger.entries()) logger.log(0, `demotion: group ${d.group} +${d.count} by ${d.by}`);
+/** SIGUSR1: status with diagnosis, demotions, counters and bad-auth peers, one log line each. */
+export function dumpStatus(engine: Engine, logger: Logger, events?: EventLog, maintenance?: Maintenance): void {
+  for (const l of formatStatus(statusReport(engine, events, maintenance))) logger.log(0, l.replace(/^\t/, '  '));
   logger.log(0, 'carp:');
   for (const l of netstatLines(engine.stats, false)) logger.log(0, l);
   for (const [peer, n] of engine.badAuthByPeer) logger.log(0, `bad authentication from ${peer.replace(' ', ' vhid ')} x${n}`);
 }
 
+/**
+ * The config files and overrides of `carpd run` as they appear on this process's command line
+ * (`-c FILE`, `--config FILE`, `--format F`, `--log-level N`), as a reloader; undefined when the
+ * process is not `carpd run … -c FILE`.
+ */
+export function commandLineReloader(argv: readonly string[] = process.argv.slice(2)): (() => LoadResult) | undefined {
+  if (argv[0] !== 'run') return undefined;
+  const files: string[] = [];
+  let format: string | undefined;
+  let logLevel: number | undefined;
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    const value = () => (eq > 0 ? a.slice(eq + 1) : argv[++i]);
+    if (name === '-c' || name === '--config') {
+      const f = value();
+      if (f !== undefined) files.push(f);
+    } else if (name === '--format') format = value();
+    else if (name === '--log-level') logLevel = Number(value());
+  }
+  if (files.length === 0) return undefined;
+  return () => {
+    const r = loadConfig(files, format !== undefined ? { format } : {});
+    if (logLevel !== undefined && Number.isInteger(logLevel)) r.model.global.log = logLevel;
+    return r;
+  };
+}
+
+/** The state directory: the config's, systemd's $STATE_DIRECTORY, or the OS default. */
+export function stateDirFor(model: CarpModel): string {
+  return model.global.stateDir ?? process.env.STATE_DIRECTORY?.split(':')[0] ?? (process.platform === 'linux' ? '/var/lib/carpd' : '/var/db/carpd');
+}
+
 /** Starts the daemon and resolves with the exit code once it has shut down cleanly. */
-export function runDaemon(opts: DaemonOptions): Promise<number> {
-  const { model, logger } = opts;
+export async function runDaemon(opts: DaemonOptions): Promise<number> {
+  const { logger } = opts;
+  let model = opts.model;
+  const serviceOn = opts.service ?? !opts.hupExits;
+  const say = (level: number, msg: string) => {
+    if (level <= model.global.log || level <= 0) logger.log(level, msg);
+  };
   const engine = new Engine(model, {
     transport: new RawTransport(),
     net: opts.net ?? new LinuxNet({ logger }),
     clock: new MonotonicClock(),
     logger,
+    handoverHoldMs: HANDOVER_HOLD_MS,
   });
+  const events = new EventLog();
   const scripts = new ScriptQueue(logger);
   const policy = opts.scripts ?? { neutral: false, shutdown: true };
-  const byKey = new Map(model.vhids.map((v) => [v.key, v]));
+  let byKey = new Map(model.vhids.map((v) => [v.key, v]));
   engine.on('transition', (ev: TransitionEvent) => {
     opts.onTransition?.(ev);
     const v = byKey.get(ev.key);
     const argv = v && scriptArgv(v, ev, policy);
     if (argv) scripts.push(argv);
+    events.publish({ type: 'transition', ...ev });
   });
+
+  let maintenance: Maintenance | undefined;
+  let control: ControlServer | undefined;
+  let schedules: Schedules | undefined;
+  let metrics: MetricsServer | undefined;
+  if (serviceOn) {
+    const stateDir = stateDirFor(model);
+    maintenance = new Maintenance(engine, new FileIntentStore(stateDir), {
+      demote: model.maintenance?.demote,
+      logger,
+      onChange: (i) => events.publish({ type: 'admin', time: i.since, action: 'maintenance', detail: `${i.on ? 'on' : 'off'} (${i.by})${i.until ? ` until ${i.until}` : ''}` }),
+    });
+    control = new ControlServer({ engine, events, logger, maintenance, logLevel: () => model.global.log });
+    const path = model.global.control ?? DEFAULT_CONTROL_PATH;
+    try {
+      await control.listen(path);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      // Several daemons in network namespaces of one host share the filesystem: the first one
+      // gets the socket; the others run on without one rather than not at all.
+      say(LOG.ERR, `carpd: control socket: ${(err as Error).message}${code === ControlCode.IN_USE ? '; running without a control socket' : ''}`);
+      if (code !== ControlCode.IN_USE && code !== ControlCode.NOT_SOCKET) {
+        return 1;
+      }
+      control = undefined;
+    }
+    // Boot: stay demoted until set-up is done. The plugin host starts here, before the sockets
+    // open (`const host = await startPluginHost(engine, model, logger)`); it may keep holding
+    // BOOT_DEMOTER itself until its own set-up has succeeded.
+    engine.setDemotion(DEFAULT_GROUP, BOOT_DEMOTER, BOOT_DEMOTION);
+    maintenance.restore();
+  }
+
   try {
     engine.start();
   } catch (err) {
-    logger.log(LOG.ERR, `carpd: cannot start: ${err instanceof Error ? err.message : String(err)}`);
-    return Promise.resolve(1);
+    say(LOG.ERR, `carpd: cannot start: ${err instanceof Error ? err.message : String(err)}`);
+    await control?.close();
+    return 1;
   }
+  // Sockets are open and nothing else is pending: the boot hold ends.
+  if (serviceOn) engine.setDemotion(DEFAULT_GROUP, BOOT_DEMOTER, 0);
   const ifs = [...new Set(model.vhids.map((v) => v.interface))];
-  logger.log(LOG.INFO, `carpd: running ${model.vhids.length} vhid(s) on ${ifs.join(', ')}`);
+  say(LOG.STATE, `carpd: running ${model.vhids.length} vhid(s) on ${ifs.join(', ')}${control ? `; control socket ${model.global.control ?? DEFAULT_CONTROL_PATH}` : ''}`);
+
+  if (serviceOn) {
+    schedules = new Schedules({ engine, ...(maintenance ? { maintenance } : {}), logger });
+    schedules.start(model);
+    metrics = new MetricsServer(() => renderMetrics({ engine, events, ...(maintenance ? { maintenance } : {}), ...(control ? { control: control.stats } : {}) }), logger);
+    await metrics.reconfigure(model.global.metrics).catch((err: unknown) => say(LOG.ERR, `carpd: metrics: ${(err as Error).message}`));
+  }
+
+  const reloader = opts.reload ?? commandLineReloader();
+  let reloading = false;
+  const reload = async (): Promise<void> => {
+    if (reloading) return;
+    reloading = true;
+    try {
+      if (!reloader) {
+        say(LOG.WARN, 'carpd: SIGHUP: no configuration files to re-read; keeping the running configuration');
+        return;
+      }
+      let r: LoadResult;
+      try {
+        r = reloader();
+      } catch (err) {
+        say(LOG.ERR, `carpd: SIGHUP: ${(err as Error).message}; keeping the running configuration`);
+        return;
+      }
+      const errors = r.diagnostics.filter((d) => d.severity === 'error');
+      for (const d of r.diagnostics) say(d.severity === 'error' ? LOG.ERR : LOG.WARN, `carpd: ${formatDiagnostic(d)}`);
+      if (errors.length > 0) {
+        say(LOG.ERR, `carpd: SIGHUP: the configuration has ${errors.length} error(s); keeping the running configuration`);
+        events.publish({ type: 'admin', time: new Date().toISOString(), action: 'reload', detail: `refused: ${errors.length} error(s)` });
+        return;
+      }
+      const next = r.model;
+      if ((next.global.control ?? DEFAULT_CONTROL_PATH) !== (model.global.control ?? DEFAULT_CONTROL_PATH)) {
+        say(LOG.WARN, 'carpd: SIGHUP: a new control socket path takes effect at the next restart');
+      }
+      next.global.control = model.global.control;
+      if (!next.global.allow) say(LOG.WARN, 'carpd: SIGHUP: net.inet.carp.allow is off in the new configuration; stop carpd to stop CARP');
+      const res = engine.reconfigure(next);
+      model = next;
+      byKey = new Map(model.vhids.map((v) => [v.key, v]));
+      maintenance?.setDemote(model.maintenance?.demote);
+      if (schedules) {
+        schedules.stop();
+        schedules.start(model);
+      }
+      await metrics?.reconfigure(model.global.metrics).catch((err: unknown) => say(LOG.ERR, `carpd: metrics: ${(err as Error).message}`));
+      const list = (xs: string[]) => (xs.length ? ` (${xs.join(', ')})` : '');
+      const detail = `${res.added.length} added${list(res.added)}, ${res.removed.length} removed${list(res.removed)}, ${res.changed.length} changed${list(res.changed)}, ${res.unchanged.length} unchanged`;
+      say(LOG.STATE, `carpd: SIGHUP: configuration reloaded: ${detail}`);
+      events.publish({ type: 'admin', time: new Date().toISOString(), action: 'reload', detail });
+    } finally {
+      reloading = false;
+    }
+  };
 
   return new Promise((resolve) => {
     let stopping = false;
@@ -77,15 +230,20 @@ export function runDaemon(opts: DaemonOptions): Promise<number> {
     };
     const shutdown = (sig: string) => {
       if (stopping) {
-        logger.log(LOG.WARN, `carpd: ${sig} again, exiting now`);
+        say(LOG.WARN, `carpd: ${sig} again, exiting now`);
         process.exit(1);
       }
       stopping = true;
-      logger.log(LOG.INFO, `carpd: ${sig}: shutting down`);
+      say(LOG.STATE, `carpd: ${sig}: shutting down`);
+      schedules?.stop();
+      // Bow out, release the VIPs, undo our demotions (the maintenance intent stays on disk).
+      // The plugin host stops after the engine (`await host.stop()`), so it hears the last events.
       engine
         .stop()
         .then(() => scripts.drain())
-        .catch((err: unknown) => logger.log(LOG.ERR, `carpd: shutdown: ${String(err)}`))
+        .then(() => metrics?.close())
+        .then(() => control?.close())
+        .catch((err: unknown) => say(LOG.ERR, `carpd: shutdown: ${String(err)}`))
         .finally(() => {
           for (const [s, fn] of handlers) process.off(s, fn);
           resolve(0);
@@ -93,8 +251,8 @@ export function runDaemon(opts: DaemonOptions): Promise<number> {
     };
     on('SIGTERM', () => shutdown('SIGTERM'));
     on('SIGINT', () => shutdown('SIGINT'));
-    on('SIGHUP', () => (opts.hupExits ? shutdown('SIGHUP') : logger.log(LOG.WARN, 'carpd: SIGHUP: configuration reload is not implemented yet; restart to apply changes')));
-    on('SIGUSR1', () => (opts.onUsr1 ? opts.onUsr1(engine) : dumpStatus(engine, logger)));
+    on('SIGHUP', () => (opts.hupExits ? shutdown('SIGHUP') : void reload()));
+    on('SIGUSR1', () => (opts.onUsr1 ? opts.onUsr1(engine) : dumpStatus(engine, logger, events, maintenance)));
     on('SIGUSR2', () => opts.onUsr2?.(engine));
   });
 }
