@@ -39,6 +39,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('../daemon/ucarp-mode.js')).ucarpCommand(args, io);
     case 'monitor':
       return (await import('./monitor.js')).monitorCommand(args, io);
+    case 'plan':
+      return (await import('./plan.js')).planCommand(args, io);
     case 'lab':
       return (await import('../lab/lab.js')).labCommand(args, io);
     case '-h':

@@ -54,8 +54,13 @@ export interface HostOptions {
   timers?: HostTimers;
   scheduler?: Scheduler;
   wallClock?: () => Date;
-  /** Recording mode (`carpd plan`): hooks see ctx.dryRun. */
+  /**
+   * Recording mode (`carpd plan`): hooks see ctx.dryRun; start() runs no setup, health check or
+   * boot demotion, and marks every plugin ready.
+   */
   dryRun?: boolean;
+  /** The state scopes are taken to be in before their first run (what `ctx.event.from` says then). */
+  initialState?: CarpState;
   /** How long the post-phase waits for the VIP step, ms. Default 5000. */
   vipWaitMs?: number;
   /** Pause between attempts under `retry N`, ms. Default 1000. */
@@ -83,6 +88,9 @@ export interface PluginStatus {
   failures: number;
   lastResult?: string;
 }
+
+/** Emitted as `hook-start` before every hook attempt. */
+export type HookStart = Pick<HookRecord, 'seq' | 'plugin' | 'hook' | 'key' | 'scope' | 'attempt' | 'startedAt'>;
 
 /** Emitted as `run` when a scope's run completes. */
 export interface RunRecord {
@@ -190,7 +198,7 @@ export class PluginHost extends EventEmitter {
     for (const lp of opts.plugins) {
       let scope = this.scopes.get(lp.scope.key);
       if (!scope) {
-        scope = { def: lp.scope, plugins: [] };
+        scope = { def: lp.scope, plugins: [], ...(opts.initialState ? { completed: opts.initialState } : {}) };
         this.scopes.set(lp.scope.key, scope);
         for (const k of lp.scope.vhids) this.scopesOf.set(k, [...(this.scopesOf.get(k) ?? []), scope]);
       }
@@ -236,6 +244,11 @@ export class PluginHost extends EventEmitter {
     if (this.started) return;
     this.started = true;
     for (const s of this.opts.engine.status()) this.states.set(s.key, s.state);
+    if (this.opts.dryRun) {
+      for (const p of this.plugins) p.ready = true;
+      this.bootDone.resolve();
+      return;
+    }
     if (this.plugins.length > 0) {
       this.setDemotion(DEFAULT_GROUP, 'boot', this.opts.bootDemotion ?? 240);
       this.bootHeld = true;
@@ -451,6 +464,7 @@ export class PluginHost extends EventEmitter {
     const tag = { plugin: p.lp.name, hook, seq: event.seq, ...(ev ? { vhid: ev.vhid, key: ev.key } : {}) };
     const startedAt = this.now();
     const name = p.lp.name;
+    this.emit('hook-start', { seq: event.seq, plugin: name, hook, key: ev?.key ?? '', scope: p.scope.def.key, attempt, startedAt } satisfies HookStart);
     return runHook(
       (lease) => {
         const ctx = makeContext({
