@@ -162,13 +162,16 @@ export async function labCommand(args: string[], io: Io): Promise<number> {
     const peers: LabPeer[] = [];
     // One line per node and state, not per vhid: 255 vhids would flood the screen.
     const quiet = vhids <= 4 ? /INIT -> BACKUP|running|MASTER|BACKUP|:\d+: |error|cannot/i : /running|:\d+: |error|cannot/i;
-    names.slice(0, -1).forEach((name, i) => {
+    for (const [i, name] of names.slice(0, -1).entries()) {
       const node = lab.node(name);
       const advskew = i * step;
       const show = (l: string) => {
         if (quiet.test(l)) say(`${name}: ${l.replace(/^.*?: /, '')}`);
       };
       if (name === 'ucarp') {
+        // ucarp hears adverts late (libpcap buffering): started together with the carpd nodes it
+        // can time out before it has heard the first master. Let the cluster settle first.
+        await sleep(1500);
         peers.push({ node, kind: 'ucarp', advskew, procs: spawnUcarp(lab, node, vhids, advskew, passfile, show) });
       } else {
         const conf = join(lab.dir, `${name}.conf`);
@@ -176,7 +179,7 @@ export async function labCommand(args: string[], io: Io): Promise<number> {
         peers.push({ node, kind: 'carpd', advskew, procs: [spawnCarpd(lab, node, conf, show)] });
       }
       say(`${name} (${node.address}) started: ${peers.at(-1)!.kind}, advskew ${advskew}`);
-    });
+    }
     const bySrc = (src: string) => peers.find((x) => x.node.address === src);
 
     const masters = await waitFor(
