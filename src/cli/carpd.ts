@@ -17,6 +17,8 @@ const USAGE = `usage: carpd <command> [options]
   lab [--nodes N] [--vhids N] [--with-ucarp] [--advskew-step S]
                            build a throwaway cluster in network namespaces, kill the master,
                            measure the failover, clean up
+  install-service [--prefix DIR] [--os OS] [--init systemd|sysv] [--bin DIR] [--force]
+                           install the rc.d / init.d / systemd files for this OS
 `;
 
 const io = {
@@ -43,6 +45,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./plan.js')).planCommand(args, io);
     case 'lab':
       return (await import('../lab/lab.js')).labCommand(args, io);
+    case 'install-service':
+      return (await import('./install-service.js')).installServiceCommand(args, io);
     case '-h':
     case '--help':
     case 'help':
