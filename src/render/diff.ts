@@ -32,7 +32,7 @@ function edits(a: string[], b: string[]): Op[] {
   let j = 0;
   while (i < n || j < m) {
     if (i < n && j < m && a[i] === b[j]) out.push({ kind: ' ', line: a[i]!, a: i++, b: j++ });
-    else if (j < m && (i === n || lcs[i * w + j + 1]! >= lcs[(i + 1) * w + j]!)) out.push({ kind: '+', line: b[j]!, a: i, b: j++ });
+    else if (j < m && (i === n || lcs[i * w + j + 1]! > lcs[(i + 1) * w + j]!)) out.push({ kind: '+', line: b[j]!, a: i, b: j++ });
     else out.push({ kind: '-', line: a[i]!, a: i++, b: j });
   }
   return out;
