@@ -35,6 +35,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./check.js')).checkCommand(args, io);
     case 'config':
       return (await import('./check.js')).configCommand(args, io);
+    case 'convert':
+      return (await import('./convert.js')).convertCommand(args, io);
     case 'inspect':
       return (await import('./inspect.js')).inspectCommand(args, io.out);
     case 'ucarp':

@@ -1,8 +1,9 @@
 /** `carpd check` and `carpd config`: the start-up config path, without starting anything. */
 import { formatDiagnostic, hasErrors } from '../config/errors.js';
-import { loadConfig, type LoadResult } from '../config/load.js';
+import { FORMAT_NAMES, loadConfig, type LoadResult } from '../config/load.js';
+import { comparePeers } from '../config/peer-check.js';
 import { redactModel } from '../config/redact.js';
-import { last, parseArgs, UsageError } from './args.js';
+import { last, parseArgs, UsageError, type ParsedArgs } from './args.js';
 
 export interface Io {
   out(line: string): void;
@@ -12,48 +13,74 @@ export interface Io {
 /** Exit status for a command-line mistake, as in run's UsageError. */
 const EXIT_USAGE = 2;
 
-/** `carpd check -c FILE…`: `configuration OK` and 0, or `FILE:LINE: message` lines and 1. */
+/**
+ * `carpd check -c FILE… [--format F] [--peer FILE…] [--peer-format F]`: `configuration OK` and 0,
+ * or `FILE:LINE: message` lines and 1. With --peer, this node's vhids are compared with the
+ * peer's (files after --peer are all the peer's).
+ */
 export async function checkCommand(args: string[], io: Io): Promise<number> {
-  const loaded = load('check', args, [], io);
+  const loaded = load('check', args, ['--peer', '--peer-format'], [], io);
   if (typeof loaded === 'number') return loaded;
-  const { result } = loaded;
-  for (const d of result.diagnostics) io.err(formatDiagnostic(d));
-  if (hasErrors(result.diagnostics)) return 1;
+  const { result, parsed } = loaded;
+  const diagnostics = [...result.diagnostics];
+  const peerFiles = [...(parsed.opts.get('--peer') ?? []), ...parsed.positional];
+  if (peerFiles.length > 0) {
+    const peerFormat = formatOption(parsed, '--peer-format');
+    if (typeof peerFormat === 'object') return usage('check', peerFormat.error, io);
+    const peer = loadConfig(peerFiles, peerFormat !== undefined ? { format: peerFormat } : {});
+    diagnostics.push(...peer.diagnostics);
+    if (!hasErrors(result.diagnostics) && !hasErrors(peer.diagnostics)) diagnostics.push(...comparePeers(result.model, peer.model));
+  }
+  for (const d of diagnostics) io.err(formatDiagnostic(d));
+  if (hasErrors(diagnostics)) return 1;
   io.out('configuration OK');
   return 0;
 }
 
 /** `carpd config -c FILE… [--show-secrets]`: the normalized model as JSON, secrets redacted. */
 export async function configCommand(args: string[], io: Io): Promise<number> {
-  const loaded = load('config', args, ['--show-secrets'], io);
+  const loaded = load('config', args, [], ['--show-secrets'], io);
   if (typeof loaded === 'number') return loaded;
-  const { result, showSecrets } = loaded;
+  const { result, parsed } = loaded;
   for (const d of result.diagnostics) io.err(formatDiagnostic(d));
   if (hasErrors(result.diagnostics)) return 1;
-  io.out(JSON.stringify(redactModel(result.model, showSecrets), null, 2));
+  io.out(JSON.stringify(redactModel(result.model, parsed.flags.has('--show-secrets')), null, 2));
   return 0;
+}
+
+/** `--format NAME`: undefined when absent, `{error}` when unknown. */
+export function formatOption(p: ParsedArgs, name = '--format'): string | undefined | { error: string } {
+  const f = last(p, name);
+  if (f === undefined || FORMAT_NAMES[f] !== undefined) return f;
+  return { error: `${name} must be one of ${Object.keys(FORMAT_NAMES).join(', ')}` };
+}
+
+function usage(cmd: string, message: string, io: Io): number {
+  io.err(`carpd ${cmd}: ${message}`);
+  const extra = cmd === 'check' ? ' [--peer FILE...] [--peer-format F]' : cmd === 'config' ? ' [--show-secrets]' : '';
+  io.err(`usage: carpd ${cmd} -c FILE [-c FILE]... [--format F]${extra}`);
+  return EXIT_USAGE;
 }
 
 function load(
   cmd: string,
   args: string[],
+  withValue: string[],
   flags: string[],
   io: Io,
-): { result: LoadResult; showSecrets: boolean } | number {
+): { result: LoadResult; parsed: ParsedArgs } | number {
+  let p: ParsedArgs;
   try {
-    const p = parseArgs(args, ['-c', '--config', '--format'], flags);
-    if (p.positional.length > 0) throw new UsageError(`unexpected argument "${p.positional[0]}"`);
-    const files = [...(p.opts.get('-c') ?? []), ...(p.opts.get('--config') ?? [])];
-    if (files.length === 0) throw new UsageError(`${cmd} needs at least one -c FILE`);
-    const format = last(p, '--format');
-    return {
-      result: loadConfig(files, format !== undefined ? { format } : {}),
-      showSecrets: p.flags.has('--show-secrets'),
-    };
+    p = parseArgs(args, ['-c', '--config', '--format', ...withValue], flags);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    io.err(`carpd ${cmd}: ${e.message}`);
-    io.err(`usage: carpd ${cmd} -c FILE [-c FILE]...${flags.map((f) => ` [${f}]`).join('')}`);
-    return EXIT_USAGE;
+    return usage(cmd, e.message, io);
   }
+  // Words after --peer FILE are more peer files; anywhere else they are a mistake.
+  if (p.positional.length > 0 && !p.opts.has('--peer')) return usage(cmd, `unexpected argument "${p.positional[0]}"`, io);
+  const files = [...(p.opts.get('-c') ?? []), ...(p.opts.get('--config') ?? [])];
+  if (files.length === 0) return usage(cmd, `${cmd} needs at least one -c FILE`, io);
+  const format = formatOption(p);
+  if (typeof format === 'object') return usage(cmd, format.error, io);
+  return { result: loadConfig(files, format !== undefined ? { format } : {}), parsed: p };
 }

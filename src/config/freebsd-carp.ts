@@ -13,6 +13,7 @@ import {
 import { interfaceAddresses, parseCarpWords, type CarpSpec } from './ifconfig-words.js';
 import { cidrContains, expandIpv4Range, splitCidr } from './netaddr.js';
 import { parseRcConf, type RcVar } from './rc-conf.js';
+import type { VlanInfo } from './model.js';
 import { FACILITIES } from './ucarp-args.js';
 import { parseRcBool, parseUint } from './values.js';
 
@@ -60,6 +61,15 @@ export function parseFreebsdRcConf(text: string, file: string, ctx: ParseContext
   }
 
   const entries = interfaceEntries(vars, at, diags);
+  const vlans = new Map<string, VlanInfo>();
+  for (const e of entries) {
+    const dev = e.words.indexOf('vlandev');
+    const tag = e.words.indexOf('vlan');
+    if (dev !== -1 && e.words[dev + 1] !== undefined) {
+      const n = tag === -1 ? undefined : parseUint(e.words[tag + 1] ?? '');
+      vlans.set(e.iface, n === undefined ? { device: e.words[dev + 1]! } : { device: e.words[dev + 1]!, tag: n });
+    }
+  }
   const carpSpecs = new Map<string, { iface: string; specs: CarpSpec[] }>();
   for (const e of entries) {
     const isCarpIf = CARP_IF.test(e.iface);
@@ -136,6 +146,8 @@ export function parseFreebsdRcConf(text: string, file: string, ctx: ParseContext
       groups: m.groups,
     });
     v.fieldSources!.vhid = m.vhid.where;
+    const vlan = vlans.get(parent);
+    if (vlan) v.vlan = vlan;
     r.vhids.push(v);
   }
 

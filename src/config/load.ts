@@ -1,76 +1,298 @@
 /** Loading configuration files into one validated model: the one path for run, check and config. */
-import { readFileSync, statSync } from 'node:fs';
-import { extname } from 'node:path';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, extname, isAbsolute, join } from 'node:path';
 import { defaultGlobal, parseCarpdIni } from './carpd-ini.js';
-import { Code, error, type Diagnostic } from './errors.js';
-import type { CarpModel, ExtraSection, VhidConfig } from './model.js';
-import { validateModel } from './validate.js';
+import { parseDebianInterfaces } from './debian-interfaces.js';
+import { Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
+import {
+  CARP_GROUP, emptyResult, formatRef, type FormatResult, type InterfaceAddress, type ParseContext, type PendingRef,
+} from './format.js';
+import { parseFreebsdRcConf } from './freebsd-carp.js';
+import { isBundle, parseHostnameBundle, parseHostnameIf } from './hostname-carp.js';
+import { parseLoaderConf } from './loader-conf.js';
+import type { CarpModel, ExtraSection, GlobalConfig, GroupConfig, HealthConfig, PluginConfig, VhidConfig } from './model.js';
+import { canonicalIp } from './netaddr.js';
+import { readPassfile } from './passfile.js';
+import { parseSysconfigVip } from './sysconfig-carp.js';
+import { parseSysctlConf } from './sysctl-conf.js';
+import { locate, validateModel, validateNetwork } from './validate.js';
 
-export type ConfigFormat = 'carpd';
+export type ConfigFormat = 'carpd' | 'rc.conf' | 'loader.conf' | 'sysctl.conf' | 'hostname' | 'interfaces' | 'sysconfig';
+
+/** Names `--format` takes, and what they mean. */
+export const FORMAT_NAMES: Readonly<Record<string, ConfigFormat>> = {
+  carpd: 'carpd', 'carpd.conf': 'carpd',
+  'rc.conf': 'rc.conf', rc: 'rc.conf',
+  'loader.conf': 'loader.conf', loader: 'loader.conf',
+  'sysctl.conf': 'sysctl.conf', sysctl: 'sysctl.conf',
+  hostname: 'hostname', 'hostname.if': 'hostname', 'hostname.carp': 'hostname',
+  interfaces: 'interfaces', debian: 'interfaces',
+  sysconfig: 'sysconfig', 'vip.conf': 'sysconfig', centos: 'sysconfig',
+};
 
 export interface LoadOptions {
-  /** Force a format instead of detecting it per file. */
+  /** Force a format (a FORMAT_NAMES key) instead of detecting it per file. */
   format?: string;
+  /** Absolute paths written inside configs (`source /etc/…`, network-scripts) are looked up under this root. */
+  root?: string;
 }
 
 export interface LoadResult {
   model: CarpModel;
   diagnostics: Diagnostic[];
+  /** Addresses of this host's own interfaces that the files gave (for subnet checks). */
+  interfaces: InterfaceAddress[];
 }
 
-const FORMATS: readonly string[] = ['carpd'];
-
 /**
- * Guesses a file's format. carpd.conf is recognized by its `[carpd]`/`[vhid.…]` sections, or by a
- * `.conf`/`.ini` name when the content has a section header or nothing at all; a `.conf` made of
- * bare `key=value` lines (rc.conf, sysctl.conf) is not carpd's.
+ * Guesses a file's format from its name, then its content. carpd.conf is recognized by its
+ * `[carpd]`/`[vhid.…]` sections, or by a `.conf`/`.ini` name when the content has a section header
+ * or nothing at all.
  */
 export function detectFormat(file: string, text: string): ConfigFormat | undefined {
+  const base = basename(file);
+  const dir = basename(dirname(file));
   const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !/^[;#]/.test(l));
+  if (/^hostname\./.test(base)) return 'hostname';
+  if (/^vip-\d+\.conf$/.test(base)) return 'sysconfig';
   if (lines.some((l) => /^\[(carpd|vhid\.[^\]]*)\]/.test(l))) return 'carpd';
+  if (/(^|\.)loader\.conf(\.local)?$/.test(base)) return 'loader.conf';
+  if (/sysctl\.conf/.test(base) || dir === 'sysctl.d') return 'sysctl.conf';
+  if (/(^|\.)rc\.conf(\.local)?$/.test(base) || dir === 'rc.conf.d') return 'rc.conf';
+  if (base === 'interfaces' || dir === 'interfaces.d') return 'interfaces';
+  if (text.split(/\r?\n/).some((l) => /^# ==> hostname\.\S+ <==/.test(l))) return 'hostname';
+  if (lines.some((l) => /^iface\s+\S+\s+inet6?\s/.test(l))) return 'interfaces';
+  if (lines.some((l) => /^net\.inet\.carp\.\w+\s*=/.test(l))) return 'sysctl.conf';
+  if (lines.some((l) => /^(BIND_INTERFACE|VIP_INTERFACE)=/.test(l))) return 'sysconfig';
+  if (lines.some((l) => /^(ifconfig_\w+|cloned_interfaces|ucarp_\w+|carpd_\w+|kld_list)\+?=/.test(l))) return 'rc.conf';
+  if (lines.some((l) => /^(if_)?carp_load=/.test(l))) return 'loader.conf';
   const ext = extname(file).toLowerCase();
   if (ext !== '.conf' && ext !== '.ini') return undefined;
   if (lines.length === 0 || lines[0]!.startsWith('[')) return 'carpd';
   return undefined;
 }
 
-/** Reads, parses, merges and validates `files`. Later files override [carpd] keys; vhids add up. */
-export function loadConfig(files: string[], opts: LoadOptions = {}): LoadResult {
+/** The real file system, with absolute paths inside configs optionally under `root`. */
+export function diskContext(root?: string): ParseContext {
+  return {
+    readText(path) {
+      try {
+        const st = statSync(path);
+        if (st.isDirectory()) return { ok: false, message: 'is a directory' };
+        return { ok: true, text: readFileSync(path, 'utf8'), mode: st.mode };
+      } catch (e) {
+        return { ok: false, message: readError(e) };
+      }
+    },
+    listDir(path) {
+      try {
+        return readdirSync(path).sort();
+      } catch {
+        return undefined;
+      }
+    },
+    readPassfile,
+    hostPath: (p) => (root !== undefined && isAbsolute(p) ? join(root, p) : p),
+  };
+}
+
+/** Parses one file's text in `format`. */
+export function parseFormat(format: ConfigFormat, text: string, file: string, ctx: ParseContext, mode?: number): FormatResult {
+  const fileMode = mode === undefined ? {} : { fileMode: mode };
+  switch (format) {
+    case 'carpd': {
+      const r = parseCarpdIni(text, file, { ...fileMode, readPassfile: ctx.readPassfile });
+      return {
+        ...emptyResult(), vhids: r.model.vhids, globalSet: r.globalSet, globalSources: r.globalSources,
+        diagnostics: r.diagnostics, carpd: r.sections,
+      };
+    }
+    case 'rc.conf':
+      return parseFreebsdRcConf(text, file, ctx, fileMode);
+    case 'loader.conf':
+      return parseLoaderConf(text, file);
+    case 'sysctl.conf':
+      return parseSysctlConf(text, file);
+    case 'hostname':
+      return isBundle(text) ? parseHostnameBundle(text, file, ctx, fileMode) : parseHostnameIf(text, file, ctx, fileMode);
+    case 'interfaces':
+      return parseDebianInterfaces(text, file, ctx, fileMode);
+    case 'sysconfig':
+      return parseSysconfigVip(text, file, ctx, fileMode);
+  }
+}
+
+/** carpd.conf's name for each global, for messages. */
+const GLOBAL_NAMES: Record<keyof GlobalConfig, string> = {
+  allow: 'allow', preempt: 'preempt', log: 'log', control: 'control', masterDown: 'master_down',
+  ifdownDemotion: 'ifdown_demotion', senderrDemotion: 'senderr_demotion', stateDir: 'state_dir', metrics: 'metrics',
+  garpRefresh: 'garp_refresh', prePhaseBudgetMs: 'pre_phase_budget', pluginDir: 'plugin_dir',
+  templateDir: 'template_dir', hookTimeoutMs: 'hook_timeout', demotion: 'demotion',
+};
+
+/**
+ * Reads, parses, merges and validates `files`, in any mix of formats. Later files override
+ * global settings (with a warning when the value changes); vhids add up, and the same vhid in two
+ * files is a warning when identical, an error when not.
+ */
+export function loadConfig(files: string[], opts: LoadOptions = {}, ctx: ParseContext = diskContext(opts.root)): LoadResult {
   const diagnostics: Diagnostic[] = [];
   const global = defaultGlobal();
+  const globalFrom: Partial<Record<keyof GlobalConfig, SourceRef>> = {};
   const vhids: VhidConfig[] = [];
+  const vhidFile = new Map<string, string>();
+  const interfaces: InterfaceAddress[] = [];
   const extra: ExtraSection[] = [];
+  const plugins: PluginConfig[] = [];
+  const health: HealthConfig[] = [];
+  const groups: GroupConfig[] = [];
+  const refs: PendingRef[] = [];
+  const sectionKeys = new Map<string, string>();
+  let maintenance: CarpModel['maintenance'];
+  const order: string[] = [];
 
   for (const file of files) {
-    let text: string;
-    let mode: number;
-    try {
-      text = readFileSync(file, 'utf8');
-      mode = statSync(file).mode;
-    } catch (e) {
-      diagnostics.push(error({ file, line: 1 }, Code.CONFIG_READ, `cannot read: ${readError(e)}`));
+    order.push(file);
+    const read = ctx.readText(file);
+    if (!read.ok) {
+      diagnostics.push(error({ file, line: 1 }, Code.CONFIG_READ, `cannot read: ${read.message}`));
       continue;
     }
-    const format = opts.format ?? detectFormat(file, text);
-    if (format === undefined || !FORMATS.includes(format)) {
+    const forced = opts.format !== undefined ? FORMAT_NAMES[opts.format] : undefined;
+    const format = opts.format !== undefined ? forced : detectFormat(file, read.text);
+    if (format === undefined) {
       const named = opts.format !== undefined ? ` "${opts.format}"` : '';
       diagnostics.push(error({ file, line: 1 }, Code.CONFIG_FORMAT, `unknown configuration format${named}`));
       continue;
     }
-    const r = parseCarpdIni(text, file, { fileMode: mode });
+    const r = parseFormat(format, read.text, file, ctx, read.mode);
+    for (const f of r.included) if (!order.includes(f)) order.push(f);
     diagnostics.push(...r.diagnostics);
-    Object.assign(global, r.globalSet);
-    vhids.push(...r.model.vhids);
-    extra.push(...(r.model.extra ?? []));
+    interfaces.push(...r.interfaces);
+
+    for (const [k, value] of Object.entries(r.globalSet) as [keyof GlobalConfig, GlobalConfig[keyof GlobalConfig]][]) {
+      const where = r.globalSources[k] ?? { file, line: 1 };
+      const prev = globalFrom[k];
+      if (prev !== undefined && prev.file !== where.file && global[k] !== value) {
+        diagnostics.push(warning(where, Code.WARN_OVERRIDE, `${GLOBAL_NAMES[k]} overrides the value set at ${formatRef(prev)}`));
+      }
+      (global as unknown as Record<string, unknown>)[k] = value;
+      globalFrom[k] = where;
+    }
+
+    for (const v of r.vhids) {
+      const firstFile = vhidFile.get(v.key);
+      const first = firstFile !== undefined && firstFile !== file ? vhids.find((x) => x.key === v.key) : undefined;
+      if (first === undefined) {
+        vhids.push(v);
+        if (firstFile === undefined) vhidFile.set(v.key, file);
+        continue;
+      }
+      const differ = differences(first, v);
+      if (differ.length === 0) {
+        diagnostics.push(warning(locate(v), Code.WARN_DUPLICATE,
+          `vhid ${v.vhid} on ${v.interface} is also defined, identically, at ${formatRef(locate(first))}; using that one`));
+      } else {
+        diagnostics.push(error(locate(v), Code.CONFIG_CONFLICT,
+          `vhid ${v.vhid} on ${v.interface} is already defined at ${formatRef(locate(first))}, differently (${differ.join(', ')})`));
+      }
+    }
+
+    if (r.carpd) {
+      const c = r.carpd;
+      extra.push(...c.extra);
+      refs.push(...c.refs);
+      for (const [name, key] of c.sectionKeys) if (!sectionKeys.has(name)) sectionKeys.set(name, key);
+      mergeNamed(plugins, c.plugins, 'plugin', diagnostics);
+      mergeNamed(health, c.health, 'health', diagnostics);
+      mergeNamed(groups, c.groups, 'group', diagnostics);
+      if (c.maintenance) {
+        if (maintenance) {
+          diagnostics.push(error(sourceRef(c.maintenance.source), Code.CONFIG_DUPLICATE, `[maintenance] is already defined at ${maintenance.source}`));
+        } else {
+          maintenance = c.maintenance;
+        }
+      }
+    }
   }
 
   const model: CarpModel = { global, vhids };
   if (extra.length > 0) model.extra = extra;
+  if (plugins.length > 0) model.plugins = plugins;
+  if (health.length > 0) model.health = health;
+  if (maintenance) model.maintenance = maintenance;
+  if (groups.length > 0) model.groups = groups;
+  diagnostics.push(...resolveRefs(refs, model, sectionKeys));
   diagnostics.push(...validateModel(model));
-  // Report in file order, then line order, as a compiler would.
-  const rank = (d: Diagnostic) => files.indexOf(d.file);
+  diagnostics.push(...validateNetwork(model, interfaces));
+  // Report in file order (an included file right after the one that read it), then line order.
+  const rank = (d: Diagnostic) => {
+    const i = order.indexOf(d.file);
+    return i === -1 ? order.length : i;
+  };
   diagnostics.sort((a, b) => rank(a) - rank(b) || a.line - b.line);
-  return { model, diagnostics };
+  return { model, diagnostics, interfaces };
+}
+
+/** What differs between two definitions of one vhid, by field name (never by value). */
+function differences(a: VhidConfig, b: VhidConfig): string[] {
+  const out: string[] = [];
+  const addrs = (v: VhidConfig) => v.addresses.map((x) => {
+    const [ip = '', len = ''] = x.split('/');
+    return `${canonicalIp(ip)}/${len}`;
+  }).sort().join(' ');
+  if (addrs(a) !== addrs(b)) out.push('addresses');
+  if (a.advbase !== b.advbase) out.push('advbase');
+  if (a.advskew !== b.advskew) out.push('advskew');
+  if (a.password !== b.password) out.push('password');
+  if (a.peer !== b.peer) out.push('peer');
+  return out;
+}
+
+function mergeNamed<T extends { name: string; source: string }>(into: T[], add: T[], kind: string, diagnostics: Diagnostic[]): void {
+  for (const x of add) {
+    const first = into.find((y) => y.name === x.name);
+    if (first) {
+      diagnostics.push(error(sourceRef(x.source), Code.CONFIG_DUPLICATE, `[${kind}.${x.name}] is already defined at ${first.source}`));
+    } else {
+      into.push(x);
+    }
+  }
+}
+
+function sourceRef(source: string): SourceRef {
+  const m = /^(.*):(\d+)$/.exec(source);
+  return m ? { file: m[1]!, line: Number(m[2]) } : { file: source, line: 0 };
+}
+
+/**
+ * Resolves what carpd.conf sections name: a vhid by `[vhid.NAME]` section, key (`1@em0`), carp
+ * interface name (`carp0`) or vhid number when only one vhid has it; a group by any vhid's
+ * groups or a `[group.NAME]` section.
+ */
+function resolveRefs(refs: PendingRef[], model: CarpModel, sectionKeys: Map<string, string>): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const groups = new Set<string>([CARP_GROUP]);
+  for (const v of model.vhids) for (const g of v.groups ?? []) groups.add(g);
+  for (const g of model.groups ?? []) groups.add(g.name);
+  for (const ref of refs) {
+    if (ref.kind === 'group') {
+      if (!groups.has(ref.ref)) out.push(error(ref.where, Code.REFERENCE, `group "${ref.ref}" has no vhid and no [group.${ref.ref}] section`));
+      continue;
+    }
+    const byNumber = model.vhids.filter((v) => String(v.vhid) === ref.ref);
+    const key = sectionKeys.get(ref.ref) ??
+      model.vhids.find((v) => v.key === ref.ref)?.key ??
+      model.vhids.find((v) => v.name === ref.ref)?.key ??
+      (byNumber.length === 1 ? byNumber[0]!.key : undefined);
+    if (key === undefined) {
+      out.push(error(ref.where, Code.REFERENCE,
+        `"${ref.ref}" names no vhid (a [vhid.NAME] section name, VHID@INTERFACE, a carp interface or a vhid number)`));
+    } else {
+      ref.resolve(key);
+    }
+  }
+  return out;
 }
 
 function readError(e: unknown): string {

@@ -16,7 +16,7 @@ export interface RcAssignment {
 
 export interface RcVar {
   value: string;
-  /** Line of the assignment that gave the current value (the last one). */
+  /** Line of the assignment that gave the current value: the last `=`, which `+=` extends. */
   line: number;
   /** Lines of every assignment to the variable, in order. */
   lines: number[];
@@ -169,7 +169,8 @@ export function parseRcConf(text: string, env: ReadonlyMap<string, string> = new
     out.assignments.push({ name, value: r.value, line: startLine, append });
     const prev = out.vars.get(name);
     const value = append && prev !== undefined && prev.value !== '' ? `${prev.value} ${r.value}` : r.value;
-    out.vars.set(name, { value, line: startLine, lines: [...(prev?.lines ?? []), startLine] });
+    const line0 = append && prev !== undefined ? prev.line : startLine;
+    out.vars.set(name, { value, line: line0, lines: [...(prev?.lines ?? []), startLine] });
     // After a value: more assignments, a `;`, or a comment; a `#` here starts a comment only
     // after whitespace (sh's rule), which the loop's whitespace skipping gives us.
   }

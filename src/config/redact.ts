@@ -1,5 +1,8 @@
 /** The JSON shape of `carpd config`: the normalized model with secrets redacted. */
-import { REDACTED, type CarpModel, type GlobalConfig } from './model.js';
+import {
+  REDACTED, type CarpModel, type GlobalConfig, type GroupConfig, type HealthConfig, type MaintenanceConfig,
+  type PluginConfig, type VlanInfo,
+} from './model.js';
 
 export interface RedactedVhid {
   key: string;
@@ -19,6 +22,7 @@ export interface RedactedVhid {
   downscript?: string;
   xparam?: string;
   deadRatio?: number;
+  vlan?: VlanInfo;
 }
 
 export interface RedactedExtraSection {
@@ -31,6 +35,10 @@ export interface RedactedModel {
   global: GlobalConfig;
   vhids: RedactedVhid[];
   extra?: RedactedExtraSection[];
+  plugins?: PluginConfig[];
+  health?: HealthConfig[];
+  maintenance?: MaintenanceConfig;
+  groups?: GroupConfig[];
 }
 
 /** Keys of reserved sections whose values are treated as secrets (a plugin's bgp password, say). */
@@ -40,9 +48,9 @@ const SECRET_KEY = /pass|secret|token|psk/i;
 export function redactModel(model: CarpModel, showSecrets: boolean): RedactedModel {
   const g = model.global;
   const global: GlobalConfig = { allow: g.allow, preempt: g.preempt, log: g.log };
-  if (g.control !== undefined) global.control = g.control;
-  if (g.masterDown !== undefined) global.masterDown = g.masterDown;
-  if (g.ifdownDemotion !== undefined) global.ifdownDemotion = g.ifdownDemotion;
+  for (const [k, value] of Object.entries(g)) {
+    if (value !== undefined && !(k in global)) (global as unknown as Record<string, unknown>)[k] = value;
+  }
 
   const vhids = model.vhids.map((v) => {
     const out: RedactedVhid = {
@@ -62,6 +70,7 @@ export function redactModel(model: CarpModel, showSecrets: boolean): RedactedMod
       if (value !== undefined) out[k] = value;
     }
     if (v.deadRatio !== undefined) out.deadRatio = v.deadRatio;
+    if (v.vlan !== undefined) out.vlan = { ...v.vlan };
     return out;
   });
 
@@ -72,9 +81,22 @@ export function redactModel(model: CarpModel, showSecrets: boolean): RedactedMod
       source: s.source,
       entries: s.entries.map((e) => ({
         key: e.key,
-        value: !showSecrets && SECRET_KEY.test(e.key) && e.value !== '' ? REDACTED : e.value,
+        value: secret(e.key, e.value, showSecrets),
       })),
     }));
   }
+  if (model.plugins !== undefined && model.plugins.length > 0) {
+    result.plugins = model.plugins.map((p) => ({
+      ...p,
+      options: Object.fromEntries(Object.entries(p.options).map(([k, v]) => [k, secret(k, v, showSecrets)])),
+    }));
+  }
+  if (model.health !== undefined && model.health.length > 0) result.health = model.health.map((h) => ({ ...h, command: [...h.command] }));
+  if (model.maintenance !== undefined) result.maintenance = { ...model.maintenance };
+  if (model.groups !== undefined && model.groups.length > 0) result.groups = model.groups.map((x) => ({ ...x, members: [...x.members] }));
   return result;
+}
+
+function secret(key: string, value: string, showSecrets: boolean): string {
+  return !showSecrets && SECRET_KEY.test(key) && value !== '' ? REDACTED : value;
 }

@@ -2,7 +2,9 @@
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { Code, error, parseSource, warning, type Diagnostic, type SourceRef } from './errors.js';
+import type { InterfaceAddress } from './format.js';
 import type { CarpModel, VhidConfig } from './model.js';
+import { cidrContains, cidrsOverlap, splitCidr, type Cidr } from './netaddr.js';
 
 /** The kernels strlcpy the key into 20 bytes, so only 19 bytes of a password count. */
 export const MAX_PASSWORD_BYTES = 19;
@@ -119,4 +121,58 @@ function hostPart(cidr: string): string {
 
 function formatRef(r: SourceRef): string {
   return r.line > 0 ? `${r.file}:${r.line}` : r.file;
+}
+
+/** A network, not a host: a prefix shorter than the address. */
+function isNetwork(c: Cidr): boolean {
+  return c.prefix < (c.family === 4 ? 32 : 128);
+}
+
+function isLinkLocal(c: Cidr): boolean {
+  return c.family === 6 && /^fe[89ab]/i.test(c.ip);
+}
+
+/**
+ * Checks that need the host's own interface addresses: a VIP outside every subnet of its parent
+ * (a warning: a routed /32 can be meant), and one vhid used twice on one segment (an error: the
+ * two would fight as one virtual router).
+ */
+export function validateNetwork(model: CarpModel, interfaces: readonly InterfaceAddress[]): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const subnets = (ifname: string) =>
+    interfaces.filter((i) => i.name === ifname)
+      .map((i) => ({ c: splitCidr(i.cidr), i }))
+      .filter((x): x is { c: Cidr; i: InterfaceAddress } => x.c !== undefined && isNetwork(x.c) && !isLinkLocal(x.c));
+
+  for (const v of model.vhids) {
+    const own = subnets(v.interface);
+    v.addresses.forEach((a, idx) => {
+      const c = splitCidr(a);
+      if (c === undefined || isLinkLocal(c)) return;
+      const same = own.filter((s) => s.c.family === c.family);
+      if (same.length === 0 || same.some((s) => cidrContains(s.c, c.ip))) return;
+      const where = same.map((s) => `${s.i.cidr} at ${formatRef(s.i.where)}`).join(', ');
+      out.push(warning(locate(v, `addresses.${idx}`), Code.WARN_SUBNET,
+        `${c.ip} is outside the subnet${same.length > 1 ? 's' : ''} of ${v.interface} (${where})`));
+    });
+  }
+
+  const networks = (v: VhidConfig): Cidr[] => [
+    ...subnets(v.interface).map((s) => s.c),
+    ...v.addresses.map(splitCidr).filter((c): c is Cidr => c !== undefined && isNetwork(c) && !isLinkLocal(c)),
+  ];
+  const seen: VhidConfig[] = [];
+  for (const v of model.vhids) {
+    for (const w of seen) {
+      if (w.vhid !== v.vhid || w.interface === v.interface) continue;
+      const shared = networks(v).find((a) => networks(w).some((b) => cidrsOverlap(a, b)));
+      if (shared === undefined) continue;
+      out.push(error(locate(v), Code.VHID_SEGMENT,
+        `vhid ${v.vhid} on ${v.interface} is on the same segment (${shared.ip}/${shared.prefix}) as vhid ${w.vhid} on ` +
+        `${w.interface} (${formatRef(locate(w))}); one segment needs distinct vhids`));
+      break;
+    }
+    seen.push(v);
+  }
+  return out;
 }
