@@ -224,7 +224,7 @@ export class Engine extends EventEmitter {
       ctx: makeAuthContext(cfg.password, cfg.vhid, cfg.addresses),
       socket,
       counter: this.random(8).readBigUInt64BE(0),
-      groups: [DEFAULT_GROUP, ...(cfg.groups ?? [])],
+      groups: [...new Set([DEFAULT_GROUP, ...(cfg.groups ?? [])])],
       stats: { advertsSent: 0, advertsReceived: 0, transitionsToMaster: 0, badauth: 0 },
       netQueue: Promise.resolve(),
       startedAt: this.opts.clock.now(),
@@ -571,7 +571,7 @@ export class Engine extends EventEmitter {
     v.machine.cfg.advbase = cfg.advbase;
     v.machine.cfg.advskew = cfg.advskew;
     v.machine.cfg.deadRatio = cfg.deadRatio ?? 3;
-    v.groups = [DEFAULT_GROUP, ...(cfg.groups ?? [])];
+    v.groups = [...new Set([DEFAULT_GROUP, ...(cfg.groups ?? [])])];
     const addrsChanged = old.addresses.join(',') !== cfg.addresses.join(',');
     if (addrsChanged || old.password !== cfg.password) v.ctx = makeAuthContext(cfg.password, cfg.vhid, cfg.addresses);
     if (addrsChanged && v.machine.state === 'MASTER') {

@@ -107,7 +107,7 @@ export function parseListen(spec: string): { host: string; port: number } {
   }
   const p = Number(port);
   if (!/^\d+$/.test(port) || p > 65535) throw new Error(`metrics: bad port in "${spec}"`);
-  if (host !== 'localhost' && !isIP(host)) throw new Error(`metrics: bad address in "${spec}"`);
+  if (!isIP(host) && !/^[A-Za-z0-9.-]+$/.test(host)) throw new Error(`metrics: bad address in "${spec}"`);
   return { host, port: p };
 }
 
