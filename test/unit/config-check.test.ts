@@ -79,7 +79,7 @@ test('check takes several files and reports them in order', async (t) => {
   const b = tmp.write('b.conf', '[vhid.again]\nvhid = 1\ninterface = em0\naddress = 3.3.3.3\n');
   const r = await capture(checkCommand, ['-c', a, '-c', b]);
   assert.equal(r.code, 1);
-  assert.deepEqual(r.err, [`${b}:1: vhid 1 on em0 is already defined at ${a}:5`]);
+  assert.deepEqual(r.err, [`${b}:1: vhid 1 on em0 is already defined at ${a}:5, differently (addresses, advskew, password)`]);
 });
 
 test('check and config without -c are usage errors (exit 2)', async () => {
@@ -142,7 +142,7 @@ test('the password never appears in check or config output, whatever goes wrong'
   add('noeq.conf', `${GOOD}${SECRET}\n`);
   add('badkey.conf', `${GOOD}pass: ${SECRET} = x\n`);
   add('both.conf', `${GOOD.replace('[vhid.open]', `[vhid.open]\npass = ${SECRET}`)}passfile = /nonexistent\n`);
-  add('plugin.conf', `${GOOD}[plugin.bgpd]\npassword = ${SECRET}\n`);
+  add('plugin.conf', `${GOOD}[plugin.bgpd]\nfollow = node\npassword = ${SECRET}\n`);
   const pf = tmp.write('world.pass', `${SECRET}\n`, 0o644);
   add('pf.conf', GOOD.replace(`pass = ${SECRET}`, `passfile = ${pf}`));
   let failures = 0;
