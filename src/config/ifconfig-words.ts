@@ -68,6 +68,7 @@ export function parseCarpWords(
   const spec: CarpSpec = { where, addresses: [], groups: [], carp: false };
   const holdsPass = words.includes('pass');
   const bare: string[] = [];
+  let unknownSeen = false;
   let v4prefix: number | undefined;
   let v6prefix: number | undefined;
   const err = (code: string, message: string) => diags.push(error(where, code, message));
@@ -129,9 +130,13 @@ export function parseCarpWords(
       bare.push(w);
       continue;
     }
-    const named = !holdsPass && /^-?[a-z][a-z0-9_]{0,19}$/.test(w);
-    err(Code.CONFIG_KEY, named ? `unknown keyword "${w}"` : `unexpected word ${i + 1}`);
-    break;
+    // Only the first unknown word is reported: what follows it could be its argument, or a
+    // password split by a space, so it is skipped rather than named.
+    if (!unknownSeen) {
+      const named = !holdsPass && /^-?[a-z][a-z0-9_]{0,19}$/.test(w);
+      err(Code.CONFIG_KEY, named ? `unknown keyword "${w}"` : `unexpected word ${i + 1}`);
+      unknownSeen = true;
+    }
   }
 
   for (const a of bare) {
