@@ -101,6 +101,14 @@ export async function startPluginHost(
     ...(opts.logSize !== undefined ? { logSize: opts.logSize } : {}),
   });
 
+  return attachHost(engine, host, model.global.prePhaseBudgetMs ?? 500);
+}
+
+/**
+ * Subscribes `host` to the engine's transitions, installs its pre-phases as the engine's phase
+ * gate, and starts it. `stop` lets queued runs finish, tears the plugins down and detaches.
+ */
+export function attachHost(engine: PluginHostEngine, host: PluginHost, budgetMs: number): { host: PluginHost; stop(): Promise<void> } {
   // The engine emits the transition, then asks the gate: hand it the pre-phase of that event.
   let last: { seq: number; gate: Promise<void> | undefined } | undefined;
   const onTransition = (ev: TransitionLike) => {
@@ -111,7 +119,7 @@ export async function startPluginHost(
     const gate = last?.seq === ev.seq ? last.gate : undefined;
     last = undefined;
     return gate;
-  }, model.global.prePhaseBudgetMs ?? 500);
+  }, budgetMs);
   host.start();
 
   let stopped: Promise<void> | undefined;

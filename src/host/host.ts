@@ -17,11 +17,11 @@ import { DEFAULT_GROUP } from '../core/demotion.js';
 import type { OsName } from '../render/os.js';
 import type { Templates } from '../render/template.js';
 import { childLogger, LEVEL, makeContext, type RunState } from './context.js';
-import { HOST_CODES as C, HookError, messageOf } from './errors.js';
+import { HOST_CODES as C, HookError, messageOf, PluginsInvalidError } from './errors.js';
 import { realFs, type HostFs } from './fs.js';
 import { groupExec, type ExecPort } from './group-exec.js';
 import { Hysteresis } from './health.js';
-import type { LoadedPlugin } from './loader.js';
+import { orderPlugins, type LoadedPlugin } from './loader.js';
 import { TransitionLog, type HookRecord, type TransitionLike, type TransitionRecord } from './log.js';
 import { runHook, type HookOutcome } from './runner.js';
 import { realScheduler, realTimers, sleep, type HostTimers, type Scheduler } from './scheduler.js';
@@ -43,7 +43,7 @@ export interface HostEngine {
 
 export interface HostOptions {
   model: CarpModel;
-  /** Validated plugins in dependency order (loadPlugins). */
+  /** Validated plugins (loadPlugins); the host runs them in dependency order. */
   plugins: readonly LoadedPlugin[];
   engine: HostEngine;
   logger: Logger;
@@ -195,7 +195,9 @@ export class PluginHost extends EventEmitter {
     this.scheduler = opts.scheduler ?? realScheduler;
     this.log = new TransitionLog(opts.logSize ?? 100);
     for (const v of opts.model.vhids) this.states.set(v.key, 'INIT');
-    for (const lp of opts.plugins) {
+    const { ordered, errors } = orderPlugins(opts.plugins);
+    if (errors.length > 0) throw new PluginsInvalidError(errors);
+    for (const lp of ordered) {
       let scope = this.scopes.get(lp.scope.key);
       if (!scope) {
         scope = { def: lp.scope, plugins: [], ...(opts.initialState ? { completed: opts.initialState } : {}) };
