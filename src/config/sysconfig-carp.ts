@@ -6,14 +6,13 @@
  */
 import { isIPv4 } from 'node:net';
 import { basename, dirname, join } from 'node:path';
-import { Code, error, warning, type SourceRef } from './errors.js';
+import { Code, ConfigError, error, warning, type SourceRef } from './errors.js';
 import {
   buildVhid, checkSecretMode, emptyResult, setGlobal, type FormatResult, type Located, type ParseContext,
 } from './format.js';
 import { netmaskToPrefix } from './netaddr.js';
 import { parseRcConf, type RcFile } from './rc-conf.js';
 import { splitShellWords } from './shell-words.js';
-import { ConfigError } from './errors.js';
 import { ucarpOptions } from './ucarp-args.js';
 import { parseUint } from './values.js';
 
@@ -107,11 +106,12 @@ export function parseSysconfigVip(text: string, file: string, ctx: ParseContext,
 
   const o = options ? ucarpSettings(options, diags) : {};
   if (o.preempt) setGlobal(r, 'preempt', o.preempt.value, o.preempt.where);
-  if (vhid === undefined || bind === undefined || bind.value === '') return r;
+  // Without the VIP (already reported) the vhid would only add a "no address" error.
+  if (vhid === undefined || bind === undefined || bind.value === '' || address === undefined) return r;
   const srcip = o.srcip ?? (source && source.value !== '' ? source : undefined);
   const v = buildVhid({
     vhid, interface: bind.value, header: at(1), interfaceWhere: bind.where,
-    addresses: address ? [address] : [],
+    addresses: [address],
     ...(password && password.value !== '' ? { password } : {}),
     ...(srcip ? { srcip } : {}),
     ...(o.advbase ? { advbase: o.advbase } : {}),
