@@ -83,7 +83,7 @@ export function makeContext(d: ContextDeps): PluginContext {
   const write = async (path: string, content: string, opts?: WriteOptions) => {
     live('write');
     if (typeof content !== 'string') throw new TypeError('write: content must be a string');
-    const r = await d.fs.write(path, content, opts);
+    const r = await d.fs.write(path, content, opts, tag);
     if (r.changed) {
       d.run.changed = true;
       d.log.info(`${d.dryRun ? 'would write' : 'wrote'} ${path}`);
@@ -115,6 +115,7 @@ export function makeContext(d: ContextDeps): PluginContext {
         ...(opts.env ? { env: opts.env } : {}),
         ...(opts.input !== undefined ? { input: opts.input } : {}),
         ...(opts.cwd ? { cwd: opts.cwd } : {}),
+        tag,
       });
       live('exec');
       if (opts.check !== false) {

@@ -1,10 +1,12 @@
 /** The file port plugins write through: atomic writes with a `changed` flag, optionally under a root. */
+import type { HookTag } from './errors.js';
 import { readTarget, writeAtomic, type WriteOptions, type WriteResult } from '../render/atomic.js';
 
 export interface HostFs {
   /** Current content of an absolute path, or undefined. */
   read(path: string): Promise<string | undefined>;
-  write(path: string, content: string, opts?: WriteOptions): Promise<WriteResult>;
+  /** `tag` says which hook run writes (for recorders: `carpd plan`, tests). */
+  write(path: string, content: string, opts?: WriteOptions, tag?: HookTag): Promise<WriteResult>;
 }
 
 /** Real files; with `root`, every absolute path lives under it (tests, `carpd plan --root`). */

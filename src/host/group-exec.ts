@@ -6,6 +6,7 @@
  */
 import { execa } from 'execa';
 import { BASE_ENV, type RunOptions, type RunResult } from '../adapters/exec.js';
+import type { HookTag } from './errors.js';
 
 const MAX_BUFFER = 4 * 1024 * 1024;
 /**
@@ -14,9 +15,14 @@ const MAX_BUFFER = 4 * 1024 * 1024;
  */
 const PIPE_GRACE_MS = 250;
 
+/** RunOptions plus which hook run is asking (for recorders: `carpd plan`, tests). */
+export interface HostRunOptions extends RunOptions {
+  tag?: HookTag;
+}
+
 /** Runs a command; a port so tests and `carpd plan` can record instead. */
 export interface ExecPort {
-  run(argv: readonly string[], opts: RunOptions): Promise<RunResult>;
+  run(argv: readonly string[], opts: HostRunOptions): Promise<RunResult>;
 }
 
 function killGroup(pid: number | undefined): void {

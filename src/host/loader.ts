@@ -11,7 +11,7 @@ import type { CarpModel, FailurePolicy, PluginConfig } from '../config/model.js'
 import { OS_NAMES, isOsName, type OsName } from '../render/os.js';
 import { checkTemplateName, type Templates } from '../render/template.js';
 import { HOST_CODES as C, PluginLoadError, PluginsInvalidError, messageOf } from './errors.js';
-import { Hysteresis, parseDuration } from './health.js';
+import { parseDuration } from './health.js';
 import { validCron } from './scheduler.js';
 import { resolveScope, type ScopeDef } from './scope.js';
 import { API_VERSION, HOOK_NAMES, type OptionSpec, type PluginDeclaration, type ScopeKind } from './types.js';
@@ -344,9 +344,4 @@ export async function loadPlugins(model: CarpModel, opts: LoadOptions): Promise<
   errors.push(...cycle);
   if (errors.length > 0) throw new PluginsInvalidError(errors);
   return ordered;
-}
-
-/** A fresh hysteresis for a plugin's or command's health. */
-export function hysteresisFor(h: { rise: number; fall: number }): Hysteresis {
-  return new Hysteresis(h.rise, h.fall);
 }

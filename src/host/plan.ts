@@ -13,12 +13,13 @@ import type { OsName } from '../render/os.js';
 import { Templates } from '../render/template.js';
 import type { HostFs } from './fs.js';
 import type { ExecPort } from './group-exec.js';
-import { PluginHost, type HookStart } from './host.js';
+import type { HookTag } from './errors.js';
+import { PluginHost } from './host.js';
 import { loadPlugins, type LoadedPlugin } from './loader.js';
 import type { HookRecord, TransitionLike } from './log.js';
 import { packageRoot } from './paths.js';
 import type { HostTimers } from './scheduler.js';
-import type { CarpState, HookName } from './types.js';
+import type { CarpState } from './types.js';
 
 export type PlanPhase = 'render' | 'pre-master' | 'pre-backup' | 'vip' | 'master' | 'backup' | 'init';
 
@@ -64,6 +65,10 @@ export interface PlanOptions {
   templates?: Templates;
   logger?: Logger;
   timers?: HostTimers;
+}
+
+function phaseOf(hook: string): PlanPhase {
+  return hook === 'pre-master' || hook === 'pre-backup' || hook === 'master' || hook === 'backup' || hook === 'init' ? hook : 'render';
 }
 
 const PHASE_ORDER: Record<PlanPhase, number> = { render: 0, 'pre-master': 1, 'pre-backup': 1, vip: 2, master: 3, backup: 3, init: 3 };
@@ -120,23 +125,22 @@ async function planScope(
   from: CarpState,
   emit: (s: Omit<Raw, 'seq'>) => void,
 ): Promise<void> {
-  let current: HookStart | undefined;
-  const phaseOf = (hook: HookName): PlanPhase => (hook === 'render' || hook === 'pre-master' || hook === 'pre-backup' || hook === 'master' || hook === 'backup' || hook === 'init' ? hook : 'render');
-  const where = () => (current ? { phase: phaseOf(current.hook), plugin: current.plugin, scope: current.scope, order: 0 } : undefined);
+  const scopeOf = new Map(plugins.map((p) => [p.name, p.scope.key]));
+  const where = (tag: HookTag | undefined) => (tag ? { phase: phaseOf(tag.hook), plugin: tag.plugin, scope: scopeOf.get(tag.plugin) ?? '', order: 0 } : undefined);
   const exec: ExecPort = {
-    async run(argv) {
-      const w = where();
+    async run(argv, ropts) {
+      const w = where(ropts.tag);
       if (w) emit({ ...w, kind: 'exec', argv: [...argv] });
       return { exitCode: 0, stdout: '', stderr: '', timedOut: false, canceled: false };
     },
   };
   const fs: HostFs = {
     read: (path) => readTarget(path, opts.root),
-    async write(path, content, wopts) {
+    async write(path, content, wopts, tag) {
       const before = await readTarget(path, opts.root);
       const changed = before !== content;
       if (opts.root) await writeAtomic(path, content, { ...wopts, root: opts.root });
-      const w = where();
+      const w = where(tag);
       if (w) emit({ ...w, kind: 'file', path, changed, diff: unifiedDiff(before, content, path, path) });
       return { path, changed };
     },
@@ -163,10 +167,8 @@ async function planScope(
     initialState: from,
     ...(opts.timers ? { timers: opts.timers } : {}),
   });
-  host.on('hook-start', (h: HookStart) => (current = h));
   host.on('hook', (h: HookRecord) => {
     if (h.result !== 'ok' && h.error) emit({ phase: phaseOf(h.hook), plugin: h.plugin, scope: h.scope, kind: 'error', error: { code: h.error.code, message: h.error.message }, order: 0 });
-    current = undefined;
   });
   host.start();
   const ev: TransitionLike = { seq: 1, time: new Date().toISOString(), vhid: v.vhid, interface: v.interface, key: v.key, from, to: opts.to, reason: 'plan' };
