@@ -51,11 +51,15 @@ function pair(ours: VhidConfig[], theirs: VhidConfig[]): { pairs: [VhidConfig, V
   return { pairs, onlyOurs, onlyTheirs: left };
 }
 
-/** Diagnostics located on our side (the peer's location for a vhid we lack). */
+/**
+ * Diagnostics located on our side (the peer's location for a vhid we lack), in the order of our
+ * vhids, then the peer's vhids we lack.
+ */
 export function comparePeers(ours: CarpModel, theirs: CarpModel): Diagnostic[] {
-  const out: Diagnostic[] = [];
+  const byVhid = new Map<VhidConfig, Diagnostic[]>(ours.vhids.map((v) => [v, []]));
   const { pairs, onlyOurs, onlyTheirs } = pair(ours.vhids, theirs.vhids);
   for (const [v, t] of pairs) {
+    const out = byVhid.get(v)!;
     const peerAt = formatRef(locate(t));
     if (v.interface !== t.interface) {
       out.push(warning(locate(v, 'interface'), Code.WARN_PEER_INTERFACE,
@@ -88,8 +92,9 @@ export function comparePeers(ours: CarpModel, theirs: CarpModel): Diagnostic[] {
     }
   }
   for (const v of onlyOurs) {
-    out.push(error(locate(v), Code.PEER_MISSING, `vhid ${v.vhid} on ${v.interface} is not configured on the peer`));
+    byVhid.get(v)!.push(error(locate(v), Code.PEER_MISSING, `vhid ${v.vhid} on ${v.interface} is not configured on the peer`));
   }
+  const out = [...byVhid.values()].flat();
   for (const t of onlyTheirs) {
     out.push(error(locate(t), Code.PEER_MISSING, `vhid ${t.vhid} on ${t.interface} (the peer's) is not configured here`));
   }
