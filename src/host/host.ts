@@ -162,6 +162,11 @@ interface CommandCheck {
   busy: boolean;
 }
 
+/**
+ * Who holds the boot demotion in the ledger: its own name, so that the daemon's own boot hold
+ * (`boot`, lifted once the sockets are open) cannot lift this one before the plugins are set up.
+ */
+export const BOOT_DEMOTER = 'boot:plugins';
 const DEFAULT_HEALTH_TIMEOUT_MS = 10_000;
 const MAX_IDLE_ROUNDS = 10_000;
 
@@ -252,7 +257,7 @@ export class PluginHost extends EventEmitter {
       return;
     }
     if (this.plugins.length > 0) {
-      this.setDemotion(DEFAULT_GROUP, 'boot', this.opts.bootDemotion ?? 240);
+      this.setDemotion(DEFAULT_GROUP, BOOT_DEMOTER, this.opts.bootDemotion ?? 240);
       this.bootHeld = true;
     }
     this.setupPass = this.setupAll();
@@ -284,7 +289,7 @@ export class PluginHost extends EventEmitter {
   private checkBoot(): void {
     if (this.plugins.every((p) => p.ready)) {
       if (this.bootHeld) {
-        this.setDemotion(DEFAULT_GROUP, 'boot', 0);
+        this.setDemotion(DEFAULT_GROUP, BOOT_DEMOTER, 0);
         this.bootHeld = false;
         this.say(LEVEL.INFO, `plugins set up (${this.plugins.map((p) => p.lp.name).join(', ')}); boot demotion lifted`);
       }
@@ -643,7 +648,7 @@ export class PluginHost extends EventEmitter {
     }
     this.abort.abort();
     await this.idle();
-    if (this.bootHeld) this.setDemotion(DEFAULT_GROUP, 'boot', 0);
+    if (this.bootHeld) this.setDemotion(DEFAULT_GROUP, BOOT_DEMOTER, 0);
     this.bootHeld = false;
     for (const p of this.plugins) {
       if (p.held > 0) this.setDemotion(p.lp.scope.group, `plugin:${p.lp.name}`, 0);

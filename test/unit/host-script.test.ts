@@ -79,7 +79,7 @@ describe('script plugin', () => {
       '/usr/local/bin/vip-up eth0 198.18.0.101 lan',
       '/usr/local/bin/vip-down eth0 198.18.0.101 lan',
     ]);
-    assert.deepEqual(s.demotions, ['carp boot 240', 'carp boot 0']);
+    assert.deepEqual(s.demotions, ['carp boot:plugins 240', 'carp boot:plugins 0']);
     await s.host.stop();
   });
 
@@ -141,10 +141,10 @@ describe('script plugin', () => {
   it('a script that is not executable fails setup, and the node stays demoted', async () => {
     const s = await scriptHost({ up: '/nonexistent/up' }, { exec: recorder(true) });
     assert.equal(s.host.status()[0]!.ready, false);
-    assert.deepEqual(s.demotions, ['carp boot 240']);
+    assert.deepEqual(s.demotions, ['carp boot:plugins 240']);
     assert.equal(s.hooks[0]!.error?.code, 'CARPD_ERR_HOOK_FAILED');
     await s.host.stop();
-    assert.deepEqual(s.demotions, ['carp boot 240', 'carp boot 0'], 'released at stop');
+    assert.deepEqual(s.demotions, ['carp boot:plugins 240', 'carp boot:plugins 0'], 'released at stop');
   });
 
   it('runs a real executable with its arguments and a scrubbed environment', async () => {
