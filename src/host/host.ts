@@ -364,18 +364,23 @@ export class PluginHost extends EventEmitter {
     if (scope.running) return;
     // Mark busy before the first await so a second pump cannot start.
     scope.running = scope.pending;
-    await this.setupPass;
-    for (let guard = 0; guard < 1_000_000 && scope.pending; guard++) {
-      const req = scope.pending;
-      scope.pending = undefined;
-      scope.running = req;
-      try {
-        await this.execRun(scope, req);
-      } finally {
-        req.pre.resolve();
+    try {
+      await this.setupPass;
+      for (let guard = 0; guard < 1_000_000 && scope.pending; guard++) {
+        const req = scope.pending;
+        scope.pending = undefined;
+        scope.running = req;
+        try {
+          await this.execRun(scope, req);
+        } catch (e) {
+          this.say(LEVEL.ERR, `plugin host: run of ${scope.def.key} to ${req.target}: ${messageOf(e)}`);
+        } finally {
+          req.pre.resolve();
+        }
       }
+    } finally {
+      scope.running = undefined;
     }
-    scope.running = undefined;
   }
 
   private async execRun(scope: ScopeRt, req: Request): Promise<void> {

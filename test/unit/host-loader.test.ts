@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { PluginConfig } from '../../src/config/model.js';
+import { startPluginHost } from '../../src/daemon/plugins.js';
 import { PluginsInvalidError } from '../../src/host/errors.js';
 import { discoverPlugins, loadPlugins, orderPlugins, preparePlugin, type LoadedPlugin } from '../../src/host/loader.js';
 import type { OsName } from '../../src/render/os.js';
 import { Templates } from '../../src/render/template.js';
-import { vhidCfg } from '../helpers/fake-wire.js';
+import { silent, Sim, vhidCfg } from '../helpers/fake-wire.js';
 import { config, FIXTURES, modelOf, ROOT } from '../fixtures/plugins/kit.js';
 
 const OK = join(FIXTURES, 'ok');
@@ -128,5 +129,26 @@ describe('plugin loader', () => {
     const [s] = await load([config('script', lan, { options: { up: '/usr/local/bin/up', xparam: 'x' } })], dirs);
     assert.deepEqual(s!.options, { style: 'ucarp', up: '/usr/local/bin/up', xparam: 'x', neutral: 'no', shutdown: 'yes', when: 'post' });
     assert.deepEqual(await codes([config('script', lan, { options: { up: 'relative/path', style: 'vrrp' } })], dirs), ['script CARPD_ERR_PLUGIN_OPTION', 'script CARPD_ERR_PLUGIN_OPTION']);
+  });
+
+  it('startPluginHost refuses to start with every plugin and health problem listed; on success it attaches and detaches', async () => {
+    const sim = new Sim();
+    const node = sim.add('a', 1, vhids);
+    const bad = modelOf(vhids, {
+      plugins: [config('nowhere', lan)],
+      health: [{ name: 'gw', command: ['true'], schedule: 'every tuesday', rise: 1, fall: 1, demote: 10, group: 'carp', source: 't:2' }],
+    });
+    await assert.rejects(startPluginHost(node.engine, bad, silent, { os: 'linux', builtinPluginDir: OK, builtinTemplateDir: join(FIXTURES, 'templates') }), (e: Error) => {
+      assert.ok(e instanceof PluginsInvalidError);
+      assert.deepEqual(e.errors.map((x) => x.code).sort(), ['CARPD_ERR_PLUGIN_HEALTH', 'CARPD_ERR_PLUGIN_UNKNOWN']);
+      return true;
+    });
+    assert.equal(node.engine.listenerCount('transition'), 1, 'nothing attached but the Sim\'s own listener');
+    const good = modelOf(vhids, { plugins: [config('alpha', lan)] });
+    const { host, stop } = await startPluginHost(node.engine, good, silent, { os: 'linux', builtinPluginDir: OK, builtinTemplateDir: join(FIXTURES, 'templates') });
+    assert.equal(node.engine.listenerCount('transition'), 2);
+    assert.deepEqual(host.status().map((p) => p.name), ['alpha']);
+    await stop();
+    assert.equal(node.engine.listenerCount('transition'), 1);
   });
 });
