@@ -141,10 +141,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       const code = (err as { code?: string }).code;
       // Several daemons in network namespaces of one host share the filesystem: the first one
       // gets the socket; the others run on without one rather than not at all.
-      say(LOG.ERR, `carpd: control socket: ${(err as Error).message}${code === ControlCode.IN_USE ? '; running without a control socket' : ''}`);
-      if (code !== ControlCode.IN_USE && code !== ControlCode.NOT_SOCKET) {
-        return 1;
-      }
+      // Always logged: it decides whether carpd runs at all.
+      logger.log(LOG.ERR, `carpd: control socket: ${(err as Error).message}${code === ControlCode.IN_USE || code === ControlCode.NOT_SOCKET ? '; running without a control socket' : ''}`);
+      if (code !== ControlCode.IN_USE && code !== ControlCode.NOT_SOCKET) return 1;
       control = undefined;
     }
     // Boot: stay demoted until set-up is done. The plugin host starts here, before the sockets
@@ -157,7 +156,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   try {
     engine.start();
   } catch (err) {
-    say(LOG.ERR, `carpd: cannot start: ${err instanceof Error ? err.message : String(err)}`);
+    logger.log(LOG.ERR, `carpd: cannot start: ${err instanceof Error ? err.message : String(err)}`);
     await control?.close();
     return 1;
   }
