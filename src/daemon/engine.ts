@@ -431,6 +431,11 @@ export class Engine extends EventEmitter {
     this.phaseBudgetMs = budgetMs;
   }
 
+  /** Resolves when the VIP and ARP work queued so far for `key` has finished (the plugin host waits for it before `master` hooks). */
+  netSettled(key: string): Promise<void> {
+    return this.vhids.get(key)?.netQueue ?? Promise.resolve();
+  }
+
   /** Adjust a group's demotion on behalf of `by` (carpctl demote, plugins, health checks). */
   demote(group: string, by: string, delta: number): number {
     const total = this.ledger.adjust(group, by, delta);
