@@ -347,7 +347,15 @@ export class Engine extends EventEmitter {
         break;
       }
       case 'garp':
-        for (const a of v.cfg.addresses) this.enqueueNet(v, `garp ${a}`, () => this.opts.net.garp(v.cfg.interface, a));
+        // Started in queue order (after the VIP add) but not waited for: arping lingers for a
+        // second after its packet, and nothing after it (a VIP del, master hooks) should wait.
+        for (const a of v.cfg.addresses) {
+          this.enqueueNet(v, `garp ${a}`, async () => {
+            this.opts.net.garp(v.cfg.interface, a).catch((err: unknown) => {
+              if (this.limiter.allow(`garp ${v.cfg.key}`)) this.log(LOG.WARN, `carp: ${v.cfg.key}: garp ${a} failed: ${err instanceof Error ? err.message : String(err)}`);
+            });
+          });
+        }
         break;
       case 'transition': {
         if (fx.to === 'MASTER') {
