@@ -3,8 +3,9 @@ import { basename } from 'node:path';
 import { Code, error, type Diagnostic, type SourceRef } from './errors.js';
 import type { CarpSpec } from './ifconfig-words.js';
 import type {
-  CarpModel, GlobalConfig, GroupConfig, HealthConfig, MaintenanceConfig, PluginConfig, ExtraSection, VhidConfig,
+  GlobalConfig, GroupConfig, HealthConfig, MaintenanceConfig, PluginConfig, ExtraSection, VhidConfig,
 } from './model.js';
+import { cidrContains, splitCidr } from './netaddr.js';
 import { formatMode, worldReadable, type PassfileResult } from './passfile.js';
 
 export const DEFAULT_ADVBASE = 1;
@@ -202,15 +203,18 @@ export function buildVhid(b: VhidBuild): VhidConfig {
   return v;
 }
 
-/** A model from one result, for callers that parse a single file. */
-export function modelOf(r: FormatResult, defaults: GlobalConfig): CarpModel {
-  const m: CarpModel = { global: { ...defaults, ...r.globalSet }, vhids: r.vhids };
-  if (r.carpd) {
-    if (r.carpd.extra.length > 0) m.extra = r.carpd.extra;
-    if (r.carpd.plugins.length > 0) m.plugins = r.carpd.plugins;
-    if (r.carpd.health.length > 0) m.health = r.carpd.health;
-    if (r.carpd.maintenance) m.maintenance = r.carpd.maintenance;
-    if (r.carpd.groups.length > 0) m.groups = r.carpd.groups;
+/**
+ * The interface whose subnet holds the first address any subnet holds: how FreeBSD's legacy
+ * carpN and OpenBSD's carp without carpdev find their parent.
+ */
+export function parentBySubnet(addresses: Located<string>[], interfaces: InterfaceAddress[]): InterfaceAddress | undefined {
+  for (const a of addresses) {
+    const ip = a.value.split('/')[0]!;
+    for (const i of interfaces) {
+      const c = splitCidr(i.cidr);
+      if (c === undefined || c.prefix === (c.family === 4 ? 32 : 128)) continue;
+      if (cidrContains(c, ip)) return i;
+    }
   }
-  return m;
+  return undefined;
 }

@@ -7,11 +7,11 @@ import { isIPv4 } from 'node:net';
 import { resolve as resolvePath, dirname } from 'node:path';
 import { Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
 import {
-  buildVhid, checkSecretMode, emptyResult, mergeSpecs, setGlobal,
-  type FormatResult, type InterfaceAddress, type Located, type ParseContext,
+  buildVhid, checkSecretMode, emptyResult, mergeSpecs, parentBySubnet, setGlobal,
+  type FormatResult, type Located, type ParseContext,
 } from './format.js';
 import { interfaceAddresses, parseCarpWords, type CarpSpec } from './ifconfig-words.js';
-import { cidrContains, expandIpv4Range, splitCidr } from './netaddr.js';
+import { expandIpv4Range } from './netaddr.js';
 import { parseRcConf, type RcVar } from './rc-conf.js';
 import type { VlanInfo } from './model.js';
 import { FACILITIES } from './ucarp-args.js';
@@ -236,19 +236,6 @@ function interfaceEntries(vars: Map<string, RcVar>, at: (line: number) => Source
     }
   }
   return out;
-}
-
-/** The interface whose subnet holds the first address that any subnet holds. */
-export function parentBySubnet(addresses: Located<string>[], interfaces: InterfaceAddress[]): InterfaceAddress | undefined {
-  for (const a of addresses) {
-    const ip = a.value.split('/')[0]!;
-    for (const i of interfaces) {
-      const c = splitCidr(i.cidr);
-      if (c === undefined || c.prefix === (c.family === 4 ? 32 : 128)) continue;
-      if (cidrContains(c, ip)) return i;
-    }
-  }
-  return undefined;
 }
 
 /** The ucarp port's variables: one vhid, as its rc script would start ucarp. */

@@ -8,9 +8,9 @@
  */
 import { basename, dirname, join } from 'node:path';
 import { Code, error, warning, type SourceRef } from './errors.js';
-import { parentBySubnet } from './freebsd-carp.js';
 import {
-  buildVhid, checkSecretMode, emptyResult, mergeSpecs, type FormatResult, type InterfaceAddress, type ParseContext,
+  buildVhid, checkSecretMode, emptyResult, mergeSpecs, parentBySubnet, type FormatResult, type InterfaceAddress,
+  type ParseContext,
 } from './format.js';
 import { interfaceAddresses, parseCarpWords, type CarpSpec } from './ifconfig-words.js';
 import type { VlanInfo } from './model.js';
