@@ -144,7 +144,7 @@ function follow(
   if (kind === 'source-directory') {
     // run-parts' rules: only names of letters, digits, _ and -.
     files = (ctx.listDir(pattern) ?? []).filter((n) => /^[A-Za-z0-9_-]+$/.test(n)).map((n) => join(pattern, n));
-  } else if (/[*?[]/.test(basename(pattern))) {
+  } else if (/[*?]/.test(basename(pattern))) {
     const re = globToRegExp(basename(pattern));
     files = (ctx.listDir(dirname(pattern)) ?? []).filter((n) => re.test(n)).map((n) => join(dirname(pattern), n));
   } else {
@@ -166,8 +166,9 @@ function follow(
   }
 }
 
+/** `*` and `?` in the last path component; anything else is literal. */
 function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
+  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
   return new RegExp(`^${body}$`);
 }
 
