@@ -1,5 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { checkCommand, configCommand } from '../../src/cli/check.js';
 import { diskContext, FORMAT_NAMES, parseFormat, type ConfigFormat } from '../../src/config/load.js';
 import { validateModel, validateNetwork } from '../../src/config/validate.js';
 
@@ -48,5 +52,44 @@ test('every parser turns garbage into diagnostics, never an exception', () => {
       }
       for (const d of r.diagnostics) assert.ok(d.line >= 0 && typeof d.message === 'string' && d.code.startsWith('CARPD_'));
     }
+  }
+});
+
+test('no password reaches check, check --peer or config output, whatever the format and the mistake', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'carpd-config-garbage-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const S = 'Zq9-secret-Zq9';
+  const write = (name: string, text: string, mode = 0o600) => {
+    const p = join(dir, name);
+    mkdirSync(dirname(p), { recursive: true });
+    writeFileSync(p, text);
+    chmodSync(p, mode);
+    return p;
+  };
+  const cases: string[][] = [
+    [write('a/rc.conf', `ifconfig_em0_alias0="inet vhid 1 pass ${S} alias 10.0.0.1/32"\n`, 0o644)],
+    [write('b/rc.conf', `ifconfig_em0_alias0="inet vhid 1 pass ${S}${S} alias 10.0.0.1/32"\n`)],
+    [write('c/rc.conf', `ifconfig_em0_alias0="inet vhid 1 pass x ${S} alias 10.0.0.1/32"\n`)],
+    [write('d/rc.conf', `ifconfig_em0_alias0="inet vhid 1 pass ${S} alias 10.0.0.1/32"\nifconfig_em0_alias1="inet vhid 1 pass other alias 10.0.0.2/32"\n`)],
+    [write('e/rc.conf', `ucarp_if="em0"\nucarp_vhid="1"\nucarp_addr="10.0.0.1"\nucarp_pass="${S}"\nucarp_passfile="/nonexistent"\n`)],
+    [write('f/rc.conf', `ifconfig_em0_alias0="inet vhid 1 alias 10.0.0.1/32"\n${S}\n`)],
+    [write('g/hostname.carp0', `10.0.0.1/24 carpdev em0 vhid 1 pass ${S} ${S}\n`, 0o644)],
+    [write('h/hostname.carp0', `10.0.0.1/24 carpdev em0 vhid 1 pass "${S}\n`)],
+    [write('i/interfaces', `iface eth0 inet static\n address 10.0.0.2/24\n ucarp-vid 1\n ucarp-vip 10.0.0.1\n ucarp-password ${S}${S}\n`, 0o644)],
+    [write('j/vip-001.conf', `BIND_INTERFACE=eth0\nVIP_ADDRESS=10.0.0.1\nPASSWORD=x\nOPTIONS="-p ${S} --pass=${S}"\n`)],
+    [write('k/vip-001.conf', `BIND_INTERFACE=eth0\nVIP_ADDRESS=10.0.0.1\nPASSWORD="${S}${S}"\n`, 0o644)],
+  ];
+  const peerA = write('p/a.conf', `[vhid.a]\nvhid = 1\ninterface = em0\naddress = 10.0.0.1\npass = ${S}\n`);
+  const peerB = write('p/hostname.carp0', `10.0.0.2/32 carpdev em1 vhid 1 pass ${S}x\n`);
+  const runs: [typeof checkCommand, string[]][] = [[checkCommand, ['-c', peerA, '--peer', peerB]]];
+  for (const files of cases) {
+    const args = files.flatMap((f) => ['-c', f]);
+    runs.push([checkCommand, args], [configCommand, args]);
+  }
+  for (const [cmd, args] of runs) {
+    const lines: string[] = [];
+    const code = await cmd(args, { out: (l) => lines.push(l), err: (l) => lines.push(l) });
+    assert.equal(code, 1, `${args.join(' ')} should fail:\n${lines.join('\n')}`);
+    assert.ok(!lines.join('\n').includes(S.slice(0, 10)), `${cmd.name} ${args.join(' ')} leaked:\n${lines.join('\n')}`);
   }
 });
