@@ -33,6 +33,11 @@ export function parseSysctlConf(text: string, file: string): FormatResult {
       case 'preempt':
         if (n === 0 || n === 1) setGlobal(r, knob, n === 1, where);
         else bad('0 or 1');
+        if (knob === 'allow' && n === 0) {
+          r.diagnostics.push(warning(where, Code.WARN_KERNEL_CARP,
+            `${name}=0 keeps the kernel's carp off, as carpd needs, but read by carpd it turns carpd off too; ` +
+            'leave this file out of -c, or give a carpd.conf with "allow = yes" after it'));
+        }
         break;
       case 'log':
         // The number is taken in OpenBSD's sense (a syslog priority, 0..7).

@@ -337,8 +337,13 @@ test('sysctl.conf: unknown CARP knobs and bad values are errors at their line; o
   assertOneError(loadConfig([c]).diagnostics, 'CARPD_ERR_CONFIG_VALUE', c, 1);
   const d = tmp.write('d.sysctl.conf', 'net.inet.carp.allow=0 # off\nnet.inet.carp.dscp=56\n');
   const r = loadConfig([d]);
-  assert.deepEqual(brief(r.diagnostics), [['warning', 'CARPD_WARN_IGNORED', d, 2]]);
+  assert.deepEqual(brief(r.diagnostics), [['warning', 'CARPD_WARN_KERNEL_CARP', d, 1], ['warning', 'CARPD_WARN_IGNORED', d, 2]]);
   assert.equal(r.model.global.allow, false);
+  // A carpd.conf after it turns carpd back on; the override is said.
+  const e = tmp.write('carpd.conf', '[carpd]\nallow = yes\n');
+  const both = loadConfig([d, e]);
+  assert.equal(both.model.global.allow, true);
+  assert.deepEqual(brief(both.diagnostics).map((x) => x[1]), ['CARPD_WARN_KERNEL_CARP', 'CARPD_WARN_IGNORED', 'CARPD_WARN_OVERRIDE']);
 });
 
 test('a sysctl.conf and an rc.conf that disagree: the later file wins, with a warning', (t) => {
