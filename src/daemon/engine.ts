@@ -176,6 +176,8 @@ export class Engine extends EventEmitter {
     for (const ifname of ifnames) {
       if (!this.opts.net.linkUp(ifname)) this.ledger.adjust(DEFAULT_GROUP, `link:${ifname}`, this.ifdownDemotion());
     }
+    // net.inet.carp.demotion (sysctl.conf) or `demotion` in carpd.conf: a standing demotion.
+    if (this.model.global.demotion) this.ledger.set(DEFAULT_GROUP, 'config', this.model.global.demotion);
     this.refreshDemotion();
     const now = this.opts.clock.now();
     for (const v of this.vhids.values()) this.apply(v, { type: 'start', linkUp: this.opts.net.linkUp(v.cfg.interface) }, now);

@@ -243,3 +243,14 @@ describe('phase gate', () => {
     assert.ok(b.logs.some((l) => l.includes('pre-master phase still running after 30 ms')));
   });
 });
+
+describe('configured demotion', () => {
+  it('global.demotion (net.inet.carp.demotion) is a standing demotion in the carp group', () => {
+    const sim = new Sim();
+    sim.add('a', 1, [vhidCfg(1, 0)], { demotion: 20 }).engine.start();
+    sim.add('b', 2, [vhidCfg(1, 50)]).engine.start();
+    sim.time.advance(10_000);
+    assert.deepEqual(sim.masters(KEY), ['b'], 'the demoted node does not win');
+    assert.deepEqual(sim.node('a').engine.ledger.entries(), [{ group: 'carp', by: 'config', count: 20 }]);
+  });
+});
