@@ -143,7 +143,13 @@ test('service carpd start | status | reload | stop with the LSB script, /etc/def
     writeFileSync(conf, rcConf([1, 2]), { mode: 0o600 });
     const reloaded = await box.service('reload');
     assert.equal(reloaded.exitCode, 0, reloaded.stdout + reloaded.stderr);
-    await waitFor(async () => (await status()).vhids.find((v) => v.key === '2@eth0')?.state === 'BACKUP', { timeoutMs: 10_000, what: 'vhid 2 after the reload' });
+    await waitFor(
+      async () => {
+        const v2 = (await status()).vhids.find((v) => v.key === '2@eth0');
+        return v2?.state === 'BACKUP' && v2.lastHeard !== undefined;
+      },
+      { timeoutMs: 10_000, what: 'vhid 2 after the reload, BACKUP and hearing the peer' },
+    );
     const after = await status();
     const v1 = after.vhids.find((v) => v.key === '1@eth0')!;
     assert.equal(v1.state, 'MASTER');
