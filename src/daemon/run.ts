@@ -139,20 +139,19 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       await control.listen(path);
     } catch (err) {
       const code = (err as { code?: string }).code;
-      // Several daemons in network namespaces of one host share the filesystem: the first one
-      // gets the socket; the others run on without one rather than not at all.
-      // Always logged: it decides whether carpd runs at all.
+      // Daemons in network namespaces of one host share the filesystem: the first one gets the
+      // socket, the others run on without one rather than not at all. Logged at any log level.
       logger.log(LOG.ERR, `carpd: control socket: ${(err as Error).message}${code === ControlCode.IN_USE || code === ControlCode.NOT_SOCKET ? '; running without a control socket' : ''}`);
       if (code !== ControlCode.IN_USE && code !== ControlCode.NOT_SOCKET) return 1;
       control = undefined;
     }
-    // Boot: stay demoted until set-up is done. The plugin host starts here, before the sockets
-    // open (`const host = await startPluginHost(engine, model, logger)`); it may keep holding
-    // BOOT_DEMOTER itself until its own set-up has succeeded.
+    // Boot: stay demoted until set-up is done.
     engine.setDemotion(DEFAULT_GROUP, BOOT_DEMOTER, BOOT_DEMOTION);
     maintenance.restore();
   }
 
+  // The plugin host's place: started (and awaited) here, before the CARP sockets open, so its
+  // set-up is done when the boot hold lifts below; it publishes hook runs to `events`.
   try {
     engine.start();
   } catch (err) {
@@ -236,7 +235,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       say(LOG.STATE, `carpd: ${sig}: shutting down`);
       schedules?.stop();
       // Bow out, release the VIPs, undo our demotions (the maintenance intent stays on disk).
-      // The plugin host stops after the engine (`await host.stop()`), so it hears the last events.
+      // The plugin host stops right after the engine, so its backup hooks see the last transitions.
       engine
         .stop()
         .then(() => scripts.drain())
