@@ -145,3 +145,41 @@ export function planLines(plan: PlanResult): string[] {
     : `${s.phase} ${s.plugin}: error ${s.error!.code} ${s.error!.message}`,
   );
 }
+
+/**
+ * A service as its rc commands see it: `status` answers 0 while it runs (else `stoppedExit`),
+ * `start` and `stop` change that. With `lingers`, it still answers `status` that many times after
+ * a stop (a daemon that exits a moment after it was signalled).
+ */
+export class FakeService {
+  running: boolean;
+  private linger = 0;
+  constructor(
+    private readonly is: { status: string; start: string; stop: string },
+    o: { running?: boolean; stoppedExit?: number; lingers?: number } = {},
+  ) {
+    this.running = o.running ?? false;
+    this.stoppedExit = o.stoppedExit ?? 1;
+    this.lingers = o.lingers ?? 0;
+  }
+  private readonly stoppedExit: number;
+  private readonly lingers: number;
+
+  /** For GoldenOptions.answer. */
+  answer = (argv: readonly string[]): Partial<RunResult> => {
+    const cmd = argv.join(' ');
+    if (cmd === this.is.status) {
+      if (this.linger > 0) {
+        this.linger--;
+        return {};
+      }
+      return this.running ? {} : { exitCode: this.stoppedExit, stderr: 'not running\n' };
+    }
+    if (cmd === this.is.start) this.running = true;
+    if (cmd === this.is.stop) {
+      this.running = false;
+      this.linger = this.lingers;
+    }
+    return {};
+  };
+}
