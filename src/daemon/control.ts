@@ -45,7 +45,8 @@ export interface HookRunEvent {
   key?: string;
   seq?: number;
   durationMs: number;
-  result: 'ok' | 'failed' | 'timeout' | 'skipped';
+  /** The plugin host's HookResult. */
+  result: 'ok' | 'error' | 'timeout';
   error?: string;
 }
 

@@ -349,15 +349,7 @@ export class Engine extends EventEmitter {
         break;
       }
       case 'garp':
-        // Started in queue order (after the VIP add) but not waited for: arping lingers for a
-        // second after its packet, and nothing after it (a VIP del, master hooks) should wait.
-        for (const a of v.cfg.addresses) {
-          this.enqueueNet(v, `garp ${a}`, async () => {
-            this.opts.net.garp(v.cfg.interface, a).catch((err: unknown) => {
-              if (this.limiter.allow(`garp ${v.cfg.key}`)) this.log(LOG.WARN, `carp: ${v.cfg.key}: garp ${a} failed: ${err instanceof Error ? err.message : String(err)}`);
-            });
-          });
-        }
+        for (const a of v.cfg.addresses) this.enqueueGarp(v, a);
         break;
       case 'transition': {
         if (fx.to === 'MASTER') {
@@ -395,6 +387,18 @@ export class Engine extends EventEmitter {
         break;
       }
     }
+  }
+
+  /**
+   * A gratuitous ARP, started in queue order (after the VIP add) but not waited for: arping lingers
+   * for a second after its packet, and nothing after it (a VIP del, master hooks) should wait.
+   */
+  private enqueueGarp(v: Vhid, a: string): void {
+    this.enqueueNet(v, `garp ${a}`, async () => {
+      this.opts.net.garp(v.cfg.interface, a).catch((err: unknown) => {
+        if (this.limiter.allow(`garp ${v.cfg.key}`)) this.log(LOG.WARN, `carp: ${v.cfg.key}: garp ${a} failed: ${err instanceof Error ? err.message : String(err)}`);
+      });
+    });
   }
 
   /** Queue the make-before-break wait in front of a VIP release. */
@@ -503,7 +507,7 @@ export class Engine extends EventEmitter {
     for (const v of this.vhids.values()) {
       if (v.machine.state !== 'MASTER') continue;
       n++;
-      for (const a of v.cfg.addresses) this.enqueueNet(v, `garp ${a}`, () => this.opts.net.garp(v.cfg.interface, a));
+      for (const a of v.cfg.addresses) this.enqueueGarp(v, a);
     }
     return n;
   }
@@ -556,6 +560,7 @@ export class Engine extends EventEmitter {
     for (const ifname of ifsAfter) {
       this.ledger.set(DEFAULT_GROUP, `link:${ifname}`, this.opts.net.linkUp(ifname) ? 0 : this.ifdownDemotion());
     }
+    this.ledger.set(DEFAULT_GROUP, 'config', next.global.demotion ?? 0);
     this.refreshDemotion();
     for (const v of fresh) this.apply(v, { type: 'start', linkUp: this.opts.net.linkUp(v.cfg.interface) }, now);
     this.arm();
@@ -595,7 +600,7 @@ export class Engine extends EventEmitter {
       }
       for (const a of cfg.addresses.filter((x) => !old.addresses.includes(x))) {
         this.enqueueNet(v, `add ${a}`, () => this.opts.net.addVip(cfg.interface, a));
-        this.enqueueNet(v, `garp ${a}`, () => this.opts.net.garp(cfg.interface, a));
+        this.enqueueGarp(v, a);
       }
     }
   }

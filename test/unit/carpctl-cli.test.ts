@@ -125,9 +125,9 @@ test('events --follow prints new events as they happen until stopped', async (t)
   const done = carpctl(['-s', d.sock, 'events', '--follow', '-n', '0'], c.io, { signal: ac.signal });
   await waitFor(() => d.server.stats.requests >= 1, { timeoutMs: 2_000, what: 'the follower' });
   await new Promise((r) => setTimeout(r, 50));
-  d.server.publish({ type: 'hook', time: '2026-01-01T00:00:00.000Z', plugin: 'nat', hook: 'master', key: '1@eth0', seq: 9, durationMs: 42, result: 'failed', error: 'nft: exit 1' });
+  d.server.publish({ type: 'hook', time: '2026-01-01T00:00:00.000Z', plugin: 'nat', hook: 'master', key: '1@eth0', seq: 9, durationMs: 42, result: 'error', error: 'nft: exit 1' });
   await waitFor(() => c.out.length >= 1, { timeoutMs: 2_000, what: 'the event line' });
-  assert.deepEqual(c.out, ['2026-01-01T00:00:00.000Z hook nat master 1@eth0 seq 9: failed in 42 ms: nft: exit 1']);
+  assert.deepEqual(c.out, ['2026-01-01T00:00:00.000Z hook nat master 1@eth0 seq 9: error in 42 ms: nft: exit 1']);
   ac.abort();
   assert.equal(await done, 0);
 });

@@ -110,6 +110,16 @@ describe('reconfigure (SIGHUP)', () => {
     assert.equal(b.events.at(-1)?.reason, 'preempting a slower master');
   });
 
+  it('a changed standing demotion (net.inet.carp.demotion) takes effect: the master advertises it at once', () => {
+    const { sim, a } = pair();
+    a.engine.reconfigure(model([vhidCfg(1, 0)], { demotion: 30 }));
+    sim.time.advance(10);
+    assert.equal(a.engine.ledger.held('carp', 'config'), 30);
+    assert.deepEqual(sim.masters(K1), ['b'], 'the less demoted peer took over');
+    a.engine.reconfigure(model([vhidCfg(1, 0)]));
+    assert.equal(a.engine.ledger.total('carp'), 0);
+  });
+
   it('before start it only swaps the model', () => {
     const sim = new Sim();
     const a = sim.add('a', 1, [vhidCfg(1, 0)]);

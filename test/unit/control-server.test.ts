@@ -334,7 +334,7 @@ test('the socket is mode 0600; a stale socket is replaced, a live one or a plain
 test('Prometheus text: per-vhid state, counters, drops by reason, demotion, maintenance, hook durations', async (t) => {
   const h = await harness(t, [['a', 0], ['b', 100], ['x', 50, 'wrong-secret']], 'a', 10_000);
   h.server.publish({ type: 'hook', time: new Date(0).toISOString(), plugin: 'httpd', hook: 'master', durationMs: 250, result: 'ok' });
-  h.server.publish({ type: 'hook', time: new Date(0).toISOString(), plugin: 'httpd', hook: 'master', durationMs: 750, result: 'failed' });
+  h.server.publish({ type: 'hook', time: new Date(0).toISOString(), plugin: 'httpd', hook: 'master', durationMs: 750, result: 'error' });
   const { text } = await ok<{ text: string }>(h.sock, { cmd: 'metrics' });
   const lines = text.split('\n');
   const has = (l: string) => assert.ok(lines.includes(l), `missing ${l} in\n${text}`);
@@ -345,7 +345,7 @@ test('Prometheus text: per-vhid state, counters, drops by reason, demotion, main
   has('carpd_maintenance 0');
   has('carpd_hook_duration_seconds_sum{plugin="httpd",hook="master"} 1');
   has('carpd_hook_duration_seconds_count{plugin="httpd",hook="master"} 2');
-  has('carpd_hook_runs_total{plugin="httpd",hook="master",result="failed"} 1');
+  has('carpd_hook_runs_total{plugin="httpd",hook="master",result="error"} 1');
   has('# TYPE carpd_transitions_to_master_total counter');
   for (const l of lines.filter((x) => x && !x.startsWith('#'))) assert.match(l, /^[a-z_]+(\{[^}]*\})? [0-9.e+-]+$/, l);
   assert.ok(text.endsWith('\n'));
