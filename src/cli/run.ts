@@ -2,7 +2,7 @@
 import { formatDiagnostic, hasErrors } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../daemon/logger.js';
-import { runDaemon } from '../daemon/run.js';
+import { commandLineReloader, runDaemon } from '../daemon/run.js';
 import { intOpt, last, parseArgs, UsageError } from './args.js';
 
 export interface Io {
@@ -27,5 +27,6 @@ export async function runCommand(args: string[], io: Io): Promise<number> {
   }
   const logFile = last(p, '--log-file');
   const logger = createLogger({ timestamps: p.flags.has('--log-timestamps') || !!logFile, ...(logFile ? { file: logFile } : {}) });
-  return runDaemon({ model, logger });
+  const reload = commandLineReloader(['run', ...args]);
+  return runDaemon({ model, logger, ...(reload ? { reload } : {}) });
 }

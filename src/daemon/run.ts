@@ -18,6 +18,9 @@ import { FileIntentStore, Maintenance } from './maintenance.js';
 import { MetricsServer, renderMetrics } from './metrics.js';
 import { Schedules } from './schedule.js';
 import { ScriptQueue, scriptArgv, type ScriptPolicy } from './scripts.js';
+import { PluginsInvalidError } from '../host/errors.js';
+import type { HookRecord } from '../host/log.js';
+import { startPluginHost } from './plugins.js';
 
 /** The ledger entry that holds a starting node back until its set-up is done (OpenBSD rc demotes by 128). */
 export const BOOT_DEMOTER = 'boot';
@@ -150,12 +153,29 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     maintenance.restore();
   }
 
-  // The plugin host's place: started (and awaited) here, before the CARP sockets open, so its
-  // set-up is done when the boot hold lifts below; it publishes hook runs to `events`.
+  // The plugin host starts before the CARP sockets open: every plugin is validated first (a bad
+  // one stops start-up, not a failover at 3 a.m.), and it holds its own boot demotion until every
+  // set-up has succeeded. Hook runs go to the event log that `carpctl events` serves.
+  let plugins: { stop(): Promise<void> } | undefined;
+  if (!opts.hupExits && ((model.plugins?.length ?? 0) > 0 || (model.health?.length ?? 0) > 0)) {
+    try {
+      const ph = await startPluginHost(engine, model, logger);
+      ph.host.on('hook', (h: HookRecord) =>
+        events.publish({ type: 'hook', time: h.startedAt, plugin: h.plugin, hook: h.hook, ...(h.key ? { key: h.key } : {}), seq: h.seq, durationMs: h.durationMs, result: h.result, ...(h.error ? { error: h.error.message } : {}) }),
+      );
+      plugins = ph;
+    } catch (err) {
+      const list = err instanceof PluginsInvalidError ? err.errors : [err as Error];
+      for (const e of list) logger.log(LOG.ERR, `carpd: plugin: ${e.message}${(e as { code?: string }).code ? ` [${(e as { code?: string }).code}]` : ''}`);
+      await control?.close();
+      return 1;
+    }
+  }
   try {
     engine.start();
   } catch (err) {
     logger.log(LOG.ERR, `carpd: cannot start: ${err instanceof Error ? err.message : String(err)}`);
+    await plugins?.stop();
     await control?.close();
     return 1;
   }
@@ -201,6 +221,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       }
       next.global.control = model.global.control;
       if (!next.global.allow) say(LOG.WARN, 'carpd: SIGHUP: net.inet.carp.allow is off in the new configuration; stop carpd to stop CARP');
+      if (plugins && JSON.stringify([next.plugins, next.health]) !== JSON.stringify([model.plugins, model.health])) {
+        say(LOG.WARN, 'carpd: SIGHUP: plugin and health check changes take effect at the next restart');
+      }
       const res = engine.reconfigure(next);
       model = next;
       byKey = new Map(model.vhids.map((v) => [v.key, v]));
@@ -238,6 +261,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       // The plugin host stops right after the engine, so its backup hooks see the last transitions.
       engine
         .stop()
+        .then(() => plugins?.stop())
         .then(() => scripts.drain())
         .then(() => metrics?.close())
         .then(() => control?.close())
