@@ -11,6 +11,7 @@
  *   control = rc                    ; rc: rcctl / service; Linux also: direct (nginx -c CONF -p PREFIX)
  *   conf = /etc/carpd/httpd.conf    ; the rendered server block (default per OS, below)
  *   prefix = /var/lib/carpd/nginx   ; direct: nginx's prefix (pid file, logs, temp files)
+ *   user = www-data                 ; direct: the user nginx's workers run as
  *
  * The rendered file is a server listening on every VIP of the scope. On the BSDs and with
  * `control = rc` on Linux it is a fragment: include it from httpd.conf (`include "/etc/carpd/httpd.conf"`)
@@ -113,6 +114,7 @@ function view(ctx) {
     prefix: s.prefix,
     pidfile: s.pidfile,
     error_log: s.errorLog,
+    user: o.user ?? false,
   };
 }
 
@@ -132,6 +134,7 @@ export default {
     conf: { pattern: PATH, description: 'where the server block (direct: nginx.conf) is rendered' },
     main_conf: { pattern: PATH, description: 'the main configuration checked before a reload' },
     prefix: { pattern: PATH, description: 'direct: nginx prefix (pid file, logs, temp files)' },
+    user: { pattern: /[a-z_][a-z0-9_-]*/, description: 'direct: the user nginx workers run as (default: nginx’s own)' },
   },
   hooks: {
     setup(ctx) {
