@@ -53,24 +53,31 @@ function spawnTurn(): Promise<void> {
   return at <= now ? Promise.resolve() : new Promise((r) => setTimeout(r, at - now));
 }
 
+/** What every command gets: no shell, a scrubbed environment, bounded output, text. */
+function baseOptions(opts: Omit<RunOptions, 'signal' | 'timeoutMs'>) {
+  return {
+    reject: false,
+    env: { ...BASE_ENV, ...opts.env },
+    extendEnv: false,
+    stdin: opts.input === undefined ? ('ignore' as const) : ('pipe' as const),
+    input: opts.input,
+    cwd: opts.cwd,
+    maxBuffer: MAX_BUFFER,
+    encoding: 'utf8' as const,
+    stripFinalNewline: false,
+  };
+}
+
 /** Run `argv[0]` with `argv.slice(1)`; never rejects for a failing command, only for bad arguments. */
 export async function run(argv: readonly string[], opts: RunOptions): Promise<RunResult> {
   const [file, ...args] = checkArgv(argv);
   await spawnTurn();
   const result = await execa(file, args, {
-    reject: false,
+    ...baseOptions(opts),
     timeout: opts.timeoutMs,
     killSignal: 'SIGKILL',
     forceKillAfterDelay: false,
     cancelSignal: opts.signal,
-    env: { ...BASE_ENV, ...opts.env },
-    extendEnv: false,
-    stdin: opts.input === undefined ? 'ignore' : 'pipe',
-    input: opts.input,
-    cwd: opts.cwd,
-    maxBuffer: MAX_BUFFER,
-    encoding: 'utf8',
-    stripFinalNewline: false,
   });
   return toResult(result);
 }
@@ -78,21 +85,81 @@ export async function run(argv: readonly string[], opts: RunOptions): Promise<Ru
 /** Synchronous variant, for start-up only (it blocks the event loop). */
 export function runSync(argv: readonly string[], opts: Omit<RunOptions, 'signal'>): RunResult {
   const [file, ...args] = checkArgv(argv);
-  const result = execaSync(file, args, {
-    reject: false,
-    timeout: opts.timeoutMs,
-    killSignal: 'SIGKILL',
-    env: { ...BASE_ENV, ...opts.env },
-    extendEnv: false,
-    stdin: opts.input === undefined ? 'ignore' : 'pipe',
-    input: opts.input,
-    cwd: opts.cwd,
-    maxBuffer: MAX_BUFFER,
-    encoding: 'utf8',
-    stripFinalNewline: false,
-  });
+  const result = execaSync(file, args, { ...baseOptions(opts), timeout: opts.timeoutMs, killSignal: 'SIGKILL' });
   return toResult(result);
 }
+
+/**
+ * After the command has exited, how long its output pipes may stay open (held by a daemon it
+ * started) before we stop reading them.
+ */
+const PIPE_GRACE_MS = 250;
+
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * Runs `argv` in a new process group, so a timeout or an abort kills the command and everything
+ * it started (a hung `sleep` under a script included). A command that exits on its own leaves its
+ * group alone: a service it started in the background is meant to stay. Never rejects for a
+ * failing command, only for an empty argv.
+ */
+export async function runInGroup(argv: readonly string[], opts: RunOptions): Promise<RunResult> {
+  const [file, ...args] = checkArgv(argv);
+  if (opts.signal?.aborted) return { exitCode: null, stdout: '', stderr: '', timedOut: false, canceled: true };
+  await spawnTurn();
+  const sub = execa(file, args, { ...baseOptions(opts), detached: true });
+  const pid = sub.pid;
+  let timedOut = false;
+  let canceled = false;
+  let exited = false;
+  let grace: NodeJS.Timeout | undefined;
+  const stop = (why: 'timeout' | 'abort') => {
+    if (exited) return;
+    if (why === 'timeout') timedOut = true;
+    else canceled = true;
+    killGroup(pid);
+  };
+  const timer = setTimeout(() => stop('timeout'), Math.max(1, opts.timeoutMs));
+  const onAbort = () => stop('abort');
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  sub.once('exit', () => {
+    exited = true;
+    clearTimeout(timer);
+    grace = setTimeout(() => {
+      sub.stdout?.destroy();
+      sub.stderr?.destroy();
+    }, PIPE_GRACE_MS);
+  });
+  try {
+    const r = await sub;
+    const out: RunResult = {
+      exitCode: typeof r.exitCode === 'number' ? r.exitCode : null,
+      stdout: typeof r.stdout === 'string' ? r.stdout : '',
+      stderr: typeof r.stderr === 'string' ? r.stderr : '',
+      timedOut,
+      canceled,
+    };
+    if (r.signal) out.signal = r.signal;
+    if (r.failed && out.exitCode === null && !out.signal && !timedOut && !canceled) {
+      const cause = r.cause as { code?: unknown } | undefined;
+      out.spawnError = typeof cause?.code === 'string' ? cause.code : 'spawn failed';
+    }
+    return out;
+  } finally {
+    clearTimeout(timer);
+    clearTimeout(grace);
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+
 
 function checkArgv(argv: readonly string[]): [string, ...string[]] {
   if (argv.length === 0 || argv[0] === '') throw new TypeError('run: empty argv');
