@@ -1,15 +1,12 @@
 /**
  * Shared pieces of the built-in plugin tests against real services: `carpd run` nodes in lab
- * namespaces with plugin sections, their control sockets, and the plugin host driven directly with
- * commands run inside a namespace (for services tested without the CARP side).
+ * namespaces with plugin sections, and their control sockets.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { StatusData } from '../../src/daemon/control.js';
-import type { ExecPort } from '../../src/host/group-exec.js';
-import { runInGroup } from '../../src/host/group-exec.js';
 import { CARPD_JS, labVip } from '../../src/lab/lab.js';
 import { waitFor, type Lab, type LabNode } from '../../src/lab/netns.js';
 
@@ -126,14 +123,4 @@ export async function stopCarpd(lab: Lab, d: Daemon, timeoutMs = 20_000): Promis
   if (first !== 'timeout') return first;
   lab.kill(c, 'SIGKILL');
   return null;
-}
-
-/** An exec port whose commands run inside a lab namespace (for driving the host directly). */
-export function nsExec(ns: string, record?: string[]): ExecPort {
-  return {
-    run(argv, opts) {
-      record?.push(argv.join(' '));
-      return runInGroup(['ip', 'netns', 'exec', ns, ...argv], opts);
-    },
-  };
 }
