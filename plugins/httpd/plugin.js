@@ -60,8 +60,19 @@ function settings(ctx) {
 }
 
 /**
+ * @typedef {object} Commands
+ * @property {string[]} status   exits 0 while the server runs
+ * @property {string[][]} start  run in order when it does not
+ * @property {string[]} test     checks the configuration before a reload
+ * @property {string[]} reload
+ * @property {string[]} stop
+ * @property {boolean} waits     stop only signals: poll `status` until the server is gone
+ */
+
+/**
  * The commands for this OS and control mode.
  * @param {Ctx} ctx
+ * @returns {Commands}
  */
 export function commands(ctx) {
   const s = settings(ctx);
@@ -70,8 +81,7 @@ export function commands(ctx) {
     const base = ['nginx', '-e', s.errorLog, '-c', s.conf, '-p', s.prefix];
     return {
       status: ['pgrep', '-F', s.pidfile, '-x', 'nginx'],
-      start: base,
-      prepare: ['mkdir', '-p', s.prefix],
+      start: [['mkdir', '-p', s.prefix], base],
       test: ['nginx', '-t', '-q', '-e', s.errorLog, '-c', s.conf, '-p', s.prefix],
       reload: [...base, '-s', 'reload'],
       stop: [...base, '-s', 'stop'],
@@ -80,12 +90,12 @@ export function commands(ctx) {
   }
   const main = ctx.options.main_conf ?? MAIN_CONF[ctx.os];
   if (ctx.os === 'openbsd') {
-    return { status: ['rcctl', 'check', svc], prepare: undefined, start: ['rcctl', '-f', 'start', svc], test: ['httpd', '-n', '-f', main], reload: ['rcctl', 'reload', svc], stop: ['rcctl', 'stop', svc], waits: false };
+    return { status: ['rcctl', 'check', svc], start: [['rcctl', '-f', 'start', svc]], test: ['httpd', '-n', '-f', main], reload: ['rcctl', 'reload', svc], stop: ['rcctl', 'stop', svc], waits: false };
   }
   if (ctx.os === 'freebsd') {
-    return { status: ['service', svc, 'onestatus'], prepare: undefined, start: ['service', svc, 'onestart'], test: ['obhttpd', '-n', '-f', main], reload: ['service', svc, 'onereload'], stop: ['service', svc, 'onestop'], waits: false };
+    return { status: ['service', svc, 'onestatus'], start: [['service', svc, 'onestart']], test: ['obhttpd', '-n', '-f', main], reload: ['service', svc, 'onereload'], stop: ['service', svc, 'onestop'], waits: false };
   }
-  return { status: ['service', svc, 'status'], prepare: undefined, start: ['service', svc, 'start'], test: ['nginx', '-t', '-q', '-c', main], reload: ['service', svc, 'reload'], stop: ['service', svc, 'stop'], waits: false };
+  return { status: ['service', svc, 'status'], start: [['service', svc, 'start']], test: ['nginx', '-t', '-q', '-c', main], reload: ['service', svc, 'reload'], stop: ['service', svc, 'stop'], waits: false };
 }
 
 /**
@@ -148,8 +158,7 @@ export default {
     async master(ctx) {
       const c = commands(ctx);
       if (!(await running(ctx))) {
-        if (c.prepare) await ctx.exec(c.prepare);
-        await ctx.exec(c.start);
+        for (const argv of c.start) await ctx.exec(argv);
         return;
       }
       if (!ctx.changed) return;

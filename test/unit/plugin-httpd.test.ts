@@ -126,6 +126,26 @@ describe('httpd plugin', () => {
     });
   }
 
+  it('100 transitions in a burst: at most 2 runs, and the server ends running exactly when the last state is MASTER', async () => {
+    for (const last of ['MASTER', 'BACKUP'] as const) {
+      const c = CASES[0]!;
+      const svc = new FakeService(c);
+      const g = await httpd({ os: c.os, answer: svc.answer });
+      await g.go(LAN, 'INIT', 'BACKUP');
+      const before = g.hooks.length;
+      for (let i = 0; i < 100; i++) {
+        const to = (i % 2 === 0) === (last === 'BACKUP') ? 'MASTER' : 'BACKUP';
+        g.host.handle({ seq: 1000 + i, time: '2026-01-01T00:00:00.000Z', vhid: 1, interface: 'eth0', key: LAN, from: to === 'MASTER' ? 'BACKUP' : 'MASTER', to, reason: 'flap' });
+      }
+      await g.host.idle();
+      const runs = g.hooks.slice(before).filter((h) => h.hook === 'render');
+      assert.ok(runs.length >= 1 && runs.length <= 2, `${runs.length} runs`);
+      assert.equal(svc.running, last === 'MASTER', last);
+      assert.equal(g.host.status()[0]!.state, last);
+      await g.stop();
+    }
+  });
+
   it('linux, control = direct: a whole nginx.conf, nginx -c/-p with its own pid file; stop waits for the exit', async () => {
     const pid = '/srv/carpd/nginx/nginx.pid';
     const base = 'nginx -e /srv/carpd/nginx/error.log -c /srv/carpd/nginx.conf -p /srv/carpd/nginx';
