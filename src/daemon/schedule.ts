@@ -3,7 +3,7 @@
  * (enter at a cron time; leave after a duration or at another cron time) with node-cron, and the
  * periodic gratuitous ARP refresh while MASTER (`garp_refresh`, for switches with long ARP caches).
  */
-import cron, { type ScheduledTask } from 'node-cron';
+import { scheduleCron, setCronLogger, validCron } from '../adapters/cron.js';
 import type { Logger } from '../adapters/ports.js';
 import type { CarpModel } from '../config/model.js';
 import { LOG } from './engine.js';
@@ -25,8 +25,8 @@ export interface ScheduleDeps {
 export function checkSchedules(model: CarpModel): string[] {
   const out: string[] = [];
   const m = model.maintenance;
-  if (m?.enter !== undefined && !cron.validate(m.enter)) out.push(`${m.source}: maintenance enter: not a cron expression: ${m.enter}`);
-  if (m?.leave !== undefined && !cron.validate(m.leave)) out.push(`${m.source}: maintenance leave: not a cron expression: ${m.leave}`);
+  if (m?.enter !== undefined && !validCron(m.enter)) out.push(`${m.source}: maintenance enter: not a cron expression: ${m.enter}`);
+  if (m?.leave !== undefined && !validCron(m.leave)) out.push(`${m.source}: maintenance leave: not a cron expression: ${m.leave}`);
   if (m && m.leave === undefined && m.durationMs === undefined && m.enter !== undefined) out.push(`${m.source}: maintenance: enter needs a leave time or a duration`);
   const g = model.global.garpRefresh;
   if (g !== undefined && (!Number.isFinite(g) || g < 0)) out.push(`garp_refresh: must be a number of seconds >= 0`);
@@ -35,17 +35,16 @@ export function checkSchedules(model: CarpModel): string[] {
 
 /** The running schedules; `start` again (after `stop`) on reload. */
 export class Schedules {
-  private tasks: ScheduledTask[] = [];
+  private tasks: (() => void)[] = [];
   private garpTimer: NodeJS.Timeout | undefined;
   private leaveTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: ScheduleDeps) {
     const l = deps.logger;
-    cron.setLogger({
+    setCronLogger({
       info: (m) => l.log(LOG.DEBUG, `carpd: schedule: ${m}`),
       warn: (m) => l.log(LOG.WARN, `carpd: schedule: ${m}`),
-      error: (m) => l.log(LOG.ERR, `carpd: schedule: ${m instanceof Error ? m.message : m}`),
-      debug: (m) => l.log(LOG.DEBUG, `carpd: schedule: ${m instanceof Error ? m.message : m}`),
+      error: (m) => l.log(LOG.ERR, `carpd: schedule: ${m}`),
     });
   }
 
@@ -59,11 +58,11 @@ export class Schedules {
     const m = model.maintenance;
     const mt = this.deps.maintenance;
     if (m && mt) {
-      if (m.enter !== undefined && cron.validate(m.enter)) {
-        this.tasks.push(cron.schedule(m.enter, () => this.enter(m.durationMs), { name: 'maintenance-enter', noOverlap: true }));
+      if (m.enter !== undefined && validCron(m.enter)) {
+        this.tasks.push(scheduleCron(m.enter, () => this.enter(m.durationMs), 'maintenance-enter'));
       }
-      if (m.leave !== undefined && cron.validate(m.leave)) {
-        this.tasks.push(cron.schedule(m.leave, () => this.leave(), { name: 'maintenance-leave', noOverlap: true }));
+      if (m.leave !== undefined && validCron(m.leave)) {
+        this.tasks.push(scheduleCron(m.leave, () => this.leave(), 'maintenance-leave'));
       }
       // A window that began before a restart still ends on time.
       const st = mt.state;
@@ -79,7 +78,7 @@ export class Schedules {
   }
 
   stop(): void {
-    for (const t of this.tasks) void t.destroy();
+    for (const stop of this.tasks) stop();
     this.tasks = [];
     if (this.garpTimer) clearInterval(this.garpTimer);
     this.garpTimer = undefined;

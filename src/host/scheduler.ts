@@ -3,7 +3,7 @@
  * the simulated clock), and the housekeeping schedules of health checks (intervals, or node-cron
  * expressions). Never used for protocol timing.
  */
-import cron from 'node-cron';
+import { scheduleCron, validCron as valid } from '../adapters/cron.js';
 
 export interface HostTimers {
   /** Monotonic ms. */
@@ -26,7 +26,7 @@ export interface Scheduler {
 
 /** Whether node-cron accepts `expression`. */
 export function validCron(expression: string): boolean {
-  return cron.validate(expression);
+  return valid(expression);
 }
 
 /** setInterval and node-cron. */
@@ -37,8 +37,7 @@ export const realScheduler: Scheduler = {
     return () => clearInterval(t);
   },
   cron(expression, fn) {
-    const task = cron.schedule(expression, () => fn(), { noOverlap: true });
-    return () => void task.destroy();
+    return scheduleCron(expression, fn);
   },
 };
 

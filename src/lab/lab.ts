@@ -151,6 +151,7 @@ export async function labCommand(args: string[], io: Io): Promise<number> {
   io.out(`carpd lab: ${nCarpd} carpd node(s)${withUcarp ? ' + 1 ucarp node' : ''}, ${vhids} vhid(s), advbase 1, advskew step ${step}`);
 
   const lab = await createLab({ prefix: 'carpdlab', nodes: labNodes(names) });
+  const nsCount = lab.namespaces().length;
   let interrupted = false;
   const onInt = () => {
     interrupted = true;
@@ -239,8 +240,7 @@ export async function labCommand(args: string[], io: Io): Promise<number> {
     return 1;
   } finally {
     process.off('SIGINT', onInt);
-    const n = lab.namespaces().length;
     await lab.destroy();
-    io.out(`${stamp()} cleaned up: ${n} namespaces removed, all lab processes stopped`);
+    io.out(`${stamp()} cleaned up: ${nsCount} namespaces removed, all lab processes stopped`);
   }
 }

@@ -13,8 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execaSync } from 'execa';
-import { run, type RunResult } from '../adapters/exec.js';
+import { run, runSync, type RunResult } from '../adapters/exec.js';
 
 /** PATH for lab commands: node may live in /usr/local/bin. */
 const LAB_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
@@ -460,9 +459,9 @@ class LabImpl implements Lab {
     this.destroyed = true;
     for (const c of this.children.values()) if (!hasExited(c)) signalPid(c.pid, 'SIGKILL');
     for (const ns of [...this.made].reverse()) {
-      const r = execaSync('ip', ['netns', 'pids', ns], { reject: false, timeout: CMD_TIMEOUT_MS, env: LAB_ENV, extendEnv: false, stdin: 'ignore' });
-      for (const pid of parsePids(typeof r.stdout === 'string' ? r.stdout : '')) signalPid(pid, 'SIGKILL');
-      execaSync('ip', ['netns', 'del', ns], { reject: false, timeout: CMD_TIMEOUT_MS, env: LAB_ENV, extendEnv: false, stdio: 'ignore' });
+      const r = runSync(['ip', 'netns', 'pids', ns], { timeoutMs: CMD_TIMEOUT_MS, env: LAB_ENV });
+      for (const pid of parsePids(r.stdout)) signalPid(pid, 'SIGKILL');
+      runSync(['ip', 'netns', 'del', ns], { timeoutMs: CMD_TIMEOUT_MS, env: LAB_ENV });
     }
     this.made.length = 0;
     rmSync(this.dir, { recursive: true, force: true });
