@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { labNodes, writePassfile } from '../../src/lab/lab.js';
 import { waitFor, withLab, type Lab, type LabNode } from '../../src/lab/netns.js';
-import { hookRuns, nodeConf, nodeDir, startCarpd, stopCarpd, VIP, waitState, type Daemon } from './plugin-lab.js';
+import { ctl, hookRuns, nodeConf, nodeDir, startCarpd, stopCarpd, VIP, waitState, type Daemon } from './plugin-lab.js';
 
 /** The two plugin sections of one router, everything under its lab directory. */
-function sections(dir: string): string[] {
+function sections(dir: string, user: string): string[] {
   return [
     '[plugin.nat]',
     'follow = lan',
@@ -27,18 +27,18 @@ function sections(dir: string): string[] {
     'on_failure = demote 50',
     'control = direct',
     // The lab directory is root's, mode 0700: nginx's workers read the page as root.
-    'user = root',
+    `user = ${user}`,
     `root = ${join(dir, 'www')}`,
     `prefix = ${join(dir, 'nginx')}`,
     `conf = ${join(dir, 'nginx.conf')}`,
   ];
 }
 
-function router(lab: Lab, node: LabNode, advskew: number, passfile: string): Daemon {
+function router(lab: Lab, node: LabNode, advskew: number, passfile: string, user = 'root'): Daemon {
   const dir = nodeDir(lab, node);
   mkdirSync(join(dir, 'www'), { recursive: true });
   writeFileSync(join(dir, 'www', 'index.html'), `served by ${node.name}\n`);
-  return startCarpd(lab, node, nodeConf({ advskew, passfile, sections: sections(dir) }));
+  return startCarpd(lab, node, nodeConf({ advskew, passfile, sections: sections(dir, user) }));
 }
 
 /** What the client gets from http://VIP/ (curl, bounded), or undefined. */
@@ -107,5 +107,29 @@ test('httpd and nat follow the VIP: the client gets the new master’s page afte
     assert.ok(!r2.lines.some((l) => /CARPD_ERR/.test(l)), r2.lines.join('\n'));
     await stopCarpd(lab, r2);
     assert.equal(await nginxRuns(lab, r2), false);
+  });
+});
+
+test('a master whose nginx cannot start demotes itself (on_failure = demote 50): the peer takes over and serves', { timeout: 60_000 }, async () => {
+  await withLab({ prefix: 'carpdwebd', nodes: labNodes(['r1', 'r2', 'client']) }, async (lab) => {
+    const pass = writePassfile(lab.dir);
+    const client = lab.node('client');
+    // r1's nginx refuses to start (no such user for its workers).
+    const r1 = router(lab, lab.node('r1'), 0, pass, 'carpd-no-such-user');
+    await waitState(lab, r1, 'MASTER');
+    await waitFor(async () => (await hookRuns(lab, r1)).some((h) => h.plugin === 'httpd' && h.hook === 'master' && h.result === 'error'), { timeoutMs: 10_000, intervalMs: 200, what: `r1's failed master hook; log:\n${r1.lines.join('\n')}` });
+    const r2 = router(lab, lab.node('r2'), 100, pass);
+    // r2 hears a more demoted master and takes over although preempt is off.
+    await waitState(lab, r2, 'MASTER');
+    await waitState(lab, r1, 'BACKUP');
+    const page = await waitFor(async () => ((await fetchVip(lab, client)) === 'served by r2' ? 'served by r2' : undefined), { timeoutMs: 15_000, intervalMs: 200, what: `r2's page; r2 log:\n${r2.lines.join('\n')}` });
+    assert.equal(page, 'served by r2');
+    const failed = (await hookRuns(lab, r1)).filter((h) => h.result !== 'ok');
+    assert.ok(failed.length > 0 && failed.every((h) => h.plugin === 'httpd' && h.hook === 'master'), JSON.stringify(failed));
+    assert.match(failed[0]!.error ?? '', /nginx exited with status 1/);
+    // As BACKUP its run succeeds, which lifts the demotion; r2 stays MASTER (preempt is off).
+    await waitFor(async () => /^demotion: group carp 0$/m.test((await ctl(lab, r1, 'status')).out), { timeoutMs: 10_000, intervalMs: 200, what: 'r1 undemoted' });
+    assert.equal(await nginxRuns(lab, r1), false);
+    for (const d of [r2, r1]) await stopCarpd(lab, d);
   });
 });
