@@ -115,6 +115,18 @@ export async function waitFor<T>(
   }
 }
 
+const TIMEOUT = Symbol('timeout');
+
+/** `p`, or TIMEOUT after `ms`; the timer is cleared either way so it never keeps the process alive. */
+async function raceTimeout<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMEOUT> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<typeof TIMEOUT>((r) => (timer = setTimeout(() => r(TIMEOUT), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -379,11 +391,11 @@ class LabImpl implements Lab {
   async waitExit(child: ChildProcess, timeoutMs = 5_000): Promise<number | null> {
     if (hasExited(child)) return child.exitCode;
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const timer = sleep(timeoutMs).then(() => 'timeout' as const);
-    const first = await Promise.race([exited, timer]);
-    if (first !== 'timeout') return first;
+    const first = await raceTimeout(exited, timeoutMs);
+    if (first !== TIMEOUT) return first;
     this.kill(child, 'SIGKILL');
-    return Promise.race([exited, sleep(KILL_GRACE_MS).then(() => null)]);
+    const last = await raceTimeout(exited, KILL_GRACE_MS);
+    return last === TIMEOUT ? null : last;
   }
 
   async capture(ns: string, ifname: string, filter: string | string[] = []): Promise<Capture> {
