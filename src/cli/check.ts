@@ -1,5 +1,7 @@
 /** `carpd check` and `carpd config`: the start-up config path, without starting anything. */
-import { formatDiagnostic, hasErrors } from '../config/errors.js';
+import { error, formatDiagnostic, hasErrors, parseSource, type Diagnostic } from '../config/errors.js';
+import type { CarpModel } from '../config/model.js';
+import { pluginProblems } from '../daemon/plugins.js';
 import { FORMAT_NAMES, loadConfig, type LoadResult } from '../config/load.js';
 import { comparePeers } from '../config/peer-check.js';
 import { redactModel } from '../config/redact.js';
@@ -31,10 +33,21 @@ export async function checkCommand(args: string[], io: Io): Promise<number> {
     diagnostics.push(...peer.diagnostics);
     if (!hasErrors(result.diagnostics) && !hasErrors(peer.diagnostics)) diagnostics.push(...comparePeers(result.model, peer.model));
   }
+  if (!hasErrors(result.diagnostics)) diagnostics.push(...(await pluginDiagnostics(result.model)));
   for (const d of diagnostics) io.err(formatDiagnostic(d));
   if (hasErrors(diagnostics)) return 1;
   io.out('configuration OK');
   return 0;
+}
+
+/** Start-up's plugin validation, as diagnostics at the `[plugin.NAME]` (or `[health.NAME]`) line. */
+async function pluginDiagnostics(model: CarpModel): Promise<Diagnostic[]> {
+  const problems = await pluginProblems(model);
+  const fallback = model.plugins?.[0]?.source ?? model.health?.[0]?.source ?? model.vhids[0]?.source ?? 'config:1';
+  return problems.map((p) => {
+    const where = model.plugins?.find((c) => c.name === p.plugin)?.source ?? model.health?.find((h) => p.plugin === `health.${h.name}`)?.source ?? fallback;
+    return error(parseSource(where), p.code, p.message);
+  });
 }
 
 /** `carpd config -c FILE… [--show-secrets]`: the normalized model as JSON, secrets redacted. */

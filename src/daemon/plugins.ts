@@ -54,13 +54,8 @@ function checkHealthConfigs(model: CarpModel): PluginLoadError[] {
   return out;
 }
 
-/** Loads and validates the plugins (throws PluginsInvalidError listing every problem), then starts the host. */
-export async function startPluginHost(
-  engine: PluginHostEngine,
-  model: CarpModel,
-  logger: Logger,
-  opts: StartPluginHostOptions = {},
-): Promise<{ host: PluginHost; stop(): Promise<void> }> {
+/** The plugins and templates of a model, loaded and validated; throws PluginsInvalidError listing every problem. */
+async function loadForModel(model: CarpModel, opts: Pick<StartPluginHostOptions, 'os' | 'builtinPluginDir' | 'builtinTemplateDir'>) {
   const os = opts.os ?? detectOs();
   if (!os) throw new PluginsInvalidError([new PluginLoadError(HOST_CODES.OS, '*', `carpd plugins do not run on ${process.platform}`)]);
   const root = opts.builtinPluginDir && opts.builtinTemplateDir ? '' : packageRoot();
@@ -81,6 +76,32 @@ export async function startPluginHost(
     throw e;
   }
   if (healthErrors.length > 0) throw new PluginsInvalidError(healthErrors);
+  return { os, templates, plugins };
+}
+
+/**
+ * What start-up would refuse about the model's plugins and health checks, without starting
+ * anything: `carpd check` runs this so a bad plugin is found before a restart, not during one.
+ */
+export async function pluginProblems(model: CarpModel, opts: Pick<StartPluginHostOptions, 'os' | 'builtinPluginDir' | 'builtinTemplateDir'> = {}): Promise<PluginLoadError[]> {
+  if ((model.plugins?.length ?? 0) === 0 && (model.health?.length ?? 0) === 0) return [];
+  try {
+    await loadForModel(model, opts);
+    return [];
+  } catch (e) {
+    if (e instanceof PluginsInvalidError) return e.errors;
+    throw e;
+  }
+}
+
+/** Loads and validates the plugins (throws PluginsInvalidError listing every problem), then starts the host. */
+export async function startPluginHost(
+  engine: PluginHostEngine,
+  model: CarpModel,
+  logger: Logger,
+  opts: StartPluginHostOptions = {},
+): Promise<{ host: PluginHost; stop(): Promise<void> }> {
+  const { os, templates, plugins } = await loadForModel(model, opts);
 
   const host = new PluginHost({
     model,
