@@ -1,12 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { checkCommand, configCommand } from '../../src/cli/check.js';
 import { redactModel } from '../../src/config/redact.js';
 import type { CarpModel } from '../../src/config/model.js';
-import { capture, configFiles } from '../helpers/config-files.js';
+import { capture, configFiles, type Command } from '../helpers/config-files.js';
 
 const { tempDir } = configFiles('carpd-config-check-');
 

@@ -1,47 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { convertCommand } from '../../src/cli/convert.js';
 import { convertModel, CONVERT_TARGETS, type ConvertTarget } from '../../src/config/convert.js';
 import { formatDiagnostic } from '../../src/config/errors.js';
 import { BUNDLE_HEADER } from '../../src/config/hostname-carp.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { CarpModel, VhidConfig } from '../../src/config/model.js';
+import { capture, configFiles } from '../helpers/config-files.js';
 
-const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/config/', import.meta.url));
-
-function tempDir(t: { after(fn: () => void): void }) {
-  const dir = mkdtempSync(join(tmpdir(), 'carpd-config-convert-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return {
-    dir,
-    write(name: string, text: string, mode = 0o600): string {
-      const path = join(dir, name);
-      writeFileSync(path, text);
-      chmodSync(path, mode);
-      return path;
-    },
-  };
-}
-
-/** A private copy of the fixtures, every file mode 0600 (git does not keep modes). */
-function fixtures(t: { after(fn: () => void): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'carpd-config-convert-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  cpSync(FIXTURES, dir, { recursive: true });
-  const walk = (d: string) => {
-    for (const n of readdirSync(d)) {
-      const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else chmodSync(p, 0o600);
-    }
-  };
-  walk(dir);
-  return dir;
-}
+const { tempDir, fixtures } = configFiles('carpd-config-convert-');
 
 /** What a conversion must keep: every vhid, address, advbase, advskew and password. */
 function essentials(m: CarpModel): string[] {
@@ -205,10 +173,9 @@ test('what a target cannot carry is a warning; a password rc.conf cannot hold is
   assert.deepEqual(bad.errors, ['vhid 2@em1: the password contains white space, which rc.conf\'s ifconfig lines cannot carry']);
 });
 
+/** convertCommand's exit code, stdout as one string, and stderr lines. */
 async function convert(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await convertCommand(args, { out: (l) => out.push(l), err: (l) => err.push(l) });
+  const { code, out, err } = await capture(convertCommand, args);
   return { code, out: out.join('\n'), err };
 }
 

@@ -1,45 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCarpdIni, tokenizeIni } from '../../src/config/carpd-ini.js';
 import { formatDiagnostic, type Diagnostic } from '../../src/config/errors.js';
 import { detectFormat, loadConfig } from '../../src/config/load.js';
 import type { CarpModel } from '../../src/config/model.js';
 import { validateModel } from '../../src/config/validate.js';
+import { assertOneError, configFiles, errorsOf, withoutFieldSources } from '../helpers/config-files.js';
 
-/** A private temp dir; `write` creates files with mode 0600 unless told otherwise. */
-function tempDir(t: { after(fn: () => void): void }) {
-  const dir = mkdtempSync(join(tmpdir(), 'carpd-config-ini-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return {
-    dir,
-    write(name: string, text: string, mode = 0o600): string {
-      const path = join(dir, name);
-      writeFileSync(path, text);
-      chmodSync(path, mode);
-      return path;
-    },
-  };
-}
-
-function withoutFieldSources(m: CarpModel): CarpModel {
-  return { ...m, vhids: m.vhids.map(({ fieldSources: _ignored, ...v }) => v) };
-}
-
-function errorsOf(diags: Diagnostic[]): Diagnostic[] {
-  return diags.filter((d) => d.severity === 'error');
-}
-
-/** Asserts exactly one error, and its code, file and line. */
-function assertOneError(diags: Diagnostic[], code: string, file: string, line: number): Diagnostic {
-  const errs = errorsOf(diags);
-  assert.equal(errs.length, 1, `expected one error, got: ${diags.map(formatDiagnostic).join(' | ')}`);
-  const d = errs[0]!;
-  assert.deepEqual({ code: d.code, file: d.file, line: d.line }, { code, file, line });
-  return d;
-}
+const { tempDir } = configFiles('carpd-config-ini-');
 
 const REALISTIC = `# carpd.conf for fw1
 ;  two firewalls, two segments

@@ -1,53 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { formatDiagnostic, type Diagnostic } from '../../src/config/errors.js';
+import type { Diagnostic } from '../../src/config/errors.js';
 import { detectFormat, loadConfig } from '../../src/config/load.js';
 import type { CarpModel } from '../../src/config/model.js';
+import { assertOneError, brief, configFiles, withoutFieldSources } from '../helpers/config-files.js';
 
-const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/config/', import.meta.url));
-
-/** A private copy of a fixture directory, every file mode 0600 (git does not keep modes). */
-function fixtures(t: { after(fn: () => void): void }, sub: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'carpd-config-obsd-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  cpSync(join(FIXTURES, sub), dir, { recursive: true });
-  for (const n of readdirSync(dir)) if (statSync(join(dir, n)).isFile()) chmodSync(join(dir, n), 0o600);
-  return dir;
-}
-
-function tempDir(t: { after(fn: () => void): void }) {
-  const dir = mkdtempSync(join(tmpdir(), 'carpd-config-obsd-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return {
-    dir,
-    write(name: string, text: string, mode = 0o600): string {
-      const path = join(dir, name);
-      writeFileSync(path, text);
-      chmodSync(path, mode);
-      return path;
-    },
-  };
-}
-
-function withoutFieldSources(m: CarpModel): CarpModel {
-  return { ...m, vhids: m.vhids.map(({ fieldSources: _ignored, ...v }) => v) };
-}
-
-function brief(diags: Diagnostic[]): [string, string, string, number][] {
-  return diags.map((d) => [d.severity, d.code, d.file, d.line]);
-}
-
-function assertOneError(diags: Diagnostic[], code: string, file: string, line: number): Diagnostic {
-  const errs = diags.filter((d) => d.severity === 'error');
-  assert.equal(errs.length, 1, `expected one error, got: ${diags.map(formatDiagnostic).join(' | ')}`);
-  const d = errs[0]!;
-  assert.deepEqual({ code: d.code, file: d.file, line: d.line }, { code, file, line });
-  return d;
-}
+const { tempDir, fixtures } = configFiles('carpd-config-obsd-');
 
 test('OpenBSD hostname.carp0..3 and sysctl.conf become the expected model', (t) => {
   const dir = fixtures(t, 'openbsd');

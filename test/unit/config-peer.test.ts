@@ -1,31 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { checkCommand } from '../../src/cli/check.js';
 import { loadConfig } from '../../src/config/load.js';
 import { comparePeers } from '../../src/config/peer-check.js';
+import { capture, configFiles } from '../helpers/config-files.js';
 
-function tempDir(t: { after(fn: () => void): void }) {
-  const dir = mkdtempSync(join(tmpdir(), 'carpd-config-peer-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return {
-    dir,
-    write(name: string, text: string, mode = 0o600): string {
-      const path = join(dir, name);
-      writeFileSync(path, text);
-      chmodSync(path, mode);
-      return path;
-    },
-  };
-}
+const { tempDir } = configFiles('carpd-config-peer-');
 
 async function check(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await checkCommand(args, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out, err };
+  return capture(checkCommand, args);
 }
 
 const SECRET = 'Sw0rdfish!';

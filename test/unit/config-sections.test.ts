@@ -1,36 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { configCommand } from '../../src/cli/check.js';
-import { formatDiagnostic, type Diagnostic } from '../../src/config/errors.js';
 import { loadConfig } from '../../src/config/load.js';
 import { formatDuration, parseDuration } from '../../src/config/values.js';
 import { netmaskToPrefix, prefixToNetmask } from '../../src/config/netaddr.js';
 import { splitShellWords } from '../../src/config/shell-words.js';
+import { assertOneError, configFiles } from '../helpers/config-files.js';
 
-function tempDir(t: { after(fn: () => void): void }) {
-  const dir = mkdtempSync(join(tmpdir(), 'carpd-config-sections-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return {
-    dir,
-    write(name: string, text: string, mode = 0o600): string {
-      const path = join(dir, name);
-      writeFileSync(path, text);
-      chmodSync(path, mode);
-      return path;
-    },
-  };
-}
-
-function assertOneError(diags: Diagnostic[], code: string, file: string, line: number): Diagnostic {
-  const errs = diags.filter((d) => d.severity === 'error');
-  assert.equal(errs.length, 1, `expected one error, got: ${diags.map(formatDiagnostic).join(' | ')}`);
-  const d = errs[0]!;
-  assert.deepEqual({ code: d.code, file: d.file, line: d.line }, { code, file, line });
-  return d;
-}
+const { tempDir } = configFiles('carpd-config-sections-');
 
 const VHIDS = `[vhid.lan]
 vhid = 1

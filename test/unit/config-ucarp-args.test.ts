@@ -1,23 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ConfigError } from '../../src/config/errors.js';
 import { parseUcarpArgs, type UcarpArgs } from '../../src/config/ucarp-args.js';
+import { configFiles } from '../helpers/config-files.js';
 
-function tempDir(t: { after(fn: () => void): void }) {
-  const dir = mkdtempSync(join(tmpdir(), 'carpd-ucarp-args-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return {
-    write(name: string, text: string, mode = 0o600): string {
-      const path = join(dir, name);
-      writeFileSync(path, text);
-      chmodSync(path, mode);
-      return path;
-    },
-  };
-}
+const { tempDir } = configFiles('carpd-ucarp-args-');
 
 function run(argv: string[]): Extract<UcarpArgs, { kind: 'run' }> {
   const r = parseUcarpArgs(argv);
