@@ -136,7 +136,13 @@ export class VhidMachine {
         if (input.state === 'MASTER' && this.state !== 'MASTER') this.toMaster(now, input.reason, fx);
         else if (input.state === 'BACKUP') {
           this.preemptSuppressed = true;
-          if (this.state !== 'BACKUP') this.toBackup(now, input.reason, fx, input.holdMs ?? 0);
+          if (this.state === 'MASTER') {
+            // Hand over at once rather than leave the segment masterless for a master-down time:
+            // the bow-out makes the peer take over now, and we hold off one master-down time so
+            // our own timer does not take it back.
+            fx.push({ type: 'send', advbase: BOWOUT.advbase, advskew: BOWOUT.advskew, demote: this.demoteByte });
+            this.toBackup(now, input.reason, fx, input.holdMs ?? this.masterDownMs());
+          } else if (this.state !== 'BACKUP') this.toBackup(now, input.reason, fx, input.holdMs ?? 0);
         }
         break;
       case 'shutdown':
@@ -201,7 +207,8 @@ export class VhidMachine {
       this.toMaster(now, 'preempting a more demoted master', fx);
       return;
     }
-    if (this.cfg.advbase > 0 && this.cfg.advbase * this.cfg.deadRatio * 256 < theirs) {
+    // FreeBSD compares 3 × advbase plus our own skew (carp_input_c(): sc_tv keeps its usec part).
+    if (this.cfg.advbase > 0 && intervalMs(ad.advbase, ad.advskew) > this.cfg.advbase * this.cfg.deadRatio * 1000 + (this.wireAdvskew * 1000) / 256) {
       this.toMaster(now, 'master will time out', fx);
       return;
     }

@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import type { CarpSocket, Clock, Logger, NetBackend, Transport } from '../adapters/ports.js';
 import type { CarpModel, VhidConfig } from '../config/model.js';
 import { DEFAULT_GROUP, DemotionLedger } from '../core/demotion.js';
+import { groupsOf } from '../config/groups.js';
 import { VhidMachine, type CarpState, type Effect, type Input } from '../core/machine.js';
 import { buildAdvert, checkAdvert } from '../proto/advert.js';
 import { dropCounter, newStats, type CarpStats } from '../proto/counters.js';
@@ -79,8 +80,6 @@ interface Vhid {
   ctx: AuthContext;
   socket: CarpSocket;
   counter: bigint;
-  /** The last advert we sent: our loop-detection cookie. */
-  lastSent?: Buffer;
   groups: string[];
   stats: { advertsSent: number; advertsReceived: number; transitionsToMaster: number; badauth: number };
   /** Serializes VIP and ARP work for this vhid so add/del never reorder. */
@@ -177,7 +176,7 @@ export class Engine extends EventEmitter {
       if (!this.opts.net.linkUp(ifname)) this.ledger.adjust(DEFAULT_GROUP, `link:${ifname}`, this.ifdownDemotion());
     }
     // net.inet.carp.demotion (sysctl.conf) or `demotion` in carpd.conf: a standing demotion.
-    if (this.model.global.demotion) this.ledger.set(DEFAULT_GROUP, 'config', this.model.global.demotion);
+    this.applyConfigDemotion(this.model);
     this.refreshDemotion();
     const now = this.opts.clock.now();
     for (const v of this.vhids.values()) this.apply(v, { type: 'start', linkUp: this.opts.net.linkUp(v.cfg.interface) }, now);
@@ -226,7 +225,7 @@ export class Engine extends EventEmitter {
       ctx: makeAuthContext(cfg.password, cfg.vhid, cfg.addresses),
       socket,
       counter: this.random(8).readBigUInt64BE(0),
-      groups: [...new Set([DEFAULT_GROUP, ...(cfg.groups ?? [])])],
+      groups: groupsOf(cfg, this.model),
       stats: { advertsSent: 0, advertsReceived: 0, transitionsToMaster: 0, badauth: 0 },
       netQueue: Promise.resolve(),
       startedAt: this.opts.clock.now(),
@@ -268,9 +267,6 @@ export class Engine extends EventEmitter {
     this.stats.carps_ipackets++;
     const v = table.get(res.header.vhid);
     if (!v) return;
-    // Our own advert coming back (a looped segment): its bytes are exactly what we last sent.
-    // The counter alone can't tell, since we copy the peer's counter as FreeBSD does.
-    if (v.lastSent && pkt.length >= 36 && v.lastSent.equals(pkt.subarray(pkt.length - 36))) return;
     v.stats.advertsReceived++;
     // FreeBSD and ucarp copy the peer's counter on every valid receive.
     v.counter = res.header.counter;
@@ -326,7 +322,6 @@ export class Engine extends EventEmitter {
       case 'send': {
         v.counter = (v.counter + 1n) & U64;
         const payload = buildAdvert(v.ctx, { advbase: fx.advbase, advskew: fx.advskew, demote: fx.demote, counter: v.counter });
-        v.lastSent = payload;
         v.socket.send(payload, v.cfg.peer);
         v.stats.advertsSent++;
         this.stats.carps_opackets++;
@@ -371,10 +366,21 @@ export class Engine extends EventEmitter {
           reason: fx.reason,
         };
         v.lastTransition = { seq: ev.seq, time: ev.time, from: ev.from, to: ev.to, reason: ev.reason };
-        this.emit('transition', ev);
+        // Listeners and the gate run inside the protocol step: one that throws must not skip the
+        // advert and VIP effects that follow, nor crash the daemon.
+        try {
+          this.emit('transition', ev);
+        } catch (err) {
+          this.log(LOG.ERR, `carp: ${v.cfg.key}: transition listener failed: ${err instanceof Error ? err.message : String(err)}`);
+        }
         // A pre-phase (pre-master, pre-backup) may hold the VIP step back, never the advert and
         // never beyond the budget: the protocol does not wait on plugins.
-        const gate = this.phaseGate?.(ev);
+        let gate: Promise<void> | undefined;
+        try {
+          gate = this.phaseGate?.(ev);
+        } catch (err) {
+          this.log(LOG.ERR, `carp: ${v.cfg.key}: pre-phase failed to start: ${err instanceof Error ? err.message : String(err)}`);
+        }
         if (gate) {
           this.enqueueNet(v, 'pre-phase', async () => {
             let timer: NodeJS.Timeout | undefined;
@@ -443,6 +449,16 @@ export class Engine extends EventEmitter {
   setPhaseGate(gate: ((ev: TransitionEvent) => Promise<void> | undefined) | undefined, budgetMs = 500): void {
     this.phaseGate = gate;
     this.phaseBudgetMs = budgetMs;
+  }
+
+  /**
+   * The demotions the configuration stands for: net.inet.carp.demotion in the carp group and
+   * each `[group.NAME] demote`, held by `config` (a reload sets them anew).
+   */
+  private applyConfigDemotion(model: CarpModel): void {
+    for (const e of this.ledger.entries()) if (e.by === 'config') this.ledger.set(e.group, 'config', 0);
+    if (model.global.demotion) this.ledger.set(DEFAULT_GROUP, 'config', model.global.demotion);
+    for (const g of model.groups ?? []) if (g.demote) this.ledger.set(g.name, 'config', g.demote);
   }
 
   /** Resolves when the VIP and ARP work queued so far for `key` has finished (the plugin host waits for it before `master` hooks). */
@@ -560,7 +576,7 @@ export class Engine extends EventEmitter {
     for (const ifname of ifsAfter) {
       this.ledger.set(DEFAULT_GROUP, `link:${ifname}`, this.opts.net.linkUp(ifname) ? 0 : this.ifdownDemotion());
     }
-    this.ledger.set(DEFAULT_GROUP, 'config', next.global.demotion ?? 0);
+    this.applyConfigDemotion(next);
     this.refreshDemotion();
     for (const v of fresh) this.apply(v, { type: 'start', linkUp: this.opts.net.linkUp(v.cfg.interface) }, now);
     this.arm();
@@ -591,7 +607,7 @@ export class Engine extends EventEmitter {
     v.machine.cfg.advbase = cfg.advbase;
     v.machine.cfg.advskew = cfg.advskew;
     v.machine.cfg.deadRatio = cfg.deadRatio ?? 3;
-    v.groups = [...new Set([DEFAULT_GROUP, ...(cfg.groups ?? [])])];
+    v.groups = groupsOf(cfg, this.model);
     const addrsChanged = old.addresses.join(',') !== cfg.addresses.join(',');
     if (addrsChanged || old.password !== cfg.password) v.ctx = makeAuthContext(cfg.password, cfg.vhid, cfg.addresses);
     if (addrsChanged && v.machine.state === 'MASTER') {

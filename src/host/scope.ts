@@ -3,6 +3,7 @@
  * `carp`). A group or the node is MASTER only when every vhid in it is MASTER, INIT when every vhid
  * is INIT, and BACKUP otherwise (keepalived's sync groups behave the same way).
  */
+import { groupsOf } from '../config/groups.js';
 import type { CarpModel, Follow, VhidConfig } from '../config/model.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
 import type { CarpState, ScopeKind } from './types.js';
@@ -19,12 +20,7 @@ export interface ScopeDef {
   group: string;
 }
 
-/** Every group a vhid is in: `carp`, its own `groups`, and `[group.NAME]` sections naming it. */
-export function groupsOf(v: VhidConfig, model: CarpModel): string[] {
-  const out = [DEFAULT_GROUP, ...(v.groups ?? [])];
-  for (const g of model.groups ?? []) if (g.members.includes(v.key)) out.push(g.name);
-  return [...new Set(out)];
-}
+export { groupsOf };
 
 /** Finds a vhid by key (`1@em0`), CARP interface name (`carp0`), or bare vhid number when unique. */
 export function findVhid(ref: string, vhids: readonly VhidConfig[]): VhidConfig | undefined {

@@ -205,11 +205,11 @@ export class Sim {
   readonly wire = new FakeWire(this.time);
   readonly nodes = new Map<string, SimNode>();
 
-  add(name: string, index: number, vhids: VhidConfig[], global: Partial<CarpModel['global']> = {}): SimNode {
+  add(name: string, index: number, vhids: VhidConfig[], global: Partial<CarpModel['global']> = {}, extra: Omit<Partial<CarpModel>, 'global' | 'vhids'> = {}): SimNode {
     const addr = `198.18.0.${index}`;
     const net = new FakeNet({ eth0: addr, eth1: `198.18.1.${index}` });
     const logs: string[] = [];
-    const model: CarpModel = { global: { allow: true, preempt: false, log: 7, ...global }, vhids };
+    const model: CarpModel = { global: { allow: true, preempt: false, log: 7, ...global }, vhids, ...extra };
     const engine = new Engine(model, {
       transport: this.wire.transport(name, (ifname) => net.primaryAddress(ifname) ?? addr),
       net,

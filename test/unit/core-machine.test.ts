@@ -187,6 +187,25 @@ describe('VhidMachine', () => {
     assert.equal(m.state, 'INIT');
   });
 
+  it('forced BACKUP from MASTER bows out and holds off one master-down time', () => {
+    const m = machine({ advskew: 0 });
+    m.step({ type: 'start', linkUp: true }, 0);
+    m.step({ type: 'force', state: 'MASTER', reason: 't' }, 0);
+    const fx = m.step({ type: 'force', state: 'BACKUP', reason: 'user requested' }, 100);
+    assert.deepEqual(fx[0], { type: 'send', advbase: 255, advskew: 255, demote: 0 });
+    assert.deepEqual(types(fx), ['send', 'transition', 'vip-del']);
+    assert.equal(m.timers.masterDown, 100 + 2 * 3000);
+  });
+
+  it('a slow master times out at once only when slower than 3 × advbase plus our own skew', () => {
+    const m = machine({ advskew: 200 });
+    m.step({ type: 'start', linkUp: true }, 0);
+    m.step(ad(3, 100), 100);
+    assert.equal(m.state, 'BACKUP', '3.39 s is not slower than our 3.78 s');
+    m.step(ad(3, 220), 200);
+    assert.equal(m.state, 'MASTER', '3.86 s is');
+  });
+
   it('forced BACKUP holds off and does not preempt back', () => {
     const m = machine({ advskew: 0, preempt: true });
     m.step({ type: 'start', linkUp: true }, 0);

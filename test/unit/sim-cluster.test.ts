@@ -254,3 +254,57 @@ describe('configured demotion', () => {
     assert.deepEqual(sim.node('a').engine.ledger.entries(), [{ group: 'carp', by: 'config', count: 20 }]);
   });
 });
+
+describe('review findings', () => {
+  it('two equal backups that take over in the same instant settle on one master (no lock-step loop drop)', async () => {
+    const sim = new Sim();
+    sim.add('a', 1, [vhidCfg(1, 0)]).engine.start();
+    sim.add('b', 2, [vhidCfg(1, 100)]).engine.start();
+    sim.add('c', 3, [vhidCfg(1, 100)]).engine.start();
+    sim.time.advance(10_500);
+    assert.deepEqual(sim.masters(KEY), ['a']);
+    sim.crash('a');
+    sim.time.advance(10_000);
+    await settle();
+    assert.deepEqual(sim.masters(KEY), ['b'], 'the lower source address keeps MASTER');
+    assertVipFollowsState(sim);
+  });
+
+  it('[group.NAME] members and its demote reach the engine: demoting the group moves its vhids', () => {
+    const sim = new Sim();
+    const groups = [{ name: 'uplink', members: ['2@eth0'], source: 'test:1' }];
+    sim.add('a', 1, [vhidCfg(1, 0), vhidCfg(2, 0)], {}, { groups }).engine.start();
+    sim.add('b', 2, [vhidCfg(1, 50), vhidCfg(2, 50)], {}, { groups }).engine.start();
+    sim.time.advance(10_000);
+    assert.deepEqual(sim.masters('2@eth0'), ['a']);
+    sim.node('a').engine.demote('uplink', 'health:x', 50);
+    sim.time.advance(2000);
+    assert.deepEqual(sim.masters('2@eth0'), ['b'], 'the group member failed over');
+    assert.deepEqual(sim.masters(KEY), ['a'], 'a vhid outside the group did not');
+  });
+
+  it('[group.NAME] demote is a standing demotion of its members', () => {
+    const sim = new Sim();
+    const groups = [{ name: 'uplink', members: ['1@eth0'], demote: 30, source: 'test:1' }];
+    sim.add('a', 1, [vhidCfg(1, 0)], {}, { groups }).engine.start();
+    sim.add('b', 2, [vhidCfg(1, 50)]).engine.start();
+    sim.time.advance(10_000);
+    assert.deepEqual(sim.masters(KEY), ['b']);
+    assert.deepEqual(sim.node('a').engine.ledger.entries(), [{ group: 'uplink', by: 'config', count: 30 }]);
+  });
+
+  it('a transition listener that throws does not stop the advert or the VIP step', async () => {
+    const sim = new Sim();
+    const a = sim.add('a', 1, [vhidCfg(1, 0)]);
+    a.engine.on('transition', () => {
+      throw new Error('listener bug');
+    });
+    a.engine.start();
+    sim.time.advance(3500);
+    await settle();
+    assert.equal(sim.state('a', KEY), 'MASTER');
+    assert.ok(sim.wire.log.length >= 1);
+    assert.ok(a.net.vips.has('198.18.0.101/24@eth0'));
+    assert.ok(a.logs.some((l) => l.includes('transition listener failed: listener bug')));
+  });
+});
