@@ -3,6 +3,7 @@
  * the control socket (carpctl), maintenance mode, schedules, metrics, and signals (HUP reload,
  * TERM/INT clean shutdown, USR1 status dump, USR2 for ucarp mode).
  */
+import { existsSync } from 'node:fs';
 import type { Logger, NetBackend } from '../adapters/ports.js';
 import { LinuxNet } from '../adapters/linux-net.js';
 import { MonotonicClock } from '../adapters/clock.js';
@@ -74,6 +75,7 @@ export function commandLineReloader(argv: readonly string[] = process.argv.slice
   const files: string[] = [];
   let format: string | undefined;
   let logLevel: number | undefined;
+  let control: string | undefined;
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.startsWith('--') ? a.indexOf('=') : -1;
@@ -84,11 +86,13 @@ export function commandLineReloader(argv: readonly string[] = process.argv.slice
       if (f !== undefined) files.push(f);
     } else if (name === '--format') format = value();
     else if (name === '--log-level') logLevel = Number(value());
+    else if (name === '--control') control = value();
   }
   if (files.length === 0) return undefined;
   return () => {
     const r = loadConfig(files, format !== undefined ? { format } : {});
     if (logLevel !== undefined && Number.isInteger(logLevel)) r.model.global.log = logLevel;
+    if (control !== undefined) r.model.global.control = control;
     return r;
   };
 }
@@ -108,7 +112,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   };
   const engine = new Engine(model, {
     transport: new RawTransport(),
-    net: opts.net ?? new LinuxNet({ logger }),
+    // The backend's own messages obey the configured level like the engine's.
+    net: opts.net ?? new LinuxNet({ logger: { log: (level, msg) => level <= model.global.log && logger.log(level, msg) } }),
     clock: new MonotonicClock(),
     logger,
     handoverHoldMs: HANDOVER_HOLD_MS,
@@ -224,7 +229,21 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       if (plugins && JSON.stringify([next.plugins, next.health]) !== JSON.stringify([model.plugins, model.health])) {
         say(LOG.WARN, 'carpd: SIGHUP: plugin and health check changes take effect at the next restart');
       }
-      const res = engine.reconfigure(next);
+      // Interfaces that do not exist (a typo, a VLAN not created yet) would fail half-way through
+      // the reconfiguration: refuse the reload instead, before anything changes.
+      const missing = [...new Set(next.vhids.map((v) => v.interface))].filter((i) => !existsSync(`/sys/class/net/${i}`));
+      if (missing.length > 0) {
+        say(LOG.ERR, `carpd: SIGHUP: no such interface: ${missing.join(', ')}; keeping the running configuration`);
+        events.publish({ type: 'admin', time: new Date().toISOString(), action: 'reload', detail: `refused: no such interface ${missing.join(', ')}` });
+        return;
+      }
+      let res;
+      try {
+        res = engine.reconfigure(next);
+      } catch (err) {
+        say(LOG.ERR, `carpd: SIGHUP: applying the configuration failed: ${(err as Error).message}; the vhids it had not reached keep their old settings`);
+        return;
+      }
       model = next;
       byKey = new Map(model.vhids.map((v) => [v.key, v]));
       maintenance?.setDemote(model.maintenance?.demote);
@@ -268,12 +287,27 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         .catch((err: unknown) => say(LOG.ERR, `carpd: shutdown: ${String(err)}`))
         .finally(() => {
           for (const [s, fn] of handlers) process.off(s, fn);
-          resolve(0);
+          offFatal();
+          resolve(typeof process.exitCode === 'number' ? process.exitCode : 0);
         });
+    };
+    // A bug must not leave the VIPs behind with nobody advertising: log it, bow out, exit non-zero.
+    const fatal = (what: string) => (err: unknown) => {
+      logger.log(0, `carpd: ${what}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      process.exitCode = 1;
+      shutdown(what);
+    };
+    const onFatal = fatal('uncaught exception');
+    const onRejection = fatal('unhandled rejection');
+    process.on('uncaughtException', onFatal);
+    process.on('unhandledRejection', onRejection);
+    const offFatal = () => {
+      process.off('uncaughtException', onFatal);
+      process.off('unhandledRejection', onRejection);
     };
     on('SIGTERM', () => shutdown('SIGTERM'));
     on('SIGINT', () => shutdown('SIGINT'));
-    on('SIGHUP', () => (opts.hupExits ? shutdown('SIGHUP') : void reload()));
+    on('SIGHUP', () => (opts.hupExits ? shutdown('SIGHUP') : void reload().catch((err: unknown) => say(LOG.ERR, `carpd: SIGHUP: ${(err as Error).message}`))));
     on('SIGUSR1', () => (opts.onUsr1 ? opts.onUsr1(engine) : dumpStatus(engine, logger, events, maintenance)));
     on('SIGUSR2', () => opts.onUsr2?.(engine));
   });
