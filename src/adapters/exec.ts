@@ -20,6 +20,8 @@ export interface RunOptions {
   /** Written to the command's stdin (the way to hand over a secret: never argv). */
   input?: string;
   cwd?: string;
+  /** Skip the spawn pacing: for the few, batched commands failover waits on (VIP add/del). */
+  urgent?: boolean;
 }
 
 export interface RunResult {
@@ -71,7 +73,7 @@ function baseOptions(opts: Omit<RunOptions, 'signal' | 'timeoutMs'>) {
 /** Run `argv[0]` with `argv.slice(1)`; never rejects for a failing command, only for bad arguments. */
 export async function run(argv: readonly string[], opts: RunOptions): Promise<RunResult> {
   const [file, ...args] = checkArgv(argv);
-  await spawnTurn();
+  if (!opts.urgent) await spawnTurn();
   const result = await execa(file, args, {
     ...baseOptions(opts),
     timeout: opts.timeoutMs,

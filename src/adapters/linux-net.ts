@@ -188,22 +188,24 @@ export class LinuxNet implements NetBackend {
 
   private async flushIp(): Promise<void> {
     const batch = this.ipQueue.splice(0);
-    if (batch.length > 1) {
-      // Arguments were validated (interface name, parsed address), so a line is safe to join.
-      const input = batch.map((b) => b.argv.slice(1).join(' ')).join('\n') + '\n';
-      const r = await run(['ip', '-force', '-batch', '-'], { timeoutMs: this.timeoutMs, input });
-      if (r.exitCode === 0) {
-        for (const b of batch) b.resolve();
-        return;
-      }
+    if (batch.length === 1) {
+      const b = batch[0]!;
+      const r = await run(b.argv, { timeoutMs: this.timeoutMs, urgent: true });
+      if (r.exitCode !== 0 && !b.benign.test(r.stderr)) b.reject(this.failed(b.argv, r));
+      else b.resolve();
+      return;
     }
-    await Promise.all(
-      batch.map(async (b) => {
-        const r = await this.cmd(b.argv);
-        if (r.exitCode !== 0 && !b.benign.test(r.stderr)) b.reject(this.failed(b.argv, r));
-        else b.resolve();
-      }),
-    );
+    // Arguments were validated (interface name, parsed address), so a line is safe to join. Batch
+    // lines take no `-6`: the address says its family.
+    const input = batch.map((b) => b.argv.slice(1).filter((a) => a !== '-6').join(' ')).join('\n') + '\n';
+    const r = await run(['ip', '-force', '-batch', '-'], { timeoutMs: this.timeoutMs, input, urgent: true });
+    const failed = batchFailures(r.stderr);
+    batch.forEach((b, i) => {
+      const why = failed.get(i + 1);
+      if (r.exitCode !== 0 && failed.size === 0) b.reject(this.failed(b.argv, r));
+      else if (why !== undefined && !b.benign.test(why)) b.reject(this.failed(b.argv, { ...r, stderr: why }));
+      else b.resolve();
+    });
   }
 
   private cmd(argv: string[]): Promise<RunResult> {
@@ -222,6 +224,23 @@ export class LinuxNet implements NetBackend {
 }
 
 const ARPING_CONCURRENCY = 32;
+
+/**
+ * `ip -force -batch -` reports each failed line as its error text followed by
+ * `Command failed -:N`; returns line number → error text.
+ */
+export function batchFailures(stderr: string): Map<number, string> {
+  const out = new Map<number, string>();
+  let text: string[] = [];
+  for (const line of stderr.split('\n')) {
+    const m = /^Command failed -:(\d+)$/.exec(line.trim());
+    if (m) {
+      out.set(Number(m[1]), text.join('\n'));
+      text = [];
+    } else if (line.trim() !== '') text.push(line.trim());
+  }
+  return out;
+}
 
 /** A counting semaphore: at most `n` jobs at once, the rest wait in order. */
 class Slots {

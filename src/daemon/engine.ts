@@ -144,6 +144,7 @@ export class Engine extends EventEmitter {
   private readonly byIf = new Map<string, Map<number, Vhid>>();
   private readonly sockets = new Map<string, CarpSocket>();
   private readonly ownAddresses = new Set<string>();
+  private readonly ifAddress = new Map<string, string | undefined>();
   /** Monotonic time a CARP packet from a peer last arrived, per interface. */
   private readonly peerHeard = new Map<string, number>();
   private readonly limiter = new RateLimiter(60_000);
@@ -192,10 +193,16 @@ export class Engine extends EventEmitter {
     return this.model.global.ifdownDemotion ?? 240;
   }
 
+  /** The interface's own address, asked once per interface (it runs `ip`, synchronously). */
+  private interfaceAddress(ifname: string): string | undefined {
+    if (!this.ifAddress.has(ifname)) this.ifAddress.set(ifname, this.opts.net.primaryAddress(ifname));
+    return this.ifAddress.get(ifname);
+  }
+
   private socketFor(cfg: VhidConfig): CarpSocket {
     const existing = this.sockets.get(cfg.interface);
     if (existing) return existing;
-    const srcip = cfg.srcip ?? this.opts.net.primaryAddress(cfg.interface);
+    const srcip = cfg.srcip ?? this.interfaceAddress(cfg.interface);
     if (srcip) this.ownAddresses.add(srcip);
     const socket = this.opts.transport.open({ ifname: cfg.interface, ...(srcip ? { srcip } : {}), group: CARP_GROUP });
     socket.onMessage((pkt) => this.onPacket(cfg.interface, pkt));
@@ -208,7 +215,7 @@ export class Engine extends EventEmitter {
 
   private addVhid(cfg: VhidConfig): void {
     const socket = this.socketFor(cfg);
-    const srcip = cfg.srcip ?? this.opts.net.primaryAddress(cfg.interface);
+    const srcip = cfg.srcip ?? this.interfaceAddress(cfg.interface);
     const machine = new VhidMachine({
       key: cfg.key,
       vhid: cfg.vhid,
@@ -401,7 +408,10 @@ export class Engine extends EventEmitter {
    */
   private enqueueGarp(v: Vhid, a: string): void {
     this.enqueueNet(v, `garp ${a}`, async () => {
+      // A MASTER that has already yielded again (a start-up race) announces nothing.
+      if (v.machine.state !== 'MASTER') return;
       this.opts.net.garp(v.cfg.interface, a).catch((err: unknown) => {
+        if (v.machine.state !== 'MASTER') return; // the VIP went meanwhile; nothing to report
         if (this.limiter.allow(`garp ${v.cfg.key}`)) this.log(LOG.WARN, `carp: ${v.cfg.key}: garp ${a} failed: ${err instanceof Error ? err.message : String(err)}`);
       });
     });
