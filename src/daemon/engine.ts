@@ -285,11 +285,33 @@ export class Engine extends EventEmitter {
 
   private onLink(ifname: string, up: boolean): void {
     this.log(LOG.INFO, `carp: ${ifname}: link ${up ? 'up' : 'down'}`);
+    if (up) this.reopenSocket(ifname);
     this.ledger.set(DEFAULT_GROUP, `link:${ifname}`, up ? 0 : this.ifdownDemotion());
+    // Demotion first, so the master-down timer that link-up arms uses the current skew.
+    this.refreshDemotion();
     const now = this.opts.clock.now();
     for (const v of this.byIf.get(ifname)?.values() ?? []) this.apply(v, { type: 'link', up }, now);
-    this.refreshDemotion();
     this.arm();
+  }
+
+  /**
+   * A fresh socket after the link comes back: SO_BINDTODEVICE and the group membership hold the
+   * interface index of the moment, and an interface deleted and created again (ifdown/ifup of a
+   * VLAN, a networkd restart) would leave the old socket deaf and mute.
+   */
+  private reopenSocket(ifname: string): void {
+    const table = this.byIf.get(ifname);
+    const first = table?.values().next().value;
+    if (!table || !first) return;
+    this.sockets.get(ifname)?.close();
+    this.sockets.delete(ifname);
+    this.ifAddress.delete(ifname);
+    try {
+      const socket = this.socketFor(first.cfg);
+      for (const v of table.values()) v.socket = socket;
+    } catch (err) {
+      this.log(LOG.ERR, `carp: ${ifname}: cannot reopen the CARP socket: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   /** Push every vhid's current group demotion into its machine. */

@@ -308,3 +308,20 @@ describe('review findings', () => {
     assert.ok(a.logs.some((l) => l.includes('transition listener failed: listener bug')));
   });
 });
+
+describe('socket lifecycle', () => {
+  it('link up reopens the interface socket, and the node keeps hearing its peer', () => {
+    const sim = cluster([0, 50]);
+    startAll(sim);
+    sim.time.advance(10_000);
+    const n2 = sim.node('n2');
+    n2.net.setLink('eth0', false);
+    sim.time.advance(500);
+    n2.net.setLink('eth0', true);
+    sim.time.advance(10_000);
+    const ports = sim.wire.ports.filter((p) => p.node === 'n2' && p.ifname === 'eth0');
+    assert.equal(ports.length, 2, 'a new socket after link up');
+    assert.deepEqual(ports.map((p) => p.closed), [true, false]);
+    assert.deepEqual(sim.masters(KEY), ['n1'], 'n2 hears n1 on the new socket and stays BACKUP');
+  });
+});
