@@ -82,6 +82,8 @@ interface Vhid {
   counter: bigint;
   groups: string[];
   stats: { advertsSent: number; advertsReceived: number; transitionsToMaster: number; badauth: number };
+  /** A pending retry of a failed VIP add. */
+  vipRetry?: NodeJS.Timeout;
   /** Serializes VIP and ARP work for this vhid so add/del never reorder. */
   netQueue: Promise<void>;
   /** Monotonic time the vhid was started. */
@@ -131,6 +133,9 @@ export interface VhidStatus {
 const U64 = (1n << 64n) - 1n;
 /** How many distinct bad-authentication sources are counted one by one. */
 export const MAX_BADAUTH_PEERS = 1024;
+/** First retry of a failed VIP add, doubling up to the max. */
+const VIP_RETRY_MS = 1000;
+const VIP_RETRY_MAX_MS = 30_000;
 /** How far ahead of its due time a timer may be served together with an earlier one. */
 const TIMER_BATCH_MS = 2;
 
@@ -365,11 +370,12 @@ export class Engine extends EventEmitter {
         const hold = fx.op === 'del' && v.handover ? this.enqueueHold(v) : undefined;
         v.handover = false;
         for (const a of v.cfg.addresses) {
-          this.enqueueNet(v, `${fx.op} ${a}`, async () => {
-            if (fx.op === 'add') await this.opts.net.addVip(v.cfg.interface, a);
-            else if (!hold?.keep) await this.opts.net.delVip(v.cfg.interface, a);
-          });
+          if (fx.op === 'add') this.enqueueAdd(v, a, 0);
+          else this.enqueueNet(v, `del ${a}`, async () => (hold?.keep ? undefined : this.opts.net.delVip(v.cfg.interface, a)));
         }
+        // Leaving MASTER stops the retries but keeps a VIP failure's demotion: it is lifted by the
+        // next add that works, so a node that cannot hold its address does not flap back to it.
+        if (fx.op === 'del') this.cancelVipRetry(v);
         break;
       }
       case 'garp':
@@ -466,6 +472,43 @@ export class Engine extends EventEmitter {
     hold.ended = true;
     hold.end?.();
     if (v.hold === hold) v.hold = undefined;
+  }
+
+  /**
+   * Add one VIP. A MASTER that cannot hold its address black-holes the traffic, so a failure
+   * demotes the node (`vip:KEY` in the carp group, like a dead link) until the add succeeds, and
+   * the add is retried with backoff while this vhid stays MASTER.
+   */
+  private enqueueAdd(v: Vhid, a: string, attempt: number): void {
+    this.enqueueNet(v, `add ${a}`, async () => {
+      if (attempt > 0 && v.machine.state !== 'MASTER') return;
+      try {
+        await this.opts.net.addVip(v.cfg.interface, a);
+      } catch (err) {
+        this.log(LOG.ERR, `carp: ${v.cfg.key}: add ${a} failed${attempt ? ` (retry ${attempt})` : ''}: ${err instanceof Error ? err.message : String(err)}; demoting until it works`);
+        this.setDemotion(DEFAULT_GROUP, `vip:${v.cfg.key}`, this.ifdownDemotion());
+        const delay = Math.min(VIP_RETRY_MAX_MS, VIP_RETRY_MS * 2 ** attempt);
+        clearTimeout(v.vipRetry);
+        v.vipRetry = setTimeout(() => {
+          v.vipRetry = undefined;
+          if (this.running && v.machine.state === 'MASTER') this.enqueueAdd(v, a, attempt + 1);
+        }, delay);
+        v.vipRetry.unref?.();
+        return;
+      }
+      this.clearVipFailure(v);
+    });
+  }
+
+  private cancelVipRetry(v: Vhid): void {
+    clearTimeout(v.vipRetry);
+    v.vipRetry = undefined;
+  }
+
+  /** Forget a VIP failure: no retry pending, no demotion held for it. */
+  private clearVipFailure(v: Vhid): void {
+    this.cancelVipRetry(v);
+    if (this.ledger.held(DEFAULT_GROUP, `vip:${v.cfg.key}`)) this.setDemotion(DEFAULT_GROUP, `vip:${v.cfg.key}`, 0);
   }
 
   private enqueueNet(v: Vhid, what: string, job: () => Promise<void>): void {

@@ -125,11 +125,18 @@ export class FakeNet implements NetBackend {
   readonly vips = new Set<string>();
   readonly actions: string[] = [];
   readonly links = new Map<string, boolean>();
+  /** How many of the next addVip calls fail (like `ip addr add` timing out). */
+  failAdds = 0;
   private watcher?: (ifname: string, up: boolean) => void;
 
   constructor(private readonly addrs: Record<string, string>) {}
 
   async addVip(ifname: string, cidr: string): Promise<void> {
+    if (this.failAdds > 0) {
+      this.failAdds--;
+      this.actions.push(`add-failed ${cidr} ${ifname}`);
+      throw new Error('ip: timed out');
+    }
     this.actions.push(`add ${cidr} ${ifname}`);
     this.vips.add(`${cidr}@${ifname}`);
   }

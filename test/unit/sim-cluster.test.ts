@@ -325,3 +325,34 @@ describe('socket lifecycle', () => {
     assert.deepEqual(sim.masters(KEY), ['n1'], 'n2 hears n1 on the new socket and stays BACKUP');
   });
 });
+
+describe('VIP failures', () => {
+  it('a MASTER whose VIP add fails demotes itself, the peer takes over, and it does not flap back', async () => {
+    const sim = cluster([0, 50], true);
+    sim.node('n1').net.failAdds = 100;
+    startAll(sim);
+    sim.time.advance(3100);
+    await settle();
+    assert.equal(sim.node('n1').engine.ledger.held('carp', 'vip:1@eth0'), 240, 'demoted while the VIP is missing');
+    sim.time.advance(10_000);
+    await settle();
+    assert.deepEqual(sim.masters(KEY), ['n2'], 'the peer holds the VIP instead');
+    assert.equal(sim.node('n1').engine.ledger.held('carp', 'vip:1@eth0'), 240, 'still demoted as BACKUP: no flapping back');
+    assert.ok(sim.node('n1').logs.some((l) => l.includes('add 198.18.0.101/24 failed') && l.includes('demoting until it works')));
+  });
+
+  it('a failed VIP add is retried while MASTER, and success lifts the demotion', async () => {
+    const sim = new Sim();
+    const a = sim.add('a', 1, [vhidCfg(1, 0)]);
+    a.net.failAdds = 1;
+    a.engine.start();
+    sim.time.advance(3100);
+    await settle();
+    assert.equal(a.engine.ledger.held('carp', 'vip:1@eth0'), 240);
+    await new Promise((r) => setTimeout(r, 1200)); // the first retry is 1 s later (real time)
+    await settle();
+    assert.ok(a.net.vips.has('198.18.0.101/24@eth0'));
+    assert.equal(a.engine.ledger.held('carp', 'vip:1@eth0'), 0);
+    assert.equal(sim.state('a', KEY), 'MASTER');
+  });
+});
