@@ -136,6 +136,8 @@ export const MAX_BADAUTH_PEERS = 1024;
 /** First retry of a failed VIP add, doubling up to the max. */
 const VIP_RETRY_MS = 1000;
 const VIP_RETRY_MAX_MS = 30_000;
+/** Consecutive failed (or, to undo, good) adverts for the send-error demotion (FreeBSD CARP_SENDAD_MAX_ERRORS / MIN_SUCCESS). */
+const SENDERR_MAX = 3;
 /** How far ahead of its due time a timer may be served together with an earlier one. */
 const TIMER_BATCH_MS = 2;
 
@@ -150,6 +152,7 @@ export class Engine extends EventEmitter {
   private readonly sockets = new Map<string, CarpSocket>();
   private readonly ownAddresses = new Set<string>();
   private readonly ifAddress = new Map<string, string | undefined>();
+  private readonly sendHealthByIf = new Map<string, { errors: number; failedInRow: number; okInRow: number }>();
   /** Monotonic time a CARP packet from a peer last arrived, per interface. */
   private readonly peerHeard = new Map<string, number>();
   private readonly limiter = new RateLimiter(60_000);
@@ -213,6 +216,7 @@ export class Engine extends EventEmitter {
     socket.onMessage((pkt) => this.onPacket(cfg.interface, pkt));
     socket.onSendError((err) => {
       if (this.limiter.allow(`senderr ${cfg.interface}`)) this.log(LOG.WARN, `carp: send error on ${cfg.interface}: ${err.message}`);
+      this.sendResult(cfg.interface, false);
     });
     this.sockets.set(cfg.interface, socket);
     return socket;
@@ -290,7 +294,11 @@ export class Engine extends EventEmitter {
 
   private onLink(ifname: string, up: boolean): void {
     this.log(LOG.INFO, `carp: ${ifname}: link ${up ? 'up' : 'down'}`);
-    if (up) this.reopenSocket(ifname);
+    if (up) {
+      this.reopenSocket(ifname);
+      this.ledger.set(DEFAULT_GROUP, `senderr:${ifname}`, 0);
+      this.sendHealthByIf.delete(ifname);
+    }
     this.ledger.set(DEFAULT_GROUP, `link:${ifname}`, up ? 0 : this.ifdownDemotion());
     // Demotion first, so the master-down timer that link-up arms uses the current skew.
     this.refreshDemotion();
@@ -357,6 +365,11 @@ export class Engine extends EventEmitter {
         v.counter = (v.counter + 1n) & U64;
         const payload = buildAdvert(v.ctx, { advbase: fx.advbase, advskew: fx.advskew, demote: fx.demote, counter: v.counter });
         v.socket.send(payload, v.cfg.peer);
+        // Errors are reported in a microtask queued by send(); one queued after it sees them.
+        const errorsBefore = this.sendHealth(v.cfg.interface).errors;
+        queueMicrotask(() => {
+          if (this.sendHealth(v.cfg.interface).errors === errorsBefore) this.sendResult(v.cfg.interface, true);
+        });
         v.stats.advertsSent++;
         this.stats.carps_opackets++;
         break;
@@ -498,6 +511,36 @@ export class Engine extends EventEmitter {
       }
       this.clearVipFailure(v);
     });
+  }
+
+  private sendHealth(ifname: string): { errors: number; failedInRow: number; okInRow: number } {
+    let h = this.sendHealthByIf.get(ifname);
+    if (!h) this.sendHealthByIf.set(ifname, (h = { errors: 0, failedInRow: 0, okInRow: 0 }));
+    return h;
+  }
+
+  /**
+   * FreeBSD's send-error demotion (carp_send_ad_error_adjust()): three failed adverts in a row on
+   * an interface demote the node by senderr_demotion (default 240); three good ones in a row, or
+   * the link coming back, undo it.
+   */
+  private sendResult(ifname: string, ok: boolean): void {
+    const h = this.sendHealth(ifname);
+    const by = `senderr:${ifname}`;
+    if (!ok) {
+      h.errors++;
+      h.okInRow = 0;
+      if (++h.failedInRow === SENDERR_MAX && this.running) {
+        this.log(LOG.ERR, `carp: ${ifname}: ${SENDERR_MAX} adverts in a row could not be sent; demoting`);
+        this.setDemotion(DEFAULT_GROUP, by, this.model.global.senderrDemotion ?? 240);
+      }
+      return;
+    }
+    h.failedInRow = 0;
+    if (++h.okInRow >= SENDERR_MAX && this.ledger.held(DEFAULT_GROUP, by) && this.running) {
+      this.log(LOG.STATE, `carp: ${ifname}: adverts go out again; demotion undone`);
+      this.setDemotion(DEFAULT_GROUP, by, 0);
+    }
   }
 
   private cancelVipRetry(v: Vhid): void {

@@ -71,6 +71,7 @@ interface Port {
   ifname: string;
   srcip: string;
   cb?: (pkt: Buffer) => void;
+  errCb?: (err: Error) => void;
   closed: boolean;
 }
 
@@ -79,6 +80,8 @@ export class FakeWire {
   readonly ports: Port[] = [];
   /** Nodes cut off from the wire (partition). */
   readonly isolated = new Set<string>();
+  /** Nodes whose sends fail (reported like the raw socket does, in a microtask). */
+  readonly failing = new Set<string>();
   latencyMs = 0.2;
   sent = 0;
   /** Every packet put on the wire: [time, node, payload]. */
@@ -97,7 +100,9 @@ export class FakeWire {
           onMessage: (cb) => {
             port.cb = cb;
           },
-          onSendError: () => undefined,
+          onSendError: (cb) => {
+            port.errCb = cb;
+          },
           close: () => {
             port.closed = true;
           },
@@ -108,6 +113,10 @@ export class FakeWire {
 
   private send(from: Port, payload: Buffer): void {
     if (from.closed) return;
+    if (this.failing.has(from.node)) {
+      queueMicrotask(() => from.errCb?.(new Error('send: Network is unreachable')));
+      return;
+    }
     this.sent++;
     this.log.push({ at: this.time.now, node: from.node, payload });
     if (this.isolated.has(from.node)) return;

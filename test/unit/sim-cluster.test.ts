@@ -356,3 +356,47 @@ describe('VIP failures', () => {
     assert.equal(sim.state('a', KEY), 'MASTER');
   });
 });
+
+describe('send errors', () => {
+  it('three failed adverts in a row demote the node (FreeBSD senderr); three good ones undo it', async () => {
+    const sim = cluster([0, 50]);
+    startAll(sim);
+    sim.time.advance(10_000);
+    const n1 = sim.node('n1');
+    sim.wire.failing.add('n1');
+    for (let i = 0; i < 3; i++) {
+      sim.time.advance(1000);
+      await settle();
+    }
+    assert.equal(n1.engine.ledger.held('carp', 'senderr:eth0'), 240);
+    assert.ok(n1.logs.some((l) => l.includes('3 adverts in a row could not be sent; demoting')));
+    sim.wire.failing.delete('n1');
+    // n2 took over meanwhile (n1 went silent); n1 yields and, as a BACKUP, keeps the demotion
+    // until its link comes back or it advertises cleanly again.
+    sim.time.advance(5000);
+    await settle();
+    assert.deepEqual(sim.masters(KEY), ['n2']);
+    n1.net.setLink('eth0', false);
+    n1.net.setLink('eth0', true);
+    assert.equal(n1.engine.ledger.held('carp', 'senderr:eth0'), 0, 'link up clears it');
+
+    const solo = new Sim();
+    const a = solo.add('a', 1, [vhidCfg(1, 0)]);
+    a.engine.start();
+    solo.time.advance(3500);
+    solo.wire.failing.add('a');
+    for (let i = 0; i < 3; i++) {
+      solo.time.advance(1000);
+      await settle();
+    }
+    assert.equal(a.engine.ledger.held('carp', 'senderr:eth0'), 240);
+    solo.wire.failing.delete('a');
+    // Demoted, it advertises every 1 + 240/256 s: three good adverts take about 6 s.
+    for (let i = 0; i < 8; i++) {
+      solo.time.advance(1000);
+      await settle();
+    }
+    assert.equal(a.engine.ledger.held('carp', 'senderr:eth0'), 0, 'three good adverts undo it');
+    assert.ok(a.logs.some((l) => l.includes('adverts go out again; demotion undone')));
+  });
+});
