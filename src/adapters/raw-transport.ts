@@ -36,6 +36,22 @@ export interface SockoptTable {
   mcastByteValues: boolean;
 }
 
+/** FreeBSD and OpenBSD share these numbers (netinet/in.h, sys/socket.h). */
+const BSD = {
+  SOL_SOCKET: 0xffff,
+  IPPROTO_IP: 0,
+  SO_SNDBUF: 0x1001,
+  SO_RCVBUF: 0x1002,
+  IP_TOS: 3,
+  IP_TTL: 4,
+  IP_MULTICAST_IF: 9,
+  IP_MULTICAST_TTL: 10,
+  IP_MULTICAST_LOOP: 11,
+  IP_ADD_MEMBERSHIP: 12,
+  IP_DROP_MEMBERSHIP: 13,
+  mcastByteValues: true,
+} as const satisfies SockoptTable;
+
 /**
  * One table per OS. Only `linux` is used at run time; the BSD rows are there so nobody copies the
  * Linux numbers to a BSD backend. The BSDs accept a 12-byte ip_mreqn too (FreeBSD since 7,
@@ -59,34 +75,8 @@ export const SOCKOPTS = {
     IP_DROP_MEMBERSHIP: 36,
     mcastByteValues: false,
   },
-  freebsd: {
-    SOL_SOCKET: 0xffff,
-    IPPROTO_IP: 0,
-    SO_SNDBUF: 0x1001,
-    SO_RCVBUF: 0x1002,
-    IP_TOS: 3,
-    IP_TTL: 4,
-    IP_MULTICAST_IF: 9,
-    IP_MULTICAST_TTL: 10,
-    IP_MULTICAST_LOOP: 11,
-    IP_ADD_MEMBERSHIP: 12,
-    IP_DROP_MEMBERSHIP: 13,
-    mcastByteValues: true,
-  },
-  openbsd: {
-    SOL_SOCKET: 0xffff,
-    IPPROTO_IP: 0,
-    SO_SNDBUF: 0x1001,
-    SO_RCVBUF: 0x1002,
-    IP_TOS: 3,
-    IP_TTL: 4,
-    IP_MULTICAST_IF: 9,
-    IP_MULTICAST_TTL: 10,
-    IP_MULTICAST_LOOP: 11,
-    IP_ADD_MEMBERSHIP: 12,
-    IP_DROP_MEMBERSHIP: 13,
-    mcastByteValues: true,
-  },
+  freebsd: BSD,
+  openbsd: BSD,
 } as const satisfies Record<string, SockoptTable>;
 
 const LINUX: SockoptTable = SOCKOPTS.linux;

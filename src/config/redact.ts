@@ -1,29 +1,14 @@
 /** The JSON shape of `carpd config`: the normalized model with secrets redacted. */
 import {
   REDACTED, type CarpModel, type GlobalConfig, type GroupConfig, type HealthConfig, type MaintenanceConfig,
-  type PluginConfig, type VlanInfo,
+  type PluginConfig, type VhidConfig,
 } from './model.js';
 
-export interface RedactedVhid {
-  key: string;
-  vhid: number;
-  interface: string;
-  addresses: string[];
-  advbase: number;
-  advskew: number;
+/** A vhid as `carpd config` prints it: the model's fields, the password redacted, no field sources. */
+export type RedactedVhid = Omit<VhidConfig, 'password' | 'fieldSources'> & {
   /** `"<redacted>"` (or the secret with showSecrets) when set, null when there is none. */
   password: string | null;
-  source: string;
-  name?: string;
-  groups?: string[];
-  peer?: string;
-  srcip?: string;
-  upscript?: string;
-  downscript?: string;
-  xparam?: string;
-  deadRatio?: number;
-  vlan?: VlanInfo;
-}
+};
 
 export interface RedactedExtraSection {
   name: string;
