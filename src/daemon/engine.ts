@@ -10,27 +10,19 @@ import type { CarpSocket, Clock, Logger, NetBackend, Transport } from '../adapte
 import type { CarpModel, VhidConfig } from '../config/model.js';
 import { DEFAULT_GROUP, DemotionLedger } from '../core/demotion.js';
 import { groupsOf } from '../config/groups.js';
-import { VhidMachine, type CarpState, type Effect, type Input } from '../core/machine.js';
+import { VhidMachine, type Effect, type Input } from '../core/machine.js';
 import { buildAdvert, checkAdvert } from '../proto/advert.js';
 import { dropCounter, newStats, type CarpStats } from '../proto/counters.js';
 import { makeAuthContext, type AuthContext } from '../proto/hmac.js';
 import { RateLimiter } from './rate-limit.js';
+import type { LastTransition, StateSource, StateSourceCapabilities, TransitionEvent, VhidStatus } from '../ports/state-source.js';
+
+export type { LastTransition, TransitionEvent, VhidStatus };
 
 export const CARP_GROUP = '224.0.0.18';
 
 /** Log levels (syslog priorities) used by carpd; compared against net.inet.carp.log. */
 export const LOG = { ERR: 1, STATE: 1, WARN: 2, BADPKT: 2, INFO: 5, DEBUG: 7 } as const;
-
-export interface TransitionEvent {
-  seq: number;
-  time: string;
-  vhid: number;
-  interface: string;
-  key: string;
-  from: CarpState;
-  to: CarpState;
-  reason: string;
-}
 
 export interface EngineOptions {
   transport: Transport;
@@ -55,15 +47,6 @@ export interface HeardAdvert {
   advskew: number;
   demote: number;
   at: number;
-}
-
-/** The last transition of a vhid. */
-export interface LastTransition {
-  seq: number;
-  time: string;
-  from: CarpState;
-  to: CarpState;
-  reason: string;
 }
 
 /** What `reconfigure` did, by vhid key. */
@@ -104,32 +87,6 @@ interface Hold {
   end?: () => void;
 }
 
-export interface VhidStatus {
-  key: string;
-  vhid: number;
-  interface: string;
-  name?: string;
-  state: CarpState;
-  advbase: number;
-  advskew: number;
-  wireAdvskew: number;
-  demote: number;
-  addresses: string[];
-  /** Demotion groups, `carp` first. */
-  groups: string[];
-  masterSrc?: string;
-  lastReason: string;
-  lastAdvert?: { src: string; advbase: number; advskew: number; demote: number };
-  /** The last transition, with its reason. */
-  lastTransition?: LastTransition;
-  /** The last advert heard from a peer for this vhid, and how long ago (ms). */
-  lastHeard?: { src: string; advbase: number; advskew: number; demote: number; agoMs: number };
-  /** How long ago (ms) any CARP packet from a peer arrived on this vhid's interface; absent: never. */
-  peerHeardAgoMs?: number;
-  /** How long (ms) this vhid has been running. */
-  upMs: number;
-}
-
 const U64 = (1n << 64n) - 1n;
 /** How many distinct bad-authentication sources are counted one by one. */
 export const MAX_BADAUTH_PEERS = 1024;
@@ -141,7 +98,9 @@ const SENDERR_MAX = 3;
 /** How far ahead of its due time a timer may be served together with an earlier one. */
 const TIMER_BATCH_MS = 2;
 
-export class Engine extends EventEmitter {
+export class Engine extends EventEmitter implements StateSource {
+  readonly kind = 'carpd' as const;
+  readonly capabilities: StateSourceCapabilities = { forceState: true, prePhaseHoldsVip: true, packetCounters: true };
   readonly stats: CarpStats = newStats();
   readonly ledger = new DemotionLedger();
   /** Bad authentication count per `src vhid@if`. */
