@@ -164,7 +164,10 @@ describe('planned handover (make before break)', () => {
     assert.equal(a.events.at(-1)?.reason, 'less demoted advertisement received');
     assert.ok(a.net.vips.has('198.18.0.101/24@eth0'), 'still held right after yielding');
     assert.ok(b.net.vips.has('198.18.0.101/24@eth0'), 'the new master has it');
-    await new Promise((r) => setTimeout(r, 300));
+    sim.time.advance(99);
+    await settle();
+    assert.ok(a.net.vips.has('198.18.0.101/24@eth0'), 'held until the hold ends');
+    sim.time.advance(2);
     await settle();
     assert.ok(!a.net.vips.has('198.18.0.101/24@eth0'), 'released after the hold');
     assert.ok(a.logs.some((l) => l.includes('planned handover')), a.logs.join('\n'));

@@ -144,7 +144,7 @@ describe('phases and order', () => {
     assert.equal(r.sim.wire.sent, sent + 1, 'advert sent at once');
     await settle(4);
     assert.equal(r.node.net.vips.size, 0, 'VIP held for the pre-phase');
-    await new Promise((ok) => setTimeout(ok, 80));
+    await run(r.sim, 80);
     assert.equal(r.node.net.vips.size, 1, 'VIP added after the 50 ms budget anyway');
     release();
     await run(r.sim, 100);

@@ -225,20 +225,33 @@ describe('phase gate', () => {
     let release!: () => void;
     a.engine.setPhaseGate((ev) => (ev.to === 'MASTER' ? new Promise<void>((r) => (release = r)) : undefined), 50);
     a.engine.start();
-    sim.time.advance(3100);
+    sim.time.advance(3010);
     assert.equal(sim.state('a', KEY), 'MASTER');
     assert.equal(sim.wire.log.length, 1, 'the advert went out while the pre-phase runs');
     await settle();
     assert.deepEqual(a.net.actions, ['del 198.18.0.101/24 eth0'], 'VIP add held back by the pre-phase');
+    assert.deepEqual(a.engine.status()[0]!.state, 'MASTER');
     release();
     await settle();
     assert.deepEqual(a.net.actions, ['del 198.18.0.101/24 eth0', 'add 198.18.0.101/24 eth0', 'garp 198.18.0.101/24 eth0']);
 
-    const b = new Sim().add('b', 2, [vhidCfg(1, 0)]);
+    const sim2 = new Sim();
+    const b = sim2.add('b', 2, [vhidCfg(1, 0)]);
     b.engine.setPhaseGate(() => new Promise<void>(() => undefined), 30);
     b.engine.start();
     b.engine.force(KEY, 'MASTER');
-    await new Promise((r) => setTimeout(r, 150));
+    // Both transitions (INIT → BACKUP at start, then the forced MASTER) wait out the budget in turn.
+    sim2.time.advance(29);
+    await settle();
+    assert.deepEqual(b.net.actions, [], 'held while within the budget');
+    sim2.time.advance(1);
+    await settle();
+    assert.deepEqual(b.net.actions, ['del 198.18.0.101/24 eth0'], 'the first budget ran out');
+    sim2.time.advance(29);
+    await settle();
+    assert.deepEqual(b.net.actions, ['del 198.18.0.101/24 eth0'], 'the second budget starts when the first step is done');
+    sim2.time.advance(1);
+    await settle();
     assert.deepEqual(b.net.actions, ['del 198.18.0.101/24 eth0', 'add 198.18.0.101/24 eth0', 'garp 198.18.0.101/24 eth0'], 'a hung pre-phase does not keep the VIP away');
     assert.ok(b.logs.some((l) => l.includes('pre-master phase still running after 30 ms')));
   });
@@ -349,7 +362,10 @@ describe('VIP failures', () => {
     sim.time.advance(3100);
     await settle();
     assert.equal(a.engine.ledger.held('carp', 'vip:1@eth0'), 240);
-    await new Promise((r) => setTimeout(r, 1200)); // the first retry is 1 s later (real time)
+    sim.time.advance(990);
+    await settle();
+    assert.ok(!a.net.vips.has('198.18.0.101/24@eth0'), 'no retry before 1 s');
+    sim.time.advance(20); // the first retry is 1 s after the failure
     await settle();
     assert.ok(a.net.vips.has('198.18.0.101/24@eth0'));
     assert.equal(a.engine.ledger.held('carp', 'vip:1@eth0'), 0);

@@ -1,0 +1,2 @@
+/** Log levels (syslog priorities) used by carpd; compared against net.inet.carp.log. */
+export const LOG = { ERR: 1, STATE: 1, WARN: 2, BADPKT: 2, INFO: 5, DEBUG: 7 } as const;

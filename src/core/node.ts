@@ -1,0 +1,589 @@
+/**
+ * The whole CARP node as a pure reducer: every vhid's machine, the demotion ledger, and the
+ * policy around them that is not per-vhid (send-error demotion, VIP failure and its backoff,
+ * the make-before-break handover, the pre-phase budget, reconfiguration). No I/O and no clock:
+ * `now` (monotonic ms) is an input, timers are data (`NamedTimer`), and every output is an effect
+ * for the shell to perform, in order. The shell (src/daemon/engine.ts) owns sockets, the codec,
+ * the VIP commands and the one real timer armed for `nextDue()`.
+ */
+import { DEFAULT_GROUP, DemotionLedger } from './demotion.js';
+import { LOG } from './levels.js';
+import { VhidMachine, type Advert, type CarpState, type Input as MachineInput, type MasterDownFormula } from './machine.js';
+
+/** One vhid as the node needs it; the shell derives it from the configuration. */
+export interface NodeVhid {
+  key: string;
+  vhid: number;
+  ifname: string;
+  addresses: string[];
+  advbase: number;
+  advskew: number;
+  deadRatio: number;
+  /** Our advert source: the configured one or the interface's address (the tie-break). */
+  srcip?: string;
+  /** Demotion groups, `carp` first. */
+  groups: string[];
+  /** The vhid's configuration in canonical form: equal means unchanged on reconfigure. */
+  fingerprint: string;
+}
+
+export interface NodeConfig {
+  preempt: boolean;
+  masterDown: MasterDownFormula;
+  /** Demotion of a dead link or a VIP that cannot be added (FreeBSD's 240). */
+  ifdownDemotion: number;
+  /** Demotion after SENDERR_MAX failed adverts in a row (FreeBSD senderr_demotion_factor). */
+  senderrDemotion: number;
+  /** Make-before-break: how long a demoted master that yields keeps its VIP. 0: off. */
+  handoverHoldMs: number;
+  /** Standing demotions of the configuration, held by `config`. */
+  demotions: { group: string; count: number }[];
+  vhids: NodeVhid[];
+}
+
+/** What `reconfigure` did, by vhid key. */
+export interface ReconfigureResult {
+  added: string[];
+  removed: string[];
+  changed: string[];
+  unchanged: string[];
+}
+
+export type NodeInput =
+  | { type: 'start'; config: NodeConfig; links: Record<string, boolean> }
+  /** An authenticated advert from a peer for `key`. */
+  | { type: 'advert'; key: string; advert: Advert }
+  /** The shell's one timer fired: every machine timer and named timer due is served. */
+  | { type: 'tick' }
+  | { type: 'link'; ifname: string; up: boolean }
+  /** The outcome of a VIP add the node asked for. */
+  | { type: 'vip-result'; key: string; cidr: string; ok: boolean; error?: string }
+  /** Whether an advert on `ifname` left (raw socket send result). */
+  | { type: 'send-result'; ifname: string; ok: boolean }
+  /** The pre-phase of transition `seq` finished (or there was none to wait for). */
+  | { type: 'phase-done'; key: string; seq: number }
+  /** Whether a pre-phase gate is installed, and its budget. */
+  | { type: 'phase-gate'; on: boolean; budgetMs: number }
+  | { type: 'reconfigure'; config: NodeConfig; links: Record<string, boolean> }
+  | { type: 'demote'; group: string; by: string; delta: number }
+  | { type: 'set-demotion'; group: string; by: string; count: number }
+  | { type: 'force'; key: string; state: 'MASTER' | 'BACKUP'; reason: string; holdMs?: number }
+  /** Gratuitous ARP for every VIP of every MASTER (the periodic refresh). */
+  | { type: 'garp-refresh' }
+  | { type: 'shutdown' };
+
+/** VIP work, performed by the shell in order per vhid. */
+export type NetEffect =
+  | { type: 'vip'; op: 'add' | 'del'; key: string; ifname: string; cidr: string }
+  | { type: 'garp'; key: string; ifname: string; cidr: string };
+
+export type NodeEffect =
+  | { type: 'send'; key: string; ifname: string; advbase: number; advskew: number; demote: number }
+  | { type: 'transition'; key: string; seq: number; from: CarpState; to: CarpState; reason: string }
+  /** Ask the plugin host's pre-phase for transition `seq`; answer with `phase-done`. */
+  | { type: 'phase'; key: string; seq: number }
+  | NetEffect
+  | { type: 'log'; level: number; message: string }
+  | { type: 'reconfigured'; result: ReconfigureResult };
+
+/** A policy timer, as data: the shell arms one real timer for the earliest of these and the machines'. */
+export interface NamedTimer {
+  timer: 'retry' | 'hold' | 'budget';
+  key: string;
+  dueAt: number;
+  /** retry: the address to add again. */
+  cidr?: string;
+  /** budget: the transition whose pre-phase is awaited. */
+  seq?: number;
+}
+
+/** Consecutive failed (or, to undo, good) adverts for the send-error demotion (FreeBSD CARP_SENDAD_MAX_ERRORS / MIN_SUCCESS). */
+export const SENDERR_MAX = 3;
+/** First retry of a failed VIP add, doubling up to the max. */
+export const VIP_RETRY_MS = 1000;
+export const VIP_RETRY_MAX_MS = 30_000;
+/** How far ahead of its due time a timer is served together with an earlier one. */
+export const TIMER_BATCH_MS = 2;
+
+interface Barrier {
+  barrier: number;
+  to: CarpState;
+  done: boolean;
+  armed: boolean;
+}
+
+interface Slot {
+  cfg: NodeVhid;
+  machine: VhidMachine;
+  /** VIP work waiting behind pre-phase barriers, in order. */
+  pending: (Barrier | NetEffect)[];
+  /** VIPs kept after a planned MASTER → BACKUP until the hold timer releases them. */
+  held: boolean;
+  /** Addresses whose add failed and has not worked since, with the retries made. */
+  failing: Map<string, number>;
+}
+
+function timerId(t: Pick<NamedTimer, 'timer' | 'key' | 'cidr' | 'seq'>): string {
+  return `${t.timer} ${t.key} ${t.cidr ?? ''} ${t.seq ?? ''}`;
+}
+
+export class CarpNode {
+  readonly ledger = new DemotionLedger();
+  private config: NodeConfig | undefined;
+  private readonly slots = new Map<string, Slot>();
+  private readonly named = new Map<string, NamedTimer>();
+  private readonly sendHealth = new Map<string, { failedInRow: number; okInRow: number }>();
+  private phase = { on: false, budgetMs: 500 };
+  private seq = 0;
+  private running = false;
+
+  /** The machine of a vhid, read-only for status. */
+  machine(key: string): Readonly<VhidMachine> | undefined {
+    return this.slots.get(key)?.machine;
+  }
+
+  vhid(key: string): Readonly<NodeVhid> | undefined {
+    return this.slots.get(key)?.cfg;
+  }
+
+  keys(): string[] {
+    return [...this.slots.keys()];
+  }
+
+  state(key: string): CarpState | undefined {
+    return this.slots.get(key)?.machine.state;
+  }
+
+  /** The interfaces that carry at least one vhid. */
+  interfaces(): string[] {
+    return [...new Set([...this.slots.values()].map((s) => s.cfg.ifname))];
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  /** The policy timers armed now, earliest first. */
+  timers(): NamedTimer[] {
+    return [...this.named.values()].sort((a, b) => a.dueAt - b.dueAt);
+  }
+
+  /** The earliest due time over every machine and named timer. */
+  nextDue(): number | undefined {
+    let earliest: number | undefined;
+    const see = (t: number | undefined) => {
+      if (t !== undefined && (earliest === undefined || t < earliest)) earliest = t;
+    };
+    if (!this.running) return undefined;
+    for (const s of this.slots.values()) see(s.machine.nextDue());
+    for (const t of this.named.values()) see(t.dueAt);
+    return earliest;
+  }
+
+  step(input: NodeInput, now: number): NodeEffect[] {
+    const out: NodeEffect[] = [];
+    switch (input.type) {
+      case 'start':
+        this.start(input.config, input.links, now, out);
+        break;
+      case 'advert': {
+        const s = this.slots.get(input.key);
+        if (s && this.running) this.apply(s, { type: 'advert', advert: input.advert }, now, out);
+        break;
+      }
+      case 'tick':
+        if (this.running) this.tick(now, out);
+        break;
+      case 'link':
+        if (this.running) this.link(input.ifname, input.up, now, out);
+        break;
+      case 'vip-result':
+        this.vipResult(input.key, input.cidr, input.ok, input.error, now, out);
+        break;
+      case 'send-result':
+        this.sendResult(input.ifname, input.ok, now, out);
+        break;
+      case 'phase-done': {
+        const s = this.slots.get(input.key);
+        const b = s?.pending.find((p): p is Barrier => 'barrier' in p && p.barrier === input.seq);
+        if (s && b) {
+          b.done = true;
+          this.flush(s, now, out);
+        }
+        break;
+      }
+      case 'phase-gate':
+        this.phase = { on: input.on, budgetMs: input.budgetMs };
+        if (!input.on) for (const s of this.slots.values()) this.release(s, out);
+        break;
+      case 'reconfigure':
+        this.reconfigure(input.config, input.links, now, out);
+        break;
+      case 'demote':
+        this.ledger.adjust(input.group, input.by, input.delta);
+        this.refreshDemotion(now, out);
+        break;
+      case 'set-demotion':
+        this.ledger.set(input.group, input.by, input.count);
+        this.refreshDemotion(now, out);
+        break;
+      case 'force': {
+        const s = this.slots.get(input.key);
+        if (s && this.running) {
+          this.apply(s, { type: 'force', state: input.state, reason: input.reason, ...(input.holdMs !== undefined ? { holdMs: input.holdMs } : {}) }, now, out);
+        }
+        break;
+      }
+      case 'garp-refresh':
+        for (const s of this.slots.values()) {
+          if (s.machine.state !== 'MASTER') continue;
+          for (const cidr of s.cfg.addresses) this.queue(s, { type: 'garp', key: s.cfg.key, ifname: s.cfg.ifname, cidr });
+          this.flush(s, now, out);
+        }
+        break;
+      case 'shutdown':
+        this.shutdown(now, out);
+        break;
+    }
+    return out;
+  }
+
+  private start(config: NodeConfig, links: Record<string, boolean>, now: number, out: NodeEffect[]): void {
+    if (this.running) return;
+    this.running = true;
+    this.config = config;
+    for (const v of config.vhids) this.addSlot(v);
+    for (const ifname of this.interfaces()) {
+      if (links[ifname] === false) this.ledger.adjust(DEFAULT_GROUP, `link:${ifname}`, config.ifdownDemotion);
+    }
+    this.applyConfigDemotion(config);
+    this.refreshDemotion(now, out);
+    for (const s of this.slots.values()) this.apply(s, { type: 'start', linkUp: links[s.cfg.ifname] !== false }, now, out);
+  }
+
+  private addSlot(v: NodeVhid): Slot {
+    const cfg = this.config!;
+    const machine = new VhidMachine({
+      key: v.key,
+      vhid: v.vhid,
+      advbase: v.advbase,
+      advskew: v.advskew,
+      preempt: cfg.preempt,
+      masterDown: cfg.masterDown,
+      deadRatio: v.deadRatio,
+      ...(v.srcip ? { srcip: v.srcip } : {}),
+    });
+    const s: Slot = { cfg: v, machine, pending: [], held: false, failing: new Map() };
+    this.slots.set(v.key, s);
+    return s;
+  }
+
+  /** Step one machine and turn its effects into the node's, adverts first. */
+  private apply(s: Slot, input: MachineInput, now: number, out: NodeEffect[]): void {
+    const fx = s.machine.step(input, now);
+    const { key, ifname } = s.cfg;
+    // The advert leaves before anything else happens, listeners included.
+    for (const e of fx) if (e.type === 'send') out.push({ type: 'send', key, ifname, advbase: e.advbase, advskew: e.advskew, demote: e.demote });
+    let handover = false;
+    for (const e of fx) {
+      switch (e.type) {
+        case 'transition': {
+          const seq = ++this.seq;
+          out.push({ type: 'transition', key, seq, from: e.from, to: e.to, reason: e.reason });
+          // A demoted master yielding to a peer's advert is a planned handover: make before break.
+          handover = e.from === 'MASTER' && e.to === 'BACKUP' && input.type === 'advert' && s.machine.demotion > 0 && (this.config?.handoverHoldMs ?? 0) > 0;
+          // A pre-phase (pre-master, pre-backup) may hold the VIP step back, never the advert.
+          if (this.phase.on) {
+            s.pending.push({ barrier: seq, to: e.to, done: false, armed: false });
+            out.push({ type: 'phase', key, seq });
+          }
+          break;
+        }
+        case 'vip':
+          if (e.op === 'add') {
+            // MASTER again while a handover still holds the VIP: it never left.
+            if (s.held) this.endHold(s);
+            for (const cidr of s.cfg.addresses) this.queue(s, { type: 'vip', op: 'add', key, ifname, cidr });
+          } else {
+            // Leaving MASTER stops the retries but keeps a VIP failure's demotion: it is lifted by
+            // the next add that works, so a node that cannot hold its address does not flap back.
+            for (const cidr of s.cfg.addresses) this.named.delete(timerId({ timer: 'retry', key, cidr }));
+            if (handover) this.beginHold(s, now, out);
+            else this.queueDel(s);
+          }
+          break;
+        case 'garp':
+          for (const cidr of s.cfg.addresses) this.queue(s, { type: 'garp', key, ifname, cidr });
+          break;
+        case 'send':
+          break;
+      }
+    }
+    this.flush(s, now, out);
+  }
+
+  private queue(s: Slot, e: NetEffect): void {
+    s.pending.push(e);
+  }
+
+  private queueDel(s: Slot): void {
+    for (const cidr of s.cfg.addresses) this.queue(s, { type: 'vip', op: 'del', key: s.cfg.key, ifname: s.cfg.ifname, cidr });
+  }
+
+  /** Emit the VIP work up to the first pre-phase still running; arm its budget when it reaches the head. */
+  private flush(s: Slot, now: number, out: NodeEffect[]): void {
+    while (s.pending.length > 0) {
+      const head = s.pending[0]!;
+      if ('barrier' in head) {
+        const id = timerId({ timer: 'budget', key: s.cfg.key, seq: head.barrier });
+        if (head.done) {
+          this.named.delete(id);
+          s.pending.shift();
+          continue;
+        }
+        if (!head.armed) {
+          head.armed = true;
+          this.named.set(id, { timer: 'budget', key: s.cfg.key, seq: head.barrier, dueAt: now + this.phase.budgetMs });
+        }
+        return;
+      }
+      out.push(head);
+      s.pending.shift();
+    }
+  }
+
+  /** Emit all queued VIP work now, pre-phases or not (the vhid is going away or the gate is gone). */
+  private release(s: Slot, out: NodeEffect[]): void {
+    for (const p of s.pending) if (!('barrier' in p)) out.push(p);
+    s.pending = [];
+    for (const [id, t] of this.named) if (t.key === s.cfg.key && t.timer === 'budget') this.named.delete(id);
+  }
+
+  private beginHold(s: Slot, now: number, out: NodeEffect[]): void {
+    const ms = this.config?.handoverHoldMs ?? 0;
+    s.held = true;
+    this.named.set(timerId({ timer: 'hold', key: s.cfg.key }), { timer: 'hold', key: s.cfg.key, dueAt: now + ms });
+    out.push({ type: 'log', level: LOG.INFO, message: `carp: ${s.cfg.key}: planned handover: releasing the VIP in ${ms} ms, after the new master's gratuitous ARP` });
+  }
+
+  private endHold(s: Slot): void {
+    s.held = false;
+    this.named.delete(timerId({ timer: 'hold', key: s.cfg.key }));
+  }
+
+  private tick(now: number, out: NodeEffect[]): void {
+    // Timers due within TIMER_BATCH_MS are served in this same turn (treated as due now), so a
+    // burst of vhids that time out together acts together: one `ip -batch`, not one each.
+    for (const s of this.slots.values()) {
+      const due = s.machine.nextDue();
+      if (due !== undefined && due <= now + TIMER_BATCH_MS) this.apply(s, { type: 'timeout' }, Math.max(now, due), out);
+    }
+    for (const t of this.timers()) {
+      if (t.dueAt > now + TIMER_BATCH_MS) break;
+      const id = timerId(t);
+      if (this.named.get(id) !== t) continue;
+      this.named.delete(id);
+      const s = this.slots.get(t.key);
+      if (!s) continue;
+      if (t.timer === 'hold') {
+        s.held = false;
+        if (s.machine.state !== 'MASTER') this.queueDel(s);
+        this.flush(s, now, out);
+      } else if (t.timer === 'budget') {
+        const head = s.pending[0];
+        if (head && 'barrier' in head && head.barrier === t.seq) {
+          out.push({ type: 'log', level: LOG.WARN, message: `carp: ${s.cfg.key}: pre-${head.to.toLowerCase()} phase still running after ${this.phase.budgetMs} ms; moving the VIP anyway` });
+          head.done = true;
+          this.flush(s, now, out);
+        }
+      } else if (t.timer === 'retry' && t.cidr !== undefined && s.machine.state === 'MASTER' && s.cfg.addresses.includes(t.cidr)) {
+        this.queue(s, { type: 'vip', op: 'add', key: s.cfg.key, ifname: s.cfg.ifname, cidr: t.cidr });
+        this.flush(s, now, out);
+      }
+    }
+  }
+
+  private link(ifname: string, up: boolean, now: number, out: NodeEffect[]): void {
+    out.push({ type: 'log', level: LOG.INFO, message: `carp: ${ifname}: link ${up ? 'up' : 'down'}` });
+    if (up) {
+      this.ledger.set(DEFAULT_GROUP, `senderr:${ifname}`, 0);
+      this.sendHealth.delete(ifname);
+    }
+    this.ledger.set(DEFAULT_GROUP, `link:${ifname}`, up ? 0 : this.config!.ifdownDemotion);
+    // Demotion first, so the master-down timer that link-up arms uses the current skew.
+    this.refreshDemotion(now, out);
+    for (const s of this.slots.values()) if (s.cfg.ifname === ifname) this.apply(s, { type: 'link', up }, now, out);
+  }
+
+  /**
+   * A MASTER that cannot hold its address black-holes the traffic, so a failed add demotes the
+   * node (`vip:KEY` in the carp group, like a dead link) until an add works, and is retried with
+   * backoff while this vhid stays MASTER.
+   */
+  private vipResult(key: string, cidr: string, ok: boolean, error: string | undefined, now: number, out: NodeEffect[]): void {
+    const s = this.slots.get(key);
+    if (!s || !this.running) return;
+    const by = `vip:${key}`;
+    if (ok) {
+      s.failing.delete(cidr);
+      this.named.delete(timerId({ timer: 'retry', key, cidr }));
+      if (s.failing.size === 0 && this.ledger.held(DEFAULT_GROUP, by) > 0) {
+        this.ledger.set(DEFAULT_GROUP, by, 0);
+        this.refreshDemotion(now, out);
+      }
+      return;
+    }
+    const attempt = s.failing.get(cidr) ?? 0;
+    s.failing.set(cidr, attempt + 1);
+    out.push({ type: 'log', level: LOG.ERR, message: `carp: ${key}: add ${cidr} failed${attempt ? ` (retry ${attempt})` : ''}: ${error ?? 'unknown error'}; demoting until it works` });
+    this.ledger.set(DEFAULT_GROUP, by, this.config!.ifdownDemotion);
+    if (s.machine.state === 'MASTER') {
+      const delay = Math.min(VIP_RETRY_MAX_MS, VIP_RETRY_MS * 2 ** attempt);
+      this.named.set(timerId({ timer: 'retry', key, cidr }), { timer: 'retry', key, cidr, dueAt: now + delay });
+    }
+    this.refreshDemotion(now, out);
+  }
+
+  /**
+   * FreeBSD's send-error demotion (carp_send_ad_error_adjust()): three failed adverts in a row on
+   * an interface demote the node by senderr_demotion; three good ones in a row, or the link coming
+   * back, undo it.
+   */
+  private sendResult(ifname: string, ok: boolean, now: number, out: NodeEffect[]): void {
+    if (!this.running) return;
+    let h = this.sendHealth.get(ifname);
+    if (!h) this.sendHealth.set(ifname, (h = { failedInRow: 0, okInRow: 0 }));
+    const by = `senderr:${ifname}`;
+    if (!ok) {
+      h.okInRow = 0;
+      if (++h.failedInRow === SENDERR_MAX) {
+        out.push({ type: 'log', level: LOG.ERR, message: `carp: ${ifname}: ${SENDERR_MAX} adverts in a row could not be sent; demoting` });
+        this.ledger.set(DEFAULT_GROUP, by, this.config!.senderrDemotion);
+        this.refreshDemotion(now, out);
+      }
+      return;
+    }
+    h.failedInRow = 0;
+    if (++h.okInRow >= SENDERR_MAX && this.ledger.held(DEFAULT_GROUP, by) > 0) {
+      out.push({ type: 'log', level: LOG.STATE, message: `carp: ${ifname}: adverts go out again; demotion undone` });
+      this.ledger.set(DEFAULT_GROUP, by, 0);
+      this.refreshDemotion(now, out);
+    }
+  }
+
+  /** Push every vhid's current group demotion into its machine. */
+  private refreshDemotion(now: number, out: NodeEffect[]): void {
+    for (const s of this.slots.values()) this.apply(s, { type: 'demotion', demotion: this.ledger.forGroups(s.cfg.groups) }, now, out);
+  }
+
+  /**
+   * The demotions the configuration stands for: net.inet.carp.demotion in the carp group and each
+   * `[group.NAME] demote`, held by `config` (a reload sets them anew).
+   */
+  private applyConfigDemotion(config: NodeConfig): void {
+    for (const e of this.ledger.entries()) if (e.by === 'config') this.ledger.set(e.group, 'config', 0);
+    for (const d of config.demotions) if (d.count > 0) this.ledger.adjust(d.group, 'config', d.count);
+  }
+
+  /**
+   * A new configuration (SIGHUP): vhids that appeared start, vhids that went away bow out and
+   * release their VIPs, changed vhids are updated in place. Unchanged vhids keep state and timers.
+   */
+  private reconfigure(next: NodeConfig, links: Record<string, boolean>, now: number, out: NodeEffect[]): void {
+    const res: ReconfigureResult = { added: [], removed: [], changed: [], unchanged: [] };
+    if (!this.running) {
+      this.config = next;
+      res.added = next.vhids.map((v) => v.key);
+      out.push({ type: 'reconfigured', result: res });
+      return;
+    }
+    const nextByKey = new Map(next.vhids.map((v) => [v.key, v]));
+    const ifsBefore = new Set(this.interfaces());
+    this.config = next;
+    for (const s of this.slots.values()) {
+      s.machine.cfg.preempt = next.preempt;
+      s.machine.cfg.masterDown = next.masterDown;
+    }
+    for (const [key, s] of [...this.slots]) {
+      const v = nextByKey.get(key);
+      if (!v) {
+        this.removeSlot(s, now, out);
+        res.removed.push(key);
+      } else if (v.fingerprint === s.cfg.fingerprint) {
+        s.cfg = v;
+        res.unchanged.push(key);
+      } else if ((v.srcip ?? '') !== (s.cfg.srcip ?? '')) {
+        // The source address is the machine's tie-break and the socket's: start afresh.
+        this.removeSlot(s, now, out);
+        res.changed.push(key);
+      } else {
+        this.updateSlot(s, v, now, out);
+        res.changed.push(key);
+      }
+    }
+    const fresh: Slot[] = [];
+    for (const v of next.vhids) {
+      if (this.slots.has(v.key)) continue;
+      fresh.push(this.addSlot(v));
+      if (!res.changed.includes(v.key)) res.added.push(v.key);
+    }
+    const ifsAfter = new Set(this.interfaces());
+    for (const ifname of ifsBefore) if (!ifsAfter.has(ifname)) this.ledger.set(DEFAULT_GROUP, `link:${ifname}`, 0);
+    for (const ifname of ifsAfter) this.ledger.set(DEFAULT_GROUP, `link:${ifname}`, links[ifname] === false ? next.ifdownDemotion : 0);
+    this.applyConfigDemotion(next);
+    this.refreshDemotion(now, out);
+    for (const s of fresh) this.apply(s, { type: 'start', linkUp: links[s.cfg.ifname] !== false }, now, out);
+    out.push({ type: 'reconfigured', result: res });
+  }
+
+  /** Take a vhid out: bow out if MASTER and release its VIPs, held ones included. */
+  private removeSlot(s: Slot, now: number, out: NodeEffect[]): void {
+    this.apply(s, { type: 'shutdown' }, now, out);
+    if (s.held) {
+      this.endHold(s);
+      this.queueDel(s);
+    }
+    this.release(s, out);
+    for (const [id, t] of this.named) if (t.key === s.cfg.key) this.named.delete(id);
+    out.push({ type: 'log', level: LOG.INFO, message: `carp: ${s.cfg.key}: removed from the configuration` });
+    this.slots.delete(s.cfg.key);
+  }
+
+  /** Update a vhid's parameters in place; a MASTER swaps changed addresses at once. */
+  private updateSlot(s: Slot, v: NodeVhid, now: number, out: NodeEffect[]): void {
+    const old = s.cfg;
+    s.cfg = v;
+    s.machine.cfg.advbase = v.advbase;
+    s.machine.cfg.advskew = v.advskew;
+    s.machine.cfg.deadRatio = v.deadRatio;
+    const gone = old.addresses.filter((a) => !v.addresses.includes(a));
+    for (const cidr of gone) {
+      s.failing.delete(cidr);
+      this.named.delete(timerId({ timer: 'retry', key: v.key, cidr }));
+    }
+    if (s.machine.state !== 'MASTER') return;
+    for (const cidr of gone) this.queue(s, { type: 'vip', op: 'del', key: v.key, ifname: v.ifname, cidr });
+    for (const cidr of v.addresses.filter((a) => !old.addresses.includes(a))) {
+      this.queue(s, { type: 'vip', op: 'add', key: v.key, ifname: v.ifname, cidr });
+      this.queue(s, { type: 'garp', key: v.key, ifname: v.ifname, cidr });
+    }
+    this.flush(s, now, out);
+  }
+
+  /** Bow out of every mastership, release every VIP (held ones too), stop every timer, undo every demotion. */
+  private shutdown(now: number, out: NodeEffect[]): void {
+    if (!this.running) return;
+    for (const s of this.slots.values()) {
+      this.apply(s, { type: 'shutdown' }, now, out);
+      // A handover still holding a VIP lets go now: we are leaving.
+      if (s.held) {
+        this.endHold(s);
+        this.queueDel(s);
+      }
+      this.release(s, out);
+    }
+    this.named.clear();
+    this.running = false;
+    this.ledger.clear();
+  }
+}
