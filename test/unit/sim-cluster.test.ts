@@ -257,6 +257,20 @@ describe('phase gate', () => {
   });
 });
 
+describe('order of effects', () => {
+  it('a transition listener runs after the new master\'s advert has left', () => {
+    const sim = new Sim();
+    const a = sim.add('a', 1, [vhidCfg(1, 0)]);
+    const sentAtTransition: number[] = [];
+    a.engine.on('transition', (ev) => {
+      if (ev.to === 'MASTER') sentAtTransition.push(sim.wire.log.filter((p) => p.node === 'a').length);
+    });
+    a.engine.start();
+    sim.time.advance(3010);
+    assert.deepEqual(sentAtTransition, [1], 'the first advert was on the wire when the listener ran');
+  });
+});
+
 describe('configured demotion', () => {
   it('global.demotion (net.inet.carp.demotion) is a standing demotion in the carp group', () => {
     const sim = new Sim();
