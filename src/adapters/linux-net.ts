@@ -4,8 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { isIP, isIPv4 } from 'node:net';
-import { run, runSync, type RunResult } from './exec.js';
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { run, type RunResult } from './exec.js';
 import type { Logger, NetBackend } from './ports.js';
 
 /** Error with a stable code for a failed address, ARP or link operation. */
@@ -128,23 +129,16 @@ export class LinuxNet implements NetBackend {
     return this.arping;
   }
 
+  /**
+   * The interface's first IPv4 address that is not one of our VIPs. Read with getifaddrs(3)
+   * (os.networkInterfaces(), a netlink dump in glibc): no process is spawned, so a link coming
+   * back does not stall the advert loop. The kernel lists the primary address first.
+   */
   primaryAddress(ifname: string): string | undefined {
     checkIfname(ifname);
-    const r = runSync(['ip', '-j', '-4', 'addr', 'show', 'dev', ifname], { timeoutMs: this.timeoutMs });
-    if (r.exitCode !== 0) {
-      this.log(4, `cannot read addresses of ${ifname}: ${oneLine(r)}`);
-      return undefined;
-    }
     const ours = this.added.get(ifname);
-    try {
-      const links = JSON.parse(r.stdout) as Array<{ addr_info?: Array<{ family?: string; local?: string }> }>;
-      for (const link of links) {
-        for (const a of link.addr_info ?? []) {
-          if (a.family === 'inet' && a.local && isIPv4(a.local) && !ours?.has(a.local)) return a.local;
-        }
-      }
-    } catch {
-      this.log(4, `unexpected output from ip -j addr show dev ${ifname}`);
+    for (const a of networkInterfaces()[ifname] ?? []) {
+      if (a.family === 'IPv4' && !ours?.has(a.address)) return a.address;
     }
     return undefined;
   }
