@@ -3,13 +3,11 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { inspectCommand } from '../../src/cli/inspect.js';
 
-/** /work/shared/vectors seen from dist/test/unit/, or $CARPD_VECTORS. */
-const VECTORS = process.env.CARPD_VECTORS
-  ? pathToFileURL(process.env.CARPD_VECTORS.replace(/\/?$/, '/'))
-  : new URL('../../../../shared/vectors/', import.meta.url);
+/** test/fixtures/vectors/ in the source tree (this file runs from dist/test/unit/). */
+const VECTORS = new URL('../../../test/fixtures/vectors/', import.meta.url);
 const vector = (name: string): string => fileURLToPath(new URL(name, VECTORS));
 const UCARP = ['ucarp-s1-basic-failover.pcap', 'ucarp-s3-signals.pcap', 'ucarp-s4-preempt.pcap'];
 const CARP_KEYS = ['time', 'src', 'dst', 'ttl', 'version', 'type', 'vhid', 'advbase', 'advskew', 'demote', 'counter', 'auth'];
