@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,16 +16,15 @@ const CARP_KEYS = ['time', 'src', 'dst', 'ttl', 'version', 'type', 'vhid', 'advb
 async function run(args: string[]): Promise<{ rc: number; lines: string[]; stderr: string }> {
   const lines: string[] = [];
   let stderr = '';
-  const write = process.stderr.write;
-  process.stderr.write = ((chunk: string | Uint8Array): boolean => {
+  const write = mock.method(process.stderr, 'write', (chunk: string | Uint8Array): boolean => {
     stderr += String(chunk);
     return true;
-  }) as typeof process.stderr.write;
+  });
   try {
     const rc = await inspectCommand(args, (l) => lines.push(l));
     return { rc, lines, stderr };
   } finally {
-    process.stderr.write = write;
+    write.mock.restore();
   }
 }
 
