@@ -1,15 +1,13 @@
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { inspectCommand } from '../../src/cli/inspect.js';
 
-/** /work/shared/vectors seen from dist/test/unit/, or $CARPD_VECTORS. */
-const VECTORS = process.env.CARPD_VECTORS
-  ? pathToFileURL(process.env.CARPD_VECTORS.replace(/\/?$/, '/'))
-  : new URL('../../../../shared/vectors/', import.meta.url);
+/** test/fixtures/vectors/ in the source tree (this file runs from dist/test/unit/). */
+const VECTORS = new URL('../../../test/fixtures/vectors/', import.meta.url);
 const vector = (name: string): string => fileURLToPath(new URL(name, VECTORS));
 const UCARP = ['ucarp-s1-basic-failover.pcap', 'ucarp-s3-signals.pcap', 'ucarp-s4-preempt.pcap'];
 const CARP_KEYS = ['time', 'src', 'dst', 'ttl', 'version', 'type', 'vhid', 'advbase', 'advskew', 'demote', 'counter', 'auth'];
@@ -18,16 +16,15 @@ const CARP_KEYS = ['time', 'src', 'dst', 'ttl', 'version', 'type', 'vhid', 'advb
 async function run(args: string[]): Promise<{ rc: number; lines: string[]; stderr: string }> {
   const lines: string[] = [];
   let stderr = '';
-  const write = process.stderr.write;
-  process.stderr.write = ((chunk: string | Uint8Array): boolean => {
+  const write = mock.method(process.stderr, 'write', (chunk: string | Uint8Array): boolean => {
     stderr += String(chunk);
     return true;
-  }) as typeof process.stderr.write;
+  });
   try {
     const rc = await inspectCommand(args, (l) => lines.push(l));
     return { rc, lines, stderr };
   } finally {
-    process.stderr.write = write;
+    write.mock.restore();
   }
 }
 

@@ -1,17 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { buildAdvert, checkAdvert } from '../../src/proto/advert.js';
 import { carpHeader } from '../../src/proto/carp-header.js';
 import { makeAuthContext, type AuthContext } from '../../src/proto/hmac.js';
 import { decodeIpv4 } from '../../src/proto/ipv4.js';
 import { ipPayloadOf, PcapFormatError, readPcap, type PcapRecord } from '../../src/proto/pcap.js';
 
-/** /work/shared/vectors seen from dist/test/unit/, or $CARPD_VECTORS. */
-const VECTORS = process.env.CARPD_VECTORS
-  ? pathToFileURL(process.env.CARPD_VECTORS.replace(/\/?$/, '/'))
-  : new URL('../../../../shared/vectors/', import.meta.url);
+/** test/fixtures/vectors/ in the source tree (this file runs from dist/test/unit/). */
+const VECTORS = new URL('../../../test/fixtures/vectors/', import.meta.url);
 const vector = (name: string): Buffer => readFileSync(new URL(name, VECTORS));
 const UCARP_FILES = readdirSync(VECTORS).filter((f) => /^ucarp-.*\.pcap$/.test(f)).sort();
 
