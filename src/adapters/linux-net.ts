@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isIP, isIPv4 } from 'node:net';
 import { run, runSync, type RunResult } from './exec.js';
-import type { Logger, NetBackend } from './ports.js';
+import type { Logger } from '../ports/logger.js';
+import type { NetBackend } from '../ports/net.js';
 
 /** Error with a stable code for a failed address, ARP or link operation. */
 export class NetError extends Error {

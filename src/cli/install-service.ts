@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, chmodSy
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { last, parseArgs, UsageError } from './args.js';
-import type { Io } from './run.js';
+import type { Io } from '../ports/io.js';
 
 /** rc.d/ of this package (dist/src/cli → ../../../rc.d). */
 export const RCD_DIR = fileURLToPath(new URL('../../../rc.d/', import.meta.url));

@@ -6,7 +6,7 @@ import { RawTransport } from '../adapters/raw-transport.js';
 import { CARP_HEADER_LEN, carpHeader } from '../proto/carp-header.js';
 import { decodeIpv4 } from '../proto/ipv4.js';
 import { intOpt, last, parseArgs, UsageError } from './args.js';
-import type { Io } from './run.js';
+import type { Io } from '../ports/io.js';
 
 export interface HeardAdvert {
   /** Wall-clock ms (Date.now() resolution plus hrtime fraction). */

@@ -1,14 +1,10 @@
 /** `carpd run -c FILE…`: load, validate, then start the daemon. Same config path as `carpd check`. */
 import { formatDiagnostic, hasErrors } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
-import { createLogger } from '../daemon/logger.js';
+import { createLogger } from '../adapters/logger.js';
 import { commandLineReloader, runDaemon } from '../daemon/run.js';
+import type { Io } from '../ports/io.js';
 import { intOpt, last, parseArgs, UsageError } from './args.js';
-
-export interface Io {
-  out(line: string): void;
-  err(line: string): void;
-}
 
 export async function runCommand(args: string[], io: Io): Promise<number> {
   const p = parseArgs(args, ['-c', '--config', '--control', '--log-level', '--log-file', '--format'], ['--log-timestamps']);

@@ -8,11 +8,12 @@
  */
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import type { Logger } from '../adapters/ports.js';
+import type { Logger } from '../ports/logger.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
 import type { CarpState } from '../core/machine.js';
 import { netstatLines, type CarpStats } from '../proto/counters.js';
-import { LOG, type Engine, type TransitionEvent, type VhidStatus } from './engine.js';
+import { LOG } from '../ports/logger.js';
+import type { Engine, TransitionEvent, VhidStatus } from './engine.js';
 import type { Maintenance, MaintenanceIntent } from './maintenance.js';
 import { renderMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';

@@ -6,7 +6,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { CarpSocket, Clock, Logger, NetBackend, Transport } from '../adapters/ports.js';
+import type { CarpSocket, Transport } from '../ports/transport.js';
+import type { Clock } from '../ports/clock.js';
+import { LOG, type Logger } from '../ports/logger.js';
+import type { NetBackend } from '../ports/net.js';
 import type { CarpModel, VhidConfig } from '../config/model.js';
 import { DEFAULT_GROUP, DemotionLedger } from '../core/demotion.js';
 import { groupsOf } from '../config/groups.js';
@@ -20,9 +23,6 @@ import type { LastTransition, StateSource, StateSourceCapabilities, TransitionEv
 export type { LastTransition, TransitionEvent, VhidStatus };
 
 export const CARP_GROUP = '224.0.0.18';
-
-/** Log levels (syslog priorities) used by carpd; compared against net.inet.carp.log. */
-export const LOG = { ERR: 1, STATE: 1, WARN: 2, BADPKT: 2, INFO: 5, DEBUG: 7 } as const;
 
 export interface EngineOptions {
   transport: Transport;

@@ -6,9 +6,9 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from '../adapters/ports.js';
+import type { Logger } from '../ports/logger.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
-import { LOG } from './engine.js';
+import { LOG } from '../ports/logger.js';
 
 /** The ledger name maintenance demotes under. */
 export const MAINTENANCE_DEMOTER = 'maintenance';

@@ -4,7 +4,7 @@
  * transitions, hold the boot demotion and start the setups. Nothing here waits on a plugin.
  */
 import { join } from 'node:path';
-import type { Logger } from '../adapters/ports.js';
+import type { Logger } from '../ports/logger.js';
 import type { CarpModel } from '../config/model.js';
 import { PluginLoadError, PluginsInvalidError, HOST_CODES } from '../host/errors.js';
 import type { HostFs } from '../host/fs.js';

@@ -4,7 +4,8 @@
  * TERM/INT clean shutdown, USR1 status dump, USR2 for ucarp mode).
  */
 import { existsSync } from 'node:fs';
-import type { Logger, NetBackend } from '../adapters/ports.js';
+import type { Logger } from '../ports/logger.js';
+import type { NetBackend } from '../ports/net.js';
 import { LinuxNet } from '../adapters/linux-net.js';
 import { MonotonicClock } from '../adapters/clock.js';
 import { RawTransport } from '../adapters/raw-transport.js';
@@ -14,7 +15,8 @@ import type { CarpModel } from '../config/model.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
 import { netstatLines } from '../proto/counters.js';
 import { ControlServer, DEFAULT_CONTROL_PATH, EventLog, formatStatus, statusReport, ControlCode } from './control.js';
-import { Engine, LOG, type TransitionEvent } from './engine.js';
+import { Engine, type TransitionEvent } from './engine.js';
+import { LOG } from '../ports/logger.js';
 import { FileIntentStore, Maintenance } from './maintenance.js';
 import { MetricsServer, renderMetrics } from './metrics.js';
 import { Schedules } from './schedule.js';

@@ -4,9 +4,10 @@
  * order, with a timeout; the protocol never waits for them.
  */
 import { run } from '../adapters/exec.js';
-import type { Logger } from '../adapters/ports.js';
+import type { Logger } from '../ports/logger.js';
 import type { VhidConfig } from '../config/model.js';
-import { LOG, type TransitionEvent } from './engine.js';
+import { LOG } from '../ports/logger.js';
+import type { TransitionEvent } from './engine.js';
 
 const SCRIPT_TIMEOUT_MS = 120_000;
 

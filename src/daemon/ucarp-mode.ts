@@ -6,12 +6,13 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { LinuxNet } from '../adapters/linux-net.js';
-import type { NetBackend } from '../adapters/ports.js';
-import type { Io } from '../cli/run.js';
+import type { NetBackend } from '../ports/net.js';
+import type { Io } from '../ports/io.js';
 import { parseUcarpArgs } from '../config/ucarp-args.js';
 import type { CarpState } from '../core/machine.js';
-import { LOG, type Engine, type TransitionEvent } from './engine.js';
-import { createLogger } from './logger.js';
+import { LOG } from '../ports/logger.js';
+import type { Engine, TransitionEvent } from './engine.js';
+import { createLogger } from '../adapters/logger.js';
 import { runDaemon } from './run.js';
 
 /** ucarp holds off this long after SIGUSR2 before listening for a master again. */

@@ -3,7 +3,7 @@
  * signal, template rendering, atomic writes, its own demotion, and read-only vhid states. Nothing
  * else of the daemon is reachable from it.
  */
-import type { Logger } from '../adapters/ports.js';
+import type { Logger } from '../ports/logger.js';
 import { RenderError, RENDER_CODES } from '../render/errors.js';
 import type { OsName } from '../render/os.js';
 import type { Templates } from '../render/template.js';

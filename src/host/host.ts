@@ -11,7 +11,7 @@
  * matches the final state, and a scope runs at most twice for a burst that arrives during one run.
  */
 import { EventEmitter } from 'node:events';
-import type { Logger } from '../adapters/ports.js';
+import type { Logger } from '../ports/logger.js';
 import type { CarpModel, HealthConfig } from '../config/model.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
 import type { OsName } from '../render/os.js';

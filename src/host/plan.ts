@@ -4,7 +4,7 @@
  * output) and a recording file port (diffs against the file as it is, written only under --root).
  */
 import { join } from 'node:path';
-import type { Logger } from '../adapters/ports.js';
+import type { Logger } from '../ports/logger.js';
 import type { CarpModel, VhidConfig } from '../config/model.js';
 import { readTarget, writeAtomic } from '../render/atomic.js';
 import { unifiedDiff } from '../render/diff.js';

@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { intOpt, parseArgs, UsageError } from '../cli/args.js';
 import type { HeardAdvert } from '../cli/monitor.js';
-import type { Io } from '../cli/run.js';
+import type { Io } from '../ports/io.js';
 import { createLab, sleep, waitFor, type Lab, type LabNode } from './netns.js';
 
 export const CARPD_JS = fileURLToPath(new URL('../cli/carpd.js', import.meta.url));
