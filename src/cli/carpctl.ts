@@ -2,21 +2,11 @@
 /** `carpctl`: see and steer a running carpd over its control socket (DESIGN.md "User-facing contract"). */
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import {
-  DEFAULT_CONTROL_PATH,
-  ControlCode,
-  ControlError,
-  followEvents,
-  formatEvent,
-  formatStats,
-  formatStatus,
-  request,
-  type ControlRequest,
-  type DaemonEvent,
-  type StatsData,
-  type StatusData,
-} from '../daemon/control.js';
-import type { MaintenanceIntent } from '../daemon/maintenance.js';
+import { DEFAULT_CONTROL_PATH, ControlCode, ControlError, type ControlRequest } from '../daemon/control-protocol.js';
+import { followEvents, request } from '../daemon/control-client.js';
+import { formatEvent, formatStats, formatStatus, type StatsData, type StatusData } from '../daemon/reports.js';
+import type { DaemonEvent } from '../daemon/event-log.js';
+import type { MaintenanceIntent } from '../ports/intent-store.js';
 import type { VhidStatus } from '../daemon/engine.js';
 
 export const USAGE = `usage: carpctl [-s SOCKET] <command>

@@ -40,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
     case 'inspect':
       return (await import('./inspect.js')).inspectCommand(args, io.out);
     case 'ucarp':
-      return (await import('../daemon/ucarp-mode.js')).ucarpCommand(args, io);
+      return (await import('./ucarp.js')).ucarpCommand(args, io);
     case 'monitor':
       return (await import('./monitor.js')).monitorCommand(args, io);
     case 'plan':

@@ -8,7 +8,8 @@ import type {
   CarpModel, ExtraSection, FailurePolicy, Follow, GlobalConfig, GroupConfig, HealthConfig, MaintenanceConfig,
   MasterDownFormula, PluginConfig, VhidConfig,
 } from './model.js';
-import { formatMode, readPassfile as readPassfileFromDisk, worldReadable, type PassfileResult } from './passfile.js';
+import type { PassfileResult } from '../ports/config-files.js';
+import { formatMode, worldReadable } from './passfile.js';
 import { splitShellWords } from './shell-words.js';
 import { validateCron } from './cron.js';
 import { parseBool, parseDuration, parseUint } from './values.js';
@@ -18,8 +19,8 @@ export { CARP_GROUP, DEFAULT_ADVBASE, DEFAULT_ADVSKEW };
 export interface CarpdIniOptions {
   /** Mode of the file, for the "inline pass in a world-readable file" check; unchecked when absent. */
   fileMode?: number;
-  /** Reads a `passfile`; the real one by default, a fake in tests. */
-  readPassfile?: (path: string) => PassfileResult;
+  /** Reads a `passfile` (the loader gives the real one, tests a fake). */
+  readPassfile: (path: string) => PassfileResult;
 }
 
 export interface CarpdIniResult {
@@ -148,7 +149,7 @@ type Section =
   | { kind: 'skip' };
 
 /** Parses one carpd.conf. Diagnostics name `file` as given; model `source`s use its basename. */
-export function parseCarpdIni(text: string, file: string, opts: CarpdIniOptions = {}): CarpdIniResult {
+export function parseCarpdIni(text: string, file: string, opts: CarpdIniOptions): CarpdIniResult {
   const diagnostics: Diagnostic[] = [];
   const at = (line: number): SourceRef => ({ file, line });
   const globalSet: Partial<GlobalConfig> = {};
@@ -494,7 +495,7 @@ function readPassword(
     }
     // A relative passfile is relative to the config file, not to wherever carpd was started.
     const path = resolve(dirname(file), passfile.value);
-    const r = (opts.readPassfile ?? readPassfileFromDisk)(path);
+    const r = opts.readPassfile(path);
     if (!r.ok) {
       diagnostics.push(error(where, r.code, r.message));
       return '';

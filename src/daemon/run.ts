@@ -3,21 +3,26 @@
  * the control socket (carpctl), maintenance mode, schedules, metrics, and signals (HUP reload,
  * TERM/INT clean shutdown, USR1 status dump, USR2 for ucarp mode).
  */
-import { existsSync } from 'node:fs';
 import type { Logger } from '../ports/logger.js';
 import type { NetBackend } from '../ports/net.js';
-import { LinuxNet } from '../adapters/linux-net.js';
 import { MonotonicClock } from '../adapters/clock.js';
+import { loadConfigFiles } from '../adapters/config-files.js';
+import { FileIntentStore } from '../adapters/intent-file.js';
+import { interfaceExists, LinuxNet } from '../adapters/linux-net.js';
 import { RawTransport } from '../adapters/raw-transport.js';
+import { listenUnix } from '../adapters/unix-socket.js';
 import { formatDiagnostic } from '../config/errors.js';
-import { loadConfig, type LoadResult } from '../config/load.js';
+import type { LoadResult } from '../config/load.js';
 import type { CarpModel } from '../config/model.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
 import { netstatLines } from '../proto/counters.js';
-import { ControlServer, DEFAULT_CONTROL_PATH, EventLog, formatStatus, statusReport, ControlCode } from './control.js';
+import { ControlServer } from './control-server.js';
+import { DEFAULT_CONTROL_PATH, ControlCode } from './control-protocol.js';
+import { EventLog } from './event-log.js';
+import { formatStatus, statusReport } from './reports.js';
 import { Engine, type TransitionEvent } from './engine.js';
 import { LOG } from '../ports/logger.js';
-import { FileIntentStore, Maintenance } from './maintenance.js';
+import { Maintenance } from './maintenance.js';
 import { MetricsServer, renderMetrics } from './metrics.js';
 import { Schedules } from './schedule.js';
 import { ScriptQueue, scriptArgv, type ScriptPolicy } from './scripts.js';
@@ -92,7 +97,7 @@ export function commandLineReloader(argv: readonly string[] = process.argv.slice
   }
   if (files.length === 0) return undefined;
   return () => {
-    const r = loadConfig(files, format !== undefined ? { format } : {});
+    const r = loadConfigFiles(files, format !== undefined ? { format } : {});
     if (logLevel !== undefined && Number.isInteger(logLevel)) r.model.global.log = logLevel;
     if (control !== undefined) r.model.global.control = control;
     return r;
@@ -143,7 +148,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       logger,
       onChange: (i) => events.publish({ type: 'admin', time: i.since, action: 'maintenance', detail: `${i.on ? 'on' : 'off'} (${i.by})${i.until ? ` until ${i.until}` : ''}` }),
     });
-    control = new ControlServer({ engine, events, logger, maintenance, logLevel: () => model.global.log });
+    control = new ControlServer({ engine, events, listen: listenUnix, logger, maintenance, logLevel: () => model.global.log });
     const path = model.global.control ?? DEFAULT_CONTROL_PATH;
     try {
       await control.listen(path);
@@ -233,7 +238,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       }
       // Interfaces that do not exist (a typo, a VLAN not created yet) would fail half-way through
       // the reconfiguration: refuse the reload instead, before anything changes.
-      const missing = [...new Set(next.vhids.map((v) => v.interface))].filter((i) => !existsSync(`/sys/class/net/${i}`));
+      const missing = [...new Set(next.vhids.map((v) => v.interface))].filter((i) => !interfaceExists(i));
       if (missing.length > 0) {
         say(LOG.ERR, `carpd: SIGHUP: no such interface: ${missing.join(', ')}; keeping the running configuration`);
         events.publish({ type: 'admin', time: new Date().toISOString(), action: 'reload', detail: `refused: no such interface ${missing.join(', ')}` });

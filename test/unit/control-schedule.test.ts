@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { CarpModel } from '../../src/config/model.js';
-import { Maintenance, type IntentStore, type MaintenanceIntent } from '../../src/daemon/maintenance.js';
+import { Maintenance } from '../../src/daemon/maintenance.js';
+import type { IntentStore, MaintenanceIntent } from '../../src/ports/intent-store.js';
 import { checkSchedules, SCHEDULE, Schedules } from '../../src/daemon/schedule.js';
 import { waitFor } from '../../src/lab/netns.js';
 import { silent } from '../helpers/fake-wire.js';
