@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** `carpctl`: see and steer a running carpd over its control socket (DESIGN.md "User-facing contract"). */
-import { realpathSync } from 'node:fs';
+import { realPath } from '../adapters/files.js';
 import { pathToFileURL } from 'node:url';
 import { DEFAULT_CONTROL_PATH, ControlCode, ControlError, type ControlRequest } from '../daemon/control-protocol.js';
 import { followEvents, request } from '../daemon/control-client.js';
@@ -248,7 +248,7 @@ async function main(): Promise<void> {
 /** True when this file is the program being run (directly or through the bin symlink), not an import. */
 function isMain(): boolean {
   try {
-    return !!process.argv[1] && pathToFileURL(realpathSync(process.argv[1])).href === import.meta.url;
+    return !!process.argv[1] && pathToFileURL(realPath(process.argv[1])).href === import.meta.url;
   } catch {
     return false;
   }

@@ -46,7 +46,7 @@ async function main(argv: string[]): Promise<number> {
     case 'plan':
       return (await import('./plan.js')).planCommand(args, io);
     case 'lab':
-      return (await import('../lab/lab.js')).labCommand(args, io);
+      return (await import('./lab.js')).labCommand(args, io);
     case 'install-service':
       return (await import('./install-service.js')).installServiceCommand(args, io);
     case '-h':

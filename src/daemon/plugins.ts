@@ -15,7 +15,7 @@ import type { TransitionLike } from '../host/log.js';
 import { packageRoot } from '../host/paths.js';
 import { validCron, type HostTimers, type Scheduler } from '../host/scheduler.js';
 import { detectOs, type OsName } from '../render/os.js';
-import { Templates } from '../render/template.js';
+import { Templates } from '../adapters/templates.js';
 
 /** The engine as the host uses it (the real Engine fits). */
 export interface PluginHostEngine extends HostEngine {

@@ -1,6 +1,6 @@
 /** The file port plugins write through: atomic writes with a `changed` flag, optionally under a root. */
 import type { HookTag } from './errors.js';
-import { readTarget, writeAtomic, type WriteOptions, type WriteResult } from '../render/atomic.js';
+import { readTarget, writeAtomic, type WriteOptions, type WriteResult } from '../adapters/atomic-write.js';
 
 export interface HostFs {
   /** Current content of an absolute path, or undefined. */

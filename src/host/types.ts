@@ -7,12 +7,12 @@ import type { RunResult } from '../adapters/exec.js';
 import type { Escaper, EscaperName } from '../render/escape.js';
 import type { OsName } from '../render/os.js';
 import type { TemplateView } from '../render/template.js';
-import type { WriteResult } from '../render/atomic.js';
+import type { WriteResult } from '../adapters/atomic-write.js';
 
 export type { OsName } from '../render/os.js';
 export type { EscaperName, Escaper } from '../render/escape.js';
 export type { TemplateView } from '../render/template.js';
-export type { WriteResult } from '../render/atomic.js';
+export type { WriteResult } from '../adapters/atomic-write.js';
 
 export const API_VERSION = 1;
 

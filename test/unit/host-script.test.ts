@@ -11,7 +11,7 @@ import { PluginHost } from '../../src/host/host.js';
 import { loadPlugins } from '../../src/host/loader.js';
 import type { HookRecord, TransitionLike } from '../../src/host/log.js';
 import type { CarpState } from '../../src/host/types.js';
-import { Templates } from '../../src/render/template.js';
+import { Templates } from '../../src/adapters/templates.js';
 import { silent, vhidCfg } from '../helpers/fake-wire.js';
 import { config, modelOf, ROOT } from '../fixtures/plugins/kit.js';
 

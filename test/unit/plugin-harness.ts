@@ -14,7 +14,7 @@ import { loadPlugins } from '../../src/host/loader.js';
 import type { HookRecord, TransitionLike } from '../../src/host/log.js';
 import { planTransition, type PlanResult } from '../../src/host/plan.js';
 import type { CarpState, OsName } from '../../src/host/types.js';
-import { Templates } from '../../src/render/template.js';
+import { Templates } from '../../src/adapters/templates.js';
 import { silent, vhidCfg } from '../helpers/fake-wire.js';
 import { modelOf, ROOT } from '../fixtures/plugins/kit.js';
 

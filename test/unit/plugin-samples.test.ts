@@ -13,7 +13,7 @@ import { hasErrors } from '../../src/config/errors.js';
 import { loadConfigFiles } from '../../src/adapters/config-files.js';
 import { loadPlugins } from '../../src/host/loader.js';
 import { planTransition } from '../../src/host/plan.js';
-import { Templates } from '../../src/render/template.js';
+import { Templates } from '../../src/adapters/templates.js';
 import { ROOT } from '../fixtures/plugins/kit.js';
 import { goldenPlan, LAN, OSES, planLines, PLUGINS, TEMPLATES, type PluginSpec } from './plugin-harness.js';
 

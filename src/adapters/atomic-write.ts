@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, resolve } from 'node:path';
-import { RenderError, RENDER_CODES } from './errors.js';
+import { RenderError, RENDER_CODES } from '../render/errors.js';
 
 export interface WriteOptions {
   /** File mode; default 0644. */
