@@ -2,6 +2,7 @@
 import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { Code } from '../config/errors.js';
+import { validCron } from './cron.js';
 import { loadConfig, type LoadOptions, type LoadResult } from '../config/load.js';
 import { formatMode, worldReadable } from '../config/passfile.js';
 import type { ParseContext, PassfileResult } from '../ports/config-files.js';
@@ -29,6 +30,7 @@ export function diskContext(root?: string): ParseContext {
       }
     },
     readPassfile,
+    validCron,
     hostPath: (p) => (root !== undefined && isAbsolute(p) ? join(root, p) : p),
   };
 }

@@ -11,7 +11,6 @@ import type {
 import type { PassfileResult } from '../ports/config-files.js';
 import { formatMode, worldReadable } from './passfile.js';
 import { splitShellWords } from './shell-words.js';
-import { validateCron } from './cron.js';
 import { parseBool, parseDuration, parseUint } from './values.js';
 
 export { CARP_GROUP, DEFAULT_ADVBASE, DEFAULT_ADVSKEW };
@@ -21,6 +20,8 @@ export interface CarpdIniOptions {
   fileMode?: number;
   /** Reads a `passfile` (the loader gives the real one, tests a fake). */
   readPassfile: (path: string) => PassfileResult;
+  /** Whether the cron library that will run it accepts the expression. */
+  validCron: (expression: string) => boolean;
 }
 
 export interface CarpdIniResult {
@@ -212,7 +213,7 @@ export function parseCarpdIni(text: string, file: string, opts: CarpdIniOptions)
       sectionKeys.set(sec.name, v.key);
     }
   }
-  const sections = typedSections(extra, diagnostics);
+  const sections = typedSections(extra, diagnostics, opts.validCron);
   sections.sectionKeys = sectionKeys;
   const model: CarpModel = { global: { ...defaultGlobal(), ...globalSet }, vhids };
   if (extra.length > 0) model.extra = extra;
@@ -537,14 +538,14 @@ const DEFAULT_HEALTH_INTERVAL_MS = 10_000;
 const DEFAULT_DEMOTE = 240;
 
 /** Plugins, health checks, maintenance and groups from their sections; names are resolved later. */
-function typedSections(extra: ExtraSection[], diagnostics: Diagnostic[]): CarpdSections {
+function typedSections(extra: ExtraSection[], diagnostics: Diagnostic[], validCron: (expression: string) => boolean): CarpdSections {
   const out: CarpdSections = { extra, plugins: [], health: [], groups: [], sectionKeys: new Map(), refs: [] };
   for (const sec of extra) {
     const header = parseSource(sec.source);
     const entries = sec.entries.map((e) => ({ ...e, where: parseSource(e.source) }));
     const [kind, ...rest] = sec.name.split('.');
     const name = rest.join('.');
-    const ctx: SectionContext = { sec: sec.name, header, entries, diagnostics, refs: out.refs };
+    const ctx: SectionContext = { sec: sec.name, header, entries, diagnostics, refs: out.refs, validCron };
     if (kind === 'plugin') {
       const p = pluginSection(name, ctx);
       if (p) out.plugins.push(p);
@@ -573,6 +574,7 @@ interface SectionContext {
   entries: LocatedEntry[];
   diagnostics: Diagnostic[];
   refs: PendingRef[];
+  validCron: (expression: string) => boolean;
 }
 
 /** The single value of each key; unknown and repeated keys are reported (when `known` is given). */
@@ -616,7 +618,7 @@ function intOf(ctx: SectionContext, e: LocatedEntry | undefined, min: number, ma
 
 function cronOf(ctx: SectionContext, e: LocatedEntry | undefined): string | undefined {
   if (e === undefined) return undefined;
-  if (!validateCron(e.value)) {
+  if (!ctx.validCron(e.value)) {
     bad(ctx, e, 'a cron expression ("m h dom mon dow", optionally with seconds first)');
     return undefined;
   }

@@ -7,6 +7,8 @@ import type { Logger } from '../ports/logger.js';
 import type { NetBackend } from '../ports/net.js';
 import { MonotonicClock } from '../adapters/clock.js';
 import { loadConfigFiles } from '../adapters/config-files.js';
+import { nodeCron } from '../adapters/cron.js';
+import { run } from '../adapters/exec.js';
 import { FileIntentStore } from '../adapters/intent-file.js';
 import { interfaceExists, LinuxNet } from '../adapters/linux-net.js';
 import { RawTransport } from '../adapters/raw-transport.js';
@@ -126,7 +128,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     handoverHoldMs: HANDOVER_HOLD_MS,
   });
   const events = new EventLog();
-  const scripts = new ScriptQueue(logger);
+  const scripts = new ScriptQueue(logger, run);
   const policy = opts.scripts ?? { neutral: false, shutdown: true };
   let byKey = new Map(model.vhids.map((v) => [v.key, v]));
   engine.on('transition', (ev: TransitionEvent) => {
@@ -197,7 +199,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   say(LOG.STATE, `carpd: running ${model.vhids.length} vhid(s) on ${ifs.join(', ')}${control ? `; control socket ${model.global.control ?? DEFAULT_CONTROL_PATH}` : ''}`);
 
   if (serviceOn) {
-    schedules = new Schedules({ engine, ...(maintenance ? { maintenance } : {}), logger });
+    schedules = new Schedules({ engine, cron: nodeCron, ...(maintenance ? { maintenance } : {}), logger });
     schedules.start(model);
     metrics = new MetricsServer(() => renderMetrics({ engine, events, ...(maintenance ? { maintenance } : {}), ...(control ? { control: control.stats } : {}) }), logger);
     await metrics.reconfigure(model.global.metrics).catch((err: unknown) => say(LOG.ERR, `carpd: metrics: ${(err as Error).message}`));

@@ -3,7 +3,7 @@
  * (ucarp mode, or upscript/downscript in carpd.conf). Scripts run one at a time, in transition
  * order, with a timeout; the protocol never waits for them.
  */
-import { run } from '../adapters/exec.js';
+import type { RunCommand } from '../ports/commands.js';
 import type { Logger } from '../ports/logger.js';
 import type { VhidConfig } from '../config/model.js';
 import { LOG } from '../ports/logger.js';
@@ -42,12 +42,15 @@ export function scriptArgv(v: VhidConfig, ev: TransitionEvent, policy: ScriptPol
 /** Runs scripts one at a time, in the order they were pushed. */
 export class ScriptQueue {
   private tail: Promise<void> = Promise.resolve();
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly run: RunCommand,
+  ) {}
 
   push(argv: string[]): void {
     this.tail = this.tail
       .then(async () => {
-        const r = await run(argv, { timeoutMs: SCRIPT_TIMEOUT_MS });
+        const r = await this.run(argv, { timeoutMs: SCRIPT_TIMEOUT_MS });
         if (r.exitCode !== 0) this.logger.log(LOG.WARN, `carpd: ${argv[0]} ${r.timedOut ? 'timed out' : r.spawnError ? `could not run: ${r.spawnError}` : `exited with status ${r.exitCode}`}`);
       })
       .catch((err: unknown) => this.logger.log(LOG.ERR, `carpd: ${argv[0]}: ${err instanceof Error ? err.message : String(err)}`));

@@ -9,7 +9,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { run, runSync, type RunResult } from '../adapters/exec.js';
+import { run, runSync } from '../adapters/exec.js';
+import type { RunResult } from '../ports/commands.js';
 import { listDir, makeTempDir, removeTree } from '../adapters/files.js';
 import { startProcess, type ChildProcess, type Stdio } from '../adapters/process.js';
 

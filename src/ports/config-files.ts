@@ -16,6 +16,8 @@ export interface ParseContext {
   /** Sorted names in a directory; undefined when it cannot be read. */
   listDir(path: string): string[] | undefined;
   readPassfile(path: string): PassfileResult;
+  /** Whether the cron library that will run it accepts the expression. */
+  validCron(expression: string): boolean;
   /** Where an absolute path written inside a config is on this machine. */
   hostPath(path: string): string;
 }

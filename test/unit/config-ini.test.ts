@@ -6,6 +6,7 @@ import { parseCarpdIni, tokenizeIni } from '../../src/config/carpd-ini.js';
 import { formatDiagnostic, type Diagnostic } from '../../src/config/errors.js';
 import { detectFormat } from '../../src/config/load.js';
 import { loadConfigFiles, readPassfile } from '../../src/adapters/config-files.js';
+import { validCron } from '../../src/adapters/cron.js';
 import type { CarpModel } from '../../src/config/model.js';
 import { validateModel } from '../../src/config/validate.js';
 import { assertOneError, configFiles, errorsOf, withoutFieldSources } from '../helpers/config-files.js';
@@ -97,7 +98,7 @@ test('a realistic carpd.conf becomes the expected model', (t) => {
 test('the sample configuration in etc/ parses once its passfile exists', () => {
   // dist/test/unit → the repository root
   const text = readFileSync(new URL('../../../etc/carpd.conf.sample', import.meta.url), 'utf8');
-  const r = parseCarpdIni(text, 'carpd.conf.sample', { readPassfile: () => ({ ok: true, password: 'lanpass' }) });
+  const r = parseCarpdIni(text, 'carpd.conf.sample', { readPassfile: () => ({ ok: true, password: 'lanpass' }), validCron });
   assert.deepEqual(errorsOf([...r.diagnostics, ...validateModel(r.model)]), []);
   assert.deepEqual(r.model.vhids.map((v) => v.key), ['1@eth0', '2@eth1']);
   assert.deepEqual(r.model.extra?.map((s) => s.name), ['group.uplink', 'plugin.httpd', 'plugin.script', 'health.web', 'health.bgp', 'maintenance']);
@@ -114,7 +115,7 @@ test('the sample configuration in etc/ parses once its passfile exists', () => {
 });
 
 test('CRLF line endings keep line numbers', () => {
-  const r = parseCarpdIni('[carpd]\r\npreempt = maybe\r\n', 'crlf.conf', { readPassfile });
+  const r = parseCarpdIni('[carpd]\r\npreempt = maybe\r\n', 'crlf.conf', { readPassfile, validCron });
   assertOneError(r.diagnostics, 'CARPD_ERR_CONFIG_VALUE', 'crlf.conf', 2);
 });
 
@@ -131,7 +132,7 @@ test('the tokenizer reports header comments, quoting and bad lines with their li
 
 /** Parses and validates `text` as `f.conf`, the way loadConfig would. */
 function check(text: string): Diagnostic[] {
-  const r = parseCarpdIni(text, 'f.conf', { readPassfile });
+  const r = parseCarpdIni(text, 'f.conf', { readPassfile, validCron });
   return [...r.diagnostics, ...validateModel(r.model)];
 }
 
@@ -251,7 +252,7 @@ test('an empty passfile is an error', (t) => {
 });
 
 test('no pass and no passfile means the empty password', () => {
-  const r = parseCarpdIni(VHID_OK, 'f.conf', { readPassfile });
+  const r = parseCarpdIni(VHID_OK, 'f.conf', { readPassfile, validCron });
   assert.equal(r.model.vhids[0]!.password, '');
 });
 

@@ -1,0 +1,31 @@
+/** Running one command to completion: an argv, never a shell, with a timeout. */
+
+export interface RunOptions {
+  /** Hard limit; the command gets SIGKILL when it is reached. */
+  timeoutMs: number;
+  /** Aborting it kills the command (SIGKILL). */
+  signal?: AbortSignal;
+  /** Extra environment variables on top of BASE_ENV. */
+  env?: Record<string, string>;
+  /** Written to the command's stdin (the way to hand over a secret: never argv). */
+  input?: string;
+  cwd?: string;
+  /** Skip the spawn pacing: for the few, batched commands failover waits on (VIP add/del). */
+  urgent?: boolean;
+}
+
+export interface RunResult {
+  /** The exit status, or null when the command did not exit on its own (signal, timeout, spawn failure). */
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  /** Killed because `signal` was aborted. */
+  canceled: boolean;
+  /** The signal that ended the command, if any. */
+  signal?: string;
+  /** Why the command could not run at all (e.g. `ENOENT`), if that is what happened. */
+  spawnError?: string;
+}
+
+export type RunCommand = (argv: readonly string[], opts: RunOptions) => Promise<RunResult>;
