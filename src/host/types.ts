@@ -7,12 +7,12 @@ import type { RunResult } from '../ports/commands.js';
 import type { Escaper, EscaperName } from '../render/escape.js';
 import type { OsName } from '../render/os.js';
 import type { TemplateView } from '../render/template.js';
-import type { WriteResult } from '../adapters/atomic-write.js';
+import type { WriteResult } from '../ports/target-files.js';
 
 export type { OsName } from '../render/os.js';
 export type { EscaperName, Escaper } from '../render/escape.js';
 export type { TemplateView } from '../render/template.js';
-export type { WriteResult } from '../adapters/atomic-write.js';
+export type { WriteResult } from '../ports/target-files.js';
 
 export const API_VERSION = 1;
 
