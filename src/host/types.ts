@@ -1,7 +1,7 @@
 /**
  * The plugin API (version 1): what a plugin folder's `plugin.js` default-exports, and what its
  * hooks receive. Plugins are plain ES modules; they can type themselves with
- * `/** @type {import('carpd/dist/src/host/types.js').PluginDeclaration} *\/` (README.md here).
+ * `/** @type {import('carpd/plugin-api').PluginDeclaration} *\/` (src/plugin-api.ts; README.md here).
  */
 import type { RunResult } from '../ports/commands.js';
 import type { Escaper, EscaperName } from '../render/escape.js';

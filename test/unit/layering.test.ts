@@ -21,8 +21,8 @@ const LAYERS: Record<string, readonly string[]> = {
   cli: ['cli', 'lab', 'daemon', 'host', 'config', 'render', 'core', 'proto', 'ports', 'adapters'],
   // Adapters may use the pure layers' helpers and types, never the layers that use them.
   adapters: ['adapters', 'ports', 'config', 'render', 'core', 'proto'],
-  // src/plugin-api.ts: the types a plugin sees, nothing that runs.
-  'plugin-api': ['plugin-api', 'host', 'render', 'ports'],
+  // src/plugin-api.ts: the plugin API types, and ucarp's script rules the script plugin shares.
+  'plugin-api': ['plugin-api', 'host', 'proto'],
 };
 
 /** Composition roots outside cli/ and lab/: they wire adapters into the layers below them. */
