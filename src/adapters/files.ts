@@ -1,5 +1,5 @@
 /** Plain file operations for the composition roots (cli, lab, daemon/run), so nothing else imports node:fs. */
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -42,28 +42,6 @@ export function replaceFile(path: string, text: string, mode: number): void {
   const tmp = `${path}.${process.pid}.tmp`;
   writeText(tmp, text, mode);
   renameSync(tmp, path);
-}
-
-export function setMode(path: string, mode: number): void {
-  chmodSync(path, mode);
-}
-
-/** Removes a file; a missing one is not an error. */
-export function removeFile(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-}
-
-/** 'missing', 'socket' or 'other' for what is at `path` (not following a symlink). */
-export function socketState(path: string): 'missing' | 'socket' | 'other' {
-  try {
-    return lstatSync(path).isSocket() ? 'socket' : 'other';
-  } catch {
-    return 'missing';
-  }
 }
 
 /** A fresh private directory under the system temp dir. */

@@ -44,18 +44,18 @@ export interface SectionSchema {
 
 const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
 
-export const raw: ValueParser<string> = (v) => ok(v);
-export const text: ValueParser<string> = (v, key) => (v === '' ? { ok: false, message: `${key} needs a value` } : ok(v));
-export const path: ValueParser<string> = (v) => (v === '' ? { ok: false, expected: 'a path' } : ok(v));
-export const bool: ValueParser<boolean> = (v) => {
+const raw: ValueParser<string> = (v) => ok(v);
+const text: ValueParser<string> = (v, key) => (v === '' ? { ok: false, message: `${key} needs a value` } : ok(v));
+const path: ValueParser<string> = (v) => (v === '' ? { ok: false, expected: 'a path' } : ok(v));
+const bool: ValueParser<boolean> = (v) => {
   const b = parseBool(v);
   return b === undefined ? { ok: false, expected: 'yes or no' } : ok(b);
 };
-export const number: ValueParser<number> = (v) => {
+const number: ValueParser<number> = (v) => {
   const n = parseUint(v);
   return n === undefined ? { ok: false, expected: 'a number' } : ok(n);
 };
-export function intIn(min: number, max: number): ValueParser<number> {
+function intIn(min: number, max: number): ValueParser<number> {
   return (v) => {
     const n = parseUint(v);
     return n === undefined || n < min || n > max ? { ok: false, expected: `${min}..${max}` } : ok(n);
@@ -65,7 +65,7 @@ export function oneOf<T extends string>(...words: T[]): ValueParser<T> {
   return (v) => ((words as string[]).includes(v) ? ok(v as T) : { ok: false, expected: words.join(' or ') });
 }
 /** A duration in ms; a bare number is in `bare` units. */
-export function duration(bare: 'ms' | 's', opts: { above0?: true } = {}): ValueParser<number> {
+function duration(bare: 'ms' | 's', opts: { above0?: true } = {}): ValueParser<number> {
   const units = `500ms, 10s, 5m, 2h; a bare number is in ${bare === 'ms' ? 'milliseconds' : 'seconds'}`;
   return (v) => {
     const ms = parseDuration(v, bare);
@@ -73,14 +73,14 @@ export function duration(bare: 'ms' | 's', opts: { above0?: true } = {}): ValueP
     return ok(ms);
   };
 }
-export const cron: ValueParser<string> = (v, _key, cx) =>
+const cron: ValueParser<string> = (v, _key, cx) =>
   cx.validCron(v) ? ok(v) : { ok: false, expected: 'a cron expression ("m h dom mon dow", optionally with seconds first)' };
 
 export const GROUP_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,14}$/;
-export const groupName: ValueParser<string> = (v) => (GROUP_NAME.test(v) ? ok(v) : { ok: false, expected: 'a group name' });
+const groupName: ValueParser<string> = (v) => (GROUP_NAME.test(v) ? ok(v) : { ok: false, expected: 'a group name' });
 
 /** `9112`, `127.0.0.1:9112`, `[::1]:9112` or `host:9112`, port 1..65535. */
-export const listenAddress: ValueParser<string> = (v) => {
+const listenAddress: ValueParser<string> = (v) => {
   const m = /^(?:(\[[^\]]+\]|[^:\[\]]+):)?(\d{1,5})$/.exec(v);
   const port = m ? Number(m[2]) : 0;
   const host = m?.[1];
@@ -90,7 +90,7 @@ export const listenAddress: ValueParser<string> = (v) => {
 };
 
 /** `ignore`, `retry N` (1..10) or `demote N` (1..255). */
-export const failurePolicy: ValueParser<FailurePolicy> = (v) => {
+const failurePolicy: ValueParser<FailurePolicy> = (v) => {
   const w = v.trim().split(/\s+/);
   const n = w.length === 2 ? parseUint(w[1]!) : undefined;
   if (w.length === 1 && w[0] === 'ignore') return ok({ kind: 'ignore' });

@@ -4,9 +4,8 @@
  * before the demotion changes, so a crash in between never leaves the node promoted against the
  * admin's wish.
  */
-import type { Logger } from '../ports/logger.js';
+import { LOG, type Logger } from '../ports/logger.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
-import { LOG } from '../ports/logger.js';
 import type { IntentStore, MaintenanceIntent } from '../ports/intent-store.js';
 
 /** The ledger name maintenance demotes under. */

@@ -6,12 +6,11 @@
  */
 import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
-import type { Logger } from '../ports/logger.js';
+import { LOG, type Logger } from '../ports/logger.js';
 import type { CarpState } from '../core/machine.js';
 import type { CounterName } from '../proto/counters.js';
 import type { ControlCounters } from './reports.js';
 import type { EventLog } from './event-log.js';
-import { LOG } from '../ports/logger.js';
 import type { Engine } from './engine.js';
 import type { Maintenance } from './maintenance.js';
 

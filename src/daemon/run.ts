@@ -3,8 +3,6 @@
  * the control socket (carpctl), maintenance mode, schedules, metrics, and signals (HUP reload,
  * TERM/INT clean shutdown, USR1 status dump, USR2 for ucarp mode).
  */
-import type { Logger } from '../ports/logger.js';
-import type { NetBackend } from '../ports/net.js';
 import { MonotonicClock } from '../adapters/clock.js';
 import { loadConfigFiles } from '../adapters/config-files.js';
 import { nodeCron } from '../adapters/cron.js';
@@ -17,21 +15,22 @@ import { formatDiagnostic } from '../config/errors.js';
 import type { LoadResult } from '../config/load.js';
 import type { CarpModel } from '../config/model.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
-import type { ScriptPolicy } from '../proto/ucarp-scripts.js';
-import { netstatLines } from '../proto/counters.js';
-import { ControlServer } from './control-server.js';
-import { DEFAULT_CONTROL_PATH, ControlCode } from './control-protocol.js';
-import { EventLog } from './event-log.js';
-import { formatStatus, statusReport } from './reports.js';
-import { Engine, type TransitionEvent } from './engine.js';
-import { LOG } from '../ports/logger.js';
-import { Maintenance } from './maintenance.js';
-import { MetricsServer, renderMetrics } from './metrics.js';
-import { Schedules } from './schedule.js';
-import { ScriptQueue, scriptArgv } from './scripts.js';
 import { PluginsInvalidError } from '../host/errors.js';
 import type { HookRecord } from '../host/log.js';
+import { LOG, type Logger } from '../ports/logger.js';
+import type { NetBackend } from '../ports/net.js';
+import { netstatLines } from '../proto/counters.js';
+import type { ScriptPolicy } from '../proto/ucarp-scripts.js';
+import { DEFAULT_CONTROL_PATH, ControlCode } from './control-protocol.js';
+import { ControlServer } from './control-server.js';
+import { Engine, type TransitionEvent } from './engine.js';
+import { EventLog } from './event-log.js';
+import { Maintenance } from './maintenance.js';
+import { MetricsServer, renderMetrics } from './metrics.js';
 import { startPluginHost } from './plugins.js';
+import { formatStatus, statusReport } from './reports.js';
+import { Schedules } from './schedule.js';
+import { ScriptQueue, scriptArgv } from './scripts.js';
 
 /** The ledger entry that holds a starting node back until its set-up is done (OpenBSD rc demotes by 128). */
 export const BOOT_DEMOTER = 'boot';

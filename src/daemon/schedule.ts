@@ -4,9 +4,8 @@
  * periodic gratuitous ARP refresh while MASTER (`garp_refresh`, for switches with long ARP caches).
  */
 import type { Cron } from '../ports/cron.js';
-import type { Logger } from '../ports/logger.js';
+import { LOG, type Logger } from '../ports/logger.js';
 import type { CarpModel } from '../config/model.js';
-import { LOG } from '../ports/logger.js';
 import type { Maintenance } from './maintenance.js';
 
 /** Who a scheduled maintenance window is recorded as. */

@@ -4,9 +4,8 @@
  * order, with a timeout; the protocol never waits for them.
  */
 import type { RunCommand } from '../ports/commands.js';
-import type { Logger } from '../ports/logger.js';
+import { LOG, type Logger } from '../ports/logger.js';
 import type { VhidConfig } from '../config/model.js';
-import { LOG } from '../ports/logger.js';
 import { ucarpArgv, ucarpScriptFor, type ScriptPolicy } from '../proto/ucarp-scripts.js';
 import type { TransitionEvent } from './engine.js';
 
