@@ -3,7 +3,7 @@
  * environment and no shell (DESIGN.md "Non-negotiables").
  */
 import { execa, execaSync } from 'execa';
-import type { RunOptions, RunResult } from '../ports/commands.js';
+import type { RunOptions, RunResult } from '../ports/exec.js';
 
 /** The environment every command starts from; callers may add to it, never inherit ours. */
 export const BASE_ENV: Readonly<Record<string, string>> = Object.freeze({

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isIP, isIPv4 } from 'node:net';
 import { run, runSync } from './exec.js';
-import type { RunResult } from '../ports/commands.js';
+import type { RunResult } from '../ports/exec.js';
 import type { Logger } from '../ports/logger.js';
 import type { NetBackend } from '../ports/net.js';
 

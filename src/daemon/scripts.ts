@@ -3,7 +3,7 @@
  * (ucarp mode, or upscript/downscript in carpd.conf). Scripts run one at a time, in transition
  * order, with a timeout; the protocol never waits for them.
  */
-import type { RunCommand } from '../ports/commands.js';
+import type { RunCommand } from '../ports/exec.js';
 import { LOG, type Logger } from '../ports/logger.js';
 import type { VhidConfig } from '../config/model.js';
 import { ucarpArgv, ucarpScriptFor, type ScriptPolicy } from '../proto/ucarp-scripts.js';

@@ -3,7 +3,7 @@
  * hooks receive. Plugins are plain ES modules; they can type themselves with
  * `/** @type {import('carpd/plugin-api').PluginDeclaration} *\/` (src/plugin-api.ts; README.md here).
  */
-import type { RunResult } from '../ports/commands.js';
+import type { RunResult } from '../ports/exec.js';
 import type { Escaper, EscaperName } from '../render/escape.js';
 import type { OsName } from '../render/os.js';
 import type { TemplateView } from '../render/template.js';

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { run, runSync } from '../adapters/exec.js';
-import type { RunResult } from '../ports/commands.js';
+import type { RunResult } from '../ports/exec.js';
 import { listDir, makeTempDir, removeTree } from '../adapters/files.js';
 import { startProcess, type ChildProcess, type Stdio } from '../adapters/process.js';
 

@@ -4,7 +4,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { RunOptions } from '../../src/ports/commands.js';
+import type { RunOptions } from '../../src/ports/exec.js';
 import type { Follow, VhidConfig } from '../../src/config/model.js';
 import { groupExec, type ExecPort } from '../../src/host/group-exec.js';
 import { PluginHost } from '../../src/host/host.js';

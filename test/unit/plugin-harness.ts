@@ -5,7 +5,7 @@
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import type { RunResult } from '../../src/ports/commands.js';
+import type { RunResult } from '../../src/ports/exec.js';
 import type { Follow, PluginConfig, VhidConfig } from '../../src/config/model.js';
 import { realFs } from '../../src/host/fs.js';
 import type { ExecPort, HostRunOptions } from '../../src/host/group-exec.js';

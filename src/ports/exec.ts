@@ -1,11 +1,14 @@
-/** Running one command to completion: an argv, never a shell, with a timeout. */
+/**
+ * Running commands, as a port: argv only (never a shell), with a timeout; src/adapters/exec.ts is
+ * the real one, tests record instead.
+ */
 
 export interface RunOptions {
   /** Hard limit; the command gets SIGKILL when it is reached. */
   timeoutMs: number;
   /** Aborting it kills the command (SIGKILL). */
   signal?: AbortSignal;
-  /** Extra environment variables on top of BASE_ENV. */
+  /** Extra environment variables on top of the scrubbed base environment. */
   env?: Record<string, string>;
   /** Written to the command's stdin (the way to hand over a secret: never argv). */
   input?: string;
@@ -28,4 +31,5 @@ export interface RunResult {
   spawnError?: string;
 }
 
+/** Runs a command; never rejects for a failing command. */
 export type RunCommand = (argv: readonly string[], opts: RunOptions) => Promise<RunResult>;
