@@ -36,8 +36,8 @@ const WAIT_STEP_MS = 100;
 const WAIT_STEPS = 50;
 const PROBE_MS = 5000;
 
-/** @typedef {import('../../src/host/types.js').PluginContext} Ctx */
-/** @typedef {import('../../src/host/types.js').OsName} OsName */
+/** @typedef {import('../../src/plugin-api.js').PluginContext<Option>} Ctx */
+/** @typedef {import('../../src/plugin-api.js').OsName} OsName */
 
 /** @param {number} ms */
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -136,25 +136,29 @@ function view(ctx) {
   };
 }
 
-/** @type {import('../../src/host/types.js').PluginDeclaration} */
+/** The `[plugin.NAME]` options; `ctx.options` has exactly these names. */
+const OPTIONS = {
+  as: { required: true, pattern: new RegExp(ASN), description: 'our AS number' },
+  router_id: { pattern: new RegExp(IP4), description: 'BGP router id' },
+  neighbor: { required: true, pattern: list(NEIGHBOR), description: 'ADDRESS REMOTE-AS (repeatable)' },
+  network: { pattern: list(PREFIX), description: 'prefixes to announce (default: the VIPs as /32)' },
+  mode: { default: 'neighbors', values: ['neighbors', 'daemon'], description: 'sessions up/down, or bgpd start/stop' },
+  socket: { pattern: PATH, description: 'control socket' },
+  depend_on: { default: 'auto', pattern: /auto|none|[a-z][a-z0-9]*\d+/, description: 'OpenBSD: depend on an interface (auto: the vhid’s carpN)' },
+  control: { default: 'rc', values: ['rc', 'direct'], description: 'rc (rcctl/service) or direct (bgpd -f CONF)' },
+  service: { pattern: /[a-z][a-z0-9_.-]*/, description: 'rc service name (default bgpd, openbgpd)' },
+  conf: { pattern: PATH, description: 'the rendered bgpd.conf' },
+};
+/** @typedef {keyof typeof OPTIONS} Option */
+
+/** @type {import('../../src/plugin-api.js').PluginDeclaration<Option>} */
 export default {
   name: 'bgpd',
   apiVersion: 1,
   description: 'OpenBGPD announces from the MASTER only: sessions up/down, or bgpd started/stopped',
   after: ['httpd', 'nat', 'pfsync', 'relayd'],
   templates: ['bgpd.conf'],
-  options: {
-    as: { required: true, pattern: new RegExp(ASN), description: 'our AS number' },
-    router_id: { pattern: new RegExp(IP4), description: 'BGP router id' },
-    neighbor: { required: true, pattern: list(NEIGHBOR), description: 'ADDRESS REMOTE-AS (repeatable)' },
-    network: { pattern: list(PREFIX), description: 'prefixes to announce (default: the VIPs as /32)' },
-    mode: { default: 'neighbors', values: ['neighbors', 'daemon'], description: 'sessions up/down, or bgpd start/stop' },
-    socket: { pattern: PATH, description: 'control socket' },
-    depend_on: { default: 'auto', pattern: /auto|none|[a-z][a-z0-9]*\d+/, description: 'OpenBSD: depend on an interface (auto: the vhid’s carpN)' },
-    control: { default: 'rc', values: ['rc', 'direct'], description: 'rc (rcctl/service) or direct (bgpd -f CONF)' },
-    service: { pattern: /[a-z][a-z0-9_.-]*/, description: 'rc service name (default bgpd, openbgpd)' },
-    conf: { pattern: PATH, description: 'the rendered bgpd.conf' },
-  },
+  options: OPTIONS,
   hooks: {
     setup(ctx) {
       neighbors(ctx);

@@ -30,8 +30,8 @@ const WAIT_STEP_MS = 100;
 const WAIT_STEPS = 50;
 const PROBE_MS = 5000;
 
-/** @typedef {import('../../src/host/types.js').PluginContext} Ctx */
-/** @typedef {import('../../src/host/types.js').OsName} OsName */
+/** @typedef {import('../../src/plugin-api.js').PluginContext<Option>} Ctx */
+/** @typedef {import('../../src/plugin-api.js').OsName} OsName */
 
 /** @param {number} ms */
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -128,24 +128,28 @@ function view(ctx) {
   };
 }
 
-/** @type {import('../../src/host/types.js').PluginDeclaration} */
+/** The `[plugin.NAME]` options; `ctx.options` has exactly these names. */
+const OPTIONS = {
+  root: { pattern: PATH, description: 'document root' },
+  port: { default: '80', pattern: /[1-9]\d{0,4}/, description: 'port on every VIP' },
+  server_name: { pattern: /[A-Za-z0-9_*.-]+/, description: 'server name' },
+  control: { default: 'rc', values: ['rc', 'direct'], description: 'rc (rcctl/service) or direct (Linux: nginx with its own prefix)' },
+  service: { pattern: /[a-z][a-z0-9_.-]*/, description: 'service name (default httpd, obhttpd, nginx)' },
+  conf: { pattern: PATH, description: 'where the server block (direct: nginx.conf) is rendered' },
+  main_conf: { pattern: PATH, description: 'the main configuration checked before a reload' },
+  prefix: { pattern: PATH, description: 'direct: nginx prefix (pid file, logs, temp files)' },
+  user: { pattern: /[a-z_][a-z0-9_-]*/, description: 'direct: the user nginx workers run as (default: nginx’s own)' },
+};
+/** @typedef {keyof typeof OPTIONS} Option */
+
+/** @type {import('../../src/plugin-api.js').PluginDeclaration<Option>} */
 export default {
   name: 'httpd',
   apiVersion: 1,
   description: 'a web server on the MASTER only: OpenBSD httpd on the BSDs, nginx on Linux',
   after: ['nat', 'pfsync'],
   templates: ['httpd.conf'],
-  options: {
-    root: { pattern: PATH, description: 'document root' },
-    port: { default: '80', pattern: /[1-9]\d{0,4}/, description: 'port on every VIP' },
-    server_name: { pattern: /[A-Za-z0-9_*.-]+/, description: 'server name' },
-    control: { default: 'rc', values: ['rc', 'direct'], description: 'rc (rcctl/service) or direct (Linux: nginx with its own prefix)' },
-    service: { pattern: /[a-z][a-z0-9_.-]*/, description: 'service name (default httpd, obhttpd, nginx)' },
-    conf: { pattern: PATH, description: 'where the server block (direct: nginx.conf) is rendered' },
-    main_conf: { pattern: PATH, description: 'the main configuration checked before a reload' },
-    prefix: { pattern: PATH, description: 'direct: nginx prefix (pid file, logs, temp files)' },
-    user: { pattern: /[a-z_][a-z0-9_-]*/, description: 'direct: the user nginx workers run as (default: nginx’s own)' },
-  },
+  options: OPTIONS,
   hooks: {
     setup(ctx) {
       if (ctx.options.control === 'direct' && ctx.os !== 'linux') throw new Error('control = direct runs nginx and is for Linux only; use control = rc');

@@ -33,8 +33,8 @@ const DNAT = `(?:tcp|udp) ${PORT} ${IP4}(?::${PORT})?`;
 const IFNAME = /^[A-Za-z][A-Za-z0-9_.-]{0,14}$/;
 const list = (/** @type {string} */ item) => new RegExp(`${item}(?:\\s*,\\s*${item})*`);
 
-/** @typedef {import('../../src/host/types.js').PluginContext} Ctx */
-/** @typedef {import('../../src/host/types.js').OsName} OsName */
+/** @typedef {import('../../src/plugin-api.js').PluginContext<Option>} Ctx */
+/** @typedef {import('../../src/plugin-api.js').OsName} OsName */
 
 /** @type {Record<OsName, string>} */
 const DEFAULT_FILE = { linux: '/etc/carpd/nat.nft', openbsd: '/etc/carpd/nat.pf', freebsd: '/usr/local/etc/carpd/nat.pf' };
@@ -74,21 +74,25 @@ function file(ctx) {
   return ctx.options.file ?? DEFAULT_FILE[ctx.os];
 }
 
-/** @type {import('../../src/host/types.js').PluginDeclaration} */
+/** The `[plugin.NAME]` options; `ctx.options` has exactly these names. */
+const OPTIONS = {
+  snat: { pattern: list(CIDR4), description: 'source networks translated to the VIP (repeatable)' },
+  dnat: { pattern: list(DNAT), description: 'PROTO PORT ADDR[:PORT] forwarded from the VIP (repeatable)' },
+  interface: { pattern: IFNAME, description: 'outbound interface of the snat rules (default: the vhid interface)' },
+  table: { default: 'carpd_nat', pattern: /[a-z][a-z0-9_]{0,31}/, description: 'Linux: nftables table (family ip)' },
+  anchor: { default: 'carpd/nat', pattern: /[a-z][a-z0-9_-]*(?:\/[a-z][a-z0-9_-]*)*/, description: 'BSD: pf anchor' },
+  file: { pattern: /\/.+/, description: 'where the rules are rendered' },
+};
+/** @typedef {keyof typeof OPTIONS} Option */
+
+/** @type {import('../../src/plugin-api.js').PluginDeclaration<Option>} */
 export default {
   name: 'nat',
   apiVersion: 1,
   description: 'NAT rules that follow the VIP: an nftables table on Linux, a pf anchor on the BSDs',
   after: ['pfsync'],
   templates: ['nat.rules'],
-  options: {
-    snat: { pattern: list(CIDR4), description: 'source networks translated to the VIP (repeatable)' },
-    dnat: { pattern: list(DNAT), description: 'PROTO PORT ADDR[:PORT] forwarded from the VIP (repeatable)' },
-    interface: { pattern: IFNAME, description: 'outbound interface of the snat rules (default: the vhid interface)' },
-    table: { default: 'carpd_nat', pattern: /[a-z][a-z0-9_]{0,31}/, description: 'Linux: nftables table (family ip)' },
-    anchor: { default: 'carpd/nat', pattern: /[a-z][a-z0-9_-]*(?:\/[a-z][a-z0-9_-]*)*/, description: 'BSD: pf anchor' },
-    file: { pattern: /\/.+/, description: 'where the rules are rendered' },
-  },
+  options: OPTIONS,
   hooks: {
     async setup(ctx) {
       natView(ctx);

@@ -34,7 +34,7 @@ const WAIT_STEP_MS = 100;
 const WAIT_STEPS = 30;
 const PROBE_MS = 5000;
 
-/** @typedef {import('../../src/host/types.js').PluginContext} Ctx */
+/** @typedef {import('../../src/plugin-api.js').PluginContext<Option>} Ctx */
 
 /** @param {number} ms */
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -115,27 +115,31 @@ function confView(ctx) {
   };
 }
 
-/** @type {import('../../src/host/types.js').PluginDeclaration} */
+/** The `[plugin.NAME]` options; `ctx.options` has exactly these names. */
+const OPTIONS = {
+  syncdev: { required: true, pattern: IFNAME, description: 'interface the state updates travel on' },
+  syncpeer: { pattern: IP4, description: 'the peer, for unicast (default: multicast)' },
+  defer: { default: 'no', values: YES_NO, description: 'BSD: pfsync defer' },
+  interface: { default: 'pfsync0', pattern: /pfsync\d+/, description: 'BSD: the pfsync interface' },
+  address: { pattern: IP4, description: 'Linux: this node’s address on syncdev (required on Linux)' },
+  control: { default: 'rc', values: ['rc', 'direct'], description: 'Linux: service conntrackd, or conntrackd -d' },
+  service: { default: 'conntrackd', pattern: /[a-z][a-z0-9_.-]*/, description: 'Linux: service name' },
+  conf: { default: '/etc/conntrackd/conntrackd.conf', pattern: ABSOLUTE, description: 'Linux: rendered conntrackd.conf' },
+  socket: { default: '/var/run/conntrackd.ctl', pattern: ABSOLUTE, description: 'Linux: conntrackd UNIX socket' },
+  lockfile: { default: '/var/lock/conntrack.lock', pattern: ABSOLUTE, description: 'Linux: conntrackd lock file' },
+  logfile: { pattern: ABSOLUTE, description: 'Linux: conntrackd log file (default: syslog)' },
+  group: { default: '225.0.0.50', pattern: IP4, description: 'Linux: multicast group without syncpeer' },
+  port: { default: '3780', pattern: /[1-9]\d{0,4}/, description: 'Linux: UDP port (multicast: group id)' },
+};
+/** @typedef {keyof typeof OPTIONS} Option */
+
+/** @type {import('../../src/plugin-api.js').PluginDeclaration<Option>} */
 export default {
   name: 'pfsync',
   apiVersion: 1,
   description: 'state sync committed before the VIP moves: pfsync on the BSDs, conntrackd on Linux',
   templates: ['conntrackd.conf'],
-  options: {
-    syncdev: { required: true, pattern: IFNAME, description: 'interface the state updates travel on' },
-    syncpeer: { pattern: IP4, description: 'the peer, for unicast (default: multicast)' },
-    defer: { default: 'no', values: YES_NO, description: 'BSD: pfsync defer' },
-    interface: { default: 'pfsync0', pattern: /pfsync\d+/, description: 'BSD: the pfsync interface' },
-    address: { pattern: IP4, description: 'Linux: this node’s address on syncdev (required on Linux)' },
-    control: { default: 'rc', values: ['rc', 'direct'], description: 'Linux: service conntrackd, or conntrackd -d' },
-    service: { default: 'conntrackd', pattern: /[a-z][a-z0-9_.-]*/, description: 'Linux: service name' },
-    conf: { default: '/etc/conntrackd/conntrackd.conf', pattern: ABSOLUTE, description: 'Linux: rendered conntrackd.conf' },
-    socket: { default: '/var/run/conntrackd.ctl', pattern: ABSOLUTE, description: 'Linux: conntrackd UNIX socket' },
-    lockfile: { default: '/var/lock/conntrack.lock', pattern: ABSOLUTE, description: 'Linux: conntrackd lock file' },
-    logfile: { pattern: ABSOLUTE, description: 'Linux: conntrackd log file (default: syslog)' },
-    group: { default: '225.0.0.50', pattern: IP4, description: 'Linux: multicast group without syncpeer' },
-    port: { default: '3780', pattern: /[1-9]\d{0,4}/, description: 'Linux: UDP port (multicast: group id)' },
-  },
+  options: OPTIONS,
   hooks: {
     async setup(ctx) {
       if (ctx.os !== 'linux') {

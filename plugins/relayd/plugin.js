@@ -24,8 +24,8 @@ const PORT = /[1-9]\d{0,4}/;
 const PATH = /\/[A-Za-z0-9_.+@%=,:\/-]*/;
 const PROBE_MS = 5000;
 
-/** @typedef {import('../../src/host/types.js').PluginContext} Ctx */
-/** @typedef {import('../../src/host/types.js').OsName} OsName */
+/** @typedef {import('../../src/plugin-api.js').PluginContext<Option>} Ctx */
+/** @typedef {import('../../src/plugin-api.js').OsName} OsName */
 
 /** @type {Record<OsName, string>} */
 const FRAGMENT = { openbsd: '/etc/carpd/relayd.conf', freebsd: '/usr/local/etc/carpd/relayd.conf', linux: '' };
@@ -77,7 +77,21 @@ function view(ctx) {
   };
 }
 
-/** @type {import('../../src/host/types.js').PluginDeclaration} */
+/** The `[plugin.NAME]` options; `ctx.options` has exactly these names. */
+const OPTIONS = {
+  backends: { pattern: new RegExp(`${IP4}(?:\\s*,\\s*${IP4})*`), description: 'hosts a relay on each VIP forwards to' },
+  port: { default: '80', pattern: PORT, description: 'the relay port on each VIP' },
+  backend_port: { pattern: PORT, description: 'the backends’ port (default: port)' },
+  check: { default: 'tcp', values: ['tcp', 'icmp', 'http'], description: 'backend health check' },
+  check_path: { pattern: /\/[A-Za-z0-9_.~\/-]*/, description: 'path of the http check' },
+  name: { default: 'carpd', pattern: /[a-z][a-z0-9_-]*/, description: 'relay and table name' },
+  service: { default: 'relayd', pattern: /[a-z][a-z0-9_.-]*/, description: 'rc service name' },
+  conf: { pattern: PATH, description: 'where the fragment is rendered' },
+  main_conf: { pattern: PATH, description: 'relayd.conf that includes the fragment (checked before a reload)' },
+};
+/** @typedef {keyof typeof OPTIONS} Option */
+
+/** @type {import('../../src/plugin-api.js').PluginDeclaration<Option>} */
 export default {
   name: 'relayd',
   apiVersion: 1,
@@ -85,17 +99,7 @@ export default {
   after: ['nat', 'pfsync'],
   os: ['openbsd', 'freebsd'],
   templates: ['relayd.conf'],
-  options: {
-    backends: { pattern: new RegExp(`${IP4}(?:\\s*,\\s*${IP4})*`), description: 'hosts a relay on each VIP forwards to' },
-    port: { default: '80', pattern: PORT, description: 'the relay port on each VIP' },
-    backend_port: { pattern: PORT, description: 'the backends’ port (default: port)' },
-    check: { default: 'tcp', values: ['tcp', 'icmp', 'http'], description: 'backend health check' },
-    check_path: { pattern: /\/[A-Za-z0-9_.~\/-]*/, description: 'path of the http check' },
-    name: { default: 'carpd', pattern: /[a-z][a-z0-9_-]*/, description: 'relay and table name' },
-    service: { default: 'relayd', pattern: /[a-z][a-z0-9_.-]*/, description: 'rc service name' },
-    conf: { pattern: PATH, description: 'where the fragment is rendered' },
-    main_conf: { pattern: PATH, description: 'relayd.conf that includes the fragment (checked before a reload)' },
-  },
+  options: OPTIONS,
   hooks: {
     async render(ctx) {
       // Every value is checked by its option pattern and written raw; `{{x}}` would quote it.

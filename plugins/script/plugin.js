@@ -19,17 +19,14 @@
  * the vhid concerned. A non-zero exit is a hook failure (the plugin's on_failure policy applies).
  */
 
+import { ucarpArgv, ucarpScriptFor } from 'carpd/plugin-api';
+
 const ABSOLUTE = /\/.*/;
 const YES_NO = ['yes', 'no'];
 
-/** @param {readonly string[]} addresses */
-function bareVip(addresses) {
-  return (addresses[0] ?? '').split('/')[0] ?? '';
-}
-
 /**
- * @param {import('../../src/host/types.js').PluginContext} ctx
- * @param {import('../../src/host/types.js').VhidView | undefined} v
+ * @param {import('../../src/plugin-api.js').PluginContext<Option>} ctx
+ * @param {import('../../src/plugin-api.js').VhidView | undefined} v
  */
 function env(ctx, v) {
   const ev = ctx.event;
@@ -47,8 +44,8 @@ function env(ctx, v) {
 
 /**
  * The argv lists a state change runs, in order (exported for tests and plan).
- * @param {import('../../src/host/types.js').PluginContext} ctx
- * @returns {{ argv: string[], vhid?: import('../../src/host/types.js').VhidView }[]}
+ * @param {import('../../src/plugin-api.js').PluginContext<Option>} ctx
+ * @returns {{ argv: string[], vhid?: import('../../src/plugin-api.js').VhidView }[]}
  */
 export function commands(ctx) {
   const o = ctx.options;
@@ -65,19 +62,15 @@ export function commands(ctx) {
     }
     return [{ argv: [o.notify, 'GROUP', ev.scope.name, state] }];
   }
-  // ucarp's rules: up on MASTER; down on BACKUP (not the first one with -n); down on INIT only
-  // when leaving MASTER, and at shutdown only with -z.
-  let script;
-  if (target === 'MASTER') script = o.up;
-  else if (target === 'BACKUP') script = o.neutral === 'yes' && (ev.from === undefined || ev.from === 'INIT') ? undefined : o.down;
-  else if (ev.from === 'MASTER' && !(ev.reason === 'shutdown' && o.shutdown === 'no')) script = o.down;
+  // ucarp's rules, as ucarp mode runs them.
+  const which = ucarpScriptFor({ from: ev.from, to: target, reason: ev.reason }, { neutral: o.neutral === 'yes', shutdown: o.shutdown !== 'no' });
+  const script = which === 'up' ? o.up : which === 'down' ? o.down : undefined;
   if (!script) return [];
-  const path = script;
-  return vhids.map((v) => ({ argv: [path, v.interface, bareVip(v.addresses), ...(o.xparam !== undefined ? [o.xparam] : [])], vhid: v }));
+  return vhids.map((v) => ({ argv: ucarpArgv(script, v.interface, v.addresses, o.xparam), vhid: v }));
 }
 
 /**
- * @param {import('../../src/host/types.js').PluginContext} ctx
+ * @param {import('../../src/plugin-api.js').PluginContext<Option>} ctx
  * @param {'pre' | 'post'} phase
  */
 async function fire(ctx, phase) {
@@ -85,21 +78,25 @@ async function fire(ctx, phase) {
   for (const c of commands(ctx)) await ctx.exec(c.argv, { env: env(ctx, c.vhid) });
 }
 
-/** @type {import('../../src/host/types.js').PluginDeclaration} */
+/** The `[plugin.NAME]` options; `ctx.options` has exactly these names. */
+const OPTIONS = {
+  style: { default: 'ucarp', values: ['ucarp', 'keepalived'], description: 'argument convention' },
+  up: { pattern: ABSOLUTE, description: 'ucarp: run going MASTER' },
+  down: { pattern: ABSOLUTE, description: 'ucarp: run going BACKUP' },
+  xparam: { description: 'ucarp: extra argument' },
+  neutral: { default: 'no', values: YES_NO, description: 'ucarp -n' },
+  shutdown: { default: 'yes', values: YES_NO, description: 'ucarp -z' },
+  notify: { pattern: ABSOLUTE, description: 'keepalived: notify script' },
+  when: { default: 'post', values: ['pre', 'post'], description: 'before or after the VIP step' },
+};
+/** @typedef {keyof typeof OPTIONS} Option */
+
+/** @type {import('../../src/plugin-api.js').PluginDeclaration<Option>} */
 export default {
   name: 'script',
   apiVersion: 1,
   description: 'run an executable with ucarp-style or keepalived-style arguments',
-  options: {
-    style: { default: 'ucarp', values: ['ucarp', 'keepalived'], description: 'argument convention' },
-    up: { pattern: ABSOLUTE, description: 'ucarp: run going MASTER' },
-    down: { pattern: ABSOLUTE, description: 'ucarp: run going BACKUP' },
-    xparam: { description: 'ucarp: extra argument' },
-    neutral: { default: 'no', values: YES_NO, description: 'ucarp -n' },
-    shutdown: { default: 'yes', values: YES_NO, description: 'ucarp -z' },
-    notify: { pattern: ABSOLUTE, description: 'keepalived: notify script' },
-    when: { default: 'post', values: ['pre', 'post'], description: 'before or after the VIP step' },
-  },
+  options: OPTIONS,
   hooks: {
     async setup(ctx) {
       const o = ctx.options;

@@ -1,6 +1,6 @@
 /** The real clock: monotonic milliseconds and the daemon's one timer. */
 import { performance } from 'node:perf_hooks';
-import type { Clock } from './ports.js';
+import type { Clock } from '../ports/clock.js';
 
 /** setTimeout's largest delay; longer waits re-arm in steps. */
 const MAX_DELAY_MS = 0x7fffffff;

@@ -1,5 +1,6 @@
 /** node-cron behind two functions: housekeeping schedules only, never protocol timing. */
 import cron from 'node-cron';
+import type { Cron } from '../ports/cron.js';
 
 /** Whether node-cron accepts `expression` (5 fields, or 6 with seconds first). */
 export function validCron(expression: string): boolean {
@@ -25,3 +26,5 @@ export function setCronLogger(log: { info(m: string): void; warn(m: string): voi
     debug: (m) => log.info(m instanceof Error ? m.message : String(m)),
   });
 }
+
+export const nodeCron: Cron = { valid: validCron, schedule: scheduleCron, setLogger: setCronLogger };

@@ -2,12 +2,14 @@
  * Linux NetBackend: VIPs with iproute2, gratuitous ARP with arping, unsolicited neighbour
  * advertisements on a raw ICMPv6 socket, and link state from sysfs.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { run, type RunResult } from './exec.js';
-import type { Logger, NetBackend } from './ports.js';
+import { run } from './exec.js';
+import type { RunResult } from '../ports/exec.js';
+import type { Logger } from '../ports/logger.js';
+import type { NetBackend } from '../ports/net.js';
 
 /** Error with a stable code for a failed address, ARP or link operation. */
 export class NetError extends Error {
@@ -271,6 +273,22 @@ function readLink(ifname: string): boolean {
     return operstate === 'up' || operstate === 'unknown';
   } catch {
     return false;
+  }
+}
+
+/** Whether the kernel has an interface of this name. */
+export function interfaceExists(ifname: string): boolean {
+  return existsSync(`/sys/class/net/${ifname}`);
+}
+
+/** ucarp's pcap_lookupdev(): the first interface (by name) that is up and not loopback. */
+export function firstUpInterface(): string | undefined {
+  try {
+    return readdirSync('/sys/class/net')
+      .sort()
+      .find((i) => i !== 'lo' && readFileSync(`/sys/class/net/${i}/operstate`, 'utf8').trim() === 'up');
+  } catch {
+    return undefined;
   }
 }
 

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
-import type { CarpSocket, OpenSocketOptions, Transport } from './ports.js';
+import type { CarpSocket, OpenSocketOptions, Transport } from '../ports/transport.js';
 
 export const CARP_PROTO = 112;
 export const CARP_GROUP_V4 = '224.0.0.18';

@@ -1,22 +1,12 @@
 #!/usr/bin/env node
 /** `carpctl`: see and steer a running carpd over its control socket (DESIGN.md "User-facing contract"). */
-import { realpathSync } from 'node:fs';
+import { realPath } from '../adapters/files.js';
 import { pathToFileURL } from 'node:url';
-import {
-  DEFAULT_CONTROL_PATH,
-  ControlCode,
-  ControlError,
-  followEvents,
-  formatEvent,
-  formatStats,
-  formatStatus,
-  request,
-  type ControlRequest,
-  type DaemonEvent,
-  type StatsData,
-  type StatusData,
-} from '../daemon/control.js';
-import type { MaintenanceIntent } from '../daemon/maintenance.js';
+import { DEFAULT_CONTROL_PATH, ControlCode, ControlError, type ControlRequest } from '../daemon/control-protocol.js';
+import { followEvents, request } from '../daemon/control-client.js';
+import { formatEvent, formatStats, formatStatus, type StatsData, type StatusData } from '../daemon/reports.js';
+import type { DaemonEvent } from '../daemon/event-log.js';
+import type { MaintenanceIntent } from '../ports/intent-store.js';
 import type { VhidStatus } from '../daemon/engine.js';
 
 export const USAGE = `usage: carpctl [-s SOCKET] <command>
@@ -258,7 +248,7 @@ async function main(): Promise<void> {
 /** True when this file is the program being run (directly or through the bin symlink), not an import. */
 function isMain(): boolean {
   try {
-    return !!process.argv[1] && pathToFileURL(realpathSync(process.argv[1])).href === import.meta.url;
+    return !!process.argv[1] && pathToFileURL(realPath(process.argv[1])).href === import.meta.url;
   } catch {
     return false;
   }

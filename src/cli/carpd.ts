@@ -40,13 +40,13 @@ async function main(argv: string[]): Promise<number> {
     case 'inspect':
       return (await import('./inspect.js')).inspectCommand(args, io.out);
     case 'ucarp':
-      return (await import('../daemon/ucarp-mode.js')).ucarpCommand(args, io);
+      return (await import('./ucarp.js')).ucarpCommand(args, io);
     case 'monitor':
       return (await import('./monitor.js')).monitorCommand(args, io);
     case 'plan':
       return (await import('./plan.js')).planCommand(args, io);
     case 'lab':
-      return (await import('../lab/lab.js')).labCommand(args, io);
+      return (await import('./lab.js')).labCommand(args, io);
     case 'install-service':
       return (await import('./install-service.js')).installServiceCommand(args, io);
     case '-h':

@@ -2,7 +2,8 @@
 import { error, formatDiagnostic, hasErrors, parseSource, type Diagnostic } from '../config/errors.js';
 import type { CarpModel } from '../config/model.js';
 import { pluginProblems } from '../daemon/plugins.js';
-import { FORMAT_NAMES, loadConfig, type LoadResult } from '../config/load.js';
+import { FORMAT_NAMES, type LoadResult } from '../config/load.js';
+import { loadConfigFiles } from '../adapters/config-files.js';
 import { comparePeers } from '../config/peer-check.js';
 import { redactModel } from '../config/redact.js';
 import { last, parseArgs, UsageError, type ParsedArgs } from './args.js';
@@ -29,7 +30,7 @@ export async function checkCommand(args: string[], io: Io): Promise<number> {
   if (peerFiles.length > 0) {
     const peerFormat = formatOption(parsed, '--peer-format');
     if (typeof peerFormat === 'object') return usage('check', peerFormat.error, io);
-    const peer = loadConfig(peerFiles, peerFormat !== undefined ? { format: peerFormat } : {});
+    const peer = loadConfigFiles(peerFiles, peerFormat !== undefined ? { format: peerFormat } : {});
     diagnostics.push(...peer.diagnostics);
     if (!hasErrors(result.diagnostics) && !hasErrors(peer.diagnostics)) diagnostics.push(...comparePeers(result.model, peer.model));
   }
@@ -95,5 +96,5 @@ function load(
   if (files.length === 0) return usage(cmd, `${cmd} needs at least one -c FILE`, io);
   const format = formatOption(p);
   if (typeof format === 'object') return usage(cmd, format.error, io);
-  return { result: loadConfig(files, format !== undefined ? { format } : {}), parsed: p };
+  return { result: loadConfigFiles(files, format !== undefined ? { format } : {}), parsed: p };
 }

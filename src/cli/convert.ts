@@ -2,7 +2,7 @@
 import { basename } from 'node:path';
 import { CONVERT_TARGETS, convertModel, type ConvertTarget } from '../config/convert.js';
 import { formatDiagnostic, hasErrors } from '../config/errors.js';
-import { loadConfig } from '../config/load.js';
+import { loadConfigFiles } from '../adapters/config-files.js';
 import { last, parseArgs, UsageError } from './args.js';
 import { formatOption, type Io } from './check.js';
 
@@ -32,7 +32,7 @@ export async function convertCommand(args: string[], io: Io): Promise<number> {
     io.err(USAGE);
     return 2;
   }
-  const { model, diagnostics } = loadConfig(files, format !== undefined ? { format } : {});
+  const { model, diagnostics } = loadConfigFiles(files, format !== undefined ? { format } : {});
   for (const d of diagnostics) io.err(formatDiagnostic(d));
   if (hasErrors(diagnostics)) return 1;
   const r = convertModel(model, to, { from: files.map((f) => basename(f)) });

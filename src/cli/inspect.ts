@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { fileMode, readBytes, readText } from '../adapters/files.js';
 import { CARP_HEADER_LEN, IPPROTO_CARP, carpHeader } from '../proto/carp-header.js';
 import { makeAuthContext, verifyAdvert, type AuthContext } from '../proto/hmac.js';
 import { decodeIpv4, formatIpv4 } from '../proto/ipv4.js';
@@ -50,11 +50,10 @@ function parseArgs(args: string[]): InspectOptions {
 
 /** First line of a pass file, refused if anyone may read it (the secret is never echoed). */
 async function readPassfile(path: string): Promise<string> {
-  const st = await stat(path);
-  if (st.mode & 0o004) {
+  if ((await fileMode(path)) & 0o004) {
     throw new PassfileError(`refusing world-readable pass file ${path} (chmod o-r ${path})`);
   }
-  return (await readFile(path, 'utf8')).split(/\r?\n/, 1)[0] ?? '';
+  return readText(path).split(/\r?\n/, 1)[0] ?? '';
 }
 
 /**
@@ -187,7 +186,7 @@ export async function inspectCommand(args: string[], out: (line: string) => void
   try {
     const opts = parseArgs(args);
     const pass = opts.passfile !== undefined ? await readPassfile(opts.passfile) : opts.pass;
-    const records = readPcap(await readFile(opts.file));
+    const records = readPcap(await readBytes(opts.file));
     const garps = new GarpCandidates();
     if (pass !== undefined && opts.addresses.length === 0) {
       for (const rec of records) garps.add(rec);

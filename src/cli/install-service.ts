@@ -3,11 +3,11 @@
  * [--bin DIR] [--force]`: puts the service files from rc.d/ where this OS looks for them and says
  * what to run next. The admin's settings (/etc/default/carpd) are never overwritten.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, chmodSync } from 'node:fs';
+import { fileExists, readText, replaceFile } from '../adapters/files.js';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { last, parseArgs, UsageError } from './args.js';
-import type { Io } from './run.js';
+import type { Io } from '../ports/io.js';
 
 /** rc.d/ of this package (dist/src/cli → ../../../rc.d). */
 export const RCD_DIR = fileURLToPath(new URL('../../../rc.d/', import.meta.url));
@@ -92,14 +92,6 @@ function detectBinDir(): string | undefined {
   return self && basename(self) === 'carpd' ? dirname(self) : undefined;
 }
 
-function writeAtomic(path: string, text: string, mode: number): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode });
-  chmodSync(tmp, mode);
-  renameSync(tmp, path);
-}
-
 export async function installServiceCommand(args: string[], io: Io): Promise<number> {
   const p = parseArgs(args, ['--prefix', '--os', '--init', '--bin'], ['--force']);
   if (p.positional.length) throw new UsageError(`install-service: unexpected ${p.positional[0]}`);
@@ -110,7 +102,7 @@ export async function installServiceCommand(args: string[], io: Io): Promise<num
   if (initArg !== undefined && initArg !== 'systemd' && initArg !== 'sysv') throw new UsageError('--init must be systemd or sysv');
   const prefix = last(p, '--prefix') ?? '/';
   // systemd runs the machine when /run/systemd/system exists (sd_booted(3)).
-  const init: LinuxInit = (initArg as LinuxInit | undefined) ?? (existsSync('/run/systemd/system') ? 'systemd' : 'sysv');
+  const init: LinuxInit = (initArg as LinuxInit | undefined) ?? (fileExists('/run/systemd/system') ? 'systemd' : 'sysv');
   const binArg = last(p, '--bin');
   const binDir = binArg ?? detectBinDir() ?? DEFAULT_BIN;
   if (!binArg && !detectBinDir()) io.err(`install-service: the scripts expect ${DEFAULT_BIN}/carpd and ${DEFAULT_BIN}/carpctl (npm install -g carpd puts them there; --bin DIR for elsewhere)`);
@@ -118,11 +110,11 @@ export async function installServiceCommand(args: string[], io: Io): Promise<num
   const plan = servicePlan(os, init);
   for (const f of plan.files) {
     const dest = join(prefix, f.target);
-    if (existsSync(dest) && (f.config || !p.flags.has('--force'))) {
+    if (fileExists(dest) && (f.config || !p.flags.has('--force'))) {
       io.out(`kept ${dest} (exists${f.config ? ': your settings' : '; --force replaces it'})`);
       continue;
     }
-    writeAtomic(dest, renderServiceFile(readFileSync(join(RCD_DIR, f.source), 'utf8'), binDir), f.mode);
+    replaceFile(dest, renderServiceFile(readText(join(RCD_DIR, f.source)), binDir), f.mode);
     io.out(`installed ${dest}`);
   }
   io.out(`next (${os}${plan.init ? `, ${plan.init}` : ''}):`);

@@ -3,30 +3,9 @@
  * `tcpdump proto 112`, decoded). Used by `carpd lab` as its observer. Bounded by --count/--seconds.
  */
 import { RawTransport } from '../adapters/raw-transport.js';
-import { CARP_HEADER_LEN, carpHeader } from '../proto/carp-header.js';
-import { decodeIpv4 } from '../proto/ipv4.js';
+import { decodeHeard } from '../proto/heard.js';
 import { intOpt, last, parseArgs, UsageError } from './args.js';
-import type { Io } from './run.js';
-
-export interface HeardAdvert {
-  /** Wall-clock ms (Date.now() resolution plus hrtime fraction). */
-  t: number;
-  src: string;
-  ttl: number;
-  vhid: number;
-  advbase: number;
-  advskew: number;
-  demote: number;
-}
-
-/** Decode one received packet for display; undefined when it is not a CARP v2 advert. */
-export function decodeHeard(pkt: Buffer, t: number): HeardAdvert | undefined {
-  const ip = decodeIpv4(pkt);
-  if (!ip.ok || pkt.length < ip.payloadOffset + CARP_HEADER_LEN) return undefined;
-  const h = carpHeader.decode(pkt, ip.payloadOffset);
-  if (h.version !== 2) return undefined;
-  return { t, src: ip.src, ttl: ip.ttl, vhid: h.vhid, advbase: h.advbase, advskew: h.advskew, demote: h.demote };
-}
+import type { Io } from '../ports/io.js';
 
 export async function monitorCommand(args: string[], io: Io): Promise<number> {
   const p = parseArgs(args, ['-i', '--interface', '--count', '--seconds', '--srcip'], ['--json']);

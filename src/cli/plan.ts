@@ -4,7 +4,7 @@
  * diffs. Nothing is executed; files are written only under --root.
  */
 import { formatDiagnostic, hasErrors } from '../config/errors.js';
-import { loadConfig } from '../config/load.js';
+import { loadConfigFiles } from '../adapters/config-files.js';
 import { PluginsInvalidError } from '../host/errors.js';
 import { formatPlan, planTransition } from '../host/plan.js';
 import { findVhid } from '../host/scope.js';
@@ -44,7 +44,7 @@ export async function planCommand(args: string[], io: Io): Promise<number> {
     return 2;
   }
 
-  const { model, diagnostics } = loadConfig(files);
+  const { model, diagnostics } = loadConfigFiles(files);
   for (const d of diagnostics) io.err(formatDiagnostic(d));
   if (hasErrors(diagnostics)) return 1;
   const v = findVhid(vhidRef, model.vhids);

@@ -1,21 +1,17 @@
 /** `carpd run -c FILE…`: load, validate, then start the daemon. Same config path as `carpd check`. */
 import { formatDiagnostic, hasErrors } from '../config/errors.js';
-import { loadConfig } from '../config/load.js';
-import { createLogger } from '../daemon/logger.js';
+import { loadConfigFiles } from '../adapters/config-files.js';
+import { createLogger } from '../adapters/logger.js';
 import { commandLineReloader, runDaemon } from '../daemon/run.js';
+import type { Io } from '../ports/io.js';
 import { intOpt, last, parseArgs, UsageError } from './args.js';
-
-export interface Io {
-  out(line: string): void;
-  err(line: string): void;
-}
 
 export async function runCommand(args: string[], io: Io): Promise<number> {
   const p = parseArgs(args, ['-c', '--config', '--control', '--log-level', '--log-file', '--format'], ['--log-timestamps']);
   const files = [...(p.opts.get('-c') ?? []), ...(p.opts.get('--config') ?? [])];
   if (files.length === 0) throw new UsageError('run needs at least one -c FILE');
   const format = last(p, '--format');
-  const { model, diagnostics } = loadConfig(files, format ? { format } : {});
+  const { model, diagnostics } = loadConfigFiles(files, format ? { format } : {});
   for (const d of diagnostics) io.err(formatDiagnostic(d));
   if (hasErrors(diagnostics)) return 1;
   if (p.opts.has('--log-level')) model.global.log = intOpt(p, '--log-level', 0, 7, model.global.log);

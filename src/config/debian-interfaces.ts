@@ -8,8 +8,9 @@ import { isIPv4 } from 'node:net';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
 import {
-  buildVhid, checkSecretMode, emptyResult, formatRef, setGlobal, type FormatResult, type Located, type ParseContext,
+  buildVhid, checkSecretMode, emptyResult, formatRef, setGlobal, type FormatResult, type Located
 } from './format.js';
+import type { ParseContext } from '../ports/config-files.js';
 import { netmaskToPrefix, splitCidr } from './netaddr.js';
 import { FACILITIES } from './ucarp-args.js';
 import { parseUint } from './values.js';

@@ -6,25 +6,12 @@ import type {
   GlobalConfig, GroupConfig, HealthConfig, MaintenanceConfig, PluginConfig, ExtraSection, VhidConfig,
 } from './model.js';
 import { cidrContains, splitCidr } from './netaddr.js';
-import { formatMode, worldReadable, type PassfileResult } from './passfile.js';
+import { formatMode, worldReadable } from './passfile.js';
 
 export const DEFAULT_ADVBASE = 1;
 export const DEFAULT_ADVSKEW = 0;
 /** Every vhid is in this demotion group (OpenBSD's interface group of all carp interfaces). */
 export const CARP_GROUP = 'carp';
-
-export type ReadResult = { ok: true; text: string; mode: number } | { ok: false; message: string };
-
-/** The file system as the parsers see it; the loader gives the real one, tests a fixture root. */
-export interface ParseContext {
-  /** Reads a file a config refers to (a sourced file, hostname.vlan42, ifcfg-eth0:0). */
-  readText(path: string): ReadResult;
-  /** Sorted names in a directory; undefined when it cannot be read. */
-  listDir(path: string): string[] | undefined;
-  readPassfile(path: string): PassfileResult;
-  /** Where an absolute path written inside a config is on this machine. */
-  hostPath(path: string): string;
-}
 
 /** An address an interface of this host carries (not a VIP): tells subnets and parents. */
 export interface InterfaceAddress {

@@ -8,8 +8,9 @@ import { resolve as resolvePath, dirname } from 'node:path';
 import { Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
 import {
   buildVhid, checkSecretMode, emptyResult, mergeSpecs, parentBySubnet, setGlobal,
-  type FormatResult, type Located, type ParseContext,
+  type FormatResult, type Located
 } from './format.js';
+import type { ParseContext } from '../ports/config-files.js';
 import { interfaceAddresses, parseCarpWords, type CarpSpec } from './ifconfig-words.js';
 import { expandIpv4Range } from './netaddr.js';
 import { parseRcConf, type RcVar } from './rc-conf.js';

@@ -9,9 +9,9 @@
 import { basename, dirname, join } from 'node:path';
 import { Code, error, warning, type SourceRef } from './errors.js';
 import {
-  buildVhid, checkSecretMode, emptyResult, mergeSpecs, parentBySubnet, type FormatResult, type InterfaceAddress,
-  type ParseContext,
+  buildVhid, checkSecretMode, emptyResult, mergeSpecs, parentBySubnet, type FormatResult, type InterfaceAddress
 } from './format.js';
+import type { ParseContext } from '../ports/config-files.js';
 import { interfaceAddresses, parseCarpWords, type CarpSpec } from './ifconfig-words.js';
 import type { VlanInfo } from './model.js';
 import { splitShellWords } from './shell-words.js';

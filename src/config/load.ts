@@ -1,18 +1,17 @@
 /** Loading configuration files into one validated model: the one path for run, check and config. */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, extname, isAbsolute, join } from 'node:path';
+import { basename, dirname, extname } from 'node:path';
 import { defaultGlobal, parseCarpdIni } from './carpd-ini.js';
 import { parseDebianInterfaces } from './debian-interfaces.js';
 import { Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
 import {
-  CARP_GROUP, emptyResult, formatRef, type FormatResult, type InterfaceAddress, type ParseContext, type PendingRef,
+  CARP_GROUP, emptyResult, formatRef, type FormatResult, type InterfaceAddress, type PendingRef
 } from './format.js';
+import type { ParseContext } from '../ports/config-files.js';
 import { parseFreebsdRcConf } from './freebsd-carp.js';
 import { isBundle, parseHostnameBundle, parseHostnameIf } from './hostname-carp.js';
 import { parseLoaderConf } from './loader-conf.js';
 import type { CarpModel, ExtraSection, GlobalConfig, GroupConfig, HealthConfig, PluginConfig, VhidConfig } from './model.js';
 import { canonicalIp } from './netaddr.js';
-import { readPassfile } from './passfile.js';
 import { parseSysconfigVip } from './sysconfig-carp.js';
 import { parseSysctlConf } from './sysctl-conf.js';
 import { locate, validateModel, validateNetwork } from './validate.js';
@@ -72,36 +71,12 @@ export function detectFormat(file: string, text: string): ConfigFormat | undefin
   return undefined;
 }
 
-/** The real file system, with absolute paths inside configs optionally under `root`. */
-export function diskContext(root?: string): ParseContext {
-  return {
-    readText(path) {
-      try {
-        const st = statSync(path);
-        if (st.isDirectory()) return { ok: false, message: 'is a directory' };
-        return { ok: true, text: readFileSync(path, 'utf8'), mode: st.mode };
-      } catch (e) {
-        return { ok: false, message: readError(e) };
-      }
-    },
-    listDir(path) {
-      try {
-        return readdirSync(path).sort();
-      } catch {
-        return undefined;
-      }
-    },
-    readPassfile,
-    hostPath: (p) => (root !== undefined && isAbsolute(p) ? join(root, p) : p),
-  };
-}
-
 /** Parses one file's text in `format`. */
 export function parseFormat(format: ConfigFormat, text: string, file: string, ctx: ParseContext, mode?: number): FormatResult {
   const fileMode = mode === undefined ? {} : { fileMode: mode };
   switch (format) {
     case 'carpd': {
-      const r = parseCarpdIni(text, file, { ...fileMode, readPassfile: ctx.readPassfile });
+      const r = parseCarpdIni(text, file, { ...fileMode, readPassfile: ctx.readPassfile, validCron: ctx.validCron });
       return {
         ...emptyResult(), vhids: r.model.vhids, globalSet: r.globalSet, globalSources: r.globalSources,
         diagnostics: r.diagnostics, carpd: r.sections,
@@ -135,7 +110,7 @@ const GLOBAL_NAMES: Record<keyof GlobalConfig, string> = {
  * global settings (with a warning when the value changes); vhids add up, and the same vhid in two
  * files is a warning when identical, an error when not.
  */
-export function loadConfig(files: string[], opts: LoadOptions = {}, ctx: ParseContext = diskContext(opts.root)): LoadResult {
+export function loadConfig(files: string[], opts: LoadOptions, ctx: ParseContext): LoadResult {
   const diagnostics: Diagnostic[] = [];
   const global = defaultGlobal();
   const globalFrom: Partial<Record<keyof GlobalConfig, SourceRef>> = {};
@@ -293,12 +268,4 @@ function resolveRefs(refs: PendingRef[], model: CarpModel, sectionKeys: Map<stri
     }
   }
   return out;
-}
-
-function readError(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return 'no such file';
-  if (code === 'EACCES') return 'permission denied';
-  if (code === 'EISDIR') return 'is a directory';
-  return code ?? String(e);
 }

@@ -8,8 +8,9 @@ import { isIPv4 } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { Code, ConfigError, error, warning, type SourceRef } from './errors.js';
 import {
-  buildVhid, checkSecretMode, emptyResult, setGlobal, type FormatResult, type Located, type ParseContext,
+  buildVhid, checkSecretMode, emptyResult, setGlobal, type FormatResult, type Located
 } from './format.js';
+import type { ParseContext } from '../ports/config-files.js';
 import { netmaskToPrefix } from './netaddr.js';
 import { parseRcConf, type RcFile } from './rc-conf.js';
 import { splitShellWords } from './shell-words.js';

@@ -3,7 +3,7 @@ import { isIPv4 } from 'node:net';
 import { defaultGlobal, CARP_GROUP } from './carpd-ini.js';
 import { Code, ConfigError } from './errors.js';
 import type { CarpModel, VhidConfig } from './model.js';
-import { readPassfile as readPassfileFromDisk, type PassfileResult } from './passfile.js';
+import type { PassfileResult } from '../ports/config-files.js';
 import { MAX_PASSWORD_BYTES, validateModel } from './validate.js';
 
 /** What ucarp's options mean beyond the model. Field names are ucarp's long options. */
@@ -37,8 +37,8 @@ export type UcarpArgs =
 export interface UcarpParseOptions {
   /** ucarp falls back to pcap_lookupdev() without -i; the caller supplies the equivalent. */
   defaultInterface?: () => string | undefined;
-  /** Reads an -o file; the real one by default. */
-  readPassfile?: (path: string) => PassfileResult;
+  /** Reads an -o file (the caller gives the real one). */
+  readPassfile: (path: string) => PassfileResult;
 }
 
 export const UCARP_DEFAULT_MCAST = '224.0.0.18';
@@ -228,7 +228,7 @@ function ipv4Option(value: string, code: string): string {
  * Parses ucarp's options into a one-vhid model. Throws ConfigError: CARPD_ERR_USAGE for bad or
  * missing options, the passfile codes for -o, CARPD_ERR_PASSWORD_LENGTH beyond 19 bytes.
  */
-export function parseUcarpArgs(argv: string[], opts: UcarpParseOptions = {}): UcarpArgs {
+export function parseUcarpArgs(argv: string[], opts: UcarpParseOptions): UcarpArgs {
   if (argv.length === 0) return { kind: 'help', usage: UCARP_USAGE };
 
   let ifname: string | undefined;
@@ -298,7 +298,7 @@ export function parseUcarpArgs(argv: string[], opts: UcarpParseOptions = {}): Uc
   if (pass?.from === 'argv') {
     password = pass.value;
   } else if (pass?.from === 'file') {
-    const r = (opts.readPassfile ?? readPassfileFromDisk)(pass.path);
+    const r = opts.readPassfile(pass.path);
     if (!r.ok) throw new ConfigError(r.code, r.message, { file: UCARP_SOURCE });
     password = r.password;
     options.passfile = pass.path;

@@ -8,11 +8,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { CarpSocket, Clock, Logger, NetBackend, Transport } from '../adapters/ports.js';
+import type { CarpSocket, Transport } from '../ports/transport.js';
+import type { Clock } from '../ports/clock.js';
+import { LOG, type Logger } from '../ports/logger.js';
+import type { NetBackend } from '../ports/net.js';
 import type { CarpModel, VhidConfig } from '../config/model.js';
 import { groupsOf } from '../config/groups.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
-import { LOG } from '../core/levels.js';
 import { CarpNode, type NodeConfig, type NodeEffect, type NodeInput, type ReconfigureResult } from '../core/node.js';
 import { buildAdvert, checkAdvert } from '../proto/advert.js';
 import { dropCounter, newStats, type CarpStats } from '../proto/counters.js';
@@ -21,7 +23,6 @@ import type { DemotionView, LastTransition, StateSource, StateSourceCapabilities
 import { RateLimiter } from './rate-limit.js';
 
 export type { LastTransition, ReconfigureResult, TransitionEvent, VhidStatus };
-export { LOG };
 
 export const CARP_GROUP = '224.0.0.18';
 

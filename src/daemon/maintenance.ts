@@ -4,109 +4,14 @@
  * before the demotion changes, so a crash in between never leaves the node promoted against the
  * admin's wish.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
-import type { Logger } from '../adapters/ports.js';
+import { LOG, type Logger } from '../ports/logger.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
-import { LOG } from './engine.js';
+import type { IntentStore, MaintenanceIntent } from '../ports/intent-store.js';
 
 /** The ledger name maintenance demotes under. */
 export const MAINTENANCE_DEMOTER = 'maintenance';
 /** Demotion while in maintenance, unless `[maintenance] demote` says otherwise (FreeBSD's ifdown factor). */
 export const DEFAULT_MAINTENANCE_DEMOTION = 240;
-export const INTENT_FILE = 'maintenance.json';
-
-/** What the admin (or a schedule) asked for. */
-export interface MaintenanceIntent {
-  on: boolean;
-  /** Who set it: `carpctl`, `schedule`, `restore`. */
-  by: string;
-  /** ISO time it was set. */
-  since: string;
-  /** ISO time a scheduled window ends by itself (duration windows), kept across restarts. */
-  until?: string;
-}
-
-/** Errors with a stable code. */
-export class MaintenanceError extends Error {
-  constructor(
-    readonly code: 'CARPD_ERR_STATE_WRITE' | 'CARPD_ERR_STATE_READ',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'MaintenanceError';
-  }
-}
-
-/** Where the intent lives. */
-export interface IntentStore {
-  /** The stored intent; undefined when none was ever written. Throws MaintenanceError when unreadable. */
-  read(): MaintenanceIntent | undefined;
-  /** Durable once it returns. Throws MaintenanceError. */
-  write(intent: MaintenanceIntent): void;
-}
-
-/** The intent as a small JSON file in the state directory, replaced atomically. */
-export class FileIntentStore implements IntentStore {
-  readonly file: string;
-
-  constructor(readonly dir: string) {
-    this.file = join(dir, INTENT_FILE);
-  }
-
-  read(): MaintenanceIntent | undefined {
-    let text: string;
-    try {
-      text = readFileSync(this.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new MaintenanceError('CARPD_ERR_STATE_READ', `${this.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw new MaintenanceError('CARPD_ERR_STATE_READ', `${this.file}: not JSON`);
-    }
-    const o = parsed as Partial<MaintenanceIntent> | null;
-    if (!o || typeof o !== 'object' || typeof o.on !== 'boolean') throw new MaintenanceError('CARPD_ERR_STATE_READ', `${this.file}: no "on" field`);
-    return {
-      on: o.on,
-      by: typeof o.by === 'string' ? o.by : 'unknown',
-      since: typeof o.since === 'string' ? o.since : new Date(0).toISOString(),
-      ...(typeof o.until === 'string' ? { until: o.until } : {}),
-    };
-  }
-
-  write(intent: MaintenanceIntent): void {
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    try {
-      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      const fd = openSync(tmp, 'w', 0o600);
-      try {
-        writeSync(fd, `${JSON.stringify(intent)}\n`);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, this.file);
-      // The rename itself is durable only once the directory is.
-      const dfd = openSync(this.dir, 'r');
-      try {
-        fsyncSync(dfd);
-      } finally {
-        closeSync(dfd);
-      }
-    } catch (err) {
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // never created
-      }
-      throw new MaintenanceError('CARPD_ERR_STATE_WRITE', `cannot write ${this.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
-  }
-}
 
 /** What maintenance needs of the engine. */
 export interface Demoter {

@@ -6,11 +6,12 @@
  */
 import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
-import type { Logger } from '../adapters/ports.js';
+import { LOG, type Logger } from '../ports/logger.js';
 import type { CarpState } from '../core/machine.js';
 import type { CounterName } from '../proto/counters.js';
-import type { ControlCounters, EventLog } from './control.js';
-import { LOG, type Engine } from './engine.js';
+import type { ControlCounters } from './reports.js';
+import type { EventLog } from './event-log.js';
+import type { Engine } from './engine.js';
 import type { Maintenance } from './maintenance.js';
 
 export interface MetricsSource {

@@ -4,7 +4,7 @@
  * transitions, hold the boot demotion and start the setups. Nothing here waits on a plugin.
  */
 import { join } from 'node:path';
-import type { Logger } from '../adapters/ports.js';
+import type { Logger } from '../ports/logger.js';
 import type { CarpModel } from '../config/model.js';
 import { PluginLoadError, PluginsInvalidError, HOST_CODES } from '../host/errors.js';
 import type { HostFs } from '../host/fs.js';
@@ -15,7 +15,7 @@ import type { TransitionLike } from '../host/log.js';
 import { packageRoot } from '../host/paths.js';
 import { validCron, type HostTimers, type Scheduler } from '../host/scheduler.js';
 import { detectOs, type OsName } from '../render/os.js';
-import { Templates } from '../render/template.js';
+import { Templates } from '../adapters/templates.js';
 
 /** The engine as the host uses it (the real Engine fits). */
 export interface PluginHostEngine extends HostEngine {

@@ -3,25 +3,34 @@
  * the control socket (carpctl), maintenance mode, schedules, metrics, and signals (HUP reload,
  * TERM/INT clean shutdown, USR1 status dump, USR2 for ucarp mode).
  */
-import { existsSync } from 'node:fs';
-import type { Logger, NetBackend } from '../adapters/ports.js';
-import { LinuxNet } from '../adapters/linux-net.js';
 import { MonotonicClock } from '../adapters/clock.js';
+import { loadConfigFiles } from '../adapters/config-files.js';
+import { nodeCron } from '../adapters/cron.js';
+import { run } from '../adapters/exec.js';
+import { FileIntentStore } from '../adapters/intent-file.js';
+import { interfaceExists, LinuxNet } from '../adapters/linux-net.js';
 import { RawTransport } from '../adapters/raw-transport.js';
+import { listenUnix } from '../adapters/unix-socket.js';
 import { formatDiagnostic } from '../config/errors.js';
-import { loadConfig, type LoadResult } from '../config/load.js';
+import type { LoadResult } from '../config/load.js';
 import type { CarpModel } from '../config/model.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
-import { netstatLines } from '../proto/counters.js';
-import { ControlServer, DEFAULT_CONTROL_PATH, EventLog, formatStatus, statusReport, ControlCode } from './control.js';
-import { Engine, LOG, type TransitionEvent } from './engine.js';
-import { FileIntentStore, Maintenance } from './maintenance.js';
-import { MetricsServer, renderMetrics } from './metrics.js';
-import { Schedules } from './schedule.js';
-import { ScriptQueue, scriptArgv, type ScriptPolicy } from './scripts.js';
 import { PluginsInvalidError } from '../host/errors.js';
 import type { HookRecord } from '../host/log.js';
+import { LOG, type Logger } from '../ports/logger.js';
+import type { NetBackend } from '../ports/net.js';
+import { netstatLines } from '../proto/counters.js';
+import type { ScriptPolicy } from '../proto/ucarp-scripts.js';
+import { DEFAULT_CONTROL_PATH, ControlCode } from './control-protocol.js';
+import { ControlServer } from './control-server.js';
+import { Engine, type TransitionEvent } from './engine.js';
+import { EventLog } from './event-log.js';
+import { Maintenance } from './maintenance.js';
+import { MetricsServer, renderMetrics } from './metrics.js';
 import { startPluginHost } from './plugins.js';
+import { formatStatus, statusReport } from './reports.js';
+import { Schedules } from './schedule.js';
+import { ScriptQueue, scriptArgv } from './scripts.js';
 
 /** The ledger entry that holds a starting node back until its set-up is done (OpenBSD rc demotes by 128). */
 export const BOOT_DEMOTER = 'boot';
@@ -90,7 +99,7 @@ export function commandLineReloader(argv: readonly string[] = process.argv.slice
   }
   if (files.length === 0) return undefined;
   return () => {
-    const r = loadConfig(files, format !== undefined ? { format } : {});
+    const r = loadConfigFiles(files, format !== undefined ? { format } : {});
     if (logLevel !== undefined && Number.isInteger(logLevel)) r.model.global.log = logLevel;
     if (control !== undefined) r.model.global.control = control;
     return r;
@@ -119,7 +128,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     handoverHoldMs: HANDOVER_HOLD_MS,
   });
   const events = new EventLog();
-  const scripts = new ScriptQueue(logger);
+  const scripts = new ScriptQueue(logger, run);
   const policy = opts.scripts ?? { neutral: false, shutdown: true };
   let byKey = new Map(model.vhids.map((v) => [v.key, v]));
   engine.on('transition', (ev: TransitionEvent) => {
@@ -141,7 +150,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       logger,
       onChange: (i) => events.publish({ type: 'admin', time: i.since, action: 'maintenance', detail: `${i.on ? 'on' : 'off'} (${i.by})${i.until ? ` until ${i.until}` : ''}` }),
     });
-    control = new ControlServer({ engine, events, logger, maintenance, logLevel: () => model.global.log });
+    control = new ControlServer({ engine, events, listen: listenUnix, logger, maintenance, logLevel: () => model.global.log });
     const path = model.global.control ?? DEFAULT_CONTROL_PATH;
     try {
       await control.listen(path);
@@ -190,7 +199,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   say(LOG.STATE, `carpd: running ${model.vhids.length} vhid(s) on ${ifs.join(', ')}${control ? `; control socket ${model.global.control ?? DEFAULT_CONTROL_PATH}` : ''}`);
 
   if (serviceOn) {
-    schedules = new Schedules({ engine, ...(maintenance ? { maintenance } : {}), logger });
+    schedules = new Schedules({ engine, cron: nodeCron, ...(maintenance ? { maintenance } : {}), logger });
     schedules.start(model);
     metrics = new MetricsServer(() => renderMetrics({ engine, events, ...(maintenance ? { maintenance } : {}), ...(control ? { control: control.stats } : {}) }), logger);
     await metrics.reconfigure(model.global.metrics).catch((err: unknown) => say(LOG.ERR, `carpd: metrics: ${(err as Error).message}`));
@@ -231,7 +240,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       }
       // Interfaces that do not exist (a typo, a VLAN not created yet) would fail half-way through
       // the reconfiguration: refuse the reload instead, before anything changes.
-      const missing = [...new Set(next.vhids.map((v) => v.interface))].filter((i) => !existsSync(`/sys/class/net/${i}`));
+      const missing = [...new Set(next.vhids.map((v) => v.interface))].filter((i) => !interfaceExists(i));
       if (missing.length > 0) {
         say(LOG.ERR, `carpd: SIGHUP: no such interface: ${missing.join(', ')}; keeping the running configuration`);
         events.publish({ type: 'admin', time: new Date().toISOString(), action: 'reload', detail: `refused: no such interface ${missing.join(', ')}` });

@@ -3,10 +3,9 @@
  * (enter at a cron time; leave after a duration or at another cron time) with node-cron, and the
  * periodic gratuitous ARP refresh while MASTER (`garp_refresh`, for switches with long ARP caches).
  */
-import { scheduleCron, setCronLogger, validCron } from '../adapters/cron.js';
-import type { Logger } from '../adapters/ports.js';
+import type { Cron } from '../ports/cron.js';
+import { LOG, type Logger } from '../ports/logger.js';
 import type { CarpModel } from '../config/model.js';
-import { LOG } from './engine.js';
 import type { Maintenance } from './maintenance.js';
 
 /** Who a scheduled maintenance window is recorded as. */
@@ -16,13 +15,14 @@ const MAX_DELAY_MS = 0x7fffffff;
 
 export interface ScheduleDeps {
   engine: { refreshGarp(): number };
+  cron: Cron;
   maintenance?: Maintenance;
   logger: Logger;
   now?: () => number;
 }
 
 /** Problems with the schedule parts of a model, as messages (empty when fine). */
-export function checkSchedules(model: CarpModel): string[] {
+export function checkSchedules(model: CarpModel, validCron: (expression: string) => boolean): string[] {
   const out: string[] = [];
   const m = model.maintenance;
   if (m?.enter !== undefined && !validCron(m.enter)) out.push(`${m.source}: maintenance enter: not a cron expression: ${m.enter}`);
@@ -41,7 +41,7 @@ export class Schedules {
 
   constructor(private readonly deps: ScheduleDeps) {
     const l = deps.logger;
-    setCronLogger({
+    deps.cron.setLogger({
       info: (m) => l.log(LOG.DEBUG, `carpd: schedule: ${m}`),
       warn: (m) => l.log(LOG.WARN, `carpd: schedule: ${m}`),
       error: (m) => l.log(LOG.ERR, `carpd: schedule: ${m}`),
@@ -54,15 +54,15 @@ export class Schedules {
 
   /** Start what `model` asks for. Bad expressions are logged and skipped. */
   start(model: CarpModel): void {
-    for (const problem of checkSchedules(model)) this.deps.logger.log(LOG.ERR, `carpd: ${problem}`);
+    for (const problem of checkSchedules(model, this.deps.cron.valid)) this.deps.logger.log(LOG.ERR, `carpd: ${problem}`);
     const m = model.maintenance;
     const mt = this.deps.maintenance;
     if (m && mt) {
-      if (m.enter !== undefined && validCron(m.enter)) {
-        this.tasks.push(scheduleCron(m.enter, () => this.enter(m.durationMs), 'maintenance-enter'));
+      if (m.enter !== undefined && this.deps.cron.valid(m.enter)) {
+        this.tasks.push(this.deps.cron.schedule(m.enter, () => this.enter(m.durationMs), 'maintenance-enter'));
       }
-      if (m.leave !== undefined && validCron(m.leave)) {
-        this.tasks.push(scheduleCron(m.leave, () => this.leave(), 'maintenance-leave'));
+      if (m.leave !== undefined && this.deps.cron.valid(m.leave)) {
+        this.tasks.push(this.deps.cron.schedule(m.leave, () => this.leave(), 'maintenance-leave'));
       }
       // A window that began before a restart still ends on time.
       const st = mt.state;

@@ -3,10 +3,10 @@
  * signal, template rendering, atomic writes, its own demotion, and read-only vhid states. Nothing
  * else of the daemon is reachable from it.
  */
-import type { Logger } from '../adapters/ports.js';
+import type { Logger } from '../ports/logger.js';
 import { RenderError, RENDER_CODES } from '../render/errors.js';
 import type { OsName } from '../render/os.js';
-import type { Templates } from '../render/template.js';
+import type { Templates } from '../adapters/templates.js';
 import { HOST_CODES as C, ExecError, HookError, type HookTag } from './errors.js';
 import type { HostFs } from './fs.js';
 import type { ExecPort } from './group-exec.js';

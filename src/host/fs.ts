@@ -1,6 +1,7 @@
 /** The file port plugins write through: atomic writes with a `changed` flag, optionally under a root. */
 import type { HookTag } from './errors.js';
-import { readTarget, writeAtomic, type WriteOptions, type WriteResult } from '../render/atomic.js';
+import { readTarget, writeAtomic } from '../adapters/atomic-write.js';
+import type { WriteOptions, WriteResult } from '../ports/target-files.js';
 
 export interface HostFs {
   /** Current content of an absolute path, or undefined. */

@@ -1,5 +1,6 @@
 /** Commands for plugins: each in its own process group (adapters/exec.ts `runInGroup`), behind a port. */
-import { runInGroup, type RunOptions, type RunResult } from '../adapters/exec.js';
+import { runInGroup } from '../adapters/exec.js';
+import type { RunOptions, RunResult } from '../ports/exec.js';
 import type { HookTag } from './errors.js';
 
 /** RunOptions plus which hook run is asking (for recorders: `carpd plan`, tests). */

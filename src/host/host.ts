@@ -11,11 +11,11 @@
  * matches the final state, and a scope runs at most twice for a burst that arrives during one run.
  */
 import { EventEmitter } from 'node:events';
-import type { Logger } from '../adapters/ports.js';
+import type { Logger } from '../ports/logger.js';
 import type { CarpModel, HealthConfig } from '../config/model.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
 import type { OsName } from '../render/os.js';
-import type { Templates } from '../render/template.js';
+import type { Templates } from '../adapters/templates.js';
 import { childLogger, LEVEL, makeContext, type RunState } from './context.js';
 import { HOST_CODES as C, HookError, messageOf, PluginsInvalidError } from './errors.js';
 import { realFs, type HostFs } from './fs.js';

@@ -4,13 +4,13 @@
  * output) and a recording file port (diffs against the file as it is, written only under --root).
  */
 import { join } from 'node:path';
-import type { Logger } from '../adapters/ports.js';
+import type { Logger } from '../ports/logger.js';
 import type { CarpModel, VhidConfig } from '../config/model.js';
-import { readTarget, writeAtomic } from '../render/atomic.js';
+import { readTarget, writeAtomic } from '../adapters/atomic-write.js';
 import { unifiedDiff } from '../render/diff.js';
 import { escaperFor } from '../render/escape.js';
 import type { OsName } from '../render/os.js';
-import { Templates } from '../render/template.js';
+import { Templates } from '../adapters/templates.js';
 import type { HostFs } from './fs.js';
 import type { ExecPort } from './group-exec.js';
 import type { HookTag } from './errors.js';

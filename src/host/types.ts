@@ -1,18 +1,18 @@
 /**
  * The plugin API (version 1): what a plugin folder's `plugin.js` default-exports, and what its
  * hooks receive. Plugins are plain ES modules; they can type themselves with
- * `/** @type {import('carpd/dist/src/host/types.js').PluginDeclaration} *\/` (README.md here).
+ * `/** @type {import('carpd/plugin-api').PluginDeclaration} *\/` (src/plugin-api.ts; README.md here).
  */
-import type { RunResult } from '../adapters/exec.js';
+import type { RunResult } from '../ports/exec.js';
 import type { Escaper, EscaperName } from '../render/escape.js';
 import type { OsName } from '../render/os.js';
 import type { TemplateView } from '../render/template.js';
-import type { WriteResult } from '../render/atomic.js';
+import type { WriteResult } from '../ports/target-files.js';
 
 export type { OsName } from '../render/os.js';
 export type { EscaperName, Escaper } from '../render/escape.js';
 export type { TemplateView } from '../render/template.js';
-export type { WriteResult } from '../render/atomic.js';
+export type { WriteResult } from '../ports/target-files.js';
 
 export const API_VERSION = 1;
 

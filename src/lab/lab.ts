@@ -4,14 +4,13 @@
  * (last advert of the dead master → first advert of the new one), lets the old master rejoin,
  * and removes everything, also on Ctrl-C.
  */
-import type { ChildProcess } from 'node:child_process';
-import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { intOpt, parseArgs, UsageError } from '../cli/args.js';
-import type { HeardAdvert } from '../cli/monitor.js';
-import type { Io } from '../cli/run.js';
+import { writeText } from '../adapters/files.js';
+import type { ChildProcess } from '../adapters/process.js';
+import type { HeardAdvert } from '../proto/heard.js';
+import type { Io } from '../ports/io.js';
 import { createLab, sleep, waitFor, type Lab, type LabNode } from './netns.js';
 
 export const CARPD_JS = fileURLToPath(new URL('../cli/carpd.js', import.meta.url));
@@ -49,8 +48,7 @@ export function labConfig(opts: { vhids: number; advskew: number; passfile: stri
 /** Write the lab's shared password file, mode 0600. */
 export function writePassfile(dir: string, password = LAB_PASSWORD): string {
   const file = join(dir, 'carp.pass');
-  writeFileSync(file, `${password}\n`, { mode: 0o600 });
-  chmodSync(file, 0o600);
+  writeText(file, `${password}\n`, 0o600);
   return file;
 }
 
@@ -58,8 +56,8 @@ export function writePassfile(dir: string, password = LAB_PASSWORD): string {
 export function writeUcarpScripts(dir: string): { up: string; down: string } {
   const up = join(dir, 'vip-up.sh');
   const down = join(dir, 'vip-down.sh');
-  writeFileSync(up, `#!/bin/sh\nexec /sbin/ip addr add "$2"/${LAB_PREFIX_LEN} dev "$1"\n`, { mode: 0o700 });
-  writeFileSync(down, `#!/bin/sh\nexec /sbin/ip addr del "$2"/${LAB_PREFIX_LEN} dev "$1"\n`, { mode: 0o700 });
+  writeText(up, `#!/bin/sh\nexec /sbin/ip addr add "$2"/${LAB_PREFIX_LEN} dev "$1"\n`, 0o700);
+  writeText(down, `#!/bin/sh\nexec /sbin/ip addr del "$2"/${LAB_PREFIX_LEN} dev "$1"\n`, 0o700);
   return { up, down };
 }
 
@@ -135,14 +133,19 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-export async function labCommand(args: string[], io: Io): Promise<number> {
-  const p = parseArgs(args, ['--nodes', '--vhids', '--advskew-step'], ['--with-ucarp', '--no-rejoin']);
-  const nCarpd = intOpt(p, '--nodes', 1, 8, 2);
-  const vhids = intOpt(p, '--vhids', 1, 255, 1);
-  const step = intOpt(p, '--advskew-step', 1, 120, 50);
-  const withUcarp = p.flags.has('--with-ucarp');
-  if (process.getuid?.() !== 0) throw new UsageError('lab needs root (network namespaces, raw sockets)');
-  if (nCarpd + (withUcarp ? 1 : 0) < 2) throw new UsageError('a lab needs at least two nodes (--nodes 2, or --nodes 1 --with-ucarp)');
+export interface LabRunOptions {
+  /** carpd nodes (the cli checks that there are at least two peers in all). */
+  nCarpd: number;
+  vhids: number;
+  /** advskew grows by this per node. */
+  step: number;
+  withUcarp: boolean;
+  /** Restart the failed master and watch it rejoin. */
+  rejoin: boolean;
+}
+
+/** `carpd lab`: namespaces, carpd (and ucarp) peers and an observer; fail the master, watch the handover. */
+export async function runLab({ nCarpd, vhids, step, withUcarp, rejoin }: LabRunOptions, io: Io): Promise<number> {
 
   const t0 = Date.now();
   const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(3).padStart(7)}]`;
@@ -180,7 +183,7 @@ export async function labCommand(args: string[], io: Io): Promise<number> {
         peers.push({ node, kind: 'ucarp', advskew, procs: spawnUcarp(lab, node, vhids, advskew, passfile, show) });
       } else {
         const conf = join(lab.dir, `${name}.conf`);
-        writeFileSync(conf, labConfig({ vhids, advskew, passfile }), { mode: 0o600 });
+        writeText(conf, labConfig({ vhids, advskew, passfile }), 0o600);
         peers.push({ node, kind: 'carpd', advskew, procs: [spawnCarpd(lab, node, conf, show)] });
       }
       say(`${name} (${node.address}) started: ${peers.at(-1)!.kind}, advskew ${advskew}`);
@@ -225,7 +228,7 @@ export async function labCommand(args: string[], io: Io): Promise<number> {
     const addrs2 = await lab.exec(next.node.ns, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
     say(`${next.node.name} holds ${Array.from({ length: vhids }, (_, i) => labVip(i + 1)).filter((a) => addrs2.stdout.includes(`${a}/`)).length}/${vhids} VIP(s)`);
 
-    if (!p.flags.has('--no-rejoin') && master.kind === 'carpd') {
+    if (rejoin && master.kind === 'carpd') {
       const conf = join(lab.dir, `${master.node.name}.conf`);
       master.procs = [spawnCarpd(lab, master.node, conf, (l) => /MASTER|BACKUP/.test(l) && say(`${master.node.name}: ${l.replace(/^.*?: /, '')}`))];
       say(`${master.node.name} restarted; preempt is off, so it should stay BACKUP`);

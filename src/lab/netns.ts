@@ -7,13 +7,12 @@
  * SIGINT/SIGTERM. Traffic stays inside the lab: no interface is ever created in the host's
  * namespace (veth pairs are created inside the switch namespace and moved straight to the node).
  */
-import { spawn as spawnChild, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, runSync, type RunResult } from '../adapters/exec.js';
+import { run, runSync } from '../adapters/exec.js';
+import type { RunResult } from '../ports/exec.js';
+import { listDir, makeTempDir, removeTree } from '../adapters/files.js';
+import { startProcess, type ChildProcess, type Stdio } from '../adapters/process.js';
 
 /** PATH for lab commands: node may live in /usr/local/bin. */
 const LAB_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
@@ -61,7 +60,7 @@ export interface Capture {
 
 export interface LabSpawnOptions {
   env?: Record<string, string>;
-  stdio?: SpawnOptions['stdio'];
+  stdio?: Stdio;
   cwd?: string;
 }
 
@@ -211,7 +210,7 @@ export async function withLab<T>(opts: LabOptions, fn: (lab: Lab) => Promise<T>)
 export async function sweepStaleLabs(prefix = 'carpd'): Promise<string[]> {
   let names: string[];
   try {
-    names = await readdir(NETNS_DIR);
+    names = await listDir(NETNS_DIR);
   } catch {
     return [];
   }
@@ -257,7 +256,7 @@ class LabImpl implements Lab {
   ) {
     this.switchNs = bridged ? this.nsName('sw') : undefined;
     this.bridge = bridged ? 'br0' : undefined;
-    this.dir = mkdtempSync(join(tmpdir(), `${prefix}-lab-`));
+    this.dir = makeTempDir(`${prefix}-lab-`);
   }
 
   private nsName(suffix: string): string {
@@ -363,7 +362,7 @@ class LabImpl implements Lab {
     this.assertOwned(ns);
     if (argv.length === 0) throw new LabError('spawn: empty argv');
     // `ip netns exec` execs the command, so the pid we track is the command's own.
-    const child = spawnChild('ip', ['netns', 'exec', ns, ...argv], {
+    const child = startProcess(['ip', 'netns', 'exec', ns, ...argv], {
       env: { ...LAB_ENV, ...opts.env },
       stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'],
       cwd: opts.cwd,
@@ -462,7 +461,7 @@ class LabImpl implements Lab {
       await run(['ip', 'netns', 'del', ns], { timeoutMs: CMD_TIMEOUT_MS, env: LAB_ENV });
     }
     this.made.length = 0;
-    rmSync(this.dir, { recursive: true, force: true });
+    removeTree(this.dir);
     this.forget();
   }
 
@@ -476,7 +475,7 @@ class LabImpl implements Lab {
       runSync(['ip', 'netns', 'del', ns], { timeoutMs: CMD_TIMEOUT_MS, env: LAB_ENV });
     }
     this.made.length = 0;
-    rmSync(this.dir, { recursive: true, force: true });
+    removeTree(this.dir);
     this.forget();
   }
 

@@ -2,7 +2,10 @@
  * A fake clock and an in-memory multicast wire joining N engines, for fast deterministic
  * multi-node tests of the real daemon loop. Nothing here touches the network.
  */
-import type { CarpSocket, Clock, Logger, NetBackend, OpenSocketOptions, Transport } from '../../src/adapters/ports.js';
+import type { CarpSocket, OpenSocketOptions, Transport } from '../../src/ports/transport.js';
+import type { Clock } from '../../src/ports/clock.js';
+import type { Logger } from '../../src/ports/logger.js';
+import type { NetBackend } from '../../src/ports/net.js';
 import type { CarpModel, VhidConfig } from '../../src/config/model.js';
 import { Engine, type TransitionEvent } from '../../src/daemon/engine.js';
 import { encodeIpv4Header } from '../../src/proto/ipv4.js';

@@ -13,7 +13,7 @@
  */
 import { parseArgs } from 'node:util';
 import { LinuxNet } from '../../src/adapters/linux-net.js';
-import type { OpenSocketOptions } from '../../src/adapters/ports.js';
+import type { OpenSocketOptions } from '../../src/ports/transport.js';
 import { RawTransport } from '../../src/adapters/raw-transport.js';
 
 const MAX_DURATION_MS = 30_000;

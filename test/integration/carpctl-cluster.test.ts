@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
-import type { StatsData, StatusData } from '../../src/daemon/control.js';
+import type { StatsData, StatusData } from '../../src/daemon/reports.js';
 import { CARPD_JS, labNodes, labVip, writePassfile } from '../../src/lab/lab.js';
 import { sleep, waitFor, withLab, type Lab, type LabNode } from '../../src/lab/netns.js';
 

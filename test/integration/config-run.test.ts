@@ -10,7 +10,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
-import type { HeardAdvert } from '../../src/cli/monitor.js';
+import type { HeardAdvert } from '../../src/proto/heard.js';
 import { CARPD_JS, LAB_PREFIX_LEN, currentMasters, labNodes, labVip, spawnObserver } from '../../src/lab/lab.js';
 import { waitFor, withLab, type Lab, type LabNode } from '../../src/lab/netns.js';
 

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
-import type { HeardAdvert } from '../../src/cli/monitor.js';
+import type { HeardAdvert } from '../../src/proto/heard.js';
 import { CARPD_JS, currentMasters, labConfig, labNodes, labVip, spawnObserver, writePassfile } from '../../src/lab/lab.js';
 import { waitFor, withLab, type Lab, type LabNode } from '../../src/lab/netns.js';
 

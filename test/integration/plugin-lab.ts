@@ -6,7 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { StatusData } from '../../src/daemon/control.js';
+import type { StatusData } from '../../src/daemon/reports.js';
 import { CARPD_JS, labVip } from '../../src/lab/lab.js';
 import { waitFor, type Lab, type LabNode } from '../../src/lab/netns.js';
 

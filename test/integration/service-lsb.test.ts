@@ -11,8 +11,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { run, type RunResult } from '../../src/adapters/exec.js';
-import type { StatusData } from '../../src/daemon/control.js';
+import { run } from '../../src/adapters/exec.js';
+import type { RunResult } from '../../src/ports/exec.js';
+import type { StatusData } from '../../src/daemon/reports.js';
 import { CARPD_JS, labNodes, labVip, writePassfile } from '../../src/lab/lab.js';
 import { waitFor, withLab, type Lab, type LabNode } from '../../src/lab/netns.js';
 

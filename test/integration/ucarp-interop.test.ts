@@ -15,7 +15,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { run } from '../../src/adapters/exec.js';
-import type { HeardAdvert } from '../../src/cli/monitor.js';
+import type { HeardAdvert } from '../../src/proto/heard.js';
 import { currentMasters, labConfig, labNodes, labVip, spawnCarpd, spawnObserver, spawnUcarp, writePassfile } from '../../src/lab/lab.js';
 import { sleep, waitFor, withLab, type Lab, type LabNode } from '../../src/lab/netns.js';
 

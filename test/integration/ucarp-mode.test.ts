@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { run } from '../../src/adapters/exec.js';
-import type { HeardAdvert } from '../../src/cli/monitor.js';
+import type { HeardAdvert } from '../../src/proto/heard.js';
 import { CARPD_JS, currentMasters, LAB_PREFIX_LEN, labNodes, labVip, spawnObserver, spawnUcarp, writePassfile } from '../../src/lab/lab.js';
 import { sleep, waitFor, withLab, type Lab, type LabNode } from '../../src/lab/netns.js';
 

@@ -5,9 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { carpctl, CtlUsageError, parseCtlArgs, toRequest } from '../../src/cli/carpctl.js';
-import { ControlServer, EventLog } from '../../src/daemon/control.js';
+import { listenUnix } from '../../src/adapters/unix-socket.js';
+import { ControlServer } from '../../src/daemon/control-server.js';
+import { EventLog } from '../../src/daemon/event-log.js';
 import type { TransitionEvent } from '../../src/daemon/engine.js';
-import { FileIntentStore, Maintenance } from '../../src/daemon/maintenance.js';
+import { FileIntentStore } from '../../src/adapters/intent-file.js';
+import { Maintenance } from '../../src/daemon/maintenance.js';
 import { waitFor } from '../../src/lab/netns.js';
 import { Sim, silent, vhidCfg } from '../helpers/fake-wire.js';
 
@@ -40,7 +43,7 @@ async function daemon(t: TestContext): Promise<{ sock: string; sim: Sim; events:
   for (const n of sim.nodes.values()) n.engine.start();
   sim.time.advance(5_000);
   const maintenance = new Maintenance(b.engine, new FileIntentStore(join(dir, 'state')), { logger: silent });
-  const server = new ControlServer({ engine: b.engine, events, logger: silent, maintenance });
+  const server = new ControlServer({ engine: b.engine, events, listen: listenUnix, logger: silent, maintenance });
   const sock = join(dir, 'carpd.sock');
   await server.listen(sock);
   t.after(() => server.close());

@@ -5,7 +5,7 @@ import { convertCommand } from '../../src/cli/convert.js';
 import { convertModel, CONVERT_TARGETS, type ConvertTarget } from '../../src/config/convert.js';
 import { formatDiagnostic } from '../../src/config/errors.js';
 import { BUNDLE_HEADER } from '../../src/config/hostname-carp.js';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfigFiles } from '../../src/adapters/config-files.js';
 import type { CarpModel, VhidConfig } from '../../src/config/model.js';
 import { capture, configFiles } from '../helpers/config-files.js';
 
@@ -20,7 +20,7 @@ function essentials(m: CarpModel): string[] {
 
 /** Loads `files` and fails on any error. */
 function loadOk(files: string[], format?: string): CarpModel {
-  const r = loadConfig(files, format ? { format } : {});
+  const r = loadConfigFiles(files, format ? { format } : {});
   const errors = r.diagnostics.filter((d) => d.severity === 'error');
   assert.deepEqual(errors.map(formatDiagnostic), []);
   return r.model;

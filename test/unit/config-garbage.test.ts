@@ -4,7 +4,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { checkCommand, configCommand } from '../../src/cli/check.js';
-import { diskContext, FORMAT_NAMES, parseFormat, type ConfigFormat } from '../../src/config/load.js';
+import { diskContext } from '../../src/adapters/config-files.js';
+import { FORMAT_NAMES, parseFormat, type ConfigFormat } from '../../src/config/load.js';
 import { validateModel, validateNetwork } from '../../src/config/validate.js';
 
 /** A small deterministic PRNG (mulberry32), so a failure can be replayed. */

@@ -2,9 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseCarpdIni, tokenizeIni } from '../../src/config/carpd-ini.js';
+import { parseCarpdIni } from '../../src/config/carpd-ini.js';
+import { tokenizeIni } from '../../src/config/ini-lexer.js';
 import { formatDiagnostic, type Diagnostic } from '../../src/config/errors.js';
-import { detectFormat, loadConfig } from '../../src/config/load.js';
+import { detectFormat } from '../../src/config/load.js';
+import { loadConfigFiles, readPassfile } from '../../src/adapters/config-files.js';
+import { validCron } from '../../src/adapters/cron.js';
 import type { CarpModel } from '../../src/config/model.js';
 import { validateModel } from '../../src/config/validate.js';
 import { assertOneError, configFiles, errorsOf, withoutFieldSources } from '../helpers/config-files.js';
@@ -53,7 +56,7 @@ test('a realistic carpd.conf becomes the expected model', (t) => {
   const tmp = tempDir(t);
   tmp.write('lan.pass', 'lanpass\r\nignored second line\n');
   const file = tmp.write('carpd.conf', REALISTIC);
-  const { model, diagnostics } = loadConfig([file]);
+  const { model, diagnostics } = loadConfigFiles([file]);
   assert.deepEqual(diagnostics, []);
   const expected: CarpModel = {
     global: {
@@ -96,7 +99,7 @@ test('a realistic carpd.conf becomes the expected model', (t) => {
 test('the sample configuration in etc/ parses once its passfile exists', () => {
   // dist/test/unit → the repository root
   const text = readFileSync(new URL('../../../etc/carpd.conf.sample', import.meta.url), 'utf8');
-  const r = parseCarpdIni(text, 'carpd.conf.sample', { readPassfile: () => ({ ok: true, password: 'lanpass' }) });
+  const r = parseCarpdIni(text, 'carpd.conf.sample', { readPassfile: () => ({ ok: true, password: 'lanpass' }), validCron });
   assert.deepEqual(errorsOf([...r.diagnostics, ...validateModel(r.model)]), []);
   assert.deepEqual(r.model.vhids.map((v) => v.key), ['1@eth0', '2@eth1']);
   assert.deepEqual(r.model.extra?.map((s) => s.name), ['group.uplink', 'plugin.httpd', 'plugin.script', 'health.web', 'health.bgp', 'maintenance']);
@@ -113,7 +116,7 @@ test('the sample configuration in etc/ parses once its passfile exists', () => {
 });
 
 test('CRLF line endings keep line numbers', () => {
-  const r = parseCarpdIni('[carpd]\r\npreempt = maybe\r\n', 'crlf.conf');
+  const r = parseCarpdIni('[carpd]\r\npreempt = maybe\r\n', 'crlf.conf', { readPassfile, validCron });
   assertOneError(r.diagnostics, 'CARPD_ERR_CONFIG_VALUE', 'crlf.conf', 2);
 });
 
@@ -130,7 +133,7 @@ test('the tokenizer reports header comments, quoting and bad lines with their li
 
 /** Parses and validates `text` as `f.conf`, the way loadConfig would. */
 function check(text: string): Diagnostic[] {
-  const r = parseCarpdIni(text, 'f.conf');
+  const r = parseCarpdIni(text, 'f.conf', { readPassfile, validCron });
   return [...r.diagnostics, ...validateModel(r.model)];
 }
 
@@ -214,24 +217,24 @@ test('a relative upscript is a warning', () => {
 test('an inline pass in a world-readable file is an error on the pass line', (t) => {
   const tmp = tempDir(t);
   const file = tmp.write('carpd.conf', `${VHID_OK}pass = hunter2\n`, 0o644);
-  const d = assertOneError(loadConfig([file]).diagnostics, 'CARPD_ERR_CONFIG_MODE', file, 5);
+  const d = assertOneError(loadConfigFiles([file]).diagnostics, 'CARPD_ERR_CONFIG_MODE', file, 5);
   assert.ok(!d.message.includes('hunter2'));
   assert.match(d.message, /0644/);
   chmodSync(file, 0o640);
-  assert.deepEqual(loadConfig([file]).diagnostics, []);
+  assert.deepEqual(loadConfigFiles([file]).diagnostics, []);
 });
 
 test('a world-readable file without a pass is fine', (t) => {
   const tmp = tempDir(t);
   const file = tmp.write('carpd.conf', VHID_OK, 0o644);
-  assert.deepEqual(loadConfig([file]).diagnostics, []);
+  assert.deepEqual(loadConfigFiles([file]).diagnostics, []);
 });
 
 test('a world-readable passfile is refused on the passfile line, without its content', (t) => {
   const tmp = tempDir(t);
   const pf = tmp.write('p.pass', 'topsecret\n', 0o644);
   const file = tmp.write('carpd.conf', `${VHID_OK}passfile = ${pf}\n`);
-  const d = assertOneError(loadConfig([file]).diagnostics, 'CARPD_ERR_PASSFILE_MODE', file, 5);
+  const d = assertOneError(loadConfigFiles([file]).diagnostics, 'CARPD_ERR_PASSFILE_MODE', file, 5);
   assert.ok(d.message.includes(pf));
   assert.ok(!d.message.includes('topsecret'));
 });
@@ -239,18 +242,18 @@ test('a world-readable passfile is refused on the passfile line, without its con
 test('a missing passfile is an error on the passfile line', (t) => {
   const tmp = tempDir(t);
   const file = tmp.write('carpd.conf', `${VHID_OK}\npassfile = nope.pass\n`);
-  assertOneError(loadConfig([file]).diagnostics, 'CARPD_ERR_PASSFILE', file, 6);
+  assertOneError(loadConfigFiles([file]).diagnostics, 'CARPD_ERR_PASSFILE', file, 6);
 });
 
 test('an empty passfile is an error', (t) => {
   const tmp = tempDir(t);
   tmp.write('empty.pass', '\n');
   const file = tmp.write('carpd.conf', `${VHID_OK}passfile = empty.pass\n`);
-  assertOneError(loadConfig([file]).diagnostics, 'CARPD_ERR_CONFIG_VALUE', file, 5);
+  assertOneError(loadConfigFiles([file]).diagnostics, 'CARPD_ERR_CONFIG_VALUE', file, 5);
 });
 
 test('no pass and no passfile means the empty password', () => {
-  const r = parseCarpdIni(VHID_OK, 'f.conf');
+  const r = parseCarpdIni(VHID_OK, 'f.conf', { readPassfile, validCron });
   assert.equal(r.model.vhids[0]!.password, '');
 });
 
@@ -258,7 +261,7 @@ test('several files merge: [carpd] keys from the last that sets them, vhids conc
   const tmp = tempDir(t);
   const a = tmp.write('a.conf', `[carpd]\npreempt = yes\nlog = 5\n${VHID_OK}`);
   const b = tmp.write('b.conf', '[carpd]\nlog = 1\n[vhid.b]\nvhid = 2\ninterface = eth0\naddress = 10.0.0.2\n');
-  const { model, diagnostics } = loadConfig([a, b]);
+  const { model, diagnostics } = loadConfigFiles([a, b]);
   // A changed value is said, at the line that changes it.
   assert.deepEqual(diagnostics.map((d) => [d.severity, d.code, d.file, d.line]), [['warning', 'CARPD_WARN_OVERRIDE', b, 2]]);
   assert.equal(diagnostics[0]!.message, `log overrides the value set at ${a}:3`);
@@ -270,7 +273,7 @@ test('the same vhid defined differently in two files is an error in the second f
   const tmp = tempDir(t);
   const a = tmp.write('a.conf', VHID_OK);
   const b = tmp.write('b.conf', `\n\n${VHID_OK}advskew = 100\n`);
-  const d = assertOneError(loadConfig([a, b]).diagnostics, 'CARPD_ERR_CONFIG_CONFLICT', b, 3);
+  const d = assertOneError(loadConfigFiles([a, b]).diagnostics, 'CARPD_ERR_CONFIG_CONFLICT', b, 3);
   assert.equal(d.message, `vhid 1 on eth0 is already defined at ${a}:1, differently (advskew)`);
 });
 
@@ -278,7 +281,7 @@ test('the same vhid defined identically in two files is a warning, and counted o
   const tmp = tempDir(t);
   const a = tmp.write('a.conf', VHID_OK);
   const b = tmp.write('b.conf', `\n\n${VHID_OK}`);
-  const r = loadConfig([a, b]);
+  const r = loadConfigFiles([a, b]);
   assert.deepEqual(r.diagnostics.map((d) => [d.severity, d.code, d.file, d.line]), [['warning', 'CARPD_WARN_DUPLICATE', b, 3]]);
   assert.equal(r.model.vhids.length, 1);
 });
@@ -286,16 +289,16 @@ test('the same vhid defined identically in two files is a warning, and counted o
 test('a file that is not carpd.conf is an unknown format at line 1', (t) => {
   const tmp = tempDir(t);
   const rc = tmp.write('notes.txt', 'hello\n');
-  const d = assertOneError(loadConfig([rc]).diagnostics, 'CARPD_ERR_CONFIG_FORMAT', rc, 1);
+  const d = assertOneError(loadConfigFiles([rc]).diagnostics, 'CARPD_ERR_CONFIG_FORMAT', rc, 1);
   assert.equal(formatDiagnostic(d), `${rc}:1: unknown configuration format`);
-  const forced = assertOneError(loadConfig([rc], { format: 'pfsense' }).diagnostics, 'CARPD_ERR_CONFIG_FORMAT', rc, 1);
+  const forced = assertOneError(loadConfigFiles([rc], { format: 'pfsense' }).diagnostics, 'CARPD_ERR_CONFIG_FORMAT', rc, 1);
   assert.equal(forced.message, 'unknown configuration format "pfsense"');
 });
 
 test('a missing file is an error at line 1', (t) => {
   const tmp = tempDir(t);
   const missing = join(tmp.dir, 'missing.conf');
-  assertOneError(loadConfig([missing]).diagnostics, 'CARPD_ERR_CONFIG_READ', missing, 1);
+  assertOneError(loadConfigFiles([missing]).diagnostics, 'CARPD_ERR_CONFIG_READ', missing, 1);
 });
 
 test('the format is detected by sections or by extension', () => {
@@ -309,6 +312,6 @@ test('the format is detected by sections or by extension', () => {
 test('diagnostics come in file and line order', (t) => {
   const tmp = tempDir(t);
   const file = tmp.write('c.conf', '[vhid.a]\nvhid = 1\ninterface = eth0\nbogus = 1\nadvskew = 999\n');
-  const lines = loadConfig([file]).diagnostics.map((d) => d.line);
+  const lines = loadConfigFiles([file]).diagnostics.map((d) => d.line);
   assert.deepEqual(lines, [1, 4, 5]);
 });

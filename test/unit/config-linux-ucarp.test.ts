@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { detectFormat, loadConfig } from '../../src/config/load.js';
+import { detectFormat } from '../../src/config/load.js';
+import { loadConfigFiles } from '../../src/adapters/config-files.js';
 import type { CarpModel } from '../../src/config/model.js';
 import { assertOneError, brief, configFiles, withoutFieldSources } from '../helpers/config-files.js';
 
@@ -13,7 +14,7 @@ test('Debian interfaces with ucarp stanzas, and a sourced file, become the expec
   const dir = fixtures(t, 'debian');
   const file = join(dir, 'interfaces');
   const eth1 = join(dir, 'interfaces.d', 'eth1');
-  const { model, diagnostics } = loadConfig([file]);
+  const { model, diagnostics } = loadConfigFiles([file]);
   assert.deepEqual(diagnostics, []);
   const expected: CarpModel = {
     // ucarp-master yes is ucarp's -P.
@@ -49,7 +50,7 @@ test('interfaces files are told by name, directory and content', () => {
 function ifaces(t: { after(fn: () => void): void }, text: string, mode = 0o600) {
   const tmp = tempDir(t);
   const file = tmp.write('interfaces', text, mode);
-  const r = loadConfig([file]);
+  const r = loadConfigFiles([file]);
   return { tmp, file, diags: r.diagnostics, model: r.model };
 }
 
@@ -91,7 +92,7 @@ test('interfaces: sourced files follow relative paths, source-directory and loop
   tmp.write('d/not.this', 'iface bogus inet static\n  ucarp-vid 9\n');
   tmp.write('loop', 'source interfaces\n');
   const file = tmp.write('interfaces', 'source-directory d\nsource loop\n');
-  const r = loadConfig([file]);
+  const r = loadConfigFiles([file]);
   assert.deepEqual(r.model.vhids.map((v) => v.key), ['1@eth0']);
   assertOneError(r.diagnostics, 'CARPD_ERR_CONFIG_SYNTAX', join(tmp.dir, 'loop'), 1);
 });
@@ -112,7 +113,7 @@ test('CentOS vip-001.conf (sysconfig/carp) and vip-002.conf (ucarp, with vip-com
   const dir = fixtures(t, 'centos');
   const vip1 = join(dir, 'etc/sysconfig/carp/vip-001.conf');
   const vip2 = join(dir, 'etc/ucarp/vip-002.conf');
-  const { model, diagnostics } = loadConfig([vip1, vip2]);
+  const { model, diagnostics } = loadConfigFiles([vip1, vip2]);
   assert.deepEqual(diagnostics, []);
   const expected: CarpModel = {
     // OPTIONS --preempt.
@@ -146,7 +147,7 @@ test('the network-scripts directory is found under a root, for ucarp under /etc/
   const tmp = tempDir(t);
   tmp.write('etc/sysconfig/network-scripts/ifcfg-eth0:9', 'IPADDR=10.9.0.1\nPREFIX=24\n');
   const vip = tmp.write('etc/ucarp/vip-009.conf', 'BIND_INTERFACE=eth0\nVIP_INTERFACE=eth0:9\nPASSWORD=x\n');
-  const r = loadConfig([vip], { root: tmp.dir });
+  const r = loadConfigFiles([vip], { root: tmp.dir });
   assert.deepEqual(r.diagnostics, []);
   assert.deepEqual(r.model.vhids[0]!.addresses, ['10.9.0.1/24']);
 });
@@ -157,7 +158,7 @@ function vip(t: { after(fn: () => void): void }, text: string, name = 'vip-003.c
   tmp.write('ifcfg-eth0:0', 'IPADDR=10.0.0.1\nNETMASK=255.255.255.0\n');
   tmp.write('ifcfg-eth0', 'IPADDR=10.0.0.2\nPREFIX=24\n');
   const file = tmp.write(name, text, mode);
-  const r = loadConfig([file]);
+  const r = loadConfigFiles([file]);
   return { tmp, file, diags: r.diagnostics, model: r.model };
 }
 
@@ -203,7 +204,7 @@ test('vip-NNN.conf: ifcfg PREFIX wins over a NETMASK that disagrees, with a warn
   const tmp = tempDir(t);
   const ifcfg = tmp.write('ifcfg-eth0:0', 'IPADDR=10.0.0.1\nPREFIX=24\nNETMASK=255.255.0.0\n');
   const file = tmp.write('vip-003.conf', GOOD_VIP);
-  const r = loadConfig([file]);
+  const r = loadConfigFiles([file]);
   assert.deepEqual(brief(r.diagnostics), [['warning', 'CARPD_WARN_IGNORED', ifcfg, 3]]);
   assert.deepEqual(r.model.vhids[0]!.addresses, ['10.0.0.1/24']);
 });

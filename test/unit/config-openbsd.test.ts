@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { Diagnostic } from '../../src/config/errors.js';
-import { detectFormat, loadConfig } from '../../src/config/load.js';
+import { detectFormat } from '../../src/config/load.js';
+import { loadConfigFiles } from '../../src/adapters/config-files.js';
 import type { CarpModel } from '../../src/config/model.js';
 import { assertOneError, brief, configFiles, withoutFieldSources } from '../helpers/config-files.js';
 
@@ -11,7 +12,7 @@ const { tempDir, fixtures } = configFiles('carpd-config-obsd-');
 test('OpenBSD hostname.carp0..3 and sysctl.conf become the expected model', (t) => {
   const dir = fixtures(t, 'openbsd');
   const f = (n: string) => join(dir, n);
-  const { model, diagnostics } = loadConfig(['hostname.carp0', 'hostname.carp1', 'hostname.carp2', 'hostname.carp3', 'sysctl.conf'].map(f));
+  const { model, diagnostics } = loadConfigFiles(['hostname.carp0', 'hostname.carp1', 'hostname.carp2', 'hostname.carp3', 'sysctl.conf'].map(f));
   // The !command line is named and ignored.
   assert.deepEqual(brief(diagnostics), [['warning', 'CARPD_WARN_IGNORED', f('hostname.carp1'), 3]]);
   const expected: CarpModel = {
@@ -54,7 +55,7 @@ test('hostname.IF files are told by name; a bundle by its headers', () => {
 
 test('a parent interface\'s hostname.IF given with -c only tells its subnet', (t) => {
   const dir = fixtures(t, 'openbsd');
-  const r = loadConfig([join(dir, 'hostname.em0'), join(dir, 'hostname.carp0')]);
+  const r = loadConfigFiles([join(dir, 'hostname.em0'), join(dir, 'hostname.carp0')]);
   assert.deepEqual(r.diagnostics, []);
   assert.deepEqual(r.model.vhids.map((v) => v.key), ['1@em0']);
 });
@@ -64,7 +65,7 @@ function carp0(t: { after(fn: () => void): void }, text: string, mode = 0o600): 
   const tmp = tempDir(t);
   tmp.write('hostname.em0', 'inet 192.0.2.2 255.255.255.224 NONE\n');
   const file = tmp.write('hostname.carp0', text, mode);
-  const r = loadConfig([file]);
+  const r = loadConfigFiles([file]);
   return { file, diags: r.diagnostics, model: r.model };
 }
 
@@ -113,7 +114,7 @@ test('the same vhid in rc.conf and hostname.carp0, differently: an error in the 
   const tmp = tempDir(t);
   const rc = tmp.write('rc.conf', 'ifconfig_em0_alias0="inet vhid 1 pass one alias 192.0.2.30/27"\n');
   const hn = tmp.write('hostname.carp0', '# moved\n192.0.2.30/27 carpdev em0 vhid 1 pass two\n');
-  const d = assertOneError(loadConfig([rc, hn]).diagnostics, 'CARPD_ERR_CONFIG_CONFLICT', hn, 2);
+  const d = assertOneError(loadConfigFiles([rc, hn]).diagnostics, 'CARPD_ERR_CONFIG_CONFLICT', hn, 2);
   assert.equal(d.message, `vhid 1 on em0 is already defined at ${rc}:1, differently (password)`);
 });
 
@@ -137,7 +138,7 @@ test('a bundle of hostname.carpN and sysctl.conf blocks keeps the bundle\'s line
     'net.inet.carp.preempt=1',
     '',
   ].join('\n'));
-  const r = loadConfig([bundle]);
+  const r = loadConfigFiles([bundle]);
   assertOneError(r.diagnostics, 'CARPD_ERR_ADVSKEW', bundle, 12);
   assert.deepEqual(r.model.vhids.map((v) => [v.key, v.name, v.source, v.vlan]), [
     ['1@vlan7', 'carp0', 'fw1.hostname:4', { device: 'em2', tag: 7 }],

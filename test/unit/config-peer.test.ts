@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkCommand } from '../../src/cli/check.js';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfigFiles } from '../../src/adapters/config-files.js';
 import { comparePeers } from '../../src/config/peer-check.js';
 import { capture, configFiles } from '../helpers/config-files.js';
 
@@ -69,8 +69,8 @@ test('passwords are compared as the kernels use them (19 bytes); prefixes and sp
   const tmp = tempDir(t);
   const a = tmp.write('a.conf', '[vhid.a]\nvhid = 1\ninterface = em0\naddress = 2001:db8::1/64, 10.0.0.1/24, fe80::1/64\nadvskew = 0\npass = 0123456789abcdefghiXX\n');
   const b = tmp.write('b.conf', '[vhid.a]\nvhid = 1\ninterface = em0\naddress = 10.0.0.1/32, 2001:0db8:0:0::1/64\nadvskew = 10\npass = 0123456789abcdefghiYY\n');
-  const ours = loadConfig([a]);
-  const theirs = loadConfig([b]);
+  const ours = loadConfigFiles([a]);
+  const theirs = loadConfigFiles([b]);
   // Both passwords are too long, which plain check reports; the peers still agree with each other.
   assert.deepEqual(comparePeers(ours.model, theirs.model), []);
 });

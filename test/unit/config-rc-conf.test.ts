@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { Diagnostic } from '../../src/config/errors.js';
-import { detectFormat, loadConfig } from '../../src/config/load.js';
+import { detectFormat } from '../../src/config/load.js';
+import { loadConfigFiles } from '../../src/adapters/config-files.js';
 import type { CarpModel } from '../../src/config/model.js';
 import { parseRcConf } from '../../src/config/rc-conf.js';
 import { assertOneError, brief, configFiles, withoutFieldSources } from '../helpers/config-files.js';
@@ -67,7 +68,7 @@ test('a FreeBSD rc.conf, loader.conf and sysctl.conf become the expected model',
   const rc = join(dir, 'rc.conf');
   const loader = join(dir, 'loader.conf');
   const sysctl = join(dir, 'sysctl.conf');
-  const { model, diagnostics } = loadConfig([rc, loader, sysctl]);
+  const { model, diagnostics } = loadConfigFiles([rc, loader, sysctl]);
   assert.deepEqual(brief(diagnostics), [['warning', 'CARPD_WARN_KERNEL_CARP', loader, 4]]);
   assert.match(diagnostics[0]!.message, /protocol 112/);
   const expected: CarpModel = {
@@ -128,19 +129,19 @@ test('the formats are told apart by name and content', () => {
 test('a pass in a world-readable rc.conf is an error on its line, without the password', (t) => {
   const tmp = tempDir(t);
   const rc = tmp.write('rc.conf', 'ifconfig_em0="inet 10.0.0.2/24"\nifconfig_em0_alias0="inet vhid 1 pass hunter2 alias 10.0.0.1/32"\n', 0o644);
-  const d = assertOneError(loadConfig([rc]).diagnostics, 'CARPD_ERR_CONFIG_MODE', rc, 2);
+  const d = assertOneError(loadConfigFiles([rc]).diagnostics, 'CARPD_ERR_CONFIG_MODE', rc, 2);
   assert.ok(!d.message.includes('hunter2'));
   assert.match(d.message, /world-readable \(mode 0644\)/);
   const ucarp = tmp.write('rc2.conf', 'ucarp_if="em0"\nucarp_vhid="1"\nucarp_addr="10.0.0.1"\nucarp_pass="hunter2"\n', 0o604);
-  assertOneError(loadConfig([ucarp]).diagnostics, 'CARPD_ERR_CONFIG_MODE', ucarp, 4);
+  assertOneError(loadConfigFiles([ucarp]).diagnostics, 'CARPD_ERR_CONFIG_MODE', ucarp, 4);
   const nopass = tmp.write('rc3.conf', 'ifconfig_em0_alias0="inet vhid 1 alias 10.0.0.1/32"\n', 0o644);
-  assert.deepEqual(loadConfig([nopass]).diagnostics, []);
+  assert.deepEqual(loadConfigFiles([nopass]).diagnostics, []);
 });
 
 /** rc.conf text → its diagnostics, via the loader. */
 function rcCheck(t: { after(fn: () => void): void }, text: string, name = 'rc.conf'): { file: string; diags: Diagnostic[]; model: CarpModel } {
   const file = tempDir(t).write(name, text);
-  const r = loadConfig([file]);
+  const r = loadConfigFiles([file]);
   return { file, diags: r.diagnostics, model: r.model };
 }
 
@@ -245,12 +246,12 @@ test('rc.conf: ucarp_passfile is read like ucarp -o, relative to the rc.conf', (
   const tmp = tempDir(t);
   tmp.write('ucarp.pass', 'frompassfile\n');
   const rc = tmp.write('rc.conf', 'ucarp_if="em0"\nucarp_vhid="9"\nucarp_addr="10.0.0.9"\nucarp_passfile="ucarp.pass"\n', 0o644);
-  const r = loadConfig([rc]);
+  const r = loadConfigFiles([rc]);
   assert.deepEqual(r.diagnostics, []);
   assert.equal(r.model.vhids[0]!.password, 'frompassfile');
   tmp.write('world.pass', 'x\n', 0o644);
   const rc2 = tmp.write('rc2.conf', 'ucarp_if="em0"\nucarp_vhid="9"\nucarp_addr="10.0.0.9"\nucarp_passfile="world.pass"\n');
-  assertOneError(loadConfig([rc2]).diagnostics, 'CARPD_ERR_PASSFILE_MODE', rc2, 4);
+  assertOneError(loadConfigFiles([rc2]).diagnostics, 'CARPD_ERR_PASSFILE_MODE', rc2, 4);
 });
 
 test('rc.conf: ucarp_enable and carpd_enable both on is a warning', (t) => {
@@ -266,28 +267,28 @@ test('rc.conf: state is accepted and said to be ignored', (t) => {
 test('loader.conf: carp_load and if_carp_load="YES" warn; "NO" does not', (t) => {
   const tmp = tempDir(t);
   const a = tmp.write('loader.conf', 'pf_load="YES"\nif_carp_load="YES"\n');
-  assert.deepEqual(brief(loadConfig([a]).diagnostics), [['warning', 'CARPD_WARN_KERNEL_CARP', a, 2]]);
+  assert.deepEqual(brief(loadConfigFiles([a]).diagnostics), [['warning', 'CARPD_WARN_KERNEL_CARP', a, 2]]);
   const b = tmp.write('loader.conf.local', 'carp_load="NO"\n');
-  assert.deepEqual(loadConfig([b]).diagnostics, []);
+  assert.deepEqual(loadConfigFiles([b]).diagnostics, []);
   const c = tmp.write('x.loader.conf', 'carp_load="maybe"\n');
-  assertOneError(loadConfig([c]).diagnostics, 'CARPD_ERR_CONFIG_VALUE', c, 1);
+  assertOneError(loadConfigFiles([c]).diagnostics, 'CARPD_ERR_CONFIG_VALUE', c, 1);
 });
 
 test('sysctl.conf: unknown CARP knobs and bad values are errors at their line; other sysctls are left alone', (t) => {
   const tmp = tempDir(t);
   const a = tmp.write('sysctl.conf', 'kern.foo=1\nnet.inet.carp.preemt=1\n');
-  assertOneError(loadConfig([a]).diagnostics, 'CARPD_ERR_CONFIG_KEY', a, 2);
+  assertOneError(loadConfigFiles([a]).diagnostics, 'CARPD_ERR_CONFIG_KEY', a, 2);
   const b = tmp.write('b.sysctl.conf', '\nnet.inet.carp.preempt=2\n');
-  assertOneError(loadConfig([b]).diagnostics, 'CARPD_ERR_CONFIG_VALUE', b, 2);
+  assertOneError(loadConfigFiles([b]).diagnostics, 'CARPD_ERR_CONFIG_VALUE', b, 2);
   const c = tmp.write('c.sysctl.conf', 'net.inet.carp.log=9\n');
-  assertOneError(loadConfig([c]).diagnostics, 'CARPD_ERR_CONFIG_VALUE', c, 1);
+  assertOneError(loadConfigFiles([c]).diagnostics, 'CARPD_ERR_CONFIG_VALUE', c, 1);
   const d = tmp.write('d.sysctl.conf', 'net.inet.carp.allow=0 # off\nnet.inet.carp.dscp=56\n');
-  const r = loadConfig([d]);
+  const r = loadConfigFiles([d]);
   assert.deepEqual(brief(r.diagnostics), [['warning', 'CARPD_WARN_KERNEL_CARP', d, 1], ['warning', 'CARPD_WARN_IGNORED', d, 2]]);
   assert.equal(r.model.global.allow, false);
   // A carpd.conf after it turns carpd back on; the override is said.
   const e = tmp.write('carpd.conf', '[carpd]\nallow = yes\n');
-  const both = loadConfig([d, e]);
+  const both = loadConfigFiles([d, e]);
   assert.equal(both.model.global.allow, true);
   assert.deepEqual(brief(both.diagnostics).map((x) => x[1]), ['CARPD_WARN_KERNEL_CARP', 'CARPD_WARN_IGNORED', 'CARPD_WARN_OVERRIDE']);
 });
@@ -296,7 +297,7 @@ test('a sysctl.conf and an rc.conf that disagree: the later file wins, with a wa
   const tmp = tempDir(t);
   const s = tmp.write('sysctl.conf', 'net.inet.carp.preempt=0\n');
   const rc = tmp.write('rc.conf', 'ucarp_if="em0"\nucarp_vhid="1"\nucarp_addr="10.0.0.1"\nucarp_preempt="YES"\n');
-  const r = loadConfig([s, rc]);
+  const r = loadConfigFiles([s, rc]);
   assert.deepEqual(brief(r.diagnostics), [['warning', 'CARPD_WARN_OVERRIDE', rc, 4]]);
   assert.equal(r.model.global.preempt, true);
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { configCommand } from '../../src/cli/check.js';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfigFiles } from '../../src/adapters/config-files.js';
 import { formatDuration, parseDuration } from '../../src/config/values.js';
 import { netmaskToPrefix, prefixToNetmask } from '../../src/config/netaddr.js';
 import { splitShellWords } from '../../src/config/shell-words.js';
@@ -33,7 +33,7 @@ hook_timeout = 1.5s
 senderr_demotion = 200
 demotion = 10
 ${VHIDS}`);
-  const r = loadConfig([file]);
+  const r = loadConfigFiles([file]);
   assert.deepEqual(r.diagnostics, []);
   assert.deepEqual(r.model.global, {
     allow: true, preempt: false, log: 2, stateDir: '/var/db/carpd', metrics: '[::1]:9112', garpRefresh: 120,
@@ -83,7 +83,7 @@ enter = 0 3 * * sun
 leave = 0 4 * * sun
 demote = 100
 `);
-  const { model, diagnostics } = loadConfig([file]);
+  const { model, diagnostics } = loadConfigFiles([file]);
   assert.deepEqual(diagnostics, []);
   assert.deepEqual(model.groups, [{ name: 'edge', members: ['2@eth1', '1@eth0'], demote: 5, source: `${file}:12` }]);
   assert.deepEqual(model.plugins, [
@@ -111,7 +111,7 @@ test('a plugin may follow a vhid read from another file and format', (t) => {
   const tmp = tempDir(t);
   const hn = tmp.write('hostname.carp3', '10.0.0.1/24 carpdev eth0 vhid 7\n');
   const conf = tmp.write('carpd.conf', '[plugin.httpd]\nfollow = carp3\n[group.all]\nvhid = 7@eth0\n');
-  const { model, diagnostics } = loadConfig([hn, conf]);
+  const { model, diagnostics } = loadConfigFiles([hn, conf]);
   assert.deepEqual(diagnostics, []);
   assert.deepEqual(model.plugins?.[0]?.follow, { kind: 'vhid', ref: '7@eth0' });
   assert.deepEqual(model.groups?.[0]?.members, ['7@eth0']);
@@ -148,7 +148,7 @@ const sectionErrors: { name: string; text: string; code: string; line: number }[
 for (const c of sectionErrors) {
   test(`carpd.conf: ${c.name} is an error at its line`, (t) => {
     const file = tempDir(t).write('carpd.conf', c.text);
-    assertOneError(loadConfig([file]).diagnostics, c.code, file, c.line);
+    assertOneError(loadConfigFiles([file]).diagnostics, c.code, file, c.line);
   });
 }
 
@@ -156,7 +156,7 @@ test('the same plugin in two files is an error in the second', (t) => {
   const tmp = tempDir(t);
   const a = tmp.write('a.conf', `${VHIDS}[plugin.httpd]\nfollow = lan\n`);
   const b = tmp.write('b.conf', '\n[plugin.httpd]\nfollow = node\n');
-  assertOneError(loadConfig([a, b]).diagnostics, 'CARPD_ERR_CONFIG_DUPLICATE', b, 2);
+  assertOneError(loadConfigFiles([a, b]).diagnostics, 'CARPD_ERR_CONFIG_DUPLICATE', b, 2);
 });
 
 test('config prints the typed sections, with secret-looking plugin options redacted', async (t) => {

@@ -2,12 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError } from '../../src/config/errors.js';
 import { parseUcarpArgs, type UcarpArgs } from '../../src/config/ucarp-args.js';
+import { readPassfile } from '../../src/adapters/config-files.js';
 import { configFiles } from '../helpers/config-files.js';
 
 const { tempDir } = configFiles('carpd-ucarp-args-');
 
 function run(argv: string[]): Extract<UcarpArgs, { kind: 'run' }> {
-  const r = parseUcarpArgs(argv);
+  const r = parseUcarpArgs(argv, { readPassfile });
   assert.equal(r.kind, 'run');
   return r as Extract<UcarpArgs, { kind: 'run' }>;
 }
@@ -16,7 +17,7 @@ function run(argv: string[]): Extract<UcarpArgs, { kind: 'run' }> {
 function rejects(argv: string[], code: string): ConfigError {
   let caught: unknown;
   try {
-    parseUcarpArgs(argv);
+    parseUcarpArgs(argv, { readPassfile });
   } catch (e) {
     caught = e;
   }
@@ -124,7 +125,7 @@ for (const [name, argv] of [
 }
 
 test('without -i, the caller-supplied default interface is used, as ucarp uses pcap_lookupdev', () => {
-  const r = parseUcarpArgs(['-s', '10.0.0.2', '-v', '1', '-p', 'pw', '-a', '10.0.0.1'], { defaultInterface: () => 'ens3' });
+  const r = parseUcarpArgs(['-s', '10.0.0.2', '-v', '1', '-p', 'pw', '-a', '10.0.0.1'], { defaultInterface: () => 'ens3', readPassfile });
   assert.equal(r.kind === 'run' && r.model.vhids[0]!.key, '1@ens3');
 });
 
@@ -162,7 +163,7 @@ test('a stray operand is a usage error that does not echo it', () => {
 
 test('-h, --help and no arguments ask for the usage text', () => {
   for (const argv of [['-h'], ['--help'], [], ['-Ph']]) {
-    const r = parseUcarpArgs(argv);
+    const r = parseUcarpArgs(argv, { readPassfile });
     assert.equal(r.kind, 'help');
     assert.ok(r.kind === 'help' && r.usage.includes('--passfile=<file> (-o <file>)'));
   }

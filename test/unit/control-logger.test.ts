@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { createLogger, levelName } from '../../src/daemon/logger.js';
+import { createLogger } from '../../src/adapters/logger.js';
+import { levelName } from '../../src/ports/logger.js';
 
 /** Capture what goes to stderr while fn runs. */
 function stderrOf(fn: () => void): string {

@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { CarpModel } from '../../src/config/model.js';
-import { Maintenance, type IntentStore, type MaintenanceIntent } from '../../src/daemon/maintenance.js';
+import { Maintenance } from '../../src/daemon/maintenance.js';
+import type { IntentStore, MaintenanceIntent } from '../../src/ports/intent-store.js';
+import { nodeCron } from '../../src/adapters/cron.js';
 import { checkSchedules, SCHEDULE, Schedules } from '../../src/daemon/schedule.js';
 import { waitFor } from '../../src/lab/netns.js';
 import { silent } from '../helpers/fake-wire.js';
@@ -39,7 +41,7 @@ test('a maintenance window enters at its cron time and leaves after its duration
   const d = demoter();
   const changes: MaintenanceIntent[] = [];
   const mt = new Maintenance(d, memStore(), { logger: silent, onChange: (i) => changes.push(i) });
-  const s = new Schedules({ engine: { refreshGarp: () => 0 }, maintenance: mt, logger: silent });
+  const s = new Schedules({ engine: { refreshGarp: () => 0 }, cron: nodeCron, maintenance: mt, logger: silent });
   t.after(() => s.stop());
   s.start(model({ maintenance: { enter: '*/2 * * * * *', durationMs: 300, demote: 100, source: 'test:1' } }));
   await waitFor(() => changes.some((c) => c.on), { timeoutMs: 4_000, what: 'the window to begin' });
@@ -55,7 +57,7 @@ test('a scheduled leave never ends maintenance the admin turned on', async (t) =
   const d = demoter();
   const mt = new Maintenance(d, memStore(), { logger: silent });
   mt.set(true, 'carpctl');
-  const s = new Schedules({ engine: { refreshGarp: () => 0 }, maintenance: mt, logger: silent });
+  const s = new Schedules({ engine: { refreshGarp: () => 0 }, cron: nodeCron, maintenance: mt, logger: silent });
   t.after(() => s.stop());
   s.start(model({ maintenance: { enter: '0 0 1 1 *', leave: '* * * * * *', source: 'test:1' } }));
   await new Promise((r) => setTimeout(r, 1_300));
@@ -71,7 +73,7 @@ test('a window that began before a restart still ends on time', async (t) => {
   const mt = new Maintenance(d, store, { logger: silent });
   mt.restore();
   assert.equal(d.held, 240);
-  const s = new Schedules({ engine: { refreshGarp: () => 0 }, maintenance: mt, logger: silent });
+  const s = new Schedules({ engine: { refreshGarp: () => 0 }, cron: nodeCron, maintenance: mt, logger: silent });
   t.after(() => s.stop());
   s.start(model({ maintenance: { enter: '0 0 1 1 *', durationMs: 1_000, source: 'test:1' } }));
   await waitFor(() => !mt.state.on, { timeoutMs: 2_000, what: 'the restored window to end' });
@@ -80,7 +82,7 @@ test('a window that began before a restart still ends on time', async (t) => {
 
 test('the gratuitous ARP refresh runs every garp_refresh seconds and stops with the schedules', async () => {
   let runs = 0;
-  const s = new Schedules({ engine: { refreshGarp: () => ++runs }, logger: silent });
+  const s = new Schedules({ engine: { refreshGarp: () => ++runs }, cron: nodeCron, logger: silent });
   s.start(model({}, { garpRefresh: 1 }));
   try {
     await waitFor(() => runs >= 2, { timeoutMs: 3_500, what: 'two refreshes' });
@@ -93,8 +95,8 @@ test('the gratuitous ARP refresh runs every garp_refresh seconds and stops with 
 });
 
 test('bad schedule settings are reported, not thrown', () => {
-  assert.deepEqual(checkSchedules(model({ maintenance: { enter: '* * * * *', leave: '* * *', source: 'carpd.conf:9' } })), [
+  assert.deepEqual(checkSchedules(model({ maintenance: { enter: '* * * * *', leave: '* * *', source: 'carpd.conf:9' } }), nodeCron.valid), [
     'carpd.conf:9: maintenance leave: not a cron expression: * * *',
   ]);
-  assert.equal(checkSchedules(model({ maintenance: { enter: '0 2 * * 0', durationMs: 3_600_000, source: 'x:1' } })).length, 0);
+  assert.equal(checkSchedules(model({ maintenance: { enter: '0 2 * * 0', durationMs: 3_600_000, source: 'x:1' } }), nodeCron.valid).length, 0);
 });

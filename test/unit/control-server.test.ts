@@ -10,21 +10,16 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import {
-  ADMIN_DEMOTER,
-  ControlCode,
-  ControlServer,
-  EventLog,
-  followEvents,
-  formatStats,
-  formatStatus,
-  request,
-  type DaemonEvent,
-  type StatsData,
-  type StatusData,
-} from '../../src/daemon/control.js';
+import { listenUnix } from '../../src/adapters/unix-socket.js';
+import { ADMIN_DEMOTER, ControlServer } from '../../src/daemon/control-server.js';
+import { ControlCode } from '../../src/daemon/control-protocol.js';
+import { EventLog, type DaemonEvent } from '../../src/daemon/event-log.js';
+import { followEvents, request } from '../../src/daemon/control-client.js';
+import { formatStats, formatStatus, type StatsData, type StatusData } from '../../src/daemon/reports.js';
 import type { TransitionEvent } from '../../src/daemon/engine.js';
-import { FileIntentStore, Maintenance, MAINTENANCE_DEMOTER, type IntentStore, type MaintenanceIntent } from '../../src/daemon/maintenance.js';
+import { FileIntentStore } from '../../src/adapters/intent-file.js';
+import { Maintenance, MAINTENANCE_DEMOTER } from '../../src/daemon/maintenance.js';
+import type { IntentStore, MaintenanceIntent } from '../../src/ports/intent-store.js';
 import { MetricsServer, renderMetrics } from '../../src/daemon/metrics.js';
 import { Sim, silent, vhidCfg, type SimNode } from '../helpers/fake-wire.js';
 
@@ -58,7 +53,7 @@ async function harness(t: TestContext, nodes: [string, number, string?][], serve
   for (const n of sim.nodes.values()) n.engine.start();
   sim.time.advance(settleMs);
   const maintenance = new Maintenance(node.engine, store ?? new FileIntentStore(join(dir, 'state')), { logger: silent });
-  const server = new ControlServer({ engine: node.engine, events, logger: silent, maintenance });
+  const server = new ControlServer({ engine: node.engine, events, listen: listenUnix, logger: silent, maintenance });
   const sock = join(dir, 'carpd.sock');
   await server.listen(sock);
   t.after(() => server.close());
@@ -128,7 +123,7 @@ test('a MASTER that has heard no peer for 60 s says so; one that hears a peer do
   for (const n of sim.nodes.values()) n.engine.start();
   sim.time.advance(70_000);
   const events = new EventLog();
-  const server = new ControlServer({ engine: a.engine, events, logger: silent });
+  const server = new ControlServer({ engine: a.engine, events, listen: listenUnix, logger: silent });
   const sock = join(tmp(t), 'a.sock');
   await server.listen(sock);
   t.after(() => server.close());
@@ -310,7 +305,7 @@ test('the socket is mode 0600; a stale socket is replaced, a live one or a plain
   assert.equal(statSync(h.sock).mode & 0o777, 0o600);
   assert.equal(statSync(h.sock).uid, process.getuid?.());
 
-  const other = new ControlServer({ engine: h.node.engine, events: h.events, logger: silent });
+  const other = new ControlServer({ engine: h.node.engine, events: h.events, listen: listenUnix, logger: silent });
   await assert.rejects(other.listen(h.sock), (e: { code?: string }) => e.code === ControlCode.IN_USE);
 
   const file = join(h.dir, 'plain');

@@ -6,7 +6,7 @@ import { startPluginHost } from '../../src/daemon/plugins.js';
 import { PluginsInvalidError } from '../../src/host/errors.js';
 import { discoverPlugins, loadPlugins, orderPlugins, preparePlugin, type LoadedPlugin } from '../../src/host/loader.js';
 import type { OsName } from '../../src/render/os.js';
-import { Templates } from '../../src/render/template.js';
+import { Templates } from '../../src/adapters/templates.js';
 import { silent, Sim, vhidCfg } from '../helpers/fake-wire.js';
 import { config, FIXTURES, modelOf, ROOT } from '../fixtures/plugins/kit.js';
 

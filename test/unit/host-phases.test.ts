@@ -14,7 +14,7 @@ import { PluginHost, type HealthRecord, type RunRecord } from '../../src/host/ho
 import type { HookRecord } from '../../src/host/log.js';
 import { sleep, type HostTimers } from '../../src/host/scheduler.js';
 import type { CarpState, PluginContext, PluginDeclaration } from '../../src/host/types.js';
-import { Templates } from '../../src/render/template.js';
+import { Templates } from '../../src/adapters/templates.js';
 import { silent, Sim, vhidCfg, type SimNode } from '../helpers/fake-wire.js';
 import { config, fakeTimers, loaded, ManualScheduler, modelOf, recordingExec, settle, type RecordingExec } from '../fixtures/plugins/kit.js';
 

@@ -10,7 +10,7 @@ import type { HookRecord, TransitionLike } from '../../src/host/log.js';
 import { runHook } from '../../src/host/runner.js';
 import { realTimers } from '../../src/host/scheduler.js';
 import type { PluginContext, PluginDeclaration } from '../../src/host/types.js';
-import { Templates } from '../../src/render/template.js';
+import { Templates } from '../../src/adapters/templates.js';
 import { silent, vhidCfg } from '../helpers/fake-wire.js';
 import { config, loaded, modelOf, recordingExec, type RecordingExec } from '../fixtures/plugins/kit.js';
 

@@ -4,14 +4,14 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { RunOptions } from '../../src/adapters/exec.js';
+import type { RunOptions } from '../../src/ports/exec.js';
 import type { Follow, VhidConfig } from '../../src/config/model.js';
 import { groupExec, type ExecPort } from '../../src/host/group-exec.js';
 import { PluginHost } from '../../src/host/host.js';
 import { loadPlugins } from '../../src/host/loader.js';
 import type { HookRecord, TransitionLike } from '../../src/host/log.js';
 import type { CarpState } from '../../src/host/types.js';
-import { Templates } from '../../src/render/template.js';
+import { Templates } from '../../src/adapters/templates.js';
 import { silent, vhidCfg } from '../helpers/fake-wire.js';
 import { config, modelOf, ROOT } from '../fixtures/plugins/kit.js';
 

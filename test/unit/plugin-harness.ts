@@ -5,7 +5,7 @@
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import type { RunResult } from '../../src/adapters/exec.js';
+import type { RunResult } from '../../src/ports/exec.js';
 import type { Follow, PluginConfig, VhidConfig } from '../../src/config/model.js';
 import { realFs } from '../../src/host/fs.js';
 import type { ExecPort, HostRunOptions } from '../../src/host/group-exec.js';
@@ -14,7 +14,7 @@ import { loadPlugins } from '../../src/host/loader.js';
 import type { HookRecord, TransitionLike } from '../../src/host/log.js';
 import { planTransition, type PlanResult } from '../../src/host/plan.js';
 import type { CarpState, OsName } from '../../src/host/types.js';
-import { Templates } from '../../src/render/template.js';
+import { Templates } from '../../src/adapters/templates.js';
 import { silent, vhidCfg } from '../helpers/fake-wire.js';
 import { modelOf, ROOT } from '../fixtures/plugins/kit.js';
 

@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { hasErrors } from '../../src/config/errors.js';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfigFiles } from '../../src/adapters/config-files.js';
 import { loadPlugins } from '../../src/host/loader.js';
 import { planTransition } from '../../src/host/plan.js';
-import { Templates } from '../../src/render/template.js';
+import { Templates } from '../../src/adapters/templates.js';
 import { ROOT } from '../fixtures/plugins/kit.js';
 import { goldenPlan, LAN, OSES, planLines, PLUGINS, TEMPLATES, type PluginSpec } from './plugin-harness.js';
 
@@ -29,7 +29,7 @@ describe('etc/plugins samples', () => {
       const conf = join(tmp, `${name}.conf`);
       writeFileSync(conf, VHIDS + readFileSync(join(ROOT, 'etc', 'plugins', `${name}.sample`), 'utf8'));
       chmodSync(conf, 0o600);
-      const { model, diagnostics } = loadConfig([conf]);
+      const { model, diagnostics } = loadConfigFiles([conf]);
       assert.equal(hasErrors(diagnostics), false, JSON.stringify(diagnostics));
       assert.deepEqual(model.plugins?.map((p) => p.name), [name]);
       for (const os of oses) {

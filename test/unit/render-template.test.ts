@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Mustache from 'mustache';
 import { escaperFor } from '../../src/render/escape.js';
-import { renderString, Templates } from '../../src/render/template.js';
+import { renderString } from '../../src/render/template.js';
+import { Templates } from '../../src/adapters/templates.js';
 
 const none = escaperFor('none');
 const dirs: string[] = [];

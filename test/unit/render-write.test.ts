@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { underRoot, writeAtomic } from '../../src/render/atomic.js';
+import { underRoot, writeAtomic } from '../../src/adapters/atomic-write.js';
 import { unifiedDiff } from '../../src/render/diff.js';
 
 const root = mkdtempSync(join(tmpdir(), 'carpd-write-'));

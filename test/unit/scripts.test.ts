@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { scriptArgv, scriptFor } from '../../src/daemon/scripts.js';
+import { scriptArgv } from '../../src/daemon/scripts.js';
+import { ucarpScriptFor as scriptFor } from '../../src/proto/ucarp-scripts.js';
 import type { TransitionEvent } from '../../src/daemon/engine.js';
 import { vhidCfg } from '../helpers/fake-wire.js';
 

@@ -7,19 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, resolve } from 'node:path';
-import { RenderError, RENDER_CODES } from './errors.js';
-
-export interface WriteOptions {
-  /** File mode; default 0644. */
-  mode?: number;
-}
-
-export interface WriteResult {
-  /** The path as the plugin named it (not under the root). */
-  path: string;
-  /** The content or mode differed (or the file did not exist), and the file was written. */
-  changed: boolean;
-}
+import type { WriteOptions, WriteResult } from '../ports/target-files.js';
+import { RenderError, RENDER_CODES } from '../render/errors.js';
 
 /** Where an absolute target path really lives: itself, or the same path under `root`. */
 export function underRoot(root: string | undefined, path: string): string {

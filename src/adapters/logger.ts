@@ -5,9 +5,7 @@
  * back to stderr.
  */
 import { appendFileSync } from 'node:fs';
-import type { Logger } from '../adapters/ports.js';
-
-const NAMES = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'];
+import type { Logger } from '../ports/logger.js';
 
 export interface LoggerOptions {
   /** Append to this file instead of stderr (opened per line, so logrotate needs no signal). */
@@ -47,8 +45,4 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       process.stderr.write(line);
     },
   };
-}
-
-export function levelName(level: number): string {
-  return NAMES[Math.max(0, Math.min(7, level))]!;
 }

@@ -3,16 +3,17 @@
  * Like ucarp it never adds the VIP itself: the up/down scripts do, called `<if> <vip> [xparam]`.
  * Unlike ucarp, the protocol never waits for a script: scripts run in order in a queue of their own.
  */
-import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { LinuxNet } from '../adapters/linux-net.js';
-import type { NetBackend } from '../adapters/ports.js';
-import type { Io } from '../cli/run.js';
+import { readPassfile } from '../adapters/config-files.js';
+import { firstUpInterface, LinuxNet } from '../adapters/linux-net.js';
+import { createLogger } from '../adapters/logger.js';
+import { startProcess } from '../adapters/process.js';
 import { parseUcarpArgs } from '../config/ucarp-args.js';
 import type { CarpState } from '../core/machine.js';
-import { LOG, type Engine, type TransitionEvent } from './engine.js';
-import { createLogger } from './logger.js';
-import { runDaemon } from './run.js';
+import type { Engine, TransitionEvent } from '../daemon/engine.js';
+import { runDaemon } from '../daemon/run.js';
+import type { Io } from '../ports/io.js';
+import { LOG } from '../ports/logger.js';
+import type { NetBackend } from '../ports/net.js';
 
 /** ucarp holds off this long after SIGUSR2 before listening for a master again. */
 export const USR2_HOLD_MS = 3000;
@@ -58,8 +59,8 @@ function withoutPass(args: string[]): { args: string[]; pass?: string } {
 /** Re-run ourselves detached, logging to syslog through logger(1), like ucarp -B. */
 function daemonize(args: string[], facility: string): void {
   const { args: rest, pass } = withoutPass(args);
-  const syslog = spawn('logger', ['-t', 'ucarp', '-p', `${facility}.info`], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
-  const child = spawn(process.execPath, [process.argv[1]!, 'ucarp', ...rest], {
+  const syslog = startProcess(['logger', '-t', 'ucarp', '-p', `${facility}.info`], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+  const child = startProcess([process.execPath, process.argv[1]!, 'ucarp', ...rest], {
     detached: true,
     stdio: ['ignore', syslog.stdin!, syslog.stdin!],
     env: { ...process.env, [FOREGROUND_ENV]: '1', ...(pass !== undefined ? { [PASS_ENV]: pass } : {}) },
@@ -68,23 +69,12 @@ function daemonize(args: string[], facility: string): void {
   syslog.unref();
 }
 
-/** ucarp's pcap_lookupdev(): the first interface that is up and not loopback. */
-function defaultInterface(): string | undefined {
-  try {
-    return readdirSync('/sys/class/net')
-      .sort()
-      .find((i) => i !== 'lo' && readFileSync(`/sys/class/net/${i}/operstate`, 'utf8').trim() === 'up');
-  } catch {
-    return undefined;
-  }
-}
-
 export async function ucarpCommand(args: string[], io: Io): Promise<number> {
   // Whatever was on our command line (a -p secret) should not stay visible in ps.
   process.title = 'carpd ucarp';
   const inherited = process.env[PASS_ENV];
   delete process.env[PASS_ENV];
-  const parsed = parseUcarpArgs(inherited !== undefined ? [...args, '-p', inherited] : args, { defaultInterface });
+  const parsed = parseUcarpArgs(inherited !== undefined ? [...args, '-p', inherited] : args, { defaultInterface: firstUpInterface, readPassfile });
   if (parsed.kind === 'help') {
     io.out(parsed.usage);
     return 0;

@@ -1,0 +1,23 @@
+/**
+ * The file system as the config parsers see it: the loader is given the real one (adapters), tests
+ * a fixture root. The parsers themselves never touch the disk.
+ */
+
+export type ReadResult = { ok: true; text: string; mode: number } | { ok: false; message: string };
+
+/** A password file's first line, or why it was refused (codes are config/errors `Code`s). */
+export type PassfileResult =
+  | { ok: true; password: string }
+  | { ok: false; code: string; message: string };
+
+export interface ParseContext {
+  /** Reads a file a config refers to (a sourced file, hostname.vlan42, ifcfg-eth0:0). */
+  readText(path: string): ReadResult;
+  /** Sorted names in a directory; undefined when it cannot be read. */
+  listDir(path: string): string[] | undefined;
+  readPassfile(path: string): PassfileResult;
+  /** Whether the cron library that will run it accepts the expression. */
+  validCron(expression: string): boolean;
+  /** Where an absolute path written inside a config is on this machine. */
+  hostPath(path: string): string;
+}
