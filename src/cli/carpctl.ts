@@ -7,7 +7,7 @@ import { followEvents, request } from '../daemon/control-client.js';
 import { formatEvent, formatStats, formatStatus, type StatsData, type StatusData } from '../daemon/reports.js';
 import type { DaemonEvent } from '../daemon/event-log.js';
 import type { MaintenanceIntent } from '../ports/intent-store.js';
-import type { VhidStatus } from '../daemon/engine.js';
+import type { VhidStatus } from '../ports/state-source.js';
 
 export const USAGE = `usage: carpctl [-s SOCKET] <command>
 

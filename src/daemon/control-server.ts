@@ -7,7 +7,7 @@ import { DEFAULT_GROUP } from '../core/demotion.js';
 import type { ListenLocal, LocalListener } from '../ports/local-socket.js';
 import { LOG, type Logger } from '../ports/logger.js';
 import { ControlCode, ControlError, frame, MAX_LINE, parseRequest, type ControlRequest, type ControlResponse } from './control-protocol.js';
-import type { Engine } from './engine.js';
+import type { StateSource } from '../ports/state-source.js';
 import type { DaemonEvent, EventLog } from './event-log.js';
 import type { Maintenance } from './maintenance.js';
 import { renderMetrics } from './metrics.js';
@@ -23,7 +23,7 @@ const IDLE_MS = 30_000;
 const MAX_BACKLOG = 1024 * 1024;
 
 export interface ControlDeps {
-  engine: Engine;
+  engine: StateSource;
   events: EventLog;
   /** How the socket is opened (adapters/unix-socket in the daemon). */
   listen: ListenLocal;

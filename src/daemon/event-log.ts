@@ -3,7 +3,7 @@
  * actions, kept for `carpctl events` and streamed to followers, with running totals for metrics.
  */
 import type { CarpState } from '../core/machine.js';
-import type { TransitionEvent } from './engine.js';
+import type { TransitionEvent } from '../ports/state-source.js';
 
 /** How many events `carpctl events` can look back on. */
 export const EVENT_RING_SIZE = 1000;

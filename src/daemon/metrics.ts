@@ -11,11 +11,11 @@ import type { CarpState } from '../core/machine.js';
 import type { CounterName } from '../proto/counters.js';
 import type { ControlCounters } from './reports.js';
 import type { EventLog } from './event-log.js';
-import type { Engine } from './engine.js';
+import type { StateSource } from '../ports/state-source.js';
 import type { Maintenance } from './maintenance.js';
 
 export interface MetricsSource {
-  engine: Engine;
+  engine: StateSource;
   events?: EventLog;
   maintenance?: Maintenance;
   control?: ControlCounters;

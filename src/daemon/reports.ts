@@ -3,7 +3,7 @@ import { DEFAULT_GROUP } from '../core/demotion.js';
 import type { CarpState } from '../core/machine.js';
 import type { MaintenanceIntent } from '../ports/intent-store.js';
 import { netstatLines, type CarpStats } from '../proto/counters.js';
-import type { Engine, VhidStatus } from './engine.js';
+import type { StateSource, VhidStatus } from '../ports/state-source.js';
 import type { DaemonEvent, EventLog, TransitionRecord } from './event-log.js';
 import type { Maintenance } from './maintenance.js';
 
@@ -57,7 +57,7 @@ export interface StatsData {
 }
 
 /** Bad-authentication counts as `{src, key, count}` (the engine keys them `src vhid@if`). */
-export function badAuthList(engine: Engine): { src: string; key: string; count: number }[] {
+export function badAuthList(engine: StateSource): { src: string; key: string; count: number }[] {
   return [...engine.badAuthByPeer].map(([peer, count]) => {
     const sp = peer.indexOf(' ');
     return { src: peer.slice(0, sp), key: peer.slice(sp + 1), count };
@@ -84,7 +84,7 @@ export function diagnose(v: VhidStatus, badAuth: { src: string; count: number }[
 }
 
 /** Every demotion group in use, with its total and who holds what. */
-export function demotionReport(engine: Engine, vhids: VhidStatus[] = engine.status()): GroupDemotion[] {
+export function demotionReport(engine: StateSource, vhids: VhidStatus[] = engine.status()): GroupDemotion[] {
   const groups = new Set<string>([DEFAULT_GROUP]);
   for (const v of vhids) for (const g of v.groups) groups.add(g);
   for (const e of engine.ledger.entries()) groups.add(e.group);
@@ -96,7 +96,7 @@ export function demotionReport(engine: Engine, vhids: VhidStatus[] = engine.stat
 }
 
 /** The `status` report. */
-export function statusReport(engine: Engine, events?: EventLog, maintenance?: Maintenance): StatusData {
+export function statusReport(engine: StateSource, events?: EventLog, maintenance?: Maintenance): StatusData {
   const bad = badAuthList(engine);
   const vhids = engine.status();
   const last = events?.lastTransition();
@@ -112,7 +112,7 @@ export function statusReport(engine: Engine, events?: EventLog, maintenance?: Ma
 }
 
 /** The `stats` report. */
-export function statsReport(engine: Engine, control?: ControlCounters): StatsData {
+export function statsReport(engine: StateSource, control?: ControlCounters): StatsData {
   return {
     counters: { ...engine.stats },
     vhids: engine.status().map((s) => ({ key: s.key, state: s.state, ...(engine.vhidStats(s.key) ?? { advertsSent: 0, advertsReceived: 0, transitionsToMaster: 0, badauth: 0 }) })),

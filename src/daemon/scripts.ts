@@ -7,7 +7,7 @@ import type { RunCommand } from '../ports/exec.js';
 import { LOG, type Logger } from '../ports/logger.js';
 import type { VhidConfig } from '../config/model.js';
 import { ucarpArgv, ucarpScriptFor, type ScriptPolicy } from '../proto/ucarp-scripts.js';
-import type { TransitionEvent } from './engine.js';
+import type { TransitionEvent } from '../ports/state-source.js';
 
 const SCRIPT_TIMEOUT_MS = 120_000;
 
