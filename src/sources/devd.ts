@@ -27,7 +27,7 @@ function readVars(s: string): Map<string, string> {
   const vars = new Map<string, string>();
   const re = /\s*([A-Za-z0-9_-]+)=(?:"((?:\\"|[^"])*)"|(\S*))/y;
   // Bounded: every match consumes at least `k=`, so at most s.length / 2 passes.
-  for (let i = 0; i < s.length; ) {
+  for (let i = 0; i < s.length;) {
     re.lastIndex = i;
     const m = re.exec(s);
     if (!m) break;

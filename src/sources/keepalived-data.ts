@@ -59,8 +59,7 @@ export interface KeepalivedTrackFile {
 }
 
 export type KeepalivedData =
-  | { kind: 'data'; instances: KeepalivedInstance[]; groups: { name: string; state: KeepalivedDumpState }[]; trackFiles: KeepalivedTrackFile[] }
-  | Reject;
+  { kind: 'data'; instances: KeepalivedInstance[]; groups: { name: string; state: KeepalivedDumpState }[]; trackFiles: KeepalivedTrackFile[] } | Reject;
 
 const SECTION = /^------< (.+) >------$/;
 const FIELD = /^ {3}([A-Za-z][A-Za-z ]*?) = (.*)$/;

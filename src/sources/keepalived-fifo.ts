@@ -59,7 +59,9 @@ export function parseKeepalivedFifoLine(line: string): KeepalivedFifoLine {
       return { kind: group ? 'group' : 'instance', name, state: what, carpState: carpStateOfKeepalived(what), priority };
     case 'MASTER_PRIORITY':
     case 'BACKUP_PRIORITY':
-      return group ? reject(`priority event for a group: ${quote(l)}`) : { kind: 'priority', name, state: what === 'MASTER_PRIORITY' ? 'MASTER' : 'BACKUP', priority };
+      return group
+        ? reject(`priority event for a group: ${quote(l)}`)
+        : { kind: 'priority', name, state: what === 'MASTER_PRIORITY' ? 'MASTER' : 'BACKUP', priority };
     case 'MASTER_RX_LOWER_PRI':
       return group ? reject(`priority event for a group: ${quote(l)}`) : { kind: 'rx-lower-priority', name, priority };
     case '{UNKNOWN}':

@@ -46,4 +46,3 @@ export function effectivePriority(base: number, delta: number): number {
   if (base === 255) return 255;
   return Math.max(1, Math.min(254, base + delta));
 }
-

@@ -101,13 +101,17 @@ export function parseOpenbsdIfconfig(text: string): OpenbsdIfconfig {
       const state = n ? carpStateOf(n[1]!) : undefined;
       const vhid = parseIntIn(n?.[2], 1, 255);
       const advskew = parseIntIn(n?.[3], 0, 255);
-      if (!cur || cur.balancing === undefined || !state || vhid === undefined || advskew === undefined) return reject(`${where}: malformed carpnode line ${quote(line)}`);
+      if (!cur || cur.balancing === undefined || !state || vhid === undefined || advskew === undefined)
+        return reject(`${where}: malformed carpnode line ${quote(line)}`);
       if (cur.vhids.some((v) => v.vhid === vhid)) return reject(`${where}: vhid ${vhid} twice on ${ifname}`);
       cur.vhids.push({ vhid, state, advskew });
       continue;
     }
     if (line.startsWith('\tgroups:')) {
-      target.groups = line.slice('\tgroups:'.length).split(' ').filter((g) => g !== '');
+      target.groups = line
+        .slice('\tgroups:'.length)
+        .split(' ')
+        .filter((g) => g !== '');
       continue;
     }
     if (line.startsWith('\tstatus: ')) {
