@@ -117,7 +117,11 @@ test('forcing a FreeBSD vhid with ifconfig changes the state, and devd announces
   assert.equal(k.state().vhids.find((v) => v.vhid === 3)!.state, 'MASTER');
   assert.equal((await tool(k, ['ifconfig', 'igb0', 'vhid', '7', 'state', 'master'])).code, 1);
   assert.equal((await tool(k, ['ifconfig', 'igb0', 'vhid', '1', 'state', 'leader'])).code, 1);
-  assert.deepEqual(k.calls().slice(-4), [
+  // A vhid in INIT (its carpdev down) cannot be forced.
+  k.setState(2, 'igb1', 'INIT');
+  assert.equal((await tool(k, ['ifconfig', 'igb1', 'vhid', '2', 'state', 'master'])).code, 0);
+  assert.equal(k.state().vhids.find((v) => v.vhid === 2)!.state, 'INIT');
+  assert.deepEqual(k.calls().slice(-5, -1), [
     ['ifconfig', 'igb0'],
     ['ifconfig', 'igb0', 'vhid', '3', 'state', 'init'],
     ['ifconfig', 'igb0', 'vhid', '7', 'state', 'master'],

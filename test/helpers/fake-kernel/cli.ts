@@ -70,8 +70,8 @@ function ifconfigFreebsd(statePath: string, args: string[], io: Io): number {
     }
     if (opts.has('advskew')) v.advskew = Number(opts.get('advskew'));
     if (opts.has('advbase')) v.advbase = Number(opts.get('advbase'));
-    // carp_ioctl() honours BACKUP and MASTER and ignores a requested INIT.
-    if (state === 'MASTER' || state === 'BACKUP') applyState(s, ifname, vhid, state);
+    // carp_ioctl_set() honours BACKUP and MASTER, ignores a requested INIT, and leaves an INIT vhid alone.
+    if ((state === 'MASTER' || state === 'BACKUP') && v.state !== 'INIT') applyState(s, ifname, vhid, state);
     return 0;
   });
 }
