@@ -19,7 +19,7 @@ export interface IfinfoEvent {
   /** Absent when route(8) could not name the index (the interface was already gone). */
   ifname?: string;
   /** get_linkstate()'s word: `master`, `backup`, `invalid`, `active`, `no carrier`, `[#5]`, … */
-  link: string;
+  linkState: string;
   /** The carp state the link word stands for; absent for words carp never produces. */
   carpState?: CarpState;
   mtu: number;
@@ -62,7 +62,7 @@ export function parseRouteMonitorLine(line: string): RouteMonitorLine {
     const mtu = parseIntIn(m[4], 0, 2 ** 32 - 1);
     if (ifIndex === undefined || mtu === undefined) return reject(`malformed RTM_IFINFO: ${quote(l)}`);
     if (m[2] !== undefined && !IFNAME_RE.test(m[2])) return reject(`bad interface name in RTM_IFINFO: ${quote(m[2])}`);
-    const ev: IfinfoEvent = { kind: 'ifinfo', ifIndex, link: m[3]!, mtu, flags: m[5] ? m[5].split(',') : [] };
+    const ev: IfinfoEvent = { kind: 'ifinfo', ifIndex, linkState: m[3]!, mtu, flags: m[5] ? m[5].split(',') : [] };
     if (m[2] !== undefined) ev.ifname = m[2];
     const carpState = carpStateOfLink(m[3]!);
     if (carpState) ev.carpState = carpState;

@@ -252,7 +252,7 @@ test('route -n monitor streams an RTM_IFINFO per carp change that the reader tur
   assert.equal((await tool(k, ['ifconfig', 'carp1', 'state', 'master'])).code, 0);
   await eventually(() => (events.length >= 2 ? true : undefined));
   assert.deepEqual(
-    events.map((e) => `${e.ifname}#${e.ifIndex} ${e.link} ${e.carpState}`),
+    events.map((e) => `${e.ifname}#${e.ifIndex} ${e.linkState} ${e.carpState}`),
     ['carp0#3 backup BACKUP', 'carp1#4 master MASTER'],
   );
   assert.equal(reader.invalid, 0);

@@ -88,7 +88,7 @@ test('the recorded route monitor yields the carp link changes as carp states, in
   assert.ok(r.kind === 'monitor');
   assert.equal(r.invalid, 0);
   assert.deepEqual(
-    r.events.map((e) => `${e.ifname}#${e.ifIndex} ${e.link} ${e.carpState ?? '-'}`),
+    r.events.map((e) => `${e.ifname}#${e.ifIndex} ${e.linkState} ${e.carpState ?? '-'}`),
     [
       'em1#2 no carrier -',
       'carp1#6 invalid INIT',
@@ -109,7 +109,7 @@ test('an RTM_IFINFO for an interface already gone has no name but keeps its inde
   assert.deepEqual(parseRouteMonitorLine('RTM_IFINFO: iface status change: len 176, if# 9, link: [#7], mtu: 1500, flags:'), {
     kind: 'ifinfo',
     ifIndex: 9,
-    link: '[#7]',
+    linkState: '[#7]',
     mtu: 1500,
     flags: [],
   });
