@@ -68,11 +68,13 @@ function dumpState(s: string): KeepalivedDumpState | undefined {
   return s === 'INIT' || s === 'BACKUP' || s === 'MASTER' || s === 'FAULT' || s === 'unknown' ? s : undefined;
 }
 
-/** `198.51.100.1/24 dev eth0 scope global set` → `198.51.100.1/24`; a bare address gets its full-length prefix. */
-function vipCidr(line: string): string | undefined {
-  const m = /^ {5}(\S+) /.exec(`${line} `);
-  if (!m) return undefined;
-  const [addr, plen] = m[1]!.split('/', 2) as [string, string | undefined];
+/**
+ * format_ipaddress()'s text (`198.51.100.1/24 dev eth0 scope global set`) → `198.51.100.1/24`;
+ * a bare address gets its full-length prefix, which ipaddresstos() leaves out.
+ */
+export function ipaddressToCidr(formatted: string): string | undefined {
+  const first = formatted.split(' ', 1)[0]!;
+  const [addr, plen] = first.split('/', 2) as [string, string | undefined];
   const v4 = isIPv4(addr);
   if (!v4 && !isIPv6(addr)) return undefined;
   const prefix = plen === undefined ? (v4 ? 32 : 128) : parseIntIn(plen, 0, v4 ? 32 : 128, 3);
@@ -123,7 +125,7 @@ export function parseKeepalivedData(text: string): KeepalivedData {
           if (!t || weight === undefined) return reject(`${where}: malformed tracked file ${quote(line)}`);
           inst.trackFiles.push({ name: t[1]!, weight, reverse: t[3] !== undefined });
         } else {
-          const c = vipCidr(line);
+          const c = ipaddressToCidr(line.slice(5));
           if (c === undefined) return reject(`${where}: malformed virtual IP ${quote(line)}`);
           inst[list].push(c);
         }

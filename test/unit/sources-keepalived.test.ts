@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseKeepalivedData } from '../../src/sources/keepalived-data.js';
 import { parseKeepalivedFifoLine } from '../../src/sources/keepalived-fifo.js';
+import { parseKeepalivedJson } from '../../src/sources/keepalived-json.js';
 import { effectivePriority, readTrackFile, trackFileEffect } from '../../src/sources/keepalived-track-file.js';
 import { MAX_LINE } from '../../src/sources/text.js';
 import { fixture, garbage } from '../helpers/fake-kernel/fixtures.js';
@@ -202,4 +203,50 @@ test('a track file changes the priority by value × weight, FAULT at −254 or f
   assert.equal(effectivePriority(100, -200), 1);
   assert.equal(effectivePriority(200, 100), 254);
   assert.equal(effectivePriority(255, -100), 255);
+});
+
+test('the recorded keepalived.json (json_version 1) gives the same instances as the text dump, and version 2 reads too', () => {
+  const r = parseKeepalivedJson(fixture('keepalived.json'));
+  assert.ok(r.kind === 'json', JSON.stringify(r));
+  assert.deepEqual(
+    r.instances.map((i) => [i.name, i.state, i.carpState, i.interface, i.vrid, i.priority, i.effectivePriority, i.masterPriority]),
+    [
+      ['VI_WAN', 'MASTER', 'MASTER', 'eth0', 51, 100, 100, 0],
+      ['VI_LAN', 'BACKUP', 'BACKUP', 'eth1', 52, 100, 100, 150],
+      ['VI_DMZ', 'FAULT', 'INIT', 'eth2', 53, 100, 100, 0],
+    ],
+  );
+  const text = parseKeepalivedData(fixture('keepalived-data.txt'));
+  assert.ok(text.kind === 'data');
+  assert.deepEqual(
+    r.instances.map((i) => [i.vips, i.excludedVips]),
+    text.instances.map((i) => [i.vips, i.excludedVips]),
+  );
+  const v2 = parseKeepalivedJson(JSON.stringify({ vrrp: JSON.parse(fixture('keepalived.json')) as unknown }));
+  assert.deepEqual(v2, r);
+});
+
+test('malformed JSON dumps, deep nesting, random bytes and huge inputs are refused, never thrown', () => {
+  for (const bad of [
+    '',
+    '{',
+    '{}',
+    '[{}]',
+    '[{"data":{"iname":""}}]',
+    '[{"data":{"iname":"VI_1","vrid":300}}]',
+    '[{"data":{"iname":"VI_1","vips":["nope dev eth0"]}}]',
+    '[{"data":{"iname":"VI_1","vips":"10.0.0.1"}}]',
+    '[1]',
+    'null',
+  ]) {
+    assert.equal(parseKeepalivedJson(bad).kind, 'invalid', bad);
+  }
+  assert.deepEqual(parseKeepalivedJson('[{"data":{"iname":"VI_1","state":9}}]'), {
+    kind: 'json',
+    instances: [{ name: 'VI_1', state: 'unknown', carpState: 'INIT', vips: [], excludedVips: [] }],
+  });
+  assert.equal(parseKeepalivedJson('['.repeat(1_000_000)).kind, 'invalid');
+  assert.equal(parseKeepalivedJson(`${'['.repeat(200_000)}${']'.repeat(200_000)}`).kind, 'invalid');
+  assert.equal(parseKeepalivedJson(' '.repeat(5 * 1024 * 1024)).kind, 'invalid');
+  for (const s of garbage(0x150, 200, 500)) assert.equal(parseKeepalivedJson(s).kind, 'invalid');
 });
