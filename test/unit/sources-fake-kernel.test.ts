@@ -15,6 +15,8 @@ import { parseOpenbsdGroupDemotion, parseOpenbsdIfconfig } from '../../src/sourc
 import { RouteMonitorReader, type IfinfoEvent } from '../../src/sources/route-monitor.js';
 import { LineSplitter } from '../../src/sources/text.js';
 import { FakeKernel } from '../helpers/fake-kernel/fake-kernel.js';
+import { fixture } from '../helpers/fake-kernel/fixtures.js';
+import { routeIfinfo } from '../helpers/fake-kernel/format.js';
 import type { FakeVhid } from '../helpers/fake-kernel/state.js';
 
 const run = promisify(execFile);
@@ -262,4 +264,51 @@ test('route -n monitor streams an RTM_IFINFO per carp change that the reader tur
   assert.equal(r.interfaces[0]!.linkStatus, 'master');
   child.kill();
   await new Promise((resolve) => child.once('exit', resolve));
+});
+
+/** A line with its variable parts (dates, addresses, names, numbers, states) replaced, to compare shapes. */
+function shape(line: string): string {
+  return line
+    .replace(/[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}/g, 'D')
+    .replace(/\b(?:[0-9a-f]{2}:){5}[0-9a-f]{2}\b/g, 'M')
+    .replace(/[0-9a-fA-F]*:[0-9a-fA-F:]*:[0-9a-fA-F]*(?:%\w+)?/g, 'A')
+    .replace(/\b\d{1,3}(?:\.\d{1,3}){3}\b/g, 'A')
+    .replace(/\b(?:igb|em|carp|lo|pfsync)\d+\b/g, 'I')
+    .replace(/0x[0-9a-f]+/g, 'X')
+    .replace(/\d+/g, 'N')
+    .replace(/\b(?:MASTER|BACKUP|INIT)\b/g, 'S')
+    .replace(/\b(?:master|backup|invalid)\b/g, 's');
+}
+
+function shapes(text: string): Set<string> {
+  return new Set(
+    text
+      .split('\n')
+      .filter((l) => l !== '')
+      .map(shape),
+  );
+}
+
+function assertShapesRecorded(printed: string, fixtureName: string): void {
+  const recorded = shapes(fixture(fixtureName));
+  const unknown = [...shapes(printed)].filter((s) => !recorded.has(s));
+  assert.deepEqual(unknown, [], `lines of shapes not in ${fixtureName}`);
+}
+
+test('every line the fake tools and devd print has the shape of a line in the recorded fixtures', async (t) => {
+  const fb = await kernel(t, 'freebsd', FREEBSD_VHIDS);
+  assertShapesRecorded((await tool(fb, ['ifconfig'])).stdout, 'freebsd-ifconfig-carp.txt');
+  assertShapesRecorded((await tool(fb, ['sysctl', 'net.inet.carp.demotion=240'])).stdout, 'freebsd-sysctl-demotion-set.txt');
+  assertShapesRecorded((await tool(fb, ['sysctl', 'net.inet.carp.demotion'])).stdout, 'freebsd-sysctl-demotion.txt');
+  assertShapesRecorded((await tool(fb, ['sysctl', '-n', 'net.inet.carp.demotion'])).stdout, 'freebsd-sysctl-demotion-n.txt');
+  fb.failover('BACKUP');
+  assert.ok(fb.devd!.sent.length > 0);
+  assertShapesRecorded(fb.devd!.sent.join(''), 'freebsd-devd-carp.txt');
+  const ob = await kernel(t, 'openbsd', [
+    ...OPENBSD_VHIDS,
+    { ifname: 'carp2', carpdev: 'em1', vhid: 9, state: 'INIT', advbase: 1, advskew: 0, addresses: ['192.0.2.9/24'] },
+  ]);
+  assertShapesRecorded((await tool(ob, ['ifconfig'])).stdout, 'openbsd-ifconfig-carp.txt');
+  assertShapesRecorded((await tool(ob, ['ifconfig', '-g', 'carp'])).stdout, 'openbsd-ifconfig-g-carp.txt');
+  assertShapesRecorded(routeIfinfo(3, 'carp0', 'backup', Date.UTC(2026, 10, 28, 9, 14, 2)), 'openbsd-route-monitor.txt');
 });
