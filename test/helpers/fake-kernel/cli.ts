@@ -10,6 +10,7 @@
  * changes only the state file and prints — it never touches the host's network.
  */
 import { appendFileSync } from 'node:fs';
+import { CARP_DEMOTION_OID } from '../../../src/sources/freebsd-sysctl.js';
 import { carpStateOf } from '../../../src/sources/text.js';
 import { freebsdIfconfig, openbsdIfconfig, openbsdIfIndex, routeIfinfo } from './format.js';
 import { applyState, readState, updateState, type FakeOs } from './state.js';
@@ -148,7 +149,7 @@ function sysctl(statePath: string, args: string[], io: Io): number {
     const eq = arg.indexOf('=');
     const name = eq < 0 ? arg : arg.slice(0, eq);
     const st = readState(statePath);
-    const current = name === 'net.inet.carp.demotion' ? st.demotion : FREEBSD_CARP_SYSCTLS[name];
+    const current = name === CARP_DEMOTION_OID ? st.demotion : FREEBSD_CARP_SYSCTLS[name];
     if (current === undefined) {
       io.err(`sysctl: unknown oid '${name}'\n`);
       return 1;
@@ -162,7 +163,7 @@ function sysctl(statePath: string, args: string[], io: Io): number {
       io.err(`sysctl: invalid integer '${value}'\n`);
       return 1;
     }
-    if (name !== 'net.inet.carp.demotion') {
+    if (name !== CARP_DEMOTION_OID) {
       io.err(`sysctl: oid '${name}' is read only (in the fake)\n`);
       return 1;
     }

@@ -1,7 +1,7 @@
 /** The recorded kernel formats (test/fixtures/kernel), found from this module's place in dist/test/helpers/fake-kernel. */
 import { readFileSync } from 'node:fs';
 
-export const KERNEL_FIXTURES = new URL('../../../../test/fixtures/kernel/', import.meta.url);
+const KERNEL_FIXTURES = new URL('../../../../test/fixtures/kernel/', import.meta.url);
 
 export function fixture(name: string): string {
   return readFileSync(new URL(name, KERNEL_FIXTURES), 'utf8');
