@@ -197,6 +197,17 @@ test('sysctl net.inet.carp.demotion=N adds N, and the outputs read back as the c
   assert.deepEqual(k.calls()[0], ['sysctl', 'net.inet.carp.demotion=50']);
 });
 
+test('concurrent fake tool runs lose no update of the shared state', async (t) => {
+  const k = await kernel(t, 'freebsd', FREEBSD_VHIDS);
+  const runs = await Promise.all(Array.from({ length: 12 }, () => tool(k, ['sysctl', 'net.inet.carp.demotion=1'])));
+  assert.deepEqual(
+    runs.map((r) => r.code),
+    Array.from({ length: 12 }, () => 0),
+  );
+  assert.equal(k.state().demotion, 12);
+  assert.equal(k.calls().length, 12);
+});
+
 test('the fake OpenBSD ifconfig prints what parseOpenbsdIfconfig reads back as the same carp interfaces', async (t) => {
   const k = await kernel(t, 'openbsd', OPENBSD_VHIDS);
   for (const args of [['ifconfig'], ['ifconfig', 'carp']]) {
