@@ -13,14 +13,16 @@ const LAYERS: Record<string, readonly string[]> = {
   core: ['core'],
   proto: ['proto'],
   ports: ['ports', 'core', 'proto'],
+  // Pure parsers of the kernels' and keepalived's CARP state (devd, ifconfig, route monitor, notify fifo).
+  sources: ['sources', 'ports', 'core', 'proto'],
   config: ['config', 'ports'],
   render: ['render', 'ports'],
   host: ['host', 'config', 'render', 'core', 'proto', 'ports'],
-  daemon: ['daemon', 'host', 'config', 'render', 'core', 'proto', 'ports'],
+  daemon: ['daemon', 'host', 'config', 'render', 'sources', 'core', 'proto', 'ports'],
   lab: ['lab', 'host', 'config', 'render', 'core', 'proto', 'ports', 'adapters'],
-  cli: ['cli', 'lab', 'daemon', 'host', 'config', 'render', 'core', 'proto', 'ports', 'adapters'],
+  cli: ['cli', 'lab', 'daemon', 'host', 'config', 'render', 'sources', 'core', 'proto', 'ports', 'adapters'],
   // Adapters may use the pure layers' helpers and types, never the layers that use them.
-  adapters: ['adapters', 'ports', 'config', 'render', 'core', 'proto'],
+  adapters: ['adapters', 'ports', 'config', 'render', 'sources', 'core', 'proto'],
   // src/plugin-api.ts: the plugin API types, and ucarp's script rules the script plugin shares.
   'plugin-api': ['plugin-api', 'host', 'proto'],
 };
