@@ -3,6 +3,7 @@
  * environment and no shell (DESIGN.md "Non-negotiables").
  */
 import { execa, execaSync } from 'execa';
+import type { ExecPort, RunOptions, RunResult } from '../ports/exec.js';
 
 /** The environment every command starts from; callers may add to it, never inherit ours. */
 export const BASE_ENV: Readonly<Record<string, string>> = Object.freeze({
@@ -10,33 +11,7 @@ export const BASE_ENV: Readonly<Record<string, string>> = Object.freeze({
   LC_ALL: 'C',
 });
 
-export interface RunOptions {
-  /** Hard limit; the command gets SIGKILL when it is reached. */
-  timeoutMs: number;
-  /** Aborting it kills the command (SIGKILL). */
-  signal?: AbortSignal;
-  /** Extra environment variables on top of BASE_ENV. */
-  env?: Record<string, string>;
-  /** Written to the command's stdin (the way to hand over a secret: never argv). */
-  input?: string;
-  cwd?: string;
-  /** Skip the spawn pacing: for the few, batched commands failover waits on (VIP add/del). */
-  urgent?: boolean;
-}
-
-export interface RunResult {
-  /** The exit status, or null when the command did not exit on its own (signal, timeout, spawn failure). */
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-  /** Killed because `signal` was aborted. */
-  canceled: boolean;
-  /** The signal that ended the command, if any. */
-  signal?: string;
-  /** Why the command could not run at all (e.g. `ENOENT`), if that is what happened. */
-  spawnError?: string;
-}
+export type { RunOptions, RunResult };
 
 const MAX_BUFFER = 4 * 1024 * 1024;
 
@@ -196,3 +171,6 @@ function toResult(r: ExecaLike): RunResult {
   }
   return out;
 }
+
+/** The plugin host's and health checks' ExecPort: real commands, each in its own process group. */
+export const groupExec: ExecPort = { run: runInGroup };

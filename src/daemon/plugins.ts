@@ -7,21 +7,22 @@ import { join } from 'node:path';
 import type { Logger } from '../adapters/ports.js';
 import type { CarpModel } from '../config/model.js';
 import { PluginLoadError, PluginsInvalidError, HOST_CODES } from '../host/errors.js';
-import type { HostFs } from '../host/fs.js';
-import type { ExecPort } from '../host/group-exec.js';
+import type { HostFs } from '../ports/fs.js';
+import type { ExecPort } from '../ports/exec.js';
 import { PluginHost, type HostEngine } from '../host/host.js';
 import { loadPlugins } from '../host/loader.js';
-import type { TransitionLike } from '../host/log.js';
-import { packageRoot } from '../host/paths.js';
-import { validCron, type HostTimers, type Scheduler } from '../host/scheduler.js';
+import type { TransitionEvent } from '../host/log.js';
+import { packageRoot } from '../adapters/package-root.js';
+import type { HostTimers, Scheduler } from '../ports/timers.js';
+import { validCron } from '../adapters/host-timers.js';
 import { detectOs, type OsName } from '../render/os.js';
 import { Templates } from '../render/template.js';
 
 /** The engine as the host uses it (the real Engine fits). */
 export interface PluginHostEngine extends HostEngine {
-  on(event: 'transition', fn: (ev: TransitionLike) => void): unknown;
-  off(event: 'transition', fn: (ev: TransitionLike) => void): unknown;
-  setPhaseGate(gate: ((ev: TransitionLike) => Promise<void> | undefined) | undefined, budgetMs?: number): void;
+  on(event: 'transition', fn: (ev: TransitionEvent) => void): unknown;
+  off(event: 'transition', fn: (ev: TransitionEvent) => void): unknown;
+  setPhaseGate(gate: ((ev: TransitionEvent) => Promise<void> | undefined) | undefined, budgetMs?: number): void;
 }
 
 export interface StartPluginHostOptions {
@@ -132,7 +133,7 @@ export async function startPluginHost(
 export function attachHost(engine: PluginHostEngine, host: PluginHost, budgetMs: number): { host: PluginHost; stop(): Promise<void> } {
   // The engine emits the transition, then asks the gate: hand it the pre-phase of that event.
   let last: { seq: number; gate: Promise<void> | undefined } | undefined;
-  const onTransition = (ev: TransitionLike) => {
+  const onTransition = (ev: TransitionEvent) => {
     last = { seq: ev.seq, gate: host.handle(ev) };
   };
   engine.on('transition', onTransition);

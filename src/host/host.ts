@@ -18,13 +18,16 @@ import type { OsName } from '../render/os.js';
 import type { Templates } from '../render/template.js';
 import { childLogger, LEVEL, makeContext, type RunState } from './context.js';
 import { HOST_CODES as C, HookError, messageOf, PluginsInvalidError } from './errors.js';
-import { realFs, type HostFs } from './fs.js';
-import { groupExec, type ExecPort } from './group-exec.js';
+import type { HostFs } from '../ports/fs.js';
+import { realFs } from '../adapters/host-fs.js';
+import type { ExecPort } from '../ports/exec.js';
+import { groupExec } from '../adapters/exec.js';
 import { Hysteresis } from './health.js';
 import { orderPlugins, type LoadedPlugin } from './loader.js';
-import { TransitionLog, type HookRecord, type TransitionLike, type TransitionRecord } from './log.js';
+import { TransitionLog, type HookRecord, type TransitionEvent, type TransitionRecord } from './log.js';
 import { runHook, type HookOutcome } from './runner.js';
-import { realScheduler, realTimers, sleep, type HostTimers, type Scheduler } from './scheduler.js';
+import { sleep, type HostTimers, type Scheduler } from '../ports/timers.js';
+import { realScheduler, realTimers } from '../adapters/host-timers.js';
 import { combinedState, groupsOf, type ScopeDef } from './scope.js';
 import type { CarpState, HookEvent, HookName, PluginLogger, ScopeView, VhidView } from './types.js';
 
@@ -123,7 +126,7 @@ function deferred(): Deferred {
 
 interface Request {
   target: CarpState;
-  ev?: TransitionLike;
+  ev?: TransitionEvent;
   reason: string;
   /** Resolved when the run's pre-phase is over (or the request is superseded): the VIP step may go. */
   pre: Deferred;
@@ -331,7 +334,7 @@ export class PluginHost extends EventEmitter {
    * Routes one transition. Returns the promise the engine's VIP step waits for (the pre-phases of
    * the scopes it changes), or undefined when no scope changes.
    */
-  handle(ev: TransitionLike): Promise<void> | undefined {
+  handle(ev: TransitionEvent): Promise<void> | undefined {
     if (this.abort.signal.aborted) return undefined;
     this.states.set(ev.key, ev.to);
     this.log.add(ev);
@@ -344,7 +347,7 @@ export class PluginHost extends EventEmitter {
     return gates.length === 0 ? undefined : Promise.all(gates).then(() => undefined);
   }
 
-  private request(scope: ScopeRt, target: CarpState, ev: TransitionLike | undefined, reason: string, force = false): Promise<void> {
+  private request(scope: ScopeRt, target: CarpState, ev: TransitionEvent | undefined, reason: string, force = false): Promise<void> {
     if (!force && target === scope.wanted) return Promise.resolve();
     scope.wanted = target;
     // A superseded request never runs: nothing should wait for its pre-phase.
