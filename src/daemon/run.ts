@@ -21,6 +21,7 @@ import { Schedules } from './schedule.js';
 import { ScriptQueue, scriptArgv, type ScriptPolicy } from './scripts.js';
 import { PluginsInvalidError } from '../host/errors.js';
 import type { HookRecord } from '../host/log.js';
+import type { ChildEvent } from './plugin-supervisor.js';
 import { startPluginHost } from './plugins.js';
 
 /** The ledger entry that holds a starting node back until its set-up is done (OpenBSD rc demotes by 128). */
@@ -168,6 +169,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       ph.host.on('hook', (h: HookRecord) =>
         events.publish({ type: 'hook', time: h.startedAt, plugin: h.plugin, hook: h.hook, ...(h.key ? { key: h.key } : {}), seq: h.seq, durationMs: h.durationMs, result: h.result, ...(h.error ? { error: h.error.message } : {}) }),
       );
+      // The plugin-host child's life (a crash, its restart, set up again) for `carpctl events`.
+      ph.host.on('child', (c: ChildEvent) => events.publish({ type: 'admin', time: c.time, action: 'plugin-host', detail: `${c.event}: ${c.detail}` }));
       plugins = ph;
     } catch (err) {
       const list = err instanceof PluginsInvalidError ? err.errors : [err as Error];

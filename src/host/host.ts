@@ -12,7 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../adapters/ports.js';
-import type { CarpModel, HealthConfig } from '../config/model.js';
+import type { CarpModel } from '../config/model.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
 import type { OsName } from '../render/os.js';
 import type { Templates } from '../render/template.js';
@@ -159,18 +159,11 @@ interface PluginRt {
   lastResult?: string;
 }
 
-interface CommandCheck {
-  cfg: HealthConfig;
-  hyst: Hysteresis;
-  busy: boolean;
-}
-
 /**
  * Who holds the boot demotion in the ledger: its own name, so that the daemon's own boot hold
  * (`boot`, lifted once the sockets are open) cannot lift this one before the plugins are set up.
  */
 export const BOOT_DEMOTER = 'boot:plugins';
-const DEFAULT_HEALTH_TIMEOUT_MS = 10_000;
 const MAX_IDLE_ROUNDS = 10_000;
 
 export class PluginHost extends EventEmitter {
@@ -187,7 +180,6 @@ export class PluginHost extends EventEmitter {
   private readonly abort = new AbortController();
   private readonly pumps = new Set<Promise<void>>();
   private readonly stops: (() => void)[] = [];
-  private readonly commandChecks: CommandCheck[] = [];
   private setupPass: Promise<void> = Promise.resolve();
   private setupTimer: unknown;
   private bootHeld = false;
@@ -227,7 +219,6 @@ export class PluginHost extends EventEmitter {
       scope.plugins.push(p);
       this.plugins.push(p);
     }
-    for (const h of opts.model.health ?? []) this.commandChecks.push({ cfg: h, hyst: new Hysteresis(h.rise, h.fall), busy: false });
   }
 
   private say(level: number, msg: string): void {
@@ -568,10 +559,6 @@ export class PluginHost extends EventEmitter {
       const tick = () => void this.pluginHealth(p);
       this.stops.push(h.schedule !== undefined ? this.scheduler.cron(h.schedule, tick) : this.scheduler.every(h.intervalMs!, tick));
     }
-    for (const c of this.commandChecks) {
-      const tick = () => void this.commandHealth(c);
-      this.stops.push(c.cfg.schedule !== undefined ? this.scheduler.cron(c.cfg.schedule, tick) : this.scheduler.every(c.cfg.intervalMs ?? 10_000, tick));
-    }
   }
 
   /** One run of a plugin's checkHealth; skipped while one is running or the plugin is not set up. */
@@ -591,29 +578,6 @@ export class PluginHost extends EventEmitter {
       this.emit('health', { name: `plugin:${p.lp.name}`, ok, healthy: p.health.ok, ...(flipped ? { flipped } : {}) } satisfies HealthRecord);
     } finally {
       p.healthBusy = false;
-    }
-  }
-
-  /** One run of a `[health.NAME]` command: exit 0 passes. */
-  private async commandHealth(c: CommandCheck): Promise<void> {
-    if (c.busy || this.stopping) return;
-    c.busy = true;
-    try {
-      let ok = false;
-      try {
-        const r = await this.exec.run(c.cfg.command, { timeoutMs: c.cfg.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS, signal: this.abort.signal });
-        ok = r.exitCode === 0;
-      } catch (e) {
-        this.say(LEVEL.ERR, `health ${c.cfg.name}: ${messageOf(e)}`);
-      }
-      const flipped = c.hyst.feed(ok);
-      if (flipped) {
-        this.say(flipped === 'down' ? LEVEL.WARN : LEVEL.INFO, `health ${c.cfg.name}: ${flipped === 'down' ? `failing; demoting group ${c.cfg.group} by ${c.cfg.demote}` : 'passing again; demotion lifted'}`);
-        this.setDemotion(c.cfg.group, `health:${c.cfg.name}`, flipped === 'down' ? c.cfg.demote : 0);
-      }
-      this.emit('health', { name: `health:${c.cfg.name}`, ok, healthy: c.hyst.ok, ...(flipped ? { flipped } : {}) } satisfies HealthRecord);
-    } finally {
-      c.busy = false;
     }
   }
 
@@ -663,7 +627,6 @@ export class PluginHost extends EventEmitter {
       p.held = 0;
       for (const g of [...p.self.keys()]) this.selfDemote(p, g, 0);
     }
-    for (const c of this.commandChecks) if (!c.hyst.ok) this.setDemotion(c.cfg.group, `health:${c.cfg.name}`, 0);
     this.bootDone.resolve();
   }
 }

@@ -60,6 +60,7 @@ async function realNode(root: string) {
     exec,
     fs,
     timers: fakeTimers(sim.time),
+    inProcess: true,
   });
   const step = async (ms: number) => {
     for (let t = 0; t < ms; t += 10) {
