@@ -90,6 +90,8 @@ type StartOutcome = { kind: 'ready' } | { kind: 'load-failed'; errors: PluginLoa
 interface Child {
   ch: HostChannel;
   ready: boolean;
+  /** Keys whose transitions may run pre-phase hooks in this child. */
+  gated: Set<string>;
   exited: boolean;
   startedAt: number;
   started: Deferred<StartOutcome>;
@@ -160,7 +162,7 @@ export class PluginSupervisor extends EventEmitter {
 
   private spawnChild(): Child {
     const ch = this.opts.spawn();
-    const c: Child = { ch, ready: false, exited: false, startedAt: this.opts.timers.now(), started: deferred(), exit: deferred(), sent: new Map() };
+    const c: Child = { ch, ready: false, gated: new Set(), exited: false, startedAt: this.opts.timers.now(), started: deferred(), exit: deferred(), sent: new Map() };
     this.child = c;
     ch.onMessage((raw) => this.onMessage(c, raw));
     ch.onExit((code, signal) => this.onExit(c, code, signal));
@@ -188,6 +190,7 @@ export class PluginSupervisor extends EventEmitter {
     switch (m.type) {
       case 'ready':
         c.ready = true;
+        c.gated = new Set(m.gated);
         c.started.resolve({ kind: 'ready' });
         this.note('ready', `plugins loaded (${m.plugins.join(', ') || 'none'}) in pid ${c.ch.pid ?? '?'}`);
         return;
@@ -316,9 +319,13 @@ export class PluginSupervisor extends EventEmitter {
     });
   };
 
-  /** The pre-phase of `ev` in the child; none while no child is ready (the VIP step does not wait for a restart). */
+  /**
+   * The pre-phase of `ev` in the child; none while no child is ready (the VIP step does not wait
+   * for a restart), and none when no plugin following the vhid has a pre-phase hook (a round trip
+   * to the child saved).
+   */
   private readonly gate = (ev: TransitionEvent): Promise<void> | undefined => {
-    if (!this.child?.ready) return undefined;
+    if (!this.child?.ready || !this.child.gated.has(ev.key)) return undefined;
     const d = deferred<void>();
     const timer = this.opts.timers.setTimeout(() => {
       this.gates.delete(ev.seq);

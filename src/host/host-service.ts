@@ -118,7 +118,7 @@ export class HostService {
       host.on('hook', (record: HookRecord) => this.send({ type: 'hook', record }));
       this.host = host;
       host.start();
-      this.send({ type: 'ready', plugins: plugins.map((p) => p.name) });
+      this.send({ type: 'ready', plugins: plugins.map((p) => p.name), gated: host.gatedKeys() });
       void host.whenBooted().then((ok) => ok && !this.stopped && this.send({ type: 'setup-done' }));
     } catch (e) {
       const errors = e instanceof PluginsInvalidError ? e.errors.map((x) => ({ code: x.code, plugin: x.plugin, message: x.message })) : [{ code: 'CARPD_ERR_PLUGIN_LOAD', plugin: '*', message: messageOf(e) }];

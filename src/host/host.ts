@@ -321,6 +321,12 @@ export class PluginHost extends EventEmitter {
     return combinedState(def.vhids.map((k) => this.states.get(k) ?? 'INIT'));
   }
 
+  /** The vhid keys whose transitions may run a pre-phase hook (render, pre-master, pre-backup). */
+  gatedKeys(): string[] {
+    const pre: HookName[] = ['render', 'pre-master', 'pre-backup'];
+    return [...this.scopesOf].filter(([, scopes]) => scopes.some((s) => s.plugins.some((p) => pre.some((h) => p.lp.decl.hooks[h])))).map(([k]) => k);
+  }
+
   /**
    * Routes one transition. Returns the promise the engine's VIP step waits for (the pre-phases of
    * the scopes it changes), or undefined when no scope changes.

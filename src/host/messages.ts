@@ -49,7 +49,8 @@ export interface LoadProblem {
 
 /** Child → parent. */
 export type FromChild =
-  | { type: 'ready'; plugins: string[] }
+  /** `gated`: the vhid keys whose transitions may run pre-phase hooks (the others need no gate). */
+  | { type: 'ready'; plugins: string[]; gated: string[] }
   | { type: 'load-failed'; errors: LoadProblem[] }
   | { type: 'setup-done' }
   | { type: 'pre-phase-done'; seq: number }
@@ -151,8 +152,10 @@ function hookRecord(v: unknown): HookRecord | undefined {
 export function parseFromChild(raw: unknown): FromChild | undefined {
   if (!isObj(raw)) return undefined;
   switch (raw.type) {
-    case 'ready':
-      return Array.isArray(raw.plugins) && raw.plugins.length <= MAX_LIST && raw.plugins.every((p) => str(p, 256)) ? { type: 'ready', plugins: raw.plugins as string[] } : undefined;
+    case 'ready': {
+      const list = (v: unknown): v is string[] => Array.isArray(v) && v.length <= MAX_LIST && v.every((p) => str(p, 256));
+      return list(raw.plugins) && list(raw.gated) ? { type: 'ready', plugins: raw.plugins, gated: raw.gated } : undefined;
+    }
     case 'load-failed': {
       if (!Array.isArray(raw.errors) || raw.errors.length > MAX_LIST) return undefined;
       const errors: LoadProblem[] = [];

@@ -1,5 +1,5 @@
 /**
- * `node dist/test/bench/hook-latency.js [--transitions N] [--gap-ms MS]`: how long from a
+ * `node dist/test/bench/hook-latency.js [--transitions N] [--gap-ms MS] [--in-process]`: how long from a
  * transition (the moment the state source emits it) to the first hook command.
  *
  * A small fake state source (the StateSource port, nothing else) drives the plugin host the way
@@ -119,7 +119,8 @@ function waitHook(host: EventEmitter, seq: number, timeoutMs: number): Promise<H
 }
 
 async function main(): Promise<number> {
-  const args = parseArgs(process.argv.slice(2), ['--transitions', '--gap-ms', '--warmup'], []);
+  const args = parseArgs(process.argv.slice(2), ['--transitions', '--gap-ms', '--warmup'], ['--in-process']);
+  const inProcess = args.flags.has('--in-process');
   const n = intOpt(args, '--transitions', 100, 100_000, 200);
   const gapMs = intOpt(args, '--gap-ms', 0, 10_000, 20);
   const warmup = intOpt(args, '--warmup', 0, 1000, 10);
@@ -136,7 +137,7 @@ async function main(): Promise<number> {
     };
     const source = new FakeSource();
     const logger = { log: (level: number, msg: string) => level <= 3 && console.error(msg) };
-    const ph = await startPluginHost(source as unknown as StateSource, model, logger);
+    const ph = await startPluginHost(source as unknown as StateSource, model, logger, { inProcess });
     const host = ph.host as unknown as EventEmitter;
     // The boot run (INIT: the backup hook) comes first; wait for it so it is not measured.
     await waitHook(host, 0, 20_000);
@@ -160,7 +161,7 @@ async function main(): Promise<number> {
     }
     if (toExec.length < n) throw new Error(`only ${toExec.length} of ${n} transitions measured`);
     const f = (x: number) => x.toFixed(2);
-    console.log(`hook latency over ${toExec.length} transitions (gap ${gapMs} ms):`);
+    console.log(`hook latency, plugin host ${inProcess ? 'in the daemon process' : 'in a child process'}, over ${toExec.length} transitions (gap ${gapMs} ms):`);
     console.log(`  transition -> ctx.exec:         p50 ${f(pct(toExec, 50))} ms  p99 ${f(pct(toExec, 99))} ms  max ${f(Math.max(...toExec))} ms`);
     console.log(`  transition -> command running:  p50 ${f(pct(toCommand, 50))} ms  p99 ${f(pct(toCommand, 99))} ms  max ${f(Math.max(...toCommand))} ms`);
     return 0;
