@@ -8,22 +8,15 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../adapters/ports.js';
 import type { CarpModel, HealthConfig } from '../config/model.js';
 import { HOST_CODES, PluginLoadError } from '../host/errors.js';
-import { Hysteresis } from '../host/health.js';
+import { Hysteresis, type HealthRecord } from '../host/health.js';
+
+export type { HealthRecord };
 import type { ExecPort } from '../ports/exec.js';
 import type { StateSource } from '../ports/state-source.js';
 import type { Scheduler } from '../ports/timers.js';
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_INTERVAL_MS = 10_000;
-
-/** Emitted as `health` when a check completes. */
-export interface HealthRecord {
-  name: string;
-  ok: boolean;
-  /** The verdict after hysteresis. */
-  healthy: boolean;
-  flipped?: 'up' | 'down';
-}
 
 /** `[health.NAME]` problems that must stop start-up. */
 export function healthConfigProblems(model: CarpModel, validCron: (expression: string) => boolean): PluginLoadError[] {

@@ -1,14 +1,9 @@
 /**
- * The plugin host: routes the engine's transitions to plugins, in phases around the core's VIP
- * step, one queue per scope, with coalescing, timeouts, failure policies, health checks and a
- * boot demotion (DESIGN.md "Plugin host semantics").
- *
- * A run drives one scope to one state: `render`, then the pre-phase (`pre-master`, or `pre-backup`
- * for BACKUP and INIT), which the engine's VIP step waits for within its budget, then the VIP step,
- * then the post-phase (`master`, `backup`, or `init` falling back to `backup`). Plugins run in
- * dependency order going MASTER and in reverse going down. While a run is in flight, newer
- * requests for its scope collapse to the newest, so after any burst the last completed run
- * matches the final state, and a scope runs at most twice for a burst that arrives during one run.
+ * The plugin host: routes the engine's transitions to plugins, with setups, failure policies,
+ * demotions and a boot demotion (DESIGN.md "Plugin host semantics"). Its parts: the run queue per
+ * scope with coalescing (scope-queue.ts), the phases of one run around the VIP step (phases.ts),
+ * plugins' health checks (plugin-health.ts), one hook run with its timeout (runner.ts) and context
+ * (context.ts). `[health.NAME]` commands are the daemon's (daemon/health-checks.ts).
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../adapters/ports.js';
@@ -22,14 +17,18 @@ import type { HostFs } from '../ports/fs.js';
 import { realFs } from '../adapters/host-fs.js';
 import type { ExecPort } from '../ports/exec.js';
 import { groupExec } from '../adapters/exec.js';
-import { Hysteresis } from './health.js';
+import { Hysteresis, type HealthRecord } from './health.js';
+import { runPhases, waitVip } from './phases.js';
+import { checkPluginHealth, schedulePluginHealth } from './plugin-health.js';
+import { deferred, type PluginRt, type Request, type RunRecord, type ScopeRt } from './runtime.js';
+import { ScopeQueue } from './scope-queue.js';
 import { orderPlugins, type LoadedPlugin } from './loader.js';
 import { TransitionLog, type HookRecord, type TransitionEvent, type TransitionRecord } from './log.js';
 import { runHook, type HookOutcome } from './runner.js';
 import { sleep, type HostTimers, type Scheduler } from '../ports/timers.js';
 import { realScheduler, realTimers } from '../adapters/host-timers.js';
 import { combinedState, groupsOf, type ScopeDef } from './scope.js';
-import type { CarpState, HookEvent, HookName, PluginLogger, ScopeView, VhidView } from './types.js';
+import type { CarpState, HookEvent, HookName, ScopeView, VhidView } from './types.js';
 
 /** What the host needs of the engine. */
 export interface HostEngine {
@@ -95,76 +94,13 @@ export interface PluginStatus {
 /** Emitted as `hook-start` before every hook attempt. */
 export type HookStart = Pick<HookRecord, 'seq' | 'plugin' | 'hook' | 'key' | 'scope' | 'attempt' | 'startedAt'>;
 
-/** Emitted as `run` when a scope's run completes. */
-export interface RunRecord {
-  scope: string;
-  target: CarpState;
-  seq: number;
-  /** Plugins with a failed hook in this run. */
-  failed: string[];
-}
-
-/** Emitted as `health` when a check completes. */
-export interface HealthRecord {
-  name: string;
-  ok: boolean;
-  /** The verdict after hysteresis. */
-  healthy: boolean;
-  flipped?: 'up' | 'down';
-}
-
-interface Deferred {
-  promise: Promise<void>;
-  resolve: () => void;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
-interface Request {
-  target: CarpState;
-  ev?: TransitionEvent;
-  reason: string;
-  /** Resolved when the run's pre-phase is over (or the request is superseded): the VIP step may go. */
-  pre: Deferred;
-}
-
-interface ScopeRt {
-  def: ScopeDef;
-  plugins: PluginRt[];
-  /** The state most recently asked for. */
-  wanted?: CarpState;
-  /** The state of the last completed run. */
-  completed?: CarpState;
-  pending?: Request;
-  running?: Request;
-}
-
-interface PluginRt {
-  lp: LoadedPlugin;
-  scope: ScopeRt;
-  ready: boolean;
-  state: Record<string, unknown>;
-  log: PluginLogger;
-  /** Demotion held by the failure policy or the health check (`plugin:NAME`). */
-  held: number;
-  /** Demotion the plugin asked for itself, per group (`plugin:NAME:self`). */
-  self: Map<string, number>;
-  health?: Hysteresis;
-  healthBusy: boolean;
-  failures: number;
-  lastResult?: string;
-}
+export type { HealthRecord, RunRecord };
 
 /**
  * Who holds the boot demotion in the ledger: its own name, so that the daemon's own boot hold
  * (`boot`, lifted once the sockets are open) cannot lift this one before the plugins are set up.
  */
 export const BOOT_DEMOTER = 'boot:plugins';
-const MAX_IDLE_ROUNDS = 10_000;
 
 export class PluginHost extends EventEmitter {
   private readonly timers: HostTimers;
@@ -178,7 +114,7 @@ export class PluginHost extends EventEmitter {
   private readonly states = new Map<string, CarpState>();
   private readonly log: TransitionLog;
   private readonly abort = new AbortController();
-  private readonly pumps = new Set<Promise<void>>();
+  private readonly queue: ScopeQueue;
   private readonly stops: (() => void)[] = [];
   private setupPass: Promise<void> = Promise.resolve();
   private setupTimer: unknown;
@@ -194,6 +130,11 @@ export class PluginHost extends EventEmitter {
     this.fs = opts.fs ?? realFs();
     this.scheduler = opts.scheduler ?? realScheduler;
     this.log = new TransitionLog(opts.logSize ?? 100);
+    this.queue = new ScopeQueue({
+      run: (scope, req) => this.execRun(scope, req),
+      ready: () => this.setupPass,
+      error: (message) => this.say(LEVEL.ERR, `plugin host: ${message}`),
+    });
     for (const v of opts.model.vhids) this.states.set(v.key, 'INIT');
     const { ordered, errors } = orderPlugins(opts.plugins);
     if (errors.length > 0) throw new PluginsInvalidError(errors);
@@ -345,83 +286,27 @@ export class PluginHost extends EventEmitter {
   }
 
   private request(scope: ScopeRt, target: CarpState, ev: TransitionEvent | undefined, reason: string, force = false): Promise<void> {
-    if (!force && target === scope.wanted) return Promise.resolve();
-    scope.wanted = target;
-    // A superseded request never runs: nothing should wait for its pre-phase.
-    scope.pending?.pre.resolve();
-    const req: Request = { target, reason, pre: deferred(), ...(ev ? { ev } : {}) };
-    scope.pending = req;
-    if (!scope.running) this.track(this.pump(scope));
-    return req.pre.promise;
+    return this.queue.request(scope, target, ev, reason, force);
   }
 
   private track(p: Promise<void>): void {
-    const q = p.catch((e: unknown) => this.say(LEVEL.ERR, `plugin host: ${messageOf(e)}`)).finally(() => this.pumps.delete(q));
-    this.pumps.add(q);
-  }
-
-  private async pump(scope: ScopeRt): Promise<void> {
-    if (scope.running) return;
-    // Mark busy before the first await so a second pump cannot start.
-    scope.running = scope.pending;
-    try {
-      await this.setupPass;
-      for (let guard = 0; guard < 1_000_000 && scope.pending; guard++) {
-        const req = scope.pending;
-        scope.pending = undefined;
-        scope.running = req;
-        try {
-          await this.execRun(scope, req);
-        } catch (e) {
-          this.say(LEVEL.ERR, `plugin host: run of ${scope.def.key} to ${req.target}: ${messageOf(e)}`);
-        } finally {
-          req.pre.resolve();
-        }
-      }
-    } finally {
-      scope.running = undefined;
-    }
+    this.queue.track(p);
   }
 
   private async execRun(scope: ScopeRt, req: Request): Promise<void> {
-    const up = req.target === 'MASTER';
-    const order = (up ? scope.plugins : [...scope.plugins].reverse()).filter((p) => p.ready);
-    const pre: HookName = up ? 'pre-master' : 'pre-backup';
-    const post: HookName = req.target === 'MASTER' ? 'master' : req.target === 'BACKUP' ? 'backup' : 'init';
-    const runs = new Map<PluginRt, RunState>(order.map((p) => [p, { changed: false }]));
-    const failed = new Set<PluginRt>();
-    const step = async (p: PluginRt, hook: HookName) => {
-      if (!p.lp.decl.hooks[hook]) return;
-      const out = await this.invoke(p, hook, hook, req, runs.get(p)!, scope.completed);
-      if (out.result !== 'ok') {
-        failed.add(p);
+    const runs = new Map<PluginRt, RunState>();
+    const rec = await runPhases(scope, req, {
+      step: async (p, hook) => {
+        if (!runs.has(p)) runs.set(p, { changed: false });
+        const out = await this.invoke(p, hook, hook, req, runs.get(p)!, scope.completed);
+        if (out.result === 'ok') return true;
         this.onFailure(p);
-      }
-    };
-    for (const p of order) await step(p, 'render');
-    for (const p of order) await step(p, pre);
-    req.pre.resolve();
-    if (req.ev) await this.vipStep(req.ev.key);
-    for (const p of order) await step(p, post === 'init' && !p.lp.decl.hooks.init ? 'backup' : post);
-    scope.completed = req.target;
-    for (const p of order) {
-      // Recovery without a health check: a fully successful run lifts the policy's demotion.
-      if (!failed.has(p) && p.held > 0 && !p.lp.health) this.hold(p, 0);
-    }
-    const rec: RunRecord = { scope: scope.def.key, target: req.target, seq: req.ev?.seq ?? 0, failed: [...failed].map((p) => p.lp.name) };
+        return false;
+      },
+      vipStep: (key) => waitVip(this.opts.engine.netSettled?.(key), this.timers, this.opts.vipWaitMs ?? 5000),
+      hold: (p, count) => this.hold(p, count),
+    });
     this.emit('run', rec);
-  }
-
-  /** Waits for the engine's VIP step of `key` (bounded): the post-phase follows the VIP. */
-  private async vipStep(key: string): Promise<void> {
-    const settled = this.opts.engine.netSettled?.(key);
-    if (!settled) {
-      await new Promise<void>((r) => setImmediate(r));
-      return;
-    }
-    let timer: unknown;
-    await Promise.race([settled.catch(() => undefined), new Promise<void>((r) => (timer = this.timers.setTimeout(r, this.opts.vipWaitMs ?? 5000)))]);
-    this.timers.clearTimeout(timer);
   }
 
   /** A hook failed for good: the plugin's failure policy applies. */
@@ -559,37 +444,22 @@ export class PluginHost extends EventEmitter {
   }
 
   private startHealth(): void {
-    for (const p of this.plugins) {
-      const h = p.lp.health;
-      if (!h) continue;
-      const tick = () => void this.pluginHealth(p);
-      this.stops.push(h.schedule !== undefined ? this.scheduler.cron(h.schedule, tick) : this.scheduler.every(h.intervalMs!, tick));
-    }
+    this.stops.push(...schedulePluginHealth(this.plugins, this.scheduler, (p) => void this.pluginHealth(p)));
   }
 
-  /** One run of a plugin's checkHealth; skipped while one is running or the plugin is not set up. */
   private async pluginHealth(p: PluginRt): Promise<void> {
-    if (!p.ready || p.healthBusy || this.stopping || !p.health) return;
-    p.healthBusy = true;
-    try {
-      const out = await this.invoke(p, 'checkHealth', 'checkHealth', undefined, { changed: false });
-      const ok = out.result === 'ok';
-      const flipped = p.health.feed(ok);
-      if (flipped === 'down') {
-        this.say(LEVEL.WARN, `plugin ${p.lp.name}: health check failing${out.error ? `: ${out.error.message}` : ''}`);
-        if (p.lp.policy.kind === 'demote') this.hold(p, p.lp.policy.by);
-      } else if (flipped === 'up' || (ok && p.health.ok && p.held > 0)) {
-        this.hold(p, 0);
-      }
-      this.emit('health', { name: `plugin:${p.lp.name}`, ok, healthy: p.health.ok, ...(flipped ? { flipped } : {}) } satisfies HealthRecord);
-    } finally {
-      p.healthBusy = false;
-    }
+    const rec = await checkPluginHealth(p, {
+      check: (q) => this.invoke(q, 'checkHealth', 'checkHealth', undefined, { changed: false }),
+      hold: (q, count) => this.hold(q, count),
+      say: (level, message) => this.say(level, message),
+      stopping: () => this.stopping,
+    });
+    if (rec) this.emit('health', rec);
   }
 
   /** Resolves when no run is in flight or queued (bounded). */
-  async idle(): Promise<void> {
-    for (let i = 0; i < MAX_IDLE_ROUNDS && this.pumps.size > 0; i++) await Promise.all([...this.pumps]);
+  idle(): Promise<void> {
+    return this.queue.idle();
   }
 
   /** The last transitions with their hook runs, oldest first. */
