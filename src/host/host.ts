@@ -6,42 +6,42 @@
  * (context.ts). `[health.NAME]` commands are the daemon's (daemon/health-checks.ts).
  */
 import { EventEmitter } from 'node:events';
+import { groupExec } from '../adapters/exec.js';
+import { realFs } from '../adapters/host-fs.js';
+import { realScheduler, realTimers } from '../adapters/host-timers.js';
 import type { Logger } from '../adapters/ports.js';
 import type { CarpModel } from '../config/model.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
+import type { ExecPort } from '../ports/exec.js';
+import type { HostFs } from '../ports/fs.js';
+import type { StateSource, VhidStatus } from '../ports/state-source.js';
+import { sleep, type HostTimers, type Scheduler } from '../ports/timers.js';
 import type { OsName } from '../render/os.js';
 import type { Templates } from '../render/template.js';
-import { childLogger, LEVEL, makeContext, type RunState } from './context.js';
-import { HOST_CODES as C, HookError, messageOf, PluginsInvalidError } from './errors.js';
-import type { HostFs } from '../ports/fs.js';
-import { realFs } from '../adapters/host-fs.js';
-import type { ExecPort } from '../ports/exec.js';
-import { groupExec } from '../adapters/exec.js';
+import { childLogger, LEVEL, type RunState } from './context.js';
+import { messageOf, PluginsInvalidError } from './errors.js';
 import { Hysteresis, type HealthRecord } from './health.js';
+import { callHook, type HookCallDeps, type HookStart } from './hook-call.js';
+import { orderPlugins, type LoadedPlugin } from './loader.js';
+import { TransitionLog, type TransitionEvent, type TransitionRecord } from './log.js';
 import { runPhases, waitVip } from './phases.js';
 import { checkPluginHealth, schedulePluginHealth } from './plugin-health.js';
+import type { HookOutcome } from './runner.js';
 import { deferred, type PluginRt, type Request, type RunRecord, type ScopeRt } from './runtime.js';
+import { combinedState, type ScopeDef } from './scope.js';
 import { ScopeQueue } from './scope-queue.js';
-import { orderPlugins, type LoadedPlugin } from './loader.js';
-import { TransitionLog, type HookRecord, type TransitionEvent, type TransitionRecord } from './log.js';
-import { runHook, type HookOutcome } from './runner.js';
-import { sleep, type HostTimers, type Scheduler } from '../ports/timers.js';
-import { realScheduler, realTimers } from '../adapters/host-timers.js';
-import { combinedState, groupsOf, type ScopeDef } from './scope.js';
-import type { CarpState, HookEvent, HookName, ScopeView, VhidView } from './types.js';
+import type { CarpState, HookName } from './types.js';
+import { scopeView, vhidViews } from './views.js';
 
-/** What the host needs of the engine. */
-export interface HostEngine {
-  /** Current vhid states (vhids not listed are INIT). */
-  status(): readonly { key: string; state: CarpState }[];
-  /** The demotion ledger: set what `by` holds in `group`. */
-  setDemotion(group: string, by: string, count: number): number;
-  /**
-   * Resolves when the vhid's queued VIP and ARP work has finished. Without it the post-phase
-   * starts one event-loop turn after the pre-phase.
-   */
-  netSettled?(key: string): Promise<void>;
-}
+/**
+ * What the host needs of the state source: vhid states (vhids not listed are INIT), the demotion
+ * ledger, and optionally netSettled (without it the post-phase starts one event-loop turn after
+ * the pre-phase). In the plugin-host child these are messages to and from the daemon.
+ */
+export type HostEngine = Pick<StateSource, 'setDemotion'> & {
+  status(): readonly Pick<VhidStatus, 'key' | 'state'>[];
+  netSettled?: StateSource['netSettled'];
+};
 
 export interface HostOptions {
   model: CarpModel;
@@ -91,10 +91,7 @@ export interface PluginStatus {
   lastResult?: string;
 }
 
-/** Emitted as `hook-start` before every hook attempt. */
-export type HookStart = Pick<HookRecord, 'seq' | 'plugin' | 'hook' | 'key' | 'scope' | 'attempt' | 'startedAt'>;
-
-export type { HealthRecord, RunRecord };
+export type { HealthRecord, HookStart, RunRecord };
 
 /**
  * Who holds the boot demotion in the ledger: its own name, so that the daemon's own boot hold
@@ -122,6 +119,7 @@ export class PluginHost extends EventEmitter {
   private started = false;
   private stopping = false;
   private bootDone = deferred();
+  private hookDepsCache: HookCallDeps | undefined;
 
   constructor(private readonly opts: HostOptions) {
     super();
@@ -342,76 +340,32 @@ export class PluginHost extends EventEmitter {
     }
   }
 
-  private attempt(p: PluginRt, hook: HookName, fnName: HookName, req: Request | undefined, run: RunState, attempt: number, from?: CarpState): Promise<HookOutcome> {
-    const fn = p.lp.decl.hooks[fnName]!;
-    const ev = req?.ev;
-    const target = req?.target;
-    const scopeView = this.scopeView(p.scope.def, target ?? this.scopeState(p.scope.def));
-    const event: HookEvent = Object.freeze({
-      hook,
-      seq: ev?.seq ?? 0,
-      reason: req?.reason ?? hook,
-      time: ev?.time ?? this.now(),
-      scope: scopeView,
-      attempt,
-      ...(target ? { target } : {}),
-      ...(from ? { from } : {}),
-      ...(ev ? { key: ev.key, vhid: ev.vhid, interface: ev.interface } : {}),
-    });
-    const tag = { plugin: p.lp.name, hook, seq: event.seq, ...(ev ? { vhid: ev.vhid, key: ev.key } : {}) };
-    const startedAt = this.now();
-    const name = p.lp.name;
-    this.emit('hook-start', { seq: event.seq, plugin: name, hook, key: ev?.key ?? '', scope: p.scope.def.key, attempt, startedAt } satisfies HookStart);
-    return runHook(
-      (lease) => {
-        const ctx = makeContext({
-          plugin: p.lp,
-          os: this.opts.os,
-          event,
-          lease,
-          tag,
-          exec: this.exec,
-          fs: this.fs,
-          templates: this.opts.templates,
-          timers: this.timers,
-          log: p.log,
-          dryRun: this.opts.dryRun === true,
-          run,
-          state: p.state,
-          demote: (count, group) => this.selfDemote(p, group ?? p.lp.scope.group, count),
-          undemote: (group) => {
-            for (const g of group ? [group] : [...p.self.keys()]) this.selfDemote(p, g, 0);
-          },
-          vhids: () => this.vhidViews(),
-        });
-        return fn(ctx);
-      },
-      { timeoutMs: p.lp.timeoutMs, timers: this.timers, tag, parent: this.abort.signal },
-    ).then((out) => {
-      if (hook === 'checkHealth' && out.result === 'ok' && out.value === false) {
-        out.result = 'error';
-        out.error = new HookError(C.HEALTH_FAILED, tag, 'health check failed');
-      }
-      const rec: HookRecord = {
-        seq: event.seq,
-        plugin: name,
-        hook,
-        key: ev?.key ?? '',
-        scope: p.scope.def.key,
-        attempt,
-        startedAt,
-        durationMs: Math.round(out.durationMs * 1000) / 1000,
-        result: out.result,
-        ...(out.error ? { error: { code: out.error.code, message: out.error.message, ...(out.error.causeCode ? { causeCode: out.error.causeCode } : {}) } } : {}),
-      };
-      p.lastResult = out.result;
-      if (event.seq > 0) this.log.hook(rec);
-      if (out.error && hook !== 'checkHealth') {
-        const cause = out.error.causeCode ? ` [${out.error.causeCode}]` : '';
-        this.say(LEVEL.ERR, `${out.error.describe()} [${out.error.code}]${cause}${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
-      }
-      this.emit('hook', rec);
-      return out;
+  private async attempt(p: PluginRt, hook: HookName, fnName: HookName, req: Request | undefined, run: RunState, attempt: number, from?: CarpState): Promise<HookOutcome> {
+    const { out, rec } = await callHook({ p, hook, fnName, req, run, attempt, ...(from ? { from } : {}) }, this.hookDeps);
+    p.lastResult = out.result;
+    if (rec.seq > 0) this.log.hook(rec);
+    if (out.error && hook !== 'checkHealth') {
+      const cause = out.error.causeCode ? ` [${out.error.causeCode}]` : '';
+      this.say(LEVEL.ERR, `${out.error.describe()} [${out.error.code}]${cause}${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
+    }
+    this.emit('hook', rec);
+    return out;
+  }
+
+  private get hookDeps(): HookCallDeps {
+    return (this.hookDepsCache ??= {
+      os: this.opts.os,
+      exec: this.exec,
+      fs: this.fs,
+      templates: this.opts.templates,
+      timers: this.timers,
+      dryRun: this.opts.dryRun === true,
+      signal: this.abort.signal,
+      now: () => this.now(),
+      scopeView: (p, state) => scopeView(p.scope.def, state ?? this.scopeState(p.scope.def), this.opts.model, this.states),
+      vhidViews: () => vhidViews(this.opts.model, this.states),
+      selfDemote: (p, group, count) => this.selfDemote(p, group, count),
+      started: (h) => this.emit('hook-start', h),
     });
   }
 
@@ -420,27 +374,6 @@ export class PluginHost extends EventEmitter {
     if (count === 0) p.self.delete(group);
     else p.self.set(group, count);
     this.setDemotion(group, `plugin:${p.lp.name}:self`, count);
-  }
-
-  private vhidViews(): VhidView[] {
-    return this.opts.model.vhids.map((v) =>
-      Object.freeze({
-        key: v.key,
-        vhid: v.vhid,
-        interface: v.interface,
-        ...(v.name ? { name: v.name } : {}),
-        state: this.states.get(v.key) ?? 'INIT',
-        addresses: Object.freeze([...v.addresses]),
-        advbase: v.advbase,
-        advskew: v.advskew,
-        groups: Object.freeze(groupsOf(v, this.opts.model)),
-      }),
-    );
-  }
-
-  private scopeView(def: ScopeDef, state: CarpState): ScopeView {
-    const all = this.vhidViews();
-    return Object.freeze({ kind: def.kind, key: def.key, name: def.name, state, vhids: Object.freeze(all.filter((v) => def.vhids.includes(v.key))) });
   }
 
   private startHealth(): void {
