@@ -60,6 +60,13 @@ export interface SupervisorOptions {
   startTimeoutMs?: number;
   /** How long teardown may take at shutdown before the child is killed. Default 30000. */
   stopTimeoutMs?: number;
+  /** How often a ready child is pinged. Default 5000. */
+  pingEveryMs?: number;
+  /**
+   * A child that has not answered a ping for this long is hung (a plugin blocks its event loop
+   * for good: no hook timeout can fire there) and is killed, then restarted. Default 60000.
+   */
+  hangMs?: number;
 }
 
 /** Emitted as `child` when the plugin host starts, is set up, dies or is restarted. */
@@ -98,6 +105,10 @@ interface Child {
   exit: Deferred<void>;
   /** Vhid states as last sent to this child. */
   sent: Map<string, CarpState>;
+  /** The watchdog: pings sent and the time of the last answer. */
+  pings: number;
+  lastPong: number;
+  pingTimer?: unknown;
 }
 
 export class PluginSupervisor extends EventEmitter {
@@ -162,7 +173,7 @@ export class PluginSupervisor extends EventEmitter {
 
   private spawnChild(): Child {
     const ch = this.opts.spawn();
-    const c: Child = { ch, ready: false, gated: new Set(), exited: false, startedAt: this.opts.timers.now(), started: deferred(), exit: deferred(), sent: new Map() };
+    const c: Child = { ch, ready: false, gated: new Set(), exited: false, startedAt: this.opts.timers.now(), started: deferred(), exit: deferred(), sent: new Map(), pings: 0, lastPong: this.opts.timers.now() };
     this.child = c;
     ch.onMessage((raw) => this.onMessage(c, raw));
     ch.onExit((code, signal) => this.onExit(c, code, signal));
@@ -191,6 +202,8 @@ export class PluginSupervisor extends EventEmitter {
       case 'ready':
         c.ready = true;
         c.gated = new Set(m.gated);
+        c.lastPong = this.opts.timers.now();
+        this.watch(c);
         c.started.resolve({ kind: 'ready' });
         this.note('ready', `plugins loaded (${m.plugins.join(', ') || 'none'}) in pid ${c.ch.pid ?? '?'}`);
         return;
@@ -234,9 +247,29 @@ export class PluginSupervisor extends EventEmitter {
       case 'log':
         this.opts.logger.log(m.level, m.message);
         return;
+      case 'pong':
+        if (m.n <= c.pings) c.lastPong = this.opts.timers.now();
+        return;
       case 'stopped':
         return;
     }
+  }
+
+  /** Pings the child on a schedule; kills it when it has not answered for hangMs. */
+  private watch(c: Child): void {
+    c.pingTimer = this.opts.timers.setTimeout(() => {
+      c.pingTimer = undefined;
+      if (c.exited || c !== this.child) return;
+      const silentMs = this.opts.timers.now() - c.lastPong;
+      const hangMs = this.opts.hangMs ?? 60_000;
+      if (silentMs >= hangMs) {
+        this.say(1, `plugin host: no answer for ${Math.round(silentMs)} ms (a plugin blocks its event loop?); killing it`);
+        c.ch.kill('SIGKILL');
+        return;
+      }
+      this.send(c, { type: 'ping', n: ++c.pings });
+      this.watch(c);
+    }, this.opts.pingEveryMs ?? 5000);
   }
 
   private setDemotion(group: string, by: string, count: number): void {
@@ -264,6 +297,7 @@ export class PluginSupervisor extends EventEmitter {
     if (c.exited) return;
     c.exited = true;
     c.ready = false;
+    if (c.pingTimer !== undefined) this.opts.timers.clearTimeout(c.pingTimer);
     const detail = signal ? `killed by ${signal}` : code === null ? 'could not start' : `exit status ${code}`;
     c.started.resolve({ kind: 'exit', detail });
     c.exit.resolve();

@@ -60,6 +60,10 @@ export class HostService {
       void this.init(m);
       return;
     }
+    if (m.type === 'ping') {
+      this.send({ type: 'pong', n: m.n });
+      return;
+    }
     if (!this.host && m.type !== 'stop') {
       if (this.queue.length < MAX_QUEUED) this.queue.push(m);
       return;
@@ -158,6 +162,7 @@ export class HostService {
         void this.stop();
         return;
       case 'init':
+      case 'ping':
         return;
     }
   }

@@ -38,6 +38,8 @@ export type ToChild =
     }
   | { type: 'transition'; ev: TransitionEvent; states: VhidState[] }
   | { type: 'vip-settled'; seq: number; key: string }
+  /** Liveness: the child answers `pong` with the same n as soon as its event loop is free. */
+  | { type: 'ping'; n: number }
   | { type: 'stop' };
 
 /** A plugin load problem, as PluginLoadError carries it. */
@@ -57,6 +59,7 @@ export type FromChild =
   | { type: 'demote'; group: string; by: string; count: number }
   | { type: 'hook'; record: HookRecord }
   | { type: 'log'; level: number; message: string }
+  | { type: 'pong'; n: number }
   | { type: 'stopped' };
 
 const STATES: readonly string[] = ['INIT', 'BACKUP', 'MASTER'];
@@ -127,6 +130,8 @@ export function parseToChild(raw: unknown): ToChild | undefined {
     }
     case 'vip-settled':
       return int(raw.seq, 0, SEQ_MAX) && str(raw.key, 256) ? { type: 'vip-settled', seq: raw.seq, key: raw.key } : undefined;
+    case 'ping':
+      return int(raw.n, 0, SEQ_MAX) ? { type: 'ping', n: raw.n } : undefined;
     case 'stop':
       return { type: 'stop' };
     default:
@@ -169,6 +174,8 @@ export function parseFromChild(raw: unknown): FromChild | undefined {
       return { type: 'setup-done' };
     case 'stopped':
       return { type: 'stopped' };
+    case 'pong':
+      return int(raw.n, 0, SEQ_MAX) ? { type: 'pong', n: raw.n } : undefined;
     case 'pre-phase-done':
       return int(raw.seq, 0, SEQ_MAX) ? { type: 'pre-phase-done', seq: raw.seq } : undefined;
     case 'demote':

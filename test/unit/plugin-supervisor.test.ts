@@ -267,6 +267,49 @@ describe('plugin supervisor', () => {
     await r.sup.stop();
   });
 
+  it('a child that stops answering pings (a plugin blocks its event loop for good) is killed and restarted', async () => {
+    const source = new FakeSource();
+    const timers = new ManualTimers();
+    const children: FakeChild[] = [];
+    const sup = new PluginSupervisor({
+      source,
+      logger: silent,
+      timers,
+      spawn: () => {
+        const c = new FakeChild(children.length);
+        children.push(c);
+        return c;
+      },
+      init: { model: model(), options: {} },
+      budgetMs: 500,
+      pingEveryMs: 1000,
+      hangMs: 3000,
+    });
+    const started = sup.start();
+    children[0]!.say({ type: 'ready', plugins: ['p'], gated: [] });
+    await started;
+    // Answering: never killed.
+    for (let i = 0; i < 10; i++) {
+      timers.advance(1000);
+      const last = children[0]!.of('ping').at(-1)!;
+      children[0]!.say({ type: 'pong', n: last.n });
+    }
+    assert.deepEqual(children[0]!.killed, []);
+    // Silent from now on.
+    timers.advance(2000);
+    assert.deepEqual(children[0]!.killed, [], 'not before hangMs');
+    timers.advance(1000);
+    assert.deepEqual(children[0]!.killed, ['SIGKILL']);
+    children[0]!.exit(null, 'SIGKILL');
+    assert.equal(source.ledger.get(`carp ${PLUGINS_DEMOTER}`), PLUGINS_DEMOTION);
+    timers.advance(1000);
+    assert.equal(children.length, 2, 'restarted');
+    const stopping = sup.stop();
+    await flush();
+    children[1]!.exit(0);
+    await stopping;
+  });
+
   it('messages from a replaced child are ignored', async () => {
     const r = await rig();
     const old = r.child();
