@@ -122,6 +122,8 @@ export class PluginSupervisor extends EventEmitter {
   private stopping = false;
   private stopped: Promise<void> | undefined;
   private attached = false;
+  /** Transitions of the current protocol step, not yet sent. */
+  private batch: TransitionEvent[] = [];
 
   constructor(private readonly opts: SupervisorOptions) {
     super();
@@ -325,18 +327,15 @@ export class PluginSupervisor extends EventEmitter {
     }, delay);
   }
 
+  /**
+   * Runs inside the engine's protocol step: it only queues. The transitions of one step go to the
+   * child together, right after the step, with one status() call for the whole burst.
+   */
   private readonly onTransition = (ev: TransitionEvent): void => {
     const c = this.child;
     if (!c || c.exited) return;
-    // Only the states that changed since the last message: the child keeps the rest.
-    const states: VhidState[] = [];
-    for (const s of this.opts.source.status()) {
-      if (s.key === ev.key || c.sent.get(s.key) === s.state) continue;
-      c.sent.set(s.key, s.state);
-      states.push({ key: s.key, state: s.state });
-    }
-    c.sent.set(ev.key, ev.to);
-    this.send(c, { type: 'transition', ev, states });
+    if (this.batch.length === 0) queueMicrotask(() => this.flush(c));
+    this.batch.push(ev);
     // After this protocol step has queued its pre-phase and VIP work: netSettled covers them.
     queueMicrotask(() => {
       let settled: Promise<void>;
@@ -352,6 +351,23 @@ export class PluginSupervisor extends EventEmitter {
         });
     });
   };
+
+  /** Sends the queued transitions, the first with the vhid states that changed otherwise (a reload's new vhids). */
+  private flush(c: Child): void {
+    const evs = this.batch.splice(0);
+    if (c !== this.child || c.exited) return;
+    const moved = new Set(evs.map((e) => e.key));
+    const states: VhidState[] = [];
+    for (const s of this.opts.source.status()) {
+      if (moved.has(s.key) || c.sent.get(s.key) === s.state) continue;
+      c.sent.set(s.key, s.state);
+      states.push({ key: s.key, state: s.state });
+    }
+    evs.forEach((ev, i) => {
+      c.sent.set(ev.key, ev.to);
+      this.send(c, { type: 'transition', ev, states: i === 0 ? states : [] });
+    });
+  }
 
   /**
    * The pre-phase of `ev` in the child; none while no child is ready (the VIP step does not wait

@@ -165,6 +165,8 @@ describe('plugin supervisor', () => {
     assert.deepEqual(r.children[0]!.of('init')[0]!.states, [{ key: KEY, state: 'INIT' }]);
     const { ev, gate } = r.source.flip('MASTER');
     assert.ok(gate, 'a gate while the child is ready');
+    assert.equal(r.child().of('transition').length, 0, 'nothing sent inside the protocol step');
+    await flush();
     assert.deepEqual(r.child().of('transition').map((m) => m.ev.seq), [ev.seq]);
     let done = false;
     void gate.then(() => (done = true));
@@ -175,6 +177,23 @@ describe('plugin supervisor', () => {
     await flush();
     assert.equal(done, true);
     assert.deepEqual(r.child().of('vip-settled'), [{ type: 'vip-settled', seq: ev.seq, key: KEY }], 'the VIP step is reported once netSettled resolves');
+    await stopClean(r);
+  });
+
+  it('sends a burst of transitions from one protocol step after the step, in order, with one status call', async () => {
+    const r = await rig();
+    let calls = 0;
+    const status = r.source.status.bind(r.source);
+    r.source.status = () => {
+      calls++;
+      return status();
+    };
+    const seqs = [r.source.flip('MASTER').ev.seq, r.source.flip('BACKUP').ev.seq, r.source.flip('MASTER').ev.seq];
+    assert.equal(calls, 0);
+    await flush();
+    assert.equal(calls, 1);
+    assert.deepEqual(r.child().of('transition').map((m) => m.ev.seq), seqs);
+    assert.deepEqual(r.child().of('vip-settled').map((m) => m.seq), seqs);
     await stopClean(r);
   });
 
@@ -200,6 +219,7 @@ describe('plugin supervisor', () => {
     c.say({ type: 'ready', plugins: ['p'], gated: [] });
     await started;
     assert.equal(source.flip('MASTER').gate, undefined);
+    await flush();
     assert.equal(c.of('transition').length, 1, 'the transition is still forwarded');
     const stopping = sup.stop();
     c.exit(0);
