@@ -105,7 +105,7 @@ interface Child {
   exit: Deferred<void>;
   /** Vhid states as last sent to this child. */
   sent: Map<string, CarpState>;
-  /** The watchdog: pings sent and the time of the last answer. */
+  /** The watchdog: pings sent, the time of the last answer, and the timer (the load timer until ready). */
   pings: number;
   lastPong: number;
   pingTimer?: unknown;
@@ -202,6 +202,7 @@ export class PluginSupervisor extends EventEmitter {
   private handle(c: Child, m: FromChild): void {
     switch (m.type) {
       case 'ready':
+        if (c.pingTimer !== undefined) this.opts.timers.clearTimeout(c.pingTimer);
         c.ready = true;
         c.gated = new Set(m.gated);
         c.lastPong = this.opts.timers.now();
@@ -324,6 +325,14 @@ export class PluginSupervisor extends EventEmitter {
       if (this.stopping) return;
       const n = this.spawnChild();
       this.note('restart', `plugin host restarted${n.ch.pid !== undefined ? ` as pid ${n.ch.pid}` : ''}`);
+      // A restarted child that never loads its plugins would keep the node demoted for good.
+      const ms = this.opts.startTimeoutMs ?? 60_000;
+      n.pingTimer = this.opts.timers.setTimeout(() => {
+        n.pingTimer = undefined;
+        if (n.ready || n.exited || n !== this.child) return;
+        this.say(1, `plugin host: did not load its plugins within ${ms} ms; killing it`);
+        n.ch.kill('SIGKILL');
+      }, ms);
     }, delay);
   }
 

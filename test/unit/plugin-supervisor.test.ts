@@ -330,6 +330,21 @@ describe('plugin supervisor', () => {
     await stopping;
   });
 
+  it('a restarted child that does not load its plugins in time is killed and tried again', async () => {
+    const r = await rig();
+    r.child().exit(70);
+    r.timers.advance(1000);
+    assert.equal(r.children.length, 2);
+    r.timers.advance(59_999);
+    assert.deepEqual(r.child().killed, []);
+    r.timers.advance(1);
+    assert.deepEqual(r.child().killed, ['SIGKILL']);
+    r.child().exit(null, 'SIGKILL');
+    r.timers.advance(2000);
+    assert.equal(r.children.length, 3, 'restarted after the next backoff step');
+    await stopClean(r);
+  });
+
   it('messages from a replaced child are ignored', async () => {
     const r = await rig();
     const old = r.child();
