@@ -3,6 +3,7 @@
  * hook that blocks the event loop or throws from a timer cannot hold up adverts or take the daemon
  * down. It lives as long as its IPC channel: when the daemon goes, so does it.
  */
+import { setSpawnGap } from '../adapters/exec.js';
 import { HostService } from './host-service.js';
 import type { FromChild } from './messages.js';
 
@@ -48,6 +49,9 @@ process.on('disconnect', () => process.exit(0));
 process.on('SIGINT', () => undefined);
 process.on('SIGTERM', () => undefined);
 process.on('SIGHUP', () => undefined);
+
+// Spawn pacing protects the protocol's event loop, which is not this one.
+setSpawnGap(0);
 
 const service = new HostService((m) => send(m));
 process.on('message', (raw) => service.receive(raw));

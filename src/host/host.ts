@@ -5,7 +5,7 @@
  * plugins' health checks (plugin-health.ts), one hook run with its timeout (runner.ts) and context
  * (context.ts). `[health.NAME]` commands are the daemon's (daemon/health-checks.ts).
  */
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { groupExec } from '../adapters/exec.js';
 import { realFs } from '../adapters/host-fs.js';
 import { realScheduler, realTimers } from '../adapters/host-timers.js';
@@ -128,6 +128,8 @@ export class PluginHost extends EventEmitter {
     this.fs = opts.fs ?? realFs();
     this.scheduler = opts.scheduler ?? realScheduler;
     this.log = new TransitionLog(opts.logSize ?? 100);
+    // One abort listener per hook in flight (at most one per scope, plus health checks): no leak.
+    setMaxListeners(0, this.abort.signal);
     this.queue = new ScopeQueue({
       run: (scope, req) => this.execRun(scope, req),
       ready: () => this.setupPass,
