@@ -67,9 +67,10 @@ export async function pluginProblems(model: CarpModel, opts: LoadModelOptions = 
   }
 }
 
-/** The model as the child gets it: no vhid secrets (plugins never see them). */
+/** The model as the child gets it: no vhid secrets (plugins never see them), no `[health.NAME]` (the daemon runs those). */
 function childModel(model: CarpModel): CarpModel {
-  return { ...model, vhids: model.vhids.map((v) => ({ ...v, password: '' })) };
+  const { health: _health, ...rest } = model;
+  return { ...rest, vhids: model.vhids.map((v) => ({ ...v, password: '' })) };
 }
 
 /**

@@ -103,6 +103,23 @@ function options(v: unknown): ChildHostOptions | undefined {
   return out;
 }
 
+const strList = (v: unknown, max = MAX_LIST): v is string[] => Array.isArray(v) && v.length <= max && v.every((x) => str(x, 4096));
+
+/** The fields of the model the plugin host reads, checked (the rest is passed through). */
+function modelOk(m: unknown): m is CarpModel {
+  if (!isObj(m) || !isObj(m.global) || !int(m.global.log, 0, 7) || !Array.isArray(m.vhids) || m.vhids.length > MAX_LIST) return false;
+  for (const k of ['pluginDir', 'templateDir'] as const) if (m.global[k] !== undefined && !str(m.global[k], 4096)) return false;
+  for (const v of m.vhids) {
+    if (!isObj(v) || !str(v.key, 256) || !int(v.vhid, 1, 255) || !str(v.interface, 256) || !strList(v.addresses) || !int(v.advbase, 0, 255) || !int(v.advskew, 0, 255)) return false;
+    if ((v.name !== undefined && !str(v.name, 256)) || (v.groups !== undefined && !strList(v.groups))) return false;
+  }
+  if (m.plugins !== undefined) {
+    if (!Array.isArray(m.plugins) || m.plugins.length > MAX_LIST) return false;
+    for (const p of m.plugins) if (!isObj(p) || !str(p.name, 256) || !isObj(p.follow) || !isObj(p.options) || !str(p.source, 4096)) return false;
+  }
+  return m.groups === undefined || Array.isArray(m.groups);
+}
+
 /** The parent's message, checked; undefined when it does not fit. */
 export function parseToChild(raw: unknown): ToChild | undefined {
   if (!isObj(raw)) return undefined;
@@ -111,11 +128,11 @@ export function parseToChild(raw: unknown): ToChild | undefined {
       const m = raw.model;
       const states = vhidStates(raw.states);
       const opts = options(raw.options);
-      if (!isObj(m) || !isObj(m.global) || !Array.isArray(m.vhids) || !states || !opts) return undefined;
+      if (!modelOk(m) || !states || !opts) return undefined;
       for (const k of ['os', 'builtinPluginDir', 'builtinTemplateDir'] as const) if (raw[k] !== undefined && !str(raw[k], 4096)) return undefined;
       return {
         type: 'init',
-        model: m as unknown as CarpModel,
+        model: m,
         states,
         options: opts,
         ...(raw.os !== undefined ? { os: raw.os as OsName } : {}),

@@ -401,6 +401,17 @@ describe('messages', () => {
     assert.equal((parseFromChild({ type: 'log', level: 3, message: 'x'.repeat(100_000) }) as { message: string }).message.length, 8192);
     assert.deepEqual(parseFromChild({ type: 'pre-phase-done', seq: 3, extra: 1 }), { type: 'pre-phase-done', seq: 3 });
   });
+
+  it('the daemon\'s messages are checked too, the model\'s fields the host reads included', () => {
+    const good = { type: 'init', model: model(), states: [{ key: KEY, state: 'INIT' }], options: {} };
+    assert.equal(parseToChild(good)?.type, 'init');
+    const bad = model();
+    (bad.vhids[0] as unknown as Record<string, unknown>).addresses = '192.0.2.1/24';
+    assert.equal(parseToChild({ ...good, model: bad }), undefined);
+    assert.equal(parseToChild({ ...good, states: [{ key: KEY, state: 'UP' }] }), undefined);
+    assert.equal(parseToChild({ type: 'transition', ev: { seq: 1, time: 't', vhid: 1, interface: 'eth0', key: KEY, from: 'INIT', to: 'MASTER' }, states: [] }), undefined, 'no reason');
+    assert.equal(parseToChild({ type: 'vip-settled', seq: -1, key: KEY }), undefined);
+  });
 });
 
 describe('the real child', () => {
