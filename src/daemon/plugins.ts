@@ -138,16 +138,9 @@ export async function startPluginHost(source: PluginHostEngine, model: CarpModel
       });
       sup.on('hook', (h) => relay.emit('hook', h));
       sup.on('child', (e) => relay.emit('child', e));
-      try {
-        await sup.start();
-      } catch (e) {
-        if (e instanceof PluginsInvalidError) throw new PluginsInvalidError([...e.errors, ...healthErrors]);
-        throw e;
-      }
-      if (healthErrors.length > 0) {
-        await sup.stop();
-        throw new PluginsInvalidError(healthErrors);
-      }
+      // Start-up stops anyway: list the plugins' problems too, without running any setup.
+      if (healthErrors.length > 0) throw new PluginsInvalidError([...(await pluginProblems({ ...model, health: [] }, loadOpts)), ...healthErrors]);
+      await sup.start();
       stopPlugins = () => sup.stop();
     }
   } else if (healthErrors.length > 0) {
