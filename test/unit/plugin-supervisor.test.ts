@@ -418,6 +418,20 @@ describe('the real child', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'carpd-supervisor-'));
   after(() => rmSync(tmp, { recursive: true, force: true }));
 
+  it('a plugin the child cannot load stops start-up with its problem, and the child is gone', { timeout: 30_000 }, async () => {
+    const source = new FakeSource();
+    const m = model({ plugins: [{ name: 'nowhere', follow: { kind: 'vhid', ref: KEY }, options: {}, source: 't:2' }] });
+    m.global.pluginDir = join(tmp, 'plugins');
+    mkdirSync(m.global.pluginDir, { recursive: true });
+    await assert.rejects(startPluginHost(source as never, m, silent, { os: 'linux' }), (e: Error) => {
+      assert.ok(e instanceof PluginsInvalidError);
+      assert.deepEqual(e.errors.map((x) => `${x.plugin} ${x.code}`), ['nowhere CARPD_ERR_PLUGIN_UNKNOWN']);
+      return true;
+    });
+    assert.equal(source.listenerCount('transition'), 0);
+    assert.equal(source.gate, undefined);
+  });
+
   it('a plugin that throws from a timer takes down only the child: it is restarted, the node demoted until set up again', { timeout: 30_000 }, async () => {
     const dir = join(tmp, 'plugins', 'boom');
     mkdirSync(dir, { recursive: true });
