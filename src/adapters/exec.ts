@@ -3,13 +3,15 @@
  * environment and no shell (DESIGN.md "Non-negotiables").
  */
 import { execa, execaSync } from 'execa';
-import type { RunOptions, RunResult } from '../ports/exec.js';
+import type { ExecPort, RunOptions, RunResult } from '../ports/exec.js';
 
 /** The environment every command starts from; callers may add to it, never inherit ours. */
 export const BASE_ENV: Readonly<Record<string, string>> = Object.freeze({
   PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
   LC_ALL: 'C',
 });
+
+export type { RunOptions, RunResult };
 
 const MAX_BUFFER = 4 * 1024 * 1024;
 
@@ -19,12 +21,22 @@ const MAX_BUFFER = 4 * 1024 * 1024;
  * spaced at least SPAWN_GAP_MS apart and the protocol gets the loop in between.
  */
 const SPAWN_GAP_MS = 5;
+let spawnGapMs = SPAWN_GAP_MS;
 let nextSpawnAt = 0;
 
+/**
+ * Sets the spacing of spawns in this process. The plugin-host child sets 0: no protocol runs in
+ * its event loop, and pacing there only delays hooks (a burst of N hook commands took N × 5 ms).
+ */
+export function setSpawnGap(ms: number): void {
+  spawnGapMs = Math.max(0, ms);
+}
+
 function spawnTurn(): Promise<void> {
+  if (spawnGapMs === 0) return Promise.resolve();
   const now = performance.now();
   const at = Math.max(now, nextSpawnAt);
-  nextSpawnAt = at + SPAWN_GAP_MS;
+  nextSpawnAt = at + spawnGapMs;
   return at <= now ? Promise.resolve() : new Promise((r) => setTimeout(r, at - now));
 }
 
@@ -169,3 +181,6 @@ function toResult(r: ExecaLike): RunResult {
   }
   return out;
 }
+
+/** The plugin host's and health checks' ExecPort: real commands, each in its own process group. */
+export const groupExec: ExecPort = { run: runInGroup };

@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RenderError, RENDER_CODES } from '../render/errors.js';
 import { escaperFor } from '../render/escape.js';
+import type { TemplateSource } from '../render/template.js';
 import type { OsName } from '../render/os.js';
 import { checkTemplateName, renderString, type RenderOptions, type TemplateView } from '../render/template.js';
 
@@ -16,7 +17,7 @@ export interface TemplateDirs {
   builtin?: string;
 }
 
-export class Templates {
+export class Templates implements TemplateSource {
   constructor(private readonly dirs: TemplateDirs, readonly os: OsName) {}
 
   /** Where `plugin`'s template `name` may live, most specific first. `extraDir` is the plugin folder's own `templates/`. */

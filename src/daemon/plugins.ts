@@ -1,138 +1,183 @@
 /**
- * Wiring the plugin host to the engine: load and validate every configured plugin (built-in
- * `plugins/` and the operator's `pluginDir`), install the pre-phase gate, subscribe to
- * transitions, hold the boot demotion and start the setups. Nothing here waits on a plugin.
+ * Wiring the plugin host to the state source. By default the host runs in a child process under
+ * a PluginSupervisor (plugin-supervisor.ts): its plugins are loaded and validated there, the
+ * pre-phase gate and transitions are forwarded, and a crash restarts it. The `[health.NAME]`
+ * checks run here, in the daemon. Nothing here waits on a plugin.
+ *
+ * `attachHost` keeps the in-process form (tests on the simulated clock, `inProcess`).
  */
-import { join } from 'node:path';
+import { EventEmitter } from 'node:events';
+import { groupExec } from '../adapters/exec.js';
+import { forkHostProcess } from '../adapters/host-process.js';
+import { realScheduler, realTimers, validCron } from '../adapters/host-timers.js';
 import type { Logger } from '../ports/logger.js';
 import type { CarpModel } from '../config/model.js';
-import { PluginLoadError, PluginsInvalidError, HOST_CODES } from '../host/errors.js';
-import type { HostFs } from '../host/fs.js';
-import type { ExecPort } from '../host/group-exec.js';
-import { PluginHost, type HostEngine } from '../host/host.js';
-import { loadPlugins } from '../host/loader.js';
-import type { TransitionLike } from '../host/log.js';
-import { packageRoot } from '../host/paths.js';
-import { validCron, type HostTimers, type Scheduler } from '../host/scheduler.js';
-import { detectOs, type OsName } from '../render/os.js';
-import { Templates } from '../adapters/templates.js';
+import { PluginLoadError, PluginsInvalidError } from '../host/errors.js';
+import { PluginHost } from '../host/host.js';
+import { loadModelPlugins, type LoadModelOptions } from '../host/load-model.js';
+import type { ChildHostOptions } from '../host/messages.js';
+import type { ExecPort } from '../ports/exec.js';
+import type { HostFs } from '../ports/fs.js';
+import type { HostSpawner } from '../ports/host-channel.js';
+import type { TransitionEvent } from '../ports/state-source.js';
+import type { HostTimers, Scheduler } from '../ports/timers.js';
+import { HealthChecks, healthConfigProblems } from './health-checks.js';
+import { PluginSupervisor, type SupervisedSource } from './plugin-supervisor.js';
 
-/** The engine as the host uses it (the real Engine fits). */
-export interface PluginHostEngine extends HostEngine {
-  on(event: 'transition', fn: (ev: TransitionLike) => void): unknown;
-  off(event: 'transition', fn: (ev: TransitionLike) => void): unknown;
-  setPhaseGate(gate: ((ev: TransitionLike) => Promise<void> | undefined) | undefined, budgetMs?: number): void;
-}
+/** The state source as the plugin host uses it (the real Engine fits). */
+export type PluginHostEngine = SupervisedSource;
 
-export interface StartPluginHostOptions {
-  /** Default: this machine's OS. */
-  os?: OsName;
-  /** Default: `plugins/` and `templates/` of the carpd package. */
-  builtinPluginDir?: string;
-  builtinTemplateDir?: string;
+export interface StartPluginHostOptions extends LoadModelOptions, ChildHostOptions {
+  /** Run the plugins in the daemon's own process (no isolation). Default false. */
+  inProcess?: boolean;
+  /** Starts the plugin-host child. Default: fork dist/src/host/child.js. */
+  spawn?: HostSpawner;
+  /** For the `[health.NAME]` checks (and in-process hooks). */
   exec?: ExecPort;
+  /** In-process hooks only. */
   fs?: HostFs;
+  wallClock?: () => Date;
   timers?: HostTimers;
   scheduler?: Scheduler;
-  wallClock?: () => Date;
-  bootDemotion?: number;
-  setupRetryMs?: number;
-  retryDelayMs?: number;
-  vipWaitMs?: number;
-  logSize?: number;
+  /** Supervisor tunables (plugin-supervisor.ts). */
+  restartMinMs?: number;
+  restartMaxMs?: number;
+  stopTimeoutMs?: number;
 }
 
-/** `[health.NAME]` problems that must stop start-up. */
-function checkHealthConfigs(model: CarpModel): PluginLoadError[] {
-  const out: PluginLoadError[] = [];
-  for (const h of model.health ?? []) {
-    const who = `health.${h.name}`;
-    if (h.command.length === 0) out.push(new PluginLoadError(HOST_CODES.HEALTH, who, `has no command (${h.source})`));
-    if (h.schedule !== undefined && !validCron(h.schedule)) out.push(new PluginLoadError(HOST_CODES.HEALTH, who, `schedule "${h.schedule}" is not a valid cron expression (${h.source})`));
-    if (h.schedule === undefined && !(typeof h.intervalMs === 'number' && h.intervalMs > 0)) out.push(new PluginLoadError(HOST_CODES.HEALTH, who, `needs an interval or a schedule (${h.source})`));
-  }
-  return out;
-}
-
-/** The plugins and templates of a model, loaded and validated; throws PluginsInvalidError listing every problem. */
-async function loadForModel(model: CarpModel, opts: Pick<StartPluginHostOptions, 'os' | 'builtinPluginDir' | 'builtinTemplateDir'>) {
-  const os = opts.os ?? detectOs();
-  if (!os) throw new PluginsInvalidError([new PluginLoadError(HOST_CODES.OS, '*', `carpd plugins do not run on ${process.platform}`)]);
-  const root = opts.builtinPluginDir && opts.builtinTemplateDir ? '' : packageRoot();
-  const templates = new Templates(
-    { builtin: opts.builtinTemplateDir ?? join(root, 'templates'), ...(model.global.templateDir ? { override: model.global.templateDir } : {}) },
-    os,
-  );
-  const healthErrors = checkHealthConfigs(model);
-  let plugins;
-  try {
-    plugins = await loadPlugins(model, {
-      dirs: { builtin: opts.builtinPluginDir ?? join(root, 'plugins'), ...(model.global.pluginDir ? { operator: model.global.pluginDir } : {}) },
-      os,
-      templates,
-    });
-  } catch (e) {
-    if (e instanceof PluginsInvalidError) throw new PluginsInvalidError([...e.errors, ...healthErrors]);
-    throw e;
-  }
-  if (healthErrors.length > 0) throw new PluginsInvalidError(healthErrors);
-  return { os, templates, plugins };
+/** What the daemon gets: `hook`, `health` and `child` events, and stop. */
+export interface PluginHostHandle {
+  host: EventEmitter;
+  stop(): Promise<void>;
 }
 
 /**
  * What start-up would refuse about the model's plugins and health checks, without starting
  * anything: `carpd check` runs this so a bad plugin is found before a restart, not during one.
  */
-export async function pluginProblems(model: CarpModel, opts: Pick<StartPluginHostOptions, 'os' | 'builtinPluginDir' | 'builtinTemplateDir'> = {}): Promise<PluginLoadError[]> {
+export async function pluginProblems(model: CarpModel, opts: LoadModelOptions = {}): Promise<PluginLoadError[]> {
   if ((model.plugins?.length ?? 0) === 0 && (model.health?.length ?? 0) === 0) return [];
+  const health = healthConfigProblems(model, validCron);
   try {
-    await loadForModel(model, opts);
-    return [];
+    await loadModelPlugins(model, opts);
+    return health;
   } catch (e) {
-    if (e instanceof PluginsInvalidError) return e.errors;
+    if (e instanceof PluginsInvalidError) return [...e.errors, ...health];
     throw e;
   }
 }
 
-/** Loads and validates the plugins (throws PluginsInvalidError listing every problem), then starts the host. */
-export async function startPluginHost(
-  engine: PluginHostEngine,
-  model: CarpModel,
-  logger: Logger,
-  opts: StartPluginHostOptions = {},
-): Promise<{ host: PluginHost; stop(): Promise<void> }> {
-  const { os, templates, plugins } = await loadForModel(model, opts);
+/** The model as the child gets it: no vhid secrets (plugins never see them), no `[health.NAME]` (the daemon runs those). */
+function childModel(model: CarpModel): CarpModel {
+  const { health: _health, ...rest } = model;
+  return { ...rest, vhids: model.vhids.map((v) => ({ ...v, password: '' })) };
+}
 
-  const host = new PluginHost({
-    model,
-    plugins,
-    engine,
-    logger,
-    templates,
-    os,
-    ...(opts.exec ? { exec: opts.exec } : {}),
-    ...(opts.fs ? { fs: opts.fs } : {}),
-    ...(opts.timers ? { timers: opts.timers } : {}),
-    ...(opts.scheduler ? { scheduler: opts.scheduler } : {}),
-    ...(opts.wallClock ? { wallClock: opts.wallClock } : {}),
+/**
+ * Starts the `[health.NAME]` checks and the plugin host (in a child process unless `inProcess`).
+ * Throws PluginsInvalidError listing every problem when a plugin or health check is invalid.
+ * In process, `host` is the PluginHost itself (tests look inside it).
+ */
+export function startPluginHost(source: PluginHostEngine, model: CarpModel, logger: Logger, opts: StartPluginHostOptions & { inProcess: true }): Promise<{ host: PluginHost; stop(): Promise<void> }>;
+export function startPluginHost(source: PluginHostEngine, model: CarpModel, logger: Logger, opts?: StartPluginHostOptions): Promise<PluginHostHandle>;
+export async function startPluginHost(source: PluginHostEngine, model: CarpModel, logger: Logger, opts: StartPluginHostOptions = {}): Promise<PluginHostHandle> {
+  const healthErrors = healthConfigProblems(model, validCron);
+  let relay = new EventEmitter();
+  const budgetMs = model.global.prePhaseBudgetMs ?? 500;
+  const hostOptions: ChildHostOptions = {
     ...(opts.bootDemotion !== undefined ? { bootDemotion: opts.bootDemotion } : {}),
     ...(opts.setupRetryMs !== undefined ? { setupRetryMs: opts.setupRetryMs } : {}),
     ...(opts.retryDelayMs !== undefined ? { retryDelayMs: opts.retryDelayMs } : {}),
     ...(opts.vipWaitMs !== undefined ? { vipWaitMs: opts.vipWaitMs } : {}),
     ...(opts.logSize !== undefined ? { logSize: opts.logSize } : {}),
-  });
+  };
+  const loadOpts: LoadModelOptions = {
+    ...(opts.os ? { os: opts.os } : {}),
+    ...(opts.builtinPluginDir ? { builtinPluginDir: opts.builtinPluginDir } : {}),
+    ...(opts.builtinTemplateDir ? { builtinTemplateDir: opts.builtinTemplateDir } : {}),
+  };
 
-  return attachHost(engine, host, model.global.prePhaseBudgetMs ?? 500);
+  let stopPlugins: () => Promise<void> = async () => undefined;
+  if ((model.plugins?.length ?? 0) > 0) {
+    if (opts.inProcess) {
+      let loaded;
+      try {
+        loaded = await loadModelPlugins(model, loadOpts);
+      } catch (e) {
+        if (e instanceof PluginsInvalidError) throw new PluginsInvalidError([...e.errors, ...healthErrors]);
+        throw e;
+      }
+      if (healthErrors.length > 0) throw new PluginsInvalidError(healthErrors);
+      const host = new PluginHost({
+        model,
+        plugins: loaded.plugins,
+        engine: source,
+        logger,
+        templates: loaded.templates,
+        os: loaded.os,
+        ...(opts.exec ? { exec: opts.exec } : {}),
+        ...(opts.fs ? { fs: opts.fs } : {}),
+        ...(opts.timers ? { timers: opts.timers } : {}),
+        ...(opts.scheduler ? { scheduler: opts.scheduler } : {}),
+        ...(opts.wallClock ? { wallClock: opts.wallClock } : {}),
+        ...hostOptions,
+      });
+      relay = host;
+      stopPlugins = attachHost(source, host, budgetMs).stop;
+    } else {
+      const sup = new PluginSupervisor({
+        source,
+        logger,
+        spawn: opts.spawn ?? (() => forkHostProcess()),
+        timers: opts.timers ?? realTimers,
+        init: { model: childModel(model), options: hostOptions, ...loadOpts },
+        budgetMs,
+        ...(opts.restartMinMs !== undefined ? { restartMinMs: opts.restartMinMs } : {}),
+        ...(opts.restartMaxMs !== undefined ? { restartMaxMs: opts.restartMaxMs } : {}),
+        ...(opts.stopTimeoutMs !== undefined ? { stopTimeoutMs: opts.stopTimeoutMs } : {}),
+      });
+      sup.on('hook', (h) => relay.emit('hook', h));
+      sup.on('child', (e) => relay.emit('child', e));
+      // Start-up stops anyway: list the plugins' problems too, without running any setup.
+      if (healthErrors.length > 0) throw new PluginsInvalidError([...(await pluginProblems({ ...model, health: [] }, loadOpts)), ...healthErrors]);
+      await sup.start();
+      stopPlugins = () => sup.stop();
+    }
+  } else if (healthErrors.length > 0) {
+    throw new PluginsInvalidError(healthErrors);
+  }
+
+  const checks = new HealthChecks({
+    checks: model.health ?? [],
+    source,
+    exec: opts.exec ?? groupExec,
+    scheduler: opts.scheduler ?? realScheduler,
+    logger,
+    logLevel: () => model.global.log,
+  });
+  checks.on('health', (h) => relay.emit('health', h));
+  checks.start();
+
+  let stopped: Promise<void> | undefined;
+  return {
+    host: relay,
+    stop: () =>
+      (stopped ??= (async () => {
+        checks.stop();
+        await stopPlugins();
+      })()),
+  };
 }
 
 /**
- * Subscribes `host` to the engine's transitions, installs its pre-phases as the engine's phase
- * gate, and starts it. `stop` lets queued runs finish, tears the plugins down and detaches.
+ * Subscribes `host` to the state source's transitions, installs its pre-phases as the phase
+ * gate, and starts it, all in this process. `stop` lets queued runs finish, tears the plugins
+ * down and detaches.
  */
 export function attachHost(engine: PluginHostEngine, host: PluginHost, budgetMs: number): { host: PluginHost; stop(): Promise<void> } {
   // The engine emits the transition, then asks the gate: hand it the pre-phase of that event.
   let last: { seq: number; gate: Promise<void> | undefined } | undefined;
-  const onTransition = (ev: TransitionLike) => {
+  const onTransition = (ev: TransitionEvent) => {
     last = { seq: ev.seq, gate: host.handle(ev) };
   };
   engine.on('transition', onTransition);

@@ -27,6 +27,7 @@ import { Engine, type TransitionEvent } from './engine.js';
 import { EventLog } from './event-log.js';
 import { Maintenance } from './maintenance.js';
 import { MetricsServer, renderMetrics } from './metrics.js';
+import type { ChildEvent } from './plugin-supervisor.js';
 import { startPluginHost } from './plugins.js';
 import { formatStatus, statusReport } from './reports.js';
 import { Schedules } from './schedule.js';
@@ -177,6 +178,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       ph.host.on('hook', (h: HookRecord) =>
         events.publish({ type: 'hook', time: h.startedAt, plugin: h.plugin, hook: h.hook, ...(h.key ? { key: h.key } : {}), seq: h.seq, durationMs: h.durationMs, result: h.result, ...(h.error ? { error: h.error.message } : {}) }),
       );
+      // The plugin-host child's life (a crash, its restart, set up again) for `carpctl events`.
+      ph.host.on('child', (c: ChildEvent) => events.publish({ type: 'admin', time: c.time, action: 'plugin-host', detail: `${c.event}: ${c.detail}` }));
       plugins = ph;
     } catch (err) {
       const list = err instanceof PluginsInvalidError ? err.errors : [err as Error];

@@ -6,13 +6,13 @@
 import type { Logger } from '../ports/logger.js';
 import { RenderError, RENDER_CODES } from '../render/errors.js';
 import type { OsName } from '../render/os.js';
-import type { Templates } from '../adapters/templates.js';
+import type { TemplateSource as Templates } from '../render/template.js';
 import { HOST_CODES as C, ExecError, HookError, type HookTag } from './errors.js';
-import type { HostFs } from './fs.js';
-import type { ExecPort } from './group-exec.js';
+import type { HostFs } from '../ports/fs.js';
+import type { ExecPort } from '../ports/exec.js';
 import type { LoadedPlugin } from './loader.js';
 import type { Lease } from './runner.js';
-import type { HostTimers } from './scheduler.js';
+import type { HostTimers } from '../ports/timers.js';
 import type { ExecOptions, ExecResult, HookEvent, PluginContext, PluginLogger, RenderOptions, TemplateView, VhidView, WriteOptions } from './types.js';
 import { join } from 'node:path';
 

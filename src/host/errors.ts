@@ -3,6 +3,7 @@
  * seq}` (rollup's PluginDriver does the same for its hooks), so a log line or a control-socket
  * event says which plugin failed, in which hook, for which transition.
  */
+import type { HookTag } from '../ports/exec.js';
 
 export const HOST_CODES = {
   /** plugin.js could not be imported, or does not default-export an object. */
@@ -70,13 +71,7 @@ export class PluginsInvalidError extends Error {
 }
 
 /** Which hook run an error belongs to. */
-export interface HookTag {
-  plugin: string;
-  hook: string;
-  seq: number;
-  vhid?: number;
-  key?: string;
-}
+export type { HookTag };
 
 /** An error from a hook run, tagged with where it happened. */
 export class HookError extends Error {

@@ -1,3 +1,12 @@
+/** Emitted as `health` when a check (a plugin's or a `[health.NAME]` command) completes. */
+export interface HealthRecord {
+  name: string;
+  ok: boolean;
+  /** The verdict after hysteresis. */
+  healthy: boolean;
+  flipped?: 'up' | 'down';
+}
+
 /**
  * Rise/fall hysteresis for health checks (keepalived's track_script `rise`/`fall`): the verdict
  * flips only after `fall` failures, or `rise` passes, in a row.

@@ -1,45 +1,47 @@
 /**
- * The plugin host: routes the engine's transitions to plugins, in phases around the core's VIP
- * step, one queue per scope, with coalescing, timeouts, failure policies, health checks and a
- * boot demotion (DESIGN.md "Plugin host semantics").
- *
- * A run drives one scope to one state: `render`, then the pre-phase (`pre-master`, or `pre-backup`
- * for BACKUP and INIT), which the engine's VIP step waits for within its budget, then the VIP step,
- * then the post-phase (`master`, `backup`, or `init` falling back to `backup`). Plugins run in
- * dependency order going MASTER and in reverse going down. While a run is in flight, newer
- * requests for its scope collapse to the newest, so after any burst the last completed run
- * matches the final state, and a scope runs at most twice for a burst that arrives during one run.
+ * The plugin host: routes the engine's transitions to plugins, with setups, failure policies,
+ * demotions and a boot demotion (DESIGN.md "Plugin host semantics"). Its parts: the run queue per
+ * scope with coalescing (scope-queue.ts), the phases of one run around the VIP step (phases.ts),
+ * plugins' health checks (plugin-health.ts), one hook run with its timeout (runner.ts) and context
+ * (context.ts). `[health.NAME]` commands are the daemon's (daemon/health-checks.ts).
  */
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
+import { groupExec } from '../adapters/exec.js';
+import { realFs } from '../adapters/host-fs.js';
+import { realScheduler, realTimers } from '../adapters/host-timers.js';
 import type { Logger } from '../ports/logger.js';
-import type { CarpModel, HealthConfig } from '../config/model.js';
+import type { CarpModel } from '../config/model.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
+import type { ExecPort } from '../ports/exec.js';
+import type { HostFs } from '../ports/fs.js';
+import type { StateSource, VhidStatus } from '../ports/state-source.js';
+import { sleep, type HostTimers, type Scheduler } from '../ports/timers.js';
 import type { OsName } from '../render/os.js';
-import type { Templates } from '../adapters/templates.js';
-import { childLogger, LEVEL, makeContext, type RunState } from './context.js';
-import { HOST_CODES as C, HookError, messageOf, PluginsInvalidError } from './errors.js';
-import { realFs, type HostFs } from './fs.js';
-import { groupExec, type ExecPort } from './group-exec.js';
-import { Hysteresis } from './health.js';
+import type { TemplateSource as Templates } from '../render/template.js';
+import { childLogger, LEVEL, type RunState } from './context.js';
+import { messageOf, PluginsInvalidError } from './errors.js';
+import { Hysteresis, type HealthRecord } from './health.js';
+import { callHook, type HookCallDeps, type HookStart } from './hook-call.js';
 import { orderPlugins, type LoadedPlugin } from './loader.js';
-import { TransitionLog, type HookRecord, type TransitionLike, type TransitionRecord } from './log.js';
-import { runHook, type HookOutcome } from './runner.js';
-import { realScheduler, realTimers, sleep, type HostTimers, type Scheduler } from './scheduler.js';
-import { combinedState, groupsOf, type ScopeDef } from './scope.js';
-import type { CarpState, HookEvent, HookName, PluginLogger, ScopeView, VhidView } from './types.js';
+import { TransitionLog, type TransitionEvent, type TransitionRecord } from './log.js';
+import { runPhases, waitVip } from './phases.js';
+import { checkPluginHealth, schedulePluginHealth } from './plugin-health.js';
+import type { HookOutcome } from './runner.js';
+import { deferred, type PluginRt, type Request, type RunRecord, type ScopeRt } from './runtime.js';
+import { combinedState, type ScopeDef } from './scope.js';
+import { ScopeQueue } from './scope-queue.js';
+import type { CarpState, HookName } from './types.js';
+import { scopeView, vhidViews } from './views.js';
 
-/** What the host needs of the engine. */
-export interface HostEngine {
-  /** Current vhid states (vhids not listed are INIT). */
-  status(): readonly { key: string; state: CarpState }[];
-  /** The demotion ledger: set what `by` holds in `group`. */
-  setDemotion(group: string, by: string, count: number): number;
-  /**
-   * Resolves when the vhid's queued VIP and ARP work has finished. Without it the post-phase
-   * starts one event-loop turn after the pre-phase.
-   */
-  netSettled?(key: string): Promise<void>;
-}
+/**
+ * What the host needs of the state source: vhid states (vhids not listed are INIT), the demotion
+ * ledger, and optionally netSettled (without it the post-phase starts one event-loop turn after
+ * the pre-phase). In the plugin-host child these are messages to and from the daemon.
+ */
+export type HostEngine = Pick<StateSource, 'setDemotion'> & {
+  status(): readonly Pick<VhidStatus, 'key' | 'state'>[];
+  netSettled?: StateSource['netSettled'];
+};
 
 export interface HostOptions {
   model: CarpModel;
@@ -89,86 +91,13 @@ export interface PluginStatus {
   lastResult?: string;
 }
 
-/** Emitted as `hook-start` before every hook attempt. */
-export type HookStart = Pick<HookRecord, 'seq' | 'plugin' | 'hook' | 'key' | 'scope' | 'attempt' | 'startedAt'>;
-
-/** Emitted as `run` when a scope's run completes. */
-export interface RunRecord {
-  scope: string;
-  target: CarpState;
-  seq: number;
-  /** Plugins with a failed hook in this run. */
-  failed: string[];
-}
-
-/** Emitted as `health` when a check completes. */
-export interface HealthRecord {
-  name: string;
-  ok: boolean;
-  /** The verdict after hysteresis. */
-  healthy: boolean;
-  flipped?: 'up' | 'down';
-}
-
-interface Deferred {
-  promise: Promise<void>;
-  resolve: () => void;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
-interface Request {
-  target: CarpState;
-  ev?: TransitionLike;
-  reason: string;
-  /** Resolved when the run's pre-phase is over (or the request is superseded): the VIP step may go. */
-  pre: Deferred;
-}
-
-interface ScopeRt {
-  def: ScopeDef;
-  plugins: PluginRt[];
-  /** The state most recently asked for. */
-  wanted?: CarpState;
-  /** The state of the last completed run. */
-  completed?: CarpState;
-  pending?: Request;
-  running?: Request;
-}
-
-interface PluginRt {
-  lp: LoadedPlugin;
-  scope: ScopeRt;
-  ready: boolean;
-  state: Record<string, unknown>;
-  log: PluginLogger;
-  /** Demotion held by the failure policy or the health check (`plugin:NAME`). */
-  held: number;
-  /** Demotion the plugin asked for itself, per group (`plugin:NAME:self`). */
-  self: Map<string, number>;
-  health?: Hysteresis;
-  healthBusy: boolean;
-  failures: number;
-  lastResult?: string;
-}
-
-interface CommandCheck {
-  cfg: HealthConfig;
-  hyst: Hysteresis;
-  busy: boolean;
-}
+export type { HealthRecord, HookStart, RunRecord };
 
 /**
  * Who holds the boot demotion in the ledger: its own name, so that the daemon's own boot hold
  * (`boot`, lifted once the sockets are open) cannot lift this one before the plugins are set up.
  */
 export const BOOT_DEMOTER = 'boot:plugins';
-const DEFAULT_HEALTH_TIMEOUT_MS = 10_000;
-const MAX_IDLE_ROUNDS = 10_000;
 
 export class PluginHost extends EventEmitter {
   private readonly timers: HostTimers;
@@ -182,15 +111,15 @@ export class PluginHost extends EventEmitter {
   private readonly states = new Map<string, CarpState>();
   private readonly log: TransitionLog;
   private readonly abort = new AbortController();
-  private readonly pumps = new Set<Promise<void>>();
+  private readonly queue: ScopeQueue;
   private readonly stops: (() => void)[] = [];
-  private readonly commandChecks: CommandCheck[] = [];
   private setupPass: Promise<void> = Promise.resolve();
   private setupTimer: unknown;
   private bootHeld = false;
   private started = false;
   private stopping = false;
   private bootDone = deferred();
+  private hookDepsCache: HookCallDeps | undefined;
 
   constructor(private readonly opts: HostOptions) {
     super();
@@ -199,6 +128,13 @@ export class PluginHost extends EventEmitter {
     this.fs = opts.fs ?? realFs();
     this.scheduler = opts.scheduler ?? realScheduler;
     this.log = new TransitionLog(opts.logSize ?? 100);
+    // One abort listener per hook in flight (at most one per scope, plus health checks): no leak.
+    setMaxListeners(0, this.abort.signal);
+    this.queue = new ScopeQueue({
+      run: (scope, req) => this.execRun(scope, req),
+      ready: () => this.setupPass,
+      error: (message) => this.say(LEVEL.ERR, `plugin host: ${message}`),
+    });
     for (const v of opts.model.vhids) this.states.set(v.key, 'INIT');
     const { ordered, errors } = orderPlugins(opts.plugins);
     if (errors.length > 0) throw new PluginsInvalidError(errors);
@@ -224,7 +160,6 @@ export class PluginHost extends EventEmitter {
       scope.plugins.push(p);
       this.plugins.push(p);
     }
-    for (const h of opts.model.health ?? []) this.commandChecks.push({ cfg: h, hyst: new Hysteresis(h.rise, h.fall), busy: false });
   }
 
   private say(level: number, msg: string): void {
@@ -327,11 +262,17 @@ export class PluginHost extends EventEmitter {
     return combinedState(def.vhids.map((k) => this.states.get(k) ?? 'INIT'));
   }
 
+  /** The vhid keys whose transitions may run a pre-phase hook (render, pre-master, pre-backup). */
+  gatedKeys(): string[] {
+    const pre: HookName[] = ['render', 'pre-master', 'pre-backup'];
+    return [...this.scopesOf].filter(([, scopes]) => scopes.some((s) => s.plugins.some((p) => pre.some((h) => p.lp.decl.hooks[h])))).map(([k]) => k);
+  }
+
   /**
    * Routes one transition. Returns the promise the engine's VIP step waits for (the pre-phases of
    * the scopes it changes), or undefined when no scope changes.
    */
-  handle(ev: TransitionLike): Promise<void> | undefined {
+  handle(ev: TransitionEvent): Promise<void> | undefined {
     if (this.abort.signal.aborted) return undefined;
     this.states.set(ev.key, ev.to);
     this.log.add(ev);
@@ -344,84 +285,28 @@ export class PluginHost extends EventEmitter {
     return gates.length === 0 ? undefined : Promise.all(gates).then(() => undefined);
   }
 
-  private request(scope: ScopeRt, target: CarpState, ev: TransitionLike | undefined, reason: string, force = false): Promise<void> {
-    if (!force && target === scope.wanted) return Promise.resolve();
-    scope.wanted = target;
-    // A superseded request never runs: nothing should wait for its pre-phase.
-    scope.pending?.pre.resolve();
-    const req: Request = { target, reason, pre: deferred(), ...(ev ? { ev } : {}) };
-    scope.pending = req;
-    if (!scope.running) this.track(this.pump(scope));
-    return req.pre.promise;
+  private request(scope: ScopeRt, target: CarpState, ev: TransitionEvent | undefined, reason: string, force = false): Promise<void> {
+    return this.queue.request(scope, target, ev, reason, force);
   }
 
   private track(p: Promise<void>): void {
-    const q = p.catch((e: unknown) => this.say(LEVEL.ERR, `plugin host: ${messageOf(e)}`)).finally(() => this.pumps.delete(q));
-    this.pumps.add(q);
-  }
-
-  private async pump(scope: ScopeRt): Promise<void> {
-    if (scope.running) return;
-    // Mark busy before the first await so a second pump cannot start.
-    scope.running = scope.pending;
-    try {
-      await this.setupPass;
-      for (let guard = 0; guard < 1_000_000 && scope.pending; guard++) {
-        const req = scope.pending;
-        scope.pending = undefined;
-        scope.running = req;
-        try {
-          await this.execRun(scope, req);
-        } catch (e) {
-          this.say(LEVEL.ERR, `plugin host: run of ${scope.def.key} to ${req.target}: ${messageOf(e)}`);
-        } finally {
-          req.pre.resolve();
-        }
-      }
-    } finally {
-      scope.running = undefined;
-    }
+    this.queue.track(p);
   }
 
   private async execRun(scope: ScopeRt, req: Request): Promise<void> {
-    const up = req.target === 'MASTER';
-    const order = (up ? scope.plugins : [...scope.plugins].reverse()).filter((p) => p.ready);
-    const pre: HookName = up ? 'pre-master' : 'pre-backup';
-    const post: HookName = req.target === 'MASTER' ? 'master' : req.target === 'BACKUP' ? 'backup' : 'init';
-    const runs = new Map<PluginRt, RunState>(order.map((p) => [p, { changed: false }]));
-    const failed = new Set<PluginRt>();
-    const step = async (p: PluginRt, hook: HookName) => {
-      if (!p.lp.decl.hooks[hook]) return;
-      const out = await this.invoke(p, hook, hook, req, runs.get(p)!, scope.completed);
-      if (out.result !== 'ok') {
-        failed.add(p);
+    const runs = new Map<PluginRt, RunState>();
+    const rec = await runPhases(scope, req, {
+      step: async (p, hook) => {
+        if (!runs.has(p)) runs.set(p, { changed: false });
+        const out = await this.invoke(p, hook, hook, req, runs.get(p)!, scope.completed);
+        if (out.result === 'ok') return true;
         this.onFailure(p);
-      }
-    };
-    for (const p of order) await step(p, 'render');
-    for (const p of order) await step(p, pre);
-    req.pre.resolve();
-    if (req.ev) await this.vipStep(req.ev.key);
-    for (const p of order) await step(p, post === 'init' && !p.lp.decl.hooks.init ? 'backup' : post);
-    scope.completed = req.target;
-    for (const p of order) {
-      // Recovery without a health check: a fully successful run lifts the policy's demotion.
-      if (!failed.has(p) && p.held > 0 && !p.lp.health) this.hold(p, 0);
-    }
-    const rec: RunRecord = { scope: scope.def.key, target: req.target, seq: req.ev?.seq ?? 0, failed: [...failed].map((p) => p.lp.name) };
+        return false;
+      },
+      vipStep: (key) => waitVip(this.opts.engine.netSettled?.(key), this.timers, this.opts.vipWaitMs ?? 5000),
+      hold: (p, count) => this.hold(p, count),
+    });
     this.emit('run', rec);
-  }
-
-  /** Waits for the engine's VIP step of `key` (bounded): the post-phase follows the VIP. */
-  private async vipStep(key: string): Promise<void> {
-    const settled = this.opts.engine.netSettled?.(key);
-    if (!settled) {
-      await new Promise<void>((r) => setImmediate(r));
-      return;
-    }
-    let timer: unknown;
-    await Promise.race([settled.catch(() => undefined), new Promise<void>((r) => (timer = this.timers.setTimeout(r, this.opts.vipWaitMs ?? 5000)))]);
-    this.timers.clearTimeout(timer);
   }
 
   /** A hook failed for good: the plugin's failure policy applies. */
@@ -457,76 +342,32 @@ export class PluginHost extends EventEmitter {
     }
   }
 
-  private attempt(p: PluginRt, hook: HookName, fnName: HookName, req: Request | undefined, run: RunState, attempt: number, from?: CarpState): Promise<HookOutcome> {
-    const fn = p.lp.decl.hooks[fnName]!;
-    const ev = req?.ev;
-    const target = req?.target;
-    const scopeView = this.scopeView(p.scope.def, target ?? this.scopeState(p.scope.def));
-    const event: HookEvent = Object.freeze({
-      hook,
-      seq: ev?.seq ?? 0,
-      reason: req?.reason ?? hook,
-      time: ev?.time ?? this.now(),
-      scope: scopeView,
-      attempt,
-      ...(target ? { target } : {}),
-      ...(from ? { from } : {}),
-      ...(ev ? { key: ev.key, vhid: ev.vhid, interface: ev.interface } : {}),
-    });
-    const tag = { plugin: p.lp.name, hook, seq: event.seq, ...(ev ? { vhid: ev.vhid, key: ev.key } : {}) };
-    const startedAt = this.now();
-    const name = p.lp.name;
-    this.emit('hook-start', { seq: event.seq, plugin: name, hook, key: ev?.key ?? '', scope: p.scope.def.key, attempt, startedAt } satisfies HookStart);
-    return runHook(
-      (lease) => {
-        const ctx = makeContext({
-          plugin: p.lp,
-          os: this.opts.os,
-          event,
-          lease,
-          tag,
-          exec: this.exec,
-          fs: this.fs,
-          templates: this.opts.templates,
-          timers: this.timers,
-          log: p.log,
-          dryRun: this.opts.dryRun === true,
-          run,
-          state: p.state,
-          demote: (count, group) => this.selfDemote(p, group ?? p.lp.scope.group, count),
-          undemote: (group) => {
-            for (const g of group ? [group] : [...p.self.keys()]) this.selfDemote(p, g, 0);
-          },
-          vhids: () => this.vhidViews(),
-        });
-        return fn(ctx);
-      },
-      { timeoutMs: p.lp.timeoutMs, timers: this.timers, tag, parent: this.abort.signal },
-    ).then((out) => {
-      if (hook === 'checkHealth' && out.result === 'ok' && out.value === false) {
-        out.result = 'error';
-        out.error = new HookError(C.HEALTH_FAILED, tag, 'health check failed');
-      }
-      const rec: HookRecord = {
-        seq: event.seq,
-        plugin: name,
-        hook,
-        key: ev?.key ?? '',
-        scope: p.scope.def.key,
-        attempt,
-        startedAt,
-        durationMs: Math.round(out.durationMs * 1000) / 1000,
-        result: out.result,
-        ...(out.error ? { error: { code: out.error.code, message: out.error.message, ...(out.error.causeCode ? { causeCode: out.error.causeCode } : {}) } } : {}),
-      };
-      p.lastResult = out.result;
-      if (event.seq > 0) this.log.hook(rec);
-      if (out.error && hook !== 'checkHealth') {
-        const cause = out.error.causeCode ? ` [${out.error.causeCode}]` : '';
-        this.say(LEVEL.ERR, `${out.error.describe()} [${out.error.code}]${cause}${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
-      }
-      this.emit('hook', rec);
-      return out;
+  private async attempt(p: PluginRt, hook: HookName, fnName: HookName, req: Request | undefined, run: RunState, attempt: number, from?: CarpState): Promise<HookOutcome> {
+    const { out, rec } = await callHook({ p, hook, fnName, req, run, attempt, ...(from ? { from } : {}) }, this.hookDeps);
+    p.lastResult = out.result;
+    if (rec.seq > 0) this.log.hook(rec);
+    if (out.error && hook !== 'checkHealth') {
+      const cause = out.error.causeCode ? ` [${out.error.causeCode}]` : '';
+      this.say(LEVEL.ERR, `${out.error.describe()} [${out.error.code}]${cause}${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
+    }
+    this.emit('hook', rec);
+    return out;
+  }
+
+  private get hookDeps(): HookCallDeps {
+    return (this.hookDepsCache ??= {
+      os: this.opts.os,
+      exec: this.exec,
+      fs: this.fs,
+      templates: this.opts.templates,
+      timers: this.timers,
+      dryRun: this.opts.dryRun === true,
+      signal: this.abort.signal,
+      now: () => this.now(),
+      scopeView: (p, state) => scopeView(p.scope.def, state ?? this.scopeState(p.scope.def), this.opts.model, this.states),
+      vhidViews: () => vhidViews(this.opts.model, this.states),
+      selfDemote: (p, group, count) => this.selfDemote(p, group, count),
+      started: (h) => this.emit('hook-start', h),
     });
   }
 
@@ -537,86 +378,23 @@ export class PluginHost extends EventEmitter {
     this.setDemotion(group, `plugin:${p.lp.name}:self`, count);
   }
 
-  private vhidViews(): VhidView[] {
-    return this.opts.model.vhids.map((v) =>
-      Object.freeze({
-        key: v.key,
-        vhid: v.vhid,
-        interface: v.interface,
-        ...(v.name ? { name: v.name } : {}),
-        state: this.states.get(v.key) ?? 'INIT',
-        addresses: Object.freeze([...v.addresses]),
-        advbase: v.advbase,
-        advskew: v.advskew,
-        groups: Object.freeze(groupsOf(v, this.opts.model)),
-      }),
-    );
-  }
-
-  private scopeView(def: ScopeDef, state: CarpState): ScopeView {
-    const all = this.vhidViews();
-    return Object.freeze({ kind: def.kind, key: def.key, name: def.name, state, vhids: Object.freeze(all.filter((v) => def.vhids.includes(v.key))) });
-  }
-
   private startHealth(): void {
-    for (const p of this.plugins) {
-      const h = p.lp.health;
-      if (!h) continue;
-      const tick = () => void this.pluginHealth(p);
-      this.stops.push(h.schedule !== undefined ? this.scheduler.cron(h.schedule, tick) : this.scheduler.every(h.intervalMs!, tick));
-    }
-    for (const c of this.commandChecks) {
-      const tick = () => void this.commandHealth(c);
-      this.stops.push(c.cfg.schedule !== undefined ? this.scheduler.cron(c.cfg.schedule, tick) : this.scheduler.every(c.cfg.intervalMs ?? 10_000, tick));
-    }
+    this.stops.push(...schedulePluginHealth(this.plugins, this.scheduler, (p) => void this.pluginHealth(p)));
   }
 
-  /** One run of a plugin's checkHealth; skipped while one is running or the plugin is not set up. */
   private async pluginHealth(p: PluginRt): Promise<void> {
-    if (!p.ready || p.healthBusy || this.stopping || !p.health) return;
-    p.healthBusy = true;
-    try {
-      const out = await this.invoke(p, 'checkHealth', 'checkHealth', undefined, { changed: false });
-      const ok = out.result === 'ok';
-      const flipped = p.health.feed(ok);
-      if (flipped === 'down') {
-        this.say(LEVEL.WARN, `plugin ${p.lp.name}: health check failing${out.error ? `: ${out.error.message}` : ''}`);
-        if (p.lp.policy.kind === 'demote') this.hold(p, p.lp.policy.by);
-      } else if (flipped === 'up' || (ok && p.health.ok && p.held > 0)) {
-        this.hold(p, 0);
-      }
-      this.emit('health', { name: `plugin:${p.lp.name}`, ok, healthy: p.health.ok, ...(flipped ? { flipped } : {}) } satisfies HealthRecord);
-    } finally {
-      p.healthBusy = false;
-    }
-  }
-
-  /** One run of a `[health.NAME]` command: exit 0 passes. */
-  private async commandHealth(c: CommandCheck): Promise<void> {
-    if (c.busy || this.stopping) return;
-    c.busy = true;
-    try {
-      let ok = false;
-      try {
-        const r = await this.exec.run(c.cfg.command, { timeoutMs: c.cfg.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS, signal: this.abort.signal });
-        ok = r.exitCode === 0;
-      } catch (e) {
-        this.say(LEVEL.ERR, `health ${c.cfg.name}: ${messageOf(e)}`);
-      }
-      const flipped = c.hyst.feed(ok);
-      if (flipped) {
-        this.say(flipped === 'down' ? LEVEL.WARN : LEVEL.INFO, `health ${c.cfg.name}: ${flipped === 'down' ? `failing; demoting group ${c.cfg.group} by ${c.cfg.demote}` : 'passing again; demotion lifted'}`);
-        this.setDemotion(c.cfg.group, `health:${c.cfg.name}`, flipped === 'down' ? c.cfg.demote : 0);
-      }
-      this.emit('health', { name: `health:${c.cfg.name}`, ok, healthy: c.hyst.ok, ...(flipped ? { flipped } : {}) } satisfies HealthRecord);
-    } finally {
-      c.busy = false;
-    }
+    const rec = await checkPluginHealth(p, {
+      check: (q) => this.invoke(q, 'checkHealth', 'checkHealth', undefined, { changed: false }),
+      hold: (q, count) => this.hold(q, count),
+      say: (level, message) => this.say(level, message),
+      stopping: () => this.stopping,
+    });
+    if (rec) this.emit('health', rec);
   }
 
   /** Resolves when no run is in flight or queued (bounded). */
-  async idle(): Promise<void> {
-    for (let i = 0; i < MAX_IDLE_ROUNDS && this.pumps.size > 0; i++) await Promise.all([...this.pumps]);
+  idle(): Promise<void> {
+    return this.queue.idle();
   }
 
   /** The last transitions with their hook runs, oldest first. */
@@ -660,7 +438,6 @@ export class PluginHost extends EventEmitter {
       p.held = 0;
       for (const g of [...p.self.keys()]) this.selfDemote(p, g, 0);
     }
-    for (const c of this.commandChecks) if (!c.hyst.ok) this.setDemotion(c.cfg.group, `health:${c.cfg.name}`, 0);
     this.bootDone.resolve();
   }
 }

@@ -4,16 +4,16 @@
  * folder, an unsupported OS, an unknown option, a missing template (fastify's plugin-utils and
  * homebridge's pluginManager are the models).
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { pluginFolders } from '../adapters/plugin-dirs.js';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { CarpModel, FailurePolicy, PluginConfig } from '../config/model.js';
 import { OS_NAMES, isOsName, type OsName } from '../render/os.js';
 import { checkTemplateName } from '../render/template.js';
-import type { Templates } from '../adapters/templates.js';
+import type { TemplateSource as Templates } from '../render/template.js';
 import { HOST_CODES as C, PluginLoadError, PluginsInvalidError, messageOf } from './errors.js';
 import { parseDuration } from './health.js';
-import { validCron } from './scheduler.js';
+import { validCron } from '../adapters/host-timers.js';
 import { resolveScope, type ScopeDef } from './scope.js';
 import { API_VERSION, HOOK_NAMES, type OptionSpec, type PluginDeclaration, type ScopeKind } from './types.js';
 
@@ -73,14 +73,13 @@ export function discoverPlugins(dirs: PluginDirs): { found: Map<string, FoundPlu
     if (!dir) return;
     let names: string[];
     try {
-      names = readdirSync(dir).sort();
+      names = pluginFolders(dir);
     } catch (e) {
       if (origin === 'operator') errors.push(new PluginLoadError(C.LOAD, '*', `cannot read plugin directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? messageOf(e)}`));
       return;
     }
     for (const name of names) {
       const pdir = join(dir, name);
-      if (!existsSync(join(pdir, 'plugin.js')) || !statSync(pdir).isDirectory()) continue;
       const prev = found.get(name);
       if (prev) {
         errors.push(new PluginLoadError(C.DUPLICATE, name, `found in both ${prev.dir} and ${pdir}; rename the operator's copy`));

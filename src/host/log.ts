@@ -1,18 +1,9 @@
 /** The transition log: the last N transitions, each with every hook run it caused. */
 import type { HookResult } from './runner.js';
-import type { CarpState, HookName } from './types.js';
+import type { TransitionEvent } from '../ports/state-source.js';
+import type { HookName } from './types.js';
 
-/** A transition as the engine reports it. */
-export interface TransitionLike {
-  seq: number;
-  time: string;
-  vhid: number;
-  interface: string;
-  key: string;
-  from: CarpState;
-  to: CarpState;
-  reason: string;
-}
+export type { TransitionEvent };
 
 /** One hook run, as `host.on('hook')` reports it and the log keeps it. */
 export interface HookRecord {
@@ -32,7 +23,7 @@ export interface HookRecord {
   error?: { code: string; message: string; causeCode?: string };
 }
 
-export interface TransitionRecord extends TransitionLike {
+export interface TransitionRecord extends TransitionEvent {
   hooks: HookRecord[];
 }
 
@@ -42,7 +33,7 @@ export class TransitionLog {
 
   constructor(private readonly size: number) {}
 
-  add(ev: TransitionLike): void {
+  add(ev: TransitionEvent): void {
     const rec: TransitionRecord = { ...ev, hooks: [] };
     this.records.push(rec);
     this.bySeq.set(ev.seq, rec);

@@ -11,14 +11,14 @@ import { unifiedDiff } from '../render/diff.js';
 import { escaperFor } from '../render/escape.js';
 import type { OsName } from '../render/os.js';
 import { Templates } from '../adapters/templates.js';
-import type { HostFs } from './fs.js';
-import type { ExecPort } from './group-exec.js';
+import type { HostFs } from '../ports/fs.js';
+import type { ExecPort } from '../ports/exec.js';
 import type { HookTag } from './errors.js';
 import { PluginHost } from './host.js';
 import { loadPlugins, type LoadedPlugin } from './loader.js';
-import type { HookRecord, TransitionLike } from './log.js';
-import { packageRoot } from './paths.js';
-import type { HostTimers } from './scheduler.js';
+import type { HookRecord, TransitionEvent } from './log.js';
+import { packageRoot } from '../adapters/package-root.js';
+import type { HostTimers } from '../ports/timers.js';
 import type { CarpState } from './types.js';
 
 export type PlanPhase = 'render' | 'pre-master' | 'pre-backup' | 'vip' | 'master' | 'backup' | 'init';
@@ -171,7 +171,7 @@ async function planScope(
     if (h.result !== 'ok' && h.error) emit({ phase: phaseOf(h.hook), plugin: h.plugin, scope: h.scope, kind: 'error', error: { code: h.error.code, message: h.error.message }, order: 0 });
   });
   host.start();
-  const ev: TransitionLike = { seq: 1, time: new Date().toISOString(), vhid: v.vhid, interface: v.interface, key: v.key, from, to: opts.to, reason: 'plan' };
+  const ev: TransitionEvent = { seq: 1, time: new Date().toISOString(), vhid: v.vhid, interface: v.interface, key: v.key, from, to: opts.to, reason: 'plan' };
   host.handle(ev);
   await host.idle();
   await host.stop();

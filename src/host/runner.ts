@@ -5,7 +5,7 @@
  * that nothing it does later can land.
  */
 import { HOST_CODES as C, HookError, tagError, type HookTag } from './errors.js';
-import type { HostTimers } from './scheduler.js';
+import type { HostTimers } from '../ports/timers.js';
 
 export interface Lease {
   readonly signal: AbortSignal;

@@ -4,6 +4,7 @@
  * `/** @type {import('carpd/plugin-api').PluginDeclaration} *\/` (src/plugin-api.ts; README.md here).
  */
 import type { RunResult } from '../ports/exec.js';
+import type { CarpState } from '../ports/state-source.js';
 import type { Escaper, EscaperName } from '../render/escape.js';
 import type { OsName } from '../render/os.js';
 import type { TemplateView } from '../render/template.js';
@@ -20,7 +21,7 @@ export const API_VERSION = 1;
 export const HOOK_NAMES = ['setup', 'render', 'pre-master', 'master', 'pre-backup', 'backup', 'init', 'checkHealth', 'teardown'] as const;
 export type HookName = (typeof HOOK_NAMES)[number];
 
-export type CarpState = 'INIT' | 'BACKUP' | 'MASTER';
+export type { CarpState };
 export type ScopeKind = 'vhid' | 'group' | 'node';
 
 /** A plugin option as its declaration describes it; values reach the plugin as strings. */

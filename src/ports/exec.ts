@@ -1,6 +1,6 @@
 /**
- * Running commands, as a port: argv only (never a shell), with a timeout; src/adapters/exec.ts is
- * the real one, tests record instead.
+ * Running commands, as a port: the plugin host and the daemon's health checks run argv through
+ * it; src/adapters/exec.ts is the real one, tests and `carpd plan` record instead.
  */
 
 export interface RunOptions {
@@ -33,3 +33,22 @@ export interface RunResult {
 
 /** Runs a command; never rejects for a failing command. */
 export type RunCommand = (argv: readonly string[], opts: RunOptions) => Promise<RunResult>;
+
+/** Which hook run does something (errors, recorders). */
+export interface HookTag {
+  plugin: string;
+  hook: string;
+  seq: number;
+  vhid?: number;
+  key?: string;
+}
+
+/** RunOptions plus which hook run is asking (for recorders: `carpd plan`, tests). */
+export interface HostRunOptions extends RunOptions {
+  tag?: HookTag;
+}
+
+/** Runs a command; never rejects for a failing command. */
+export interface ExecPort {
+  run(argv: readonly string[], opts: HostRunOptions): Promise<RunResult>;
+}

@@ -5,6 +5,7 @@
  */
 import Mustache from 'mustache';
 import type { Escaper, EscaperName } from './escape.js';
+import type { OsName } from './os.js';
 import { RenderError, RENDER_CODES } from './errors.js';
 
 export interface RenderOptions {
@@ -14,6 +15,17 @@ export interface RenderOptions {
 
 /** A view: what the template's names resolve against. */
 export type TemplateView = Record<string, unknown>;
+
+/** Plugin templates as the plugin host sees them; src/adapters/templates.ts finds and reads them on disk. */
+export interface TemplateSource {
+  readonly os: OsName;
+  /** Where `plugin`'s template `name` may live, most specific first. */
+  candidates(plugin: string, name: string, extraDir?: string): string[];
+  /** The file that would be used, or undefined. */
+  resolve(plugin: string, name: string, extraDir?: string): string | undefined;
+  /** Renders `plugin`'s template `name` with `view`, escaping every value for the target format. */
+  render(plugin: string, name: string, view: TemplateView, opts: RenderOptions, extraDir?: string): string;
+}
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const MAX_PARTIAL_DEPTH = 16;

@@ -145,7 +145,7 @@ describe('plugin loader', () => {
     });
     assert.equal(node.engine.listenerCount('transition'), 1, 'nothing attached but the Sim\'s own listener');
     const good = modelOf(vhids, { plugins: [config('alpha', lan)] });
-    const { host, stop } = await startPluginHost(node.engine, good, silent, { os: 'linux', builtinPluginDir: OK, builtinTemplateDir: join(FIXTURES, 'templates') });
+    const { host, stop } = await startPluginHost(node.engine, good, silent, { os: 'linux', builtinPluginDir: OK, builtinTemplateDir: join(FIXTURES, 'templates'), inProcess: true });
     assert.equal(node.engine.listenerCount('transition'), 2);
     assert.deepEqual(host.status().map((p) => p.name), ['alpha']);
     await stop();

@@ -8,11 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { CarpModel, FailurePolicy, Follow, HealthConfig, VhidConfig } from '../../src/config/model.js';
+import { HealthChecks } from '../../src/daemon/health-checks.js';
 import { attachHost } from '../../src/daemon/plugins.js';
-import { realFs } from '../../src/host/fs.js';
+import { realFs } from '../../src/adapters/host-fs.js';
 import { PluginHost, type HealthRecord, type RunRecord } from '../../src/host/host.js';
 import type { HookRecord } from '../../src/host/log.js';
-import { sleep, type HostTimers } from '../../src/host/scheduler.js';
+import { sleep, type HostTimers } from '../../src/ports/timers.js';
 import type { CarpState, PluginContext, PluginDeclaration } from '../../src/host/types.js';
 import { Templates } from '../../src/adapters/templates.js';
 import { silent, Sim, vhidCfg, type SimNode } from '../helpers/fake-wire.js';
@@ -82,7 +83,14 @@ function rig(specs: PluginSpec[], o: RigOptions = {}): Rig {
   host.on('hook', (h: HookRecord) => hooks.push(h));
   host.on('run', (r: RunRecord) => runs.push(r));
   const attached = attachHost(node.engine, host, 50);
-  return { sim, node, host, model, exec, timers, scheduler, hooks, runs, stop: attached.stop };
+  // `[health.NAME]` checks run beside the host, in the daemon, as startPluginHost runs them.
+  const checks = new HealthChecks({ checks: o.health ?? [], source: node.engine, exec, scheduler, logger: silent, logLevel: () => model.global.log });
+  checks.start();
+  const stop = async () => {
+    checks.stop();
+    await attached.stop();
+  };
+  return { sim, node, host, model, exec, timers, scheduler, hooks, runs, stop };
 }
 
 /** Advances simulated time in steps, letting the host's promises run in between. */

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { HookError } from '../../src/host/errors.js';
-import { groupExec } from '../../src/host/group-exec.js';
+import { groupExec } from '../../src/adapters/exec.js';
 import { PluginHost, type HostEngine } from '../../src/host/host.js';
-import type { HookRecord, TransitionLike } from '../../src/host/log.js';
+import type { HookRecord, TransitionEvent } from '../../src/host/log.js';
 import { runHook } from '../../src/host/runner.js';
-import { realTimers } from '../../src/host/scheduler.js';
+import { realTimers } from '../../src/adapters/host-timers.js';
 import type { PluginContext, PluginDeclaration } from '../../src/host/types.js';
 import { Templates } from '../../src/adapters/templates.js';
 import { silent, vhidCfg } from '../helpers/fake-wire.js';
@@ -42,7 +42,7 @@ const engine: HostEngine & { demotions: string[] } = {
 const vhids = [vhidCfg(1, 0)];
 const model = modelOf(vhids);
 const lan = { kind: 'vhid', ref: '1@eth0' } as const;
-const ev = (seq: number, to: 'MASTER' | 'BACKUP'): TransitionLike => ({ seq, time: '2026-01-01T00:00:00.000Z', vhid: 1, interface: 'eth0', key: '1@eth0', from: to === 'MASTER' ? 'BACKUP' : 'MASTER', to, reason: 'test' });
+const ev = (seq: number, to: 'MASTER' | 'BACKUP'): TransitionEvent => ({ seq, time: '2026-01-01T00:00:00.000Z', vhid: 1, interface: 'eth0', key: '1@eth0', from: to === 'MASTER' ? 'BACKUP' : 'MASTER', to, reason: 'test' });
 
 function hostWith(decls: [PluginDeclaration, number?][], exec: RecordingExec | typeof groupExec = recordingExec()) {
   const plugins = decls.map(([d, timeoutMs]) => loaded(d, config(d.name, lan, timeoutMs ? { timeoutMs } : {}), model));

@@ -7,8 +7,9 @@ import { after, describe, it } from 'node:test';
 import type { CarpModel } from '../../src/config/model.js';
 import { planCommand } from '../../src/cli/plan.js';
 import { startPluginHost } from '../../src/daemon/plugins.js';
-import { realFs, type HostFs } from '../../src/host/fs.js';
-import type { ExecPort, HostRunOptions } from '../../src/host/group-exec.js';
+import type { HostFs } from '../../src/ports/fs.js';
+import { realFs } from '../../src/adapters/host-fs.js';
+import type { ExecPort, HostRunOptions } from '../../src/ports/exec.js';
 import { formatPlan, planTransition, type PlanStep } from '../../src/host/plan.js';
 import { silent, Sim, vhidCfg } from '../helpers/fake-wire.js';
 import { config, fakeTimers, FIXTURES, modelOf, ROOT, settle } from '../fixtures/plugins/kit.js';
@@ -59,6 +60,7 @@ async function realNode(root: string) {
     exec,
     fs,
     timers: fakeTimers(sim.time),
+    inProcess: true,
   });
   const step = async (ms: number) => {
     for (let t = 0; t < ms; t += 10) {

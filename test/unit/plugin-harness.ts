@@ -7,11 +7,11 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import type { RunResult } from '../../src/ports/exec.js';
 import type { Follow, PluginConfig, VhidConfig } from '../../src/config/model.js';
-import { realFs } from '../../src/host/fs.js';
-import type { ExecPort, HostRunOptions } from '../../src/host/group-exec.js';
+import { realFs } from '../../src/adapters/host-fs.js';
+import type { ExecPort, HostRunOptions } from '../../src/ports/exec.js';
 import { PluginHost } from '../../src/host/host.js';
 import { loadPlugins } from '../../src/host/loader.js';
-import type { HookRecord, TransitionLike } from '../../src/host/log.js';
+import type { HookRecord, TransitionEvent } from '../../src/host/log.js';
 import { planTransition, type PlanResult } from '../../src/host/plan.js';
 import type { CarpState, OsName } from '../../src/host/types.js';
 import { Templates } from '../../src/adapters/templates.js';
@@ -114,7 +114,7 @@ export async function golden(o: GoldenOptions): Promise<Golden> {
     async go(key, from, to, reason = 'test') {
       const [vhid, ifname] = key.split('@');
       states.set(key, to);
-      const ev: TransitionLike = { seq: ++seq, time: '2026-01-01T00:00:00.000Z', vhid: Number(vhid), interface: ifname!, key, from, to, reason };
+      const ev: TransitionEvent = { seq: ++seq, time: '2026-01-01T00:00:00.000Z', vhid: Number(vhid), interface: ifname!, key, from, to, reason };
       host.handle(ev);
       await host.idle();
     },

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
-import type { TransitionLike } from '../../src/host/log.js';
+import type { TransitionEvent } from '../../src/host/log.js';
 import { FakeService, golden, goldenPlan, LAN, planLines, type Golden, type GoldenOptions } from './plugin-harness.js';
 
 const roots: string[] = [];
@@ -75,7 +75,7 @@ describe('pfsync plugin', () => {
     const g = await pfsync({ os: 'linux', answer: conntrackd(true).answer }, LINUX);
     await g.go(LAN, 'INIT', 'BACKUP');
     g.take();
-    const ev: TransitionLike = { seq: 99, time: '2026-01-01T00:00:00.000Z', vhid: 1, interface: 'eth0', key: LAN, from: 'BACKUP', to: 'MASTER', reason: 'test' };
+    const ev: TransitionEvent = { seq: 99, time: '2026-01-01T00:00:00.000Z', vhid: 1, interface: 'eth0', key: LAN, from: 'BACKUP', to: 'MASTER', reason: 'test' };
     const gate = g.host.handle(ev);
     assert.ok(gate, 'a scope changes: the engine gets a gate');
     await gate;
