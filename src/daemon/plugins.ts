@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { groupExec } from '../adapters/exec.js';
 import { forkHostProcess } from '../adapters/host-process.js';
+import { realFs } from '../adapters/host-fs.js';
 import { realScheduler, realTimers, validCron } from '../adapters/host-timers.js';
 import type { Logger } from '../ports/logger.js';
 import type { CarpModel } from '../config/model.js';
@@ -115,10 +116,10 @@ export async function startPluginHost(source: PluginHostEngine, model: CarpModel
         logger,
         templates: loaded.templates,
         os: loaded.os,
-        ...(opts.exec ? { exec: opts.exec } : {}),
-        ...(opts.fs ? { fs: opts.fs } : {}),
-        ...(opts.timers ? { timers: opts.timers } : {}),
-        ...(opts.scheduler ? { scheduler: opts.scheduler } : {}),
+        exec: opts.exec ?? groupExec,
+        fs: opts.fs ?? realFs(),
+        timers: opts.timers ?? realTimers,
+        scheduler: opts.scheduler ?? realScheduler,
         ...(opts.wallClock ? { wallClock: opts.wallClock } : {}),
         ...hostOptions,
       });

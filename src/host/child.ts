@@ -3,7 +3,9 @@
  * hook that blocks the event loop or throws from a timer cannot hold up adverts or take the daemon
  * down. It lives as long as its IPC channel: when the daemon goes, so does it.
  */
-import { setSpawnGap } from '../adapters/exec.js';
+import { groupExec, setSpawnGap } from '../adapters/exec.js';
+import { realFs } from '../adapters/host-fs.js';
+import { realScheduler, realTimers } from '../adapters/host-timers.js';
 import { HostService } from './host-service.js';
 import type { FromChild } from './messages.js';
 
@@ -53,6 +55,6 @@ process.on('SIGHUP', () => undefined);
 // Spawn pacing protects the protocol's event loop, which is not this one.
 setSpawnGap(0);
 
-const service = new HostService((m) => send(m));
+const service = new HostService((m) => send(m), { exec: groupExec, fs: realFs(), timers: realTimers, scheduler: realScheduler });
 process.on('message', (raw) => service.receive(raw));
 void service.done.then(() => exitAfterFlush(0));

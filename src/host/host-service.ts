@@ -18,11 +18,12 @@ import { parseToChild, type FromChild, type ToChild } from './messages.js';
 /** Messages queued while the plugins load: a bound, not a limit anyone should reach. */
 const MAX_QUEUED = 10_000;
 
+/** The real commands, files, timers and schedules (src/host/child.ts passes the adapters), or fakes. */
 export interface HostServiceDeps {
-  exec?: ExecPort;
-  fs?: HostFs;
-  timers?: HostTimers;
-  scheduler?: Scheduler;
+  exec: ExecPort;
+  fs: HostFs;
+  timers: HostTimers;
+  scheduler: Scheduler;
 }
 
 export class HostService {
@@ -42,7 +43,7 @@ export class HostService {
 
   constructor(
     private readonly send: (m: FromChild) => void,
-    private readonly deps: HostServiceDeps = {},
+    private readonly deps: HostServiceDeps,
   ) {
     this.done = new Promise((r) => (this.finish = r));
   }
@@ -113,10 +114,7 @@ export class HostService {
         logger: this.logger,
         templates,
         os,
-        ...(this.deps.exec ? { exec: this.deps.exec } : {}),
-        ...(this.deps.fs ? { fs: this.deps.fs } : {}),
-        ...(this.deps.timers ? { timers: this.deps.timers } : {}),
-        ...(this.deps.scheduler ? { scheduler: this.deps.scheduler } : {}),
+        ...this.deps,
         ...m.options,
       });
       host.on('hook', (record: HookRecord) => this.send({ type: 'hook', record }));

@@ -6,9 +6,6 @@
  * (context.ts). `[health.NAME]` commands are the daemon's (daemon/health-checks.ts).
  */
 import { EventEmitter, setMaxListeners } from 'node:events';
-import { groupExec } from '../adapters/exec.js';
-import { realFs } from '../adapters/host-fs.js';
-import { realScheduler, realTimers } from '../adapters/host-timers.js';
 import type { Logger } from '../ports/logger.js';
 import type { CarpModel } from '../config/model.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
@@ -51,10 +48,11 @@ export interface HostOptions {
   logger: Logger;
   templates: Templates;
   os: OsName;
-  exec?: ExecPort;
-  fs?: HostFs;
-  timers?: HostTimers;
-  scheduler?: Scheduler;
+  /** Commands, files, timers and schedules: the composition root passes the real ones or fakes. */
+  exec: ExecPort;
+  fs: HostFs;
+  timers: HostTimers;
+  scheduler: Scheduler;
   wallClock?: () => Date;
   /**
    * Recording mode (`carpd plan`): hooks see ctx.dryRun; start() runs no setup, health check or
@@ -123,10 +121,10 @@ export class PluginHost extends EventEmitter {
 
   constructor(private readonly opts: HostOptions) {
     super();
-    this.timers = opts.timers ?? realTimers;
-    this.exec = opts.exec ?? groupExec;
-    this.fs = opts.fs ?? realFs();
-    this.scheduler = opts.scheduler ?? realScheduler;
+    this.timers = opts.timers;
+    this.exec = opts.exec;
+    this.fs = opts.fs;
+    this.scheduler = opts.scheduler;
     this.log = new TransitionLog(opts.logSize ?? 100);
     // One abort listener per hook in flight (at most one per scope, plus health checks): no leak.
     setMaxListeners(0, this.abort.signal);

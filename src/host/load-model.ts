@@ -6,6 +6,8 @@ import { detectOs, type OsName } from '../render/os.js';
 import { Templates } from '../adapters/templates.js';
 import { HOST_CODES, PluginLoadError, PluginsInvalidError } from './errors.js';
 import { loadPlugins, type LoadedPlugin } from './loader.js';
+import { pluginFolders } from '../adapters/plugin-dirs.js';
+import { validCron } from '../adapters/host-timers.js';
 
 export interface LoadModelOptions {
   /** Default: this machine's OS. */
@@ -25,6 +27,8 @@ export async function loadModelPlugins(model: CarpModel, opts: LoadModelOptions 
     os,
   );
   const plugins = await loadPlugins(model, {
+    listFolders: pluginFolders,
+    validCron,
     dirs: { builtin: opts.builtinPluginDir ?? join(root, 'plugins'), ...(model.global.pluginDir ? { operator: model.global.pluginDir } : {}) },
     os,
     templates,

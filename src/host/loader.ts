@@ -4,7 +4,6 @@
  * folder, an unsupported OS, an unknown option, a missing template (fastify's plugin-utils and
  * homebridge's pluginManager are the models).
  */
-import { pluginFolders } from '../adapters/plugin-dirs.js';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { CarpModel, FailurePolicy, PluginConfig } from '../config/model.js';
@@ -13,7 +12,6 @@ import { checkTemplateName } from '../render/template.js';
 import type { TemplateSource as Templates } from '../render/template.js';
 import { HOST_CODES as C, PluginLoadError, PluginsInvalidError, messageOf } from './errors.js';
 import { parseDuration } from './health.js';
-import { validCron } from '../adapters/host-timers.js';
 import { resolveScope, type ScopeDef } from './scope.js';
 import { API_VERSION, HOOK_NAMES, type OptionSpec, type PluginDeclaration, type ScopeKind } from './types.js';
 
@@ -65,15 +63,23 @@ export interface PluginDirs {
   operator?: string;
 }
 
+/** What the loader needs of the disk and of cron (src/adapters/plugin-dirs.ts and host-timers.ts are the real ones). */
+export interface LoaderPorts {
+  /** The names of the folders in `dir` that hold a plugin.js; throws when `dir` cannot be read. */
+  listFolders(dir: string): string[];
+  /** Whether a cron expression is accepted. */
+  validCron(expression: string): boolean;
+}
+
 /** Plugin folders (each with a plugin.js) in the built-in and operator directories. */
-export function discoverPlugins(dirs: PluginDirs): { found: Map<string, FoundPlugin>; errors: PluginLoadError[] } {
+export function discoverPlugins(dirs: PluginDirs, listFolders: LoaderPorts['listFolders']): { found: Map<string, FoundPlugin>; errors: PluginLoadError[] } {
   const found = new Map<string, FoundPlugin>();
   const errors: PluginLoadError[] = [];
   const scan = (dir: string | undefined, origin: PluginOrigin) => {
     if (!dir) return;
     let names: string[];
     try {
-      names = pluginFolders(dir);
+      names = listFolders(dir);
     } catch (e) {
       if (origin === 'operator') errors.push(new PluginLoadError(C.LOAD, '*', `cannot read plugin directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? messageOf(e)}`));
       return;
@@ -111,6 +117,7 @@ export interface PrepareOptions {
   known: ReadonlySet<string>;
   /** The folder the declaration came from; the name must equal its basename. */
   found?: FoundPlugin;
+  validCron: LoaderPorts['validCron'];
 }
 
 const isStrArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
@@ -173,7 +180,7 @@ export function preparePlugin(raw: unknown, config: PluginConfig, opts: PrepareO
   }
 
   const options = checkOptions(d.options, config, err);
-  const health = isObj(d.hooks) && typeof d.hooks.checkHealth === 'function' ? checkHealth(d.health, config, err) : undefined;
+  const health = isObj(d.hooks) && typeof d.hooks.checkHealth === 'function' ? checkHealth(d.health, config, err, opts.validCron) : undefined;
   if (!health) for (const k of HEALTH_OPTIONS) if (config.options[k] !== undefined) err(C.OPTION, `option ${k} needs a checkHealth hook, which this plugin lacks`);
 
   if (errors.length > 0 || !scope || !options) return { errors };
@@ -229,7 +236,7 @@ function checkOptions(spec: unknown, config: PluginConfig, err: (code: string, m
   return ok ? out : undefined;
 }
 
-function checkHealth(spec: unknown, config: PluginConfig, err: (code: string, msg: string) => void): HealthSchedule | undefined {
+function checkHealth(spec: unknown, config: PluginConfig, err: (code: string, msg: string) => void, validCron: LoaderPorts['validCron']): HealthSchedule | undefined {
   const s = isObj(spec) ? spec : {};
   if (spec !== undefined && !isObj(spec)) err(C.DECLARATION, 'health must be an object');
   const o = config.options;
@@ -304,7 +311,7 @@ function findCycle(start: string, deps: Map<string, string[]>): string[] {
   return walk(start) ?? [start];
 }
 
-export interface LoadOptions {
+export interface LoadOptions extends LoaderPorts {
   dirs: PluginDirs;
   os: OsName;
   templates: Templates;
@@ -315,7 +322,7 @@ export interface LoadOptions {
  * PluginsInvalidError listing every problem.
  */
 export async function loadPlugins(model: CarpModel, opts: LoadOptions): Promise<LoadedPlugin[]> {
-  const { found, errors } = discoverPlugins(opts.dirs);
+  const { found, errors } = discoverPlugins(opts.dirs, opts.listFolders);
   const loaded: LoadedPlugin[] = [];
   const seen = new Set<string>();
   for (const config of model.plugins ?? []) {
@@ -336,7 +343,7 @@ export async function loadPlugins(model: CarpModel, opts: LoadOptions): Promise<
       errors.push(e instanceof PluginLoadError ? e : new PluginLoadError(C.LOAD, f.name, messageOf(e)));
       continue;
     }
-    const r = preparePlugin(raw, config, { model, os: opts.os, templates: opts.templates, known: new Set(found.keys()), found: f });
+    const r = preparePlugin(raw, config, { model, os: opts.os, templates: opts.templates, known: new Set(found.keys()), found: f, validCron: opts.validCron });
     errors.push(...r.errors);
     if (r.plugin) loaded.push(r.plugin);
   }

@@ -17,9 +17,12 @@ import type { HookTag } from './errors.js';
 import { PluginHost } from './host.js';
 import { loadPlugins, type LoadedPlugin } from './loader.js';
 import type { HookRecord, TransitionEvent } from './log.js';
+import { realScheduler, realTimers } from '../adapters/host-timers.js';
 import { packageRoot } from '../adapters/package-root.js';
 import type { HostTimers } from '../ports/timers.js';
 import type { CarpState } from './types.js';
+import { pluginFolders } from '../adapters/plugin-dirs.js';
+import { validCron } from '../adapters/host-timers.js';
 
 export type PlanPhase = 'render' | 'pre-master' | 'pre-backup' | 'vip' | 'master' | 'backup' | 'init';
 
@@ -86,6 +89,8 @@ export async function planTransition(model: CarpModel, opts: PlanOptions): Promi
   const plugins =
     opts.plugins ??
     (await loadPlugins(model, {
+      listFolders: pluginFolders,
+      validCron,
       dirs: { builtin: opts.builtinPluginDir ?? join(root, 'plugins'), ...(model.global.pluginDir ? { operator: model.global.pluginDir } : {}) },
       os: opts.os,
       templates,
@@ -165,7 +170,9 @@ async function planScope(
     fs,
     dryRun: true,
     initialState: from,
-    ...(opts.timers ? { timers: opts.timers } : {}),
+    timers: opts.timers ?? realTimers,
+    // A dry run starts no health checks: nothing is ever scheduled.
+    scheduler: realScheduler,
   });
   host.on('hook', (h: HookRecord) => {
     if (h.result !== 'ok' && h.error) emit({ phase: phaseOf(h.hook), plugin: h.plugin, scope: h.scope, kind: 'error', error: { code: h.error.code, message: h.error.message }, order: 0 });

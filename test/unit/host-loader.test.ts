@@ -9,6 +9,7 @@ import type { OsName } from '../../src/render/os.js';
 import { Templates } from '../../src/adapters/templates.js';
 import { silent, Sim, vhidCfg } from '../helpers/fake-wire.js';
 import { config, FIXTURES, modelOf, ROOT } from '../fixtures/plugins/kit.js';
+import { loaderPorts } from '../helpers/host-defaults.js';
 
 const OK = join(FIXTURES, 'ok');
 const BAD = join(FIXTURES, 'bad');
@@ -16,7 +17,7 @@ const lan = { kind: 'vhid', ref: '1@eth0' } as const;
 const vhids = [vhidCfg(1, 0), vhidCfg(2, 0, { groups: ['wan'] })];
 
 async function load(plugins: PluginConfig[], dirs: { builtin?: string; operator?: string } = { builtin: OK }, os: OsName = 'linux'): Promise<LoadedPlugin[]> {
-  return loadPlugins(modelOf(vhids, { plugins }), { dirs, os, templates: new Templates({ builtin: join(FIXTURES, 'templates') }, os) });
+  return loadPlugins(modelOf(vhids, { plugins }), { ...loaderPorts, dirs, os, templates: new Templates({ builtin: join(FIXTURES, 'templates') }, os) });
 }
 
 async function codes(plugins: PluginConfig[], dirs?: { builtin?: string; operator?: string }, os?: OsName): Promise<string[]> {
@@ -70,7 +71,7 @@ describe('plugin loader', () => {
   });
 
   it('a plugin in both the built-in and the operator directory is refused', async () => {
-    assert.deepEqual(discoverPlugins({ builtin: OK, operator: join(FIXTURES, 'dup') }).errors.map((e) => e.code), ['CARPD_ERR_PLUGIN_DUPLICATE']);
+    assert.deepEqual(discoverPlugins({ builtin: OK, operator: join(FIXTURES, 'dup') }, loaderPorts.listFolders).errors.map((e) => e.code), ['CARPD_ERR_PLUGIN_DUPLICATE']);
     assert.deepEqual(await codes([config('alpha', lan)], { builtin: OK, operator: join(FIXTURES, 'missing-dir') }), ['* CARPD_ERR_PLUGIN_LOAD']);
   });
 
@@ -103,13 +104,13 @@ describe('plugin loader', () => {
     assert.equal((await load([config('files', lan)])).length, 1);
     assert.equal((await load([config('steps', lan)], { builtin: OK }, 'freebsd')).length, 1);
     const t = new Templates({}, 'linux');
-    const r = preparePlugin({ name: 'x', apiVersion: 1, templates: ['nope.conf'], hooks: {} }, config('x', lan), { model: modelOf(vhids), os: 'linux', templates: t, known: new Set(['x']) });
+    const r = preparePlugin({ name: 'x', apiVersion: 1, templates: ['nope.conf'], hooks: {} }, config('x', lan), { ...loaderPorts, model: modelOf(vhids), os: 'linux', templates: t, known: new Set(['x']) });
     assert.deepEqual(r.errors.map((e) => e.code), ['CARPD_ERR_PLUGIN_TEMPLATE']);
   });
 
   it('checks the declaration itself: unknown fields, name, configured name', () => {
     const t = new Templates({}, 'linux');
-    const prep = (decl: unknown, name = 'x') => preparePlugin(decl, config(name, lan), { model: modelOf(vhids), os: 'linux', templates: t, known: new Set([name]) }).errors.map((e) => e.code);
+    const prep = (decl: unknown, name = 'x') => preparePlugin(decl, config(name, lan), { ...loaderPorts, model: modelOf(vhids), os: 'linux', templates: t, known: new Set([name]) }).errors.map((e) => e.code);
     assert.deepEqual(prep({ name: 'x', apiVersion: 1, hooks: {}, hook: {} }), ['CARPD_ERR_PLUGIN_DECLARATION']);
     assert.deepEqual(prep({ name: 'Bad_Name', apiVersion: 1, hooks: {} }, 'Bad_Name'), ['CARPD_ERR_PLUGIN_NAME']);
     assert.deepEqual(prep({ name: 'y', apiVersion: 1, hooks: {} }), ['CARPD_ERR_PLUGIN_NAME']);

@@ -18,6 +18,7 @@ import type { CarpState, PluginContext, PluginDeclaration } from '../../src/host
 import { Templates } from '../../src/adapters/templates.js';
 import { silent, Sim, vhidCfg, type SimNode } from '../helpers/fake-wire.js';
 import { config, fakeTimers, loaded, ManualScheduler, modelOf, recordingExec, settle, type RecordingExec } from '../fixtures/plugins/kit.js';
+import { hostDefaults } from '../helpers/host-defaults.js';
 
 const KEY = '1@eth0';
 const lan: Follow = { kind: 'vhid', ref: KEY };
@@ -63,7 +64,7 @@ function rig(specs: PluginSpec[], o: RigOptions = {}): Rig {
   const exec = o.exec ?? recordingExec();
   const scheduler = new ManualScheduler();
   const plugins = specs.map(([d, follow, over]) => loaded(d, config(d.name, follow ?? lan, over ?? {}), model));
-  const host = new PluginHost({
+  const host = new PluginHost({ ...hostDefaults(),
     model,
     plugins,
     engine: node.engine,

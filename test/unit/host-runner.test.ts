@@ -13,6 +13,7 @@ import type { PluginContext, PluginDeclaration } from '../../src/host/types.js';
 import { Templates } from '../../src/adapters/templates.js';
 import { silent, vhidCfg } from '../helpers/fake-wire.js';
 import { config, loaded, modelOf, recordingExec, type RecordingExec } from '../fixtures/plugins/kit.js';
+import { hostDefaults } from '../helpers/host-defaults.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'carpd-runner-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -46,7 +47,7 @@ const ev = (seq: number, to: 'MASTER' | 'BACKUP'): TransitionEvent => ({ seq, ti
 
 function hostWith(decls: [PluginDeclaration, number?][], exec: RecordingExec | typeof groupExec = recordingExec()) {
   const plugins = decls.map(([d, timeoutMs]) => loaded(d, config(d.name, lan, timeoutMs ? { timeoutMs } : {}), model));
-  const host = new PluginHost({ model, plugins, engine, logger: silent, templates: new Templates({}, 'linux'), os: 'linux', exec, retryDelayMs: 0 });
+  const host = new PluginHost({ ...hostDefaults(), model, plugins, engine, logger: silent, templates: new Templates({}, 'linux'), os: 'linux', exec, retryDelayMs: 0 });
   const hooks: HookRecord[] = [];
   host.on('hook', (h: HookRecord) => hooks.push(h));
   host.start();

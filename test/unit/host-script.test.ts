@@ -15,6 +15,7 @@ import type { CarpState } from '../../src/host/types.js';
 import { Templates } from '../../src/adapters/templates.js';
 import { silent, vhidCfg } from '../helpers/fake-wire.js';
 import { config, modelOf, ROOT } from '../fixtures/plugins/kit.js';
+import { hostDefaults, loaderPorts } from '../helpers/host-defaults.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'carpd-script-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -39,10 +40,10 @@ async function scriptHost(options: Record<string, string>, o: { follow?: Follow;
   const vhids = o.vhids ?? [vhidCfg(1, 100, { name: 'carp0' })];
   const model = modelOf(vhids, { plugins: [config('script', o.follow ?? { kind: 'vhid', ref: '1@eth0' }, { options })] });
   const templates = new Templates({}, 'linux');
-  const plugins = await loadPlugins(model, { dirs: { builtin: join(ROOT, 'plugins') }, os: 'linux', templates });
+  const plugins = await loadPlugins(model, { ...loaderPorts, dirs: { builtin: join(ROOT, 'plugins') }, os: 'linux', templates });
   const demotions: string[] = [];
   const exec = o.exec ?? recorder();
-  const host = new PluginHost({
+  const host = new PluginHost({ ...hostDefaults(),
     model,
     plugins,
     engine: { status: () => [], setDemotion: (g, by, n) => (demotions.push(`${g} ${by} ${n}`), n) },

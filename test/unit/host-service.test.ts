@@ -13,6 +13,7 @@ import { HostService } from '../../src/host/host-service.js';
 import type { FromChild } from '../../src/host/messages.js';
 import type { TransitionEvent } from '../../src/ports/state-source.js';
 import { recordingExec, settle } from '../fixtures/plugins/kit.js';
+import { hostDefaults } from '../helpers/host-defaults.js';
 
 const KEY = '1@eth0';
 const tmp = mkdtempSync(join(tmpdir(), 'carpd-host-service-'));
@@ -47,7 +48,7 @@ describe('host service (the child side)', () => {
   it('answers the pre-phase, runs the post-phase only after vip-settled, and relays demotions and hook records', async () => {
     const out: FromChild[] = [];
     const exec = recordingExec();
-    const svc = new HostService((m) => out.push(m), { exec });
+    const svc = new HostService((m) => out.push(m), { ...hostDefaults(), exec });
     // Messages before init are kept until the host exists.
     svc.receive({ type: 'transition', ev: ev(1, 'INIT', 'BACKUP'), states: [] });
     svc.receive({ type: 'vip-settled', seq: 1, key: KEY });
@@ -83,7 +84,7 @@ describe('host service (the child side)', () => {
 
   it('reports load problems instead of starting, and drops malformed messages', async () => {
     const out: FromChild[] = [];
-    const svc = new HostService((m) => out.push(m));
+    const svc = new HostService((m) => out.push(m), hostDefaults());
     svc.receive({ type: 'transition', ev: { seq: 'x' }, states: [] });
     svc.receive(null);
     assert.equal(out.filter((m) => m.type === 'log').length, 2);

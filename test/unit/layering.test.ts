@@ -44,20 +44,6 @@ const ROOTS: Record<string, readonly string[]> = {
 /** Packages that touch the OS: only src/adapters may import them. */
 const ADAPTER_ONLY = ['raw-socket', 'execa', 'node-cron', 'node:fs', 'fs', 'node:child_process', 'child_process'];
 
-/**
- * Violations that exist today in files another change is rewriting (the plugin host moving to a
- * child process). Delete each entry when its import goes; a stale entry fails the last test.
- */
-const ALLOWED: readonly { file: string; module: string }[] = [
-  // The host's real exec, files and timers as defaults when the caller passes none: the callers
-  // (the child, plan, tests) should always pass them.
-  { file: 'src/host/host.ts', module: '../adapters/exec.js' },
-  { file: 'src/host/host.ts', module: '../adapters/host-fs.js' },
-  { file: 'src/host/host.ts', module: '../adapters/host-timers.js' },
-  // The loader lists plugin folders and checks cron expressions itself; both should come in as ports.
-  { file: 'src/host/loader.ts', module: '../adapters/plugin-dirs.js' },
-  { file: 'src/host/loader.ts', module: '../adapters/host-timers.js' },
-];
 
 interface Violation {
   file: string;
@@ -106,8 +92,6 @@ function check(file: string, source: string): Violation[] {
   return importsOf(source).flatMap((m) => checkImport(file, m) ?? []);
 }
 
-const allowed = (v: Violation) => ALLOWED.some((a) => a.file === v.file && a.module === v.module);
-
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 function sources(dir: string): string[] {
@@ -123,8 +107,8 @@ function scan(): Violation[] {
 
 const describe = (vs: Violation[]) => vs.map((v) => `${v.file}: import '${v.module}': ${v.rule}`).join('\n');
 
-test('every import under src/ follows the layer table (host allowlist aside)', () => {
-  const bad = scan().filter((v) => !allowed(v));
+test('every import under src/ follows the layer table', () => {
+  const bad = scan();
   assert.equal(bad.length, 0, `layering violations:\n${describe(bad)}`);
 });
 
@@ -156,10 +140,4 @@ test('only composition roots import adapters', () => {
   assert.deepEqual(check('src/cli/new.ts', imp), []);
   assert.equal(check('src/daemon/engine.ts', imp).length, 1);
   assert.equal(check('src/host/host.ts', imp).length, 1);
-});
-
-test('every allowlist entry is still a violation, so fixed ones get deleted', () => {
-  const found = scan();
-  const stale = ALLOWED.filter((a) => !found.some((v) => v.file === a.file && v.module === a.module));
-  assert.deepEqual(stale, []);
 });

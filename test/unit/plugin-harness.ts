@@ -17,6 +17,7 @@ import type { CarpState, OsName } from '../../src/host/types.js';
 import { Templates } from '../../src/adapters/templates.js';
 import { silent, vhidCfg } from '../helpers/fake-wire.js';
 import { modelOf, ROOT } from '../fixtures/plugins/kit.js';
+import { hostDefaults, loaderPorts } from '../helpers/host-defaults.js';
 
 export const PLUGINS = join(ROOT, 'plugins');
 export const TEMPLATES = join(ROOT, 'templates');
@@ -72,7 +73,7 @@ export async function golden(o: GoldenOptions): Promise<Golden> {
   const vhids = o.vhids ?? [lanVhid()];
   const model = modelOf(vhids, { plugins: o.plugins.map(cfg) });
   const templates = new Templates({ builtin: TEMPLATES }, o.os);
-  const plugins = await loadPlugins(model, { dirs: { builtin: PLUGINS }, os: o.os, templates });
+  const plugins = await loadPlugins(model, { ...loaderPorts, dirs: { builtin: PLUGINS }, os: o.os, templates });
   const root = mkdtempSync(join(tmpdir(), `carpd-plugin-${o.os}-`));
   const calls: string[] = [];
   let taken = 0;
@@ -84,7 +85,7 @@ export async function golden(o: GoldenOptions): Promise<Golden> {
   };
   const states = new Map<string, CarpState>(Object.entries(o.states ?? {}));
   const demotions: string[] = [];
-  const host = new PluginHost({
+  const host = new PluginHost({ ...hostDefaults(),
     model,
     plugins,
     engine: {

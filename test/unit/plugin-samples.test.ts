@@ -16,6 +16,7 @@ import { planTransition } from '../../src/host/plan.js';
 import { Templates } from '../../src/adapters/templates.js';
 import { ROOT } from '../fixtures/plugins/kit.js';
 import { goldenPlan, LAN, OSES, planLines, PLUGINS, TEMPLATES, type PluginSpec } from './plugin-harness.js';
+import { loaderPorts } from '../helpers/host-defaults.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'carpd-plugin-samples-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -34,7 +35,7 @@ describe('etc/plugins samples', () => {
       assert.deepEqual(model.plugins?.map((p) => p.name), [name]);
       for (const os of oses) {
         const templates = new Templates({ builtin: TEMPLATES }, os as 'linux');
-        const plugins = await loadPlugins(model, { dirs: { builtin: PLUGINS }, os: os as 'linux', templates });
+        const plugins = await loadPlugins(model, { ...loaderPorts, dirs: { builtin: PLUGINS }, os: os as 'linux', templates });
         const key = plugins[0]!.scope.vhids[0]!;
         for (const to of ['MASTER', 'BACKUP'] as const) {
           const plan = await planTransition(model, { key, to, os: os as 'linux', plugins, templates });
