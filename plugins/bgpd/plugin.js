@@ -30,7 +30,7 @@ const IP4 = `${OCTET}(?:\\.${OCTET}){3}`;
 const ASN = '(?:[1-9]\\d{0,9}|[1-9]\\d{0,4}\\.\\d{1,5})';
 const NEIGHBOR = `${IP4}\\s+${ASN}`;
 const PREFIX = `${IP4}/(?:3[0-2]|[12]?\\d)`;
-const PATH = /\/[A-Za-z0-9_.+@%=,:\/-]*/;
+const PATH = /\/[A-Za-z0-9_.+@%=,:/-]*/;
 const list = (/** @type {string} */ item) => new RegExp(`${item}(?:\\s*,\\s*${item})*`);
 const WAIT_STEP_MS = 100;
 const WAIT_STEPS = 50;

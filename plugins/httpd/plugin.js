@@ -25,7 +25,7 @@
 
 const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 const IP4 = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
-const PATH = /\/[A-Za-z0-9_.+@%=,:\/-]*/;
+const PATH = /\/[A-Za-z0-9_.+@%=,:/-]*/;
 const WAIT_STEP_MS = 100;
 const WAIT_STEPS = 50;
 const PROBE_MS = 5000;

@@ -28,7 +28,7 @@
 const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 const IP4 = new RegExp(`${OCTET}(?:\\.${OCTET}){3}`);
 const IFNAME = /[A-Za-z][A-Za-z0-9_.-]{0,14}/;
-const ABSOLUTE = /\/[A-Za-z0-9_.+@%=,:\/-]*/;
+const ABSOLUTE = /\/[A-Za-z0-9_.+@%=,:/-]*/;
 const YES_NO = ['yes', 'no'];
 const WAIT_STEP_MS = 100;
 const WAIT_STEPS = 30;

@@ -21,7 +21,7 @@
 const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 const IP4 = `${OCTET}(?:\\.${OCTET}){3}`;
 const PORT = /[1-9]\d{0,4}/;
-const PATH = /\/[A-Za-z0-9_.+@%=,:\/-]*/;
+const PATH = /\/[A-Za-z0-9_.+@%=,:/-]*/;
 const PROBE_MS = 5000;
 
 /** @typedef {import('../../src/plugin-api.js').PluginContext<Option>} Ctx */
@@ -83,7 +83,7 @@ const OPTIONS = {
   port: { default: '80', pattern: PORT, description: 'the relay port on each VIP' },
   backend_port: { pattern: PORT, description: 'the backends’ port (default: port)' },
   check: { default: 'tcp', values: ['tcp', 'icmp', 'http'], description: 'backend health check' },
-  check_path: { pattern: /\/[A-Za-z0-9_.~\/-]*/, description: 'path of the http check' },
+  check_path: { pattern: /\/[A-Za-z0-9_.~/-]*/, description: 'path of the http check' },
   name: { default: 'carpd', pattern: /[a-z][a-z0-9_-]*/, description: 'relay and table name' },
   service: { default: 'relayd', pattern: /[a-z][a-z0-9_.-]*/, description: 'rc service name' },
   conf: { pattern: PATH, description: 'where the fragment is rendered' },

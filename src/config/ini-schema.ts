@@ -81,7 +81,7 @@ const groupName: ValueParser<string> = (v) => (GROUP_NAME.test(v) ? ok(v) : { ok
 
 /** `9112`, `127.0.0.1:9112`, `[::1]:9112` or `host:9112`, port 1..65535. */
 const listenAddress: ValueParser<string> = (v) => {
-  const m = /^(?:(\[[^\]]+\]|[^:\[\]]+):)?(\d{1,5})$/.exec(v);
+  const m = /^(?:(\[[^\]]+\]|[^:[\]]+):)?(\d{1,5})$/.exec(v);
   const port = m ? Number(m[2]) : 0;
   const host = m?.[1];
   const good = m !== null && port >= 1 && port <= 65535 &&

@@ -76,7 +76,7 @@ export function parseFormat(format: ConfigFormat, text: string, file: string, ct
   const fileMode = mode === undefined ? {} : { fileMode: mode };
   switch (format) {
     case 'carpd': {
-      const r = parseCarpdIni(text, file, { ...fileMode, readPassfile: ctx.readPassfile, validCron: ctx.validCron });
+      const r = parseCarpdIni(text, file, { ...fileMode, readPassfile: (path) => ctx.readPassfile(path), validCron: (expression) => ctx.validCron(expression) });
       return {
         ...emptyResult(), vhids: r.model.vhids, globalSet: r.globalSet, globalSources: r.globalSources,
         diagnostics: r.diagnostics, carpd: r.sections,

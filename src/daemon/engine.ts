@@ -195,7 +195,7 @@ export class Engine extends EventEmitter implements StateSource {
     this.byIf.clear();
     for (const cfg of model.vhids) {
       let m = this.byIf.get(cfg.interface);
-      if (!m) this.byIf.set(cfg.interface, (m = new Map()));
+      if (!m) this.byIf.set(cfg.interface, (m = new Map<number, string>()));
       m.set(cfg.vhid, cfg.key);
     }
   }

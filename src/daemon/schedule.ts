@@ -54,7 +54,7 @@ export class Schedules {
 
   /** Start what `model` asks for. Bad expressions are logged and skipped. */
   start(model: CarpModel): void {
-    for (const problem of checkSchedules(model, this.deps.cron.valid)) this.deps.logger.log(LOG.ERR, `carpd: ${problem}`);
+    for (const problem of checkSchedules(model, (expression) => this.deps.cron.valid(expression))) this.deps.logger.log(LOG.ERR, `carpd: ${problem}`);
     const m = model.maintenance;
     const mt = this.deps.maintenance;
     if (m && mt) {

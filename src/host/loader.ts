@@ -322,7 +322,7 @@ export interface LoadOptions extends LoaderPorts {
  * PluginsInvalidError listing every problem.
  */
 export async function loadPlugins(model: CarpModel, opts: LoadOptions): Promise<LoadedPlugin[]> {
-  const { found, errors } = discoverPlugins(opts.dirs, opts.listFolders);
+  const { found, errors } = discoverPlugins(opts.dirs, (dir) => opts.listFolders(dir));
   const loaded: LoadedPlugin[] = [];
   const seen = new Set<string>();
   for (const config of model.plugins ?? []) {
@@ -343,7 +343,7 @@ export async function loadPlugins(model: CarpModel, opts: LoadOptions): Promise<
       errors.push(e instanceof PluginLoadError ? e : new PluginLoadError(C.LOAD, f.name, messageOf(e)));
       continue;
     }
-    const r = preparePlugin(raw, config, { model, os: opts.os, templates: opts.templates, known: new Set(found.keys()), found: f, validCron: opts.validCron });
+    const r = preparePlugin(raw, config, { model, os: opts.os, templates: opts.templates, known: new Set(found.keys()), found: f, validCron: (expression) => opts.validCron(expression) });
     errors.push(...r.errors);
     if (r.plugin) loaded.push(r.plugin);
   }

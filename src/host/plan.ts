@@ -179,7 +179,8 @@ async function planScope(
   });
   host.start();
   const ev: TransitionEvent = { seq: 1, time: new Date().toISOString(), vhid: v.vhid, interface: v.interface, key: v.key, from, to: opts.to, reason: 'plan' };
-  host.handle(ev);
+  // The returned gate (the pre-phases, for an engine's VIP step) never rejects; idle() waits for the whole run.
+  void host.handle(ev);
   await host.idle();
   await host.stop();
 }

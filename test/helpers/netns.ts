@@ -51,7 +51,7 @@ export function startProbe(lab: Lab, ns: string, args: string[]): RunningProbe {
           return v as JsonLine;
         });
       } catch (err) {
-        throw new Error(`${(err as Error).message}; probe lines ${JSON.stringify(lines)}; stderr ${stderr}`);
+        throw new Error(`${(err as Error).message}; probe lines ${JSON.stringify(lines)}; stderr ${stderr}`, { cause: err });
       }
     },
     stop: async () => {

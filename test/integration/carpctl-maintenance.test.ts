@@ -88,7 +88,7 @@ test('maintenance on moves the VIP to the peer with 0 of 800 pings lost at 100/s
     assert.deepEqual({ on: intent.on, by: intent.by }, { on: true, by: 'carpctl' });
     lab.kill(n1.child, 'SIGTERM');
     assert.equal(await lab.waitExit(n1.child, 8_000), 0);
-    assert.ok(JSON.parse(readFileSync(join(n1.stateDir, 'maintenance.json'), 'utf8')).on, 'TERM leaves the intent on disk');
+    assert.ok((JSON.parse(readFileSync(join(n1.stateDir, 'maintenance.json'), 'utf8')) as { on: boolean }).on, 'TERM leaves the intent on disk');
     const again = start(lab, n1.node, 0, pass);
     await waitFor(async () => (await status(lab, again).catch(() => undefined))?.vhids[0]?.state === 'BACKUP', { timeoutMs: 10_000, what: 'n1 back as BACKUP' });
     const s1 = await status(lab, again);
@@ -99,7 +99,7 @@ test('maintenance on moves the VIP to the peer with 0 of 800 pings lost at 100/s
     // off: the demotion goes; with preempt off the peer stays MASTER.
     assert.equal((await ctl(lab, again, 'maintenance', 'off')).trim(), 'maintenance: off');
     assert.equal((await status(lab, again)).demotion[0]!.total, 0);
-    assert.equal(JSON.parse(readFileSync(join(n1.stateDir, 'maintenance.json'), 'utf8')).on, false);
+    assert.equal((JSON.parse(readFileSync(join(n1.stateDir, 'maintenance.json'), 'utf8')) as { on: boolean }).on, false);
 
     for (const d of [again, n2]) lab.kill(d.child, 'SIGTERM');
     for (const d of [again, n2]) await lab.waitExit(d.child, 8_000);

@@ -421,8 +421,8 @@ test('two carpd and one ucarp, three vhids: n1 masters all, n2 takes all on kill
     const joined = Date.now();
     await sc.holds(4_000, async () => {
       if (!sc.alive(uc) || !sc.alive(n2)) return 'a backup exited';
-      if ((await sc.vips(n1)).length !== 3) return `n1 holds ${await sc.vips(n1)}`;
-      for (const d of [n2, uc]) if ((await sc.vips(d)).length) return `${d.node.name} holds ${await sc.vips(d)}`;
+      if ((await sc.vips(n1)).length !== 3) return `n1 holds ${(await sc.vips(n1)).join(',')}`;
+      for (const d of [n2, uc]) if ((await sc.vips(d)).length) return `${d.node.name} holds ${(await sc.vips(d)).join(',')}`;
       for (const d of [n2, uc]) if (sc.advertsFrom(d, joined).length) return `${d.node.name} advertised`;
       return undefined;
     });
@@ -442,8 +442,8 @@ test('two carpd and one ucarp, three vhids: n1 masters all, n2 takes all on kill
     const rejoined = Date.now();
     await sc.holds(4_500, async () => {
       if (!sc.alive(n1) || !sc.alive(n2) || !sc.alive(uc)) return 'a daemon exited';
-      if ((await sc.vips(n2)).length !== 3) return `n2 holds ${await sc.vips(n2)}`;
-      for (const d of [n1, uc]) if ((await sc.vips(d)).length) return `${d.node.name} holds ${await sc.vips(d)}`;
+      if ((await sc.vips(n2)).length !== 3) return `n2 holds ${(await sc.vips(n2)).join(',')}`;
+      for (const d of [n1, uc]) if ((await sc.vips(d)).length) return `${d.node.name} holds ${(await sc.vips(d)).join(',')}`;
       if (sc.advertsFrom(n1, rejoined - 500).length) return 'n1 advertised after its restart';
       return undefined;
     });

@@ -186,13 +186,12 @@ test('carpd ucarp: gratuitous ARP for the VIP when it becomes MASTER', TEST, asy
     const becameMaster = Date.now();
     await b.waitRuns(2, 3_000, 'the up script');
     // ucarp sends its ARP right after the up script has run; carpd repeats it after the 2nd advert.
-    let garps: number[] = [];
     try {
-      await waitFor(async () => (garps = await b.garps(cap.file, n1.mac)).length >= 2, { timeoutMs: 3_500, intervalMs: 200, what: 'two gratuitous ARPs' }).catch(() => undefined);
+      await waitFor(async () => (await b.garps(cap.file, n1.mac)).length >= 2, { timeoutMs: 3_500, intervalMs: 200, what: 'two gratuitous ARPs' }).catch(() => undefined);
     } finally {
       await cap.stop();
     }
-    garps = await b.garps(cap.file, n1.mac);
+    const garps = await b.garps(cap.file, n1.mac);
     b.note('test', `gratuitous ARPs at ${garps.map((t) => `+${Math.round(t - becameMaster)} ms`).join(', ')} after MASTER`);
     const errors = d.lines.filter((l) => /(garp|arping).*(fail|error)/i.test(l));
     assert.deepEqual(errors, [], 'no ARP errors');

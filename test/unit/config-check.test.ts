@@ -95,7 +95,7 @@ test('config --show-secrets shows the password', async (t) => {
   const file = tempDir(t).write('carpd.conf', GOOD);
   const r = await capture(configCommand, ['-c', file, '--show-secrets']);
   assert.equal(r.code, 0);
-  assert.equal(JSON.parse(r.out[0]!).vhids[0].password, SECRET);
+  assert.equal((JSON.parse(r.out[0]!) as { vhids: { password?: string }[] }).vhids[0]!.password, SECRET);
 });
 
 test('config exits 1 with diagnostics and no JSON on errors', async (t) => {

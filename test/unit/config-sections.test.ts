@@ -163,7 +163,7 @@ test('config prints the typed sections, with secret-looking plugin options redac
   const file = tempDir(t).write('carpd.conf', `${VHIDS}[plugin.bgpd]\nfollow = lan\nmd5_password = Sw0rdfish\n`);
   const out: string[] = [];
   assert.equal(await configCommand(['-c', file], { out: (l) => out.push(l), err: () => undefined }), 0);
-  const json = JSON.parse(out[0]!);
+  const json = JSON.parse(out[0]!) as { plugins?: unknown };
   assert.deepEqual(json.plugins, [{ name: 'bgpd', follow: { kind: 'vhid', ref: '1@eth0' }, options: { md5_password: '<redacted>' }, source: `${file}:11` }]);
   assert.ok(!out[0]!.includes('Sw0rdfish'));
 });

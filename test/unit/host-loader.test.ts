@@ -71,7 +71,7 @@ describe('plugin loader', () => {
   });
 
   it('a plugin in both the built-in and the operator directory is refused', async () => {
-    assert.deepEqual(discoverPlugins({ builtin: OK, operator: join(FIXTURES, 'dup') }, loaderPorts.listFolders).errors.map((e) => e.code), ['CARPD_ERR_PLUGIN_DUPLICATE']);
+    assert.deepEqual(discoverPlugins({ builtin: OK, operator: join(FIXTURES, 'dup') }, (dir) => loaderPorts.listFolders(dir)).errors.map((e) => e.code), ['CARPD_ERR_PLUGIN_DUPLICATE']);
     assert.deepEqual(await codes([config('alpha', lan)], { builtin: OK, operator: join(FIXTURES, 'missing-dir') }), ['* CARPD_ERR_PLUGIN_LOAD']);
   });
 

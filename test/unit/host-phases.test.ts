@@ -116,10 +116,9 @@ function logging(name: string, log: string[], node: () => SimNode, after: string
 describe('phases and order', () => {
   it('going MASTER: render, pre-master, VIP, master in dependency order; going BACKUP: the reverse, VIP released after pre-backup', async () => {
     const log: string[] = [];
-    let r!: Rig;
     const n = () => r.node;
     // Declared out of order on purpose: the host orders them (b after a, c after b).
-    r = rig([[logging('c', log, n, ['b'])], [logging('a', log, n)], [logging('b', log, n, ['a'])]]);
+    const r: Rig = rig([[logging('c', log, n, ['b'])], [logging('a', log, n)], [logging('b', log, n, ['a'])]]);
     r.node.engine.start();
     await run(r.sim, 100);
     log.length = 0;
@@ -222,8 +221,7 @@ describe('coalescing', () => {
 
   it('100 transitions in 1 s while a run is in flight: at most 2 runs, ending in the final state', async () => {
     const done: string[] = [];
-    let r!: Rig;
-    r = rig([[service(() => 1500, done, () => r.timers)]]);
+    const r: Rig = rig([[service(() => 1500, done, () => r.timers)]]);
     r.node.engine.start();
     await run(r.sim, 2000, 50);
     assert.deepEqual(done.length, 1, 'the boot run stopped the service');
@@ -243,8 +241,7 @@ describe('coalescing', () => {
 
   it('a steady flap of quick hooks collapses, and after the burst at most 2 runs finish it in the final state', async () => {
     const done: string[] = [];
-    let r!: Rig;
-    r = rig([[service(() => 35, done, () => r.timers)]]);
+    const r: Rig = rig([[service(() => 35, done, () => r.timers)]]);
     r.node.engine.start();
     await run(r.sim, 200);
     const before = r.runs.length;

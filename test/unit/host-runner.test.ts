@@ -103,7 +103,7 @@ describe('hook limits in the host', () => {
     const next: PluginDeclaration = { name: 'next', apiVersion: 1, after: ['hang'], hooks: { master: (ctx) => ctx.exec(['true']) } };
     const { host, hooks } = hostWith([[hang, 300], [next]], groupExec);
     const t0 = Date.now();
-    host.handle(ev(1, 'MASTER'));
+    void host.handle(ev(1, 'MASTER'));
     await host.idle();
     const took = Date.now() - t0;
     assert.deepEqual(hooks.map((h) => [h.plugin, h.hook, h.result, h.error?.code]), [
@@ -136,7 +136,7 @@ describe('hook limits in the host', () => {
       },
     };
     const { host, hooks } = hostWith([[slow, 50]], exec);
-    host.handle(ev(1, 'BACKUP'));
+    void host.handle(ev(1, 'BACKUP'));
     await host.idle();
     assert.equal(hooks[0]?.result, 'timeout');
     await wait(200);
@@ -149,9 +149,9 @@ describe('hook limits in the host', () => {
     const exec = recordingExec((argv) => (argv[0] === 'missing' ? { exitCode: null, spawnError: 'ENOENT' } : { exitCode: 3, stderr: 'warming up\nnot ready\n' }));
     const fails: PluginDeclaration = { name: 'fails', apiVersion: 1, hooks: { master: (ctx) => ctx.exec(['svc', '--token-file', '/x']), backup: (ctx) => ctx.exec(['missing']) } };
     const { host, hooks } = hostWith([[fails]], exec);
-    host.handle(ev(1, 'MASTER'));
+    void host.handle(ev(1, 'MASTER'));
     await host.idle();
-    host.handle(ev(2, 'BACKUP'));
+    void host.handle(ev(2, 'BACKUP'));
     await host.idle();
     assert.deepEqual(hooks.map((h) => [h.hook, h.result, h.error?.code, h.error?.causeCode]), [
       ['master', 'error', 'CARPD_ERR_HOOK_FAILED', 'CARPD_ERR_EXEC_STATUS'],
@@ -182,7 +182,7 @@ describe('hook limits in the host', () => {
       },
     };
     const { host } = hostWith([[p, 2000]], exec);
-    host.handle(ev(1, 'MASTER'));
+    void host.handle(ev(1, 'MASTER'));
     await host.idle();
     assert.ok(seen[0]! <= 2000 && seen[0]! > 1000, `capped at the hook's timeout: ${seen[0]}`);
     assert.equal(seen[1], 100);

@@ -60,7 +60,7 @@ async function scriptHost(options: Record<string, string>, o: { follow?: Follow;
   const go = async (key: string, from: CarpState, to: CarpState, reason = 'test') => {
     const [vhid, ifname] = key.split('@');
     const ev: TransitionEvent = { seq: ++seq, time: '2026-01-01T00:00:00.000Z', vhid: Number(vhid), interface: ifname!, key, from, to, reason };
-    host.handle(ev);
+    void host.handle(ev);
     await host.idle();
   };
   return { host, exec, hooks, demotions, go };

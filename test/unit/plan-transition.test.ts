@@ -46,7 +46,7 @@ async function realNode(root: string) {
   };
   const files = realFs(root);
   const fs: HostFs = {
-    read: files.read,
+    read: (path) => files.read(path),
     async write(path, content, wopts, tag) {
       const r = await files.write(path, content, wopts);
       if (tag) seen.push({ phase: tag.hook as PlanStep['phase'], plugin: tag.plugin, kind: 'file', path, changed: r.changed });
@@ -118,7 +118,7 @@ describe('carpd plan', () => {
     const file = plan.steps.find((s) => s.kind === 'file')!;
     assert.equal(file.path, '/etc/steps/rules.conf');
     assert.equal(file.changed, true);
-    assert.match(file.diff!, /^--- \/dev\/null\n\+\+\+ \/etc\/steps\/rules.conf\n@@ -0,0 \+1,3 @@\n\+table ip nat \{\n\+  dnat to "198.18.0.101" # on "eth0"\n\+\}\n$/);
+    assert.match(file.diff!, /^--- \/dev\/null\n\+\+\+ \/etc\/steps\/rules.conf\n@@ -0,0 \+1,3 @@\n\+table ip nat \{\n\+ {2}dnat to "198.18.0.101" # on "eth0"\n\+\}\n$/);
     const text = formatPlan(plan).join('\n');
     assert.match(text, /^plan: 1@eth0 BACKUP -> MASTER on linux; scopes: vhid:1@eth0, node$/m);
     assert.match(text, /^ {2}\d+ {2}vip +core +add 198\.18\.0\.101\/24 on eth0; gratuitous ARP$/m);

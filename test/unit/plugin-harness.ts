@@ -116,7 +116,7 @@ export async function golden(o: GoldenOptions): Promise<Golden> {
       const [vhid, ifname] = key.split('@');
       states.set(key, to);
       const ev: TransitionEvent = { seq: ++seq, time: '2026-01-01T00:00:00.000Z', vhid: Number(vhid), interface: ifname!, key, from, to, reason };
-      host.handle(ev);
+      void host.handle(ev);
       await host.idle();
     },
     take() {

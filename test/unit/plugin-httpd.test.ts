@@ -135,7 +135,7 @@ describe('httpd plugin', () => {
       const before = g.hooks.length;
       for (let i = 0; i < 100; i++) {
         const to = (i % 2 === 0) === (last === 'BACKUP') ? 'MASTER' : 'BACKUP';
-        g.host.handle({ seq: 1000 + i, time: '2026-01-01T00:00:00.000Z', vhid: 1, interface: 'eth0', key: LAN, from: to === 'MASTER' ? 'BACKUP' : 'MASTER', to, reason: 'flap' });
+        void g.host.handle({ seq: 1000 + i, time: '2026-01-01T00:00:00.000Z', vhid: 1, interface: 'eth0', key: LAN, from: to === 'MASTER' ? 'BACKUP' : 'MASTER', to, reason: 'flap' });
       }
       await g.host.idle();
       const runs = g.hooks.slice(before).filter((h) => h.hook === 'render');

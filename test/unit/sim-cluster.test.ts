@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { TransitionEvent } from '../../src/daemon/engine.js';
 import { carpHeader } from '../../src/proto/carp-header.js';
 import { Sim, vhidCfg } from '../helpers/fake-wire.js';
 
@@ -262,7 +263,7 @@ describe('order of effects', () => {
     const sim = new Sim();
     const a = sim.add('a', 1, [vhidCfg(1, 0)]);
     const sentAtTransition: number[] = [];
-    a.engine.on('transition', (ev) => {
+    a.engine.on('transition', (ev: TransitionEvent) => {
       if (ev.to === 'MASTER') sentAtTransition.push(sim.wire.log.filter((p) => p.node === 'a').length);
     });
     a.engine.start();
