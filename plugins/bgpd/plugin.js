@@ -48,7 +48,11 @@ const CONF = { openbsd: '/etc/bgpd.conf', freebsd: '/usr/local/etc/bgpd.conf', l
 const SERVICE = { openbsd: 'bgpd', freebsd: 'openbgpd', linux: 'openbgpd' };
 
 /** @param {string | undefined} v */
-const items = (v) => (v ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+const items = (v) =>
+  (v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 
 /** @param {Ctx} ctx */
 function conf(ctx) {
@@ -125,7 +129,15 @@ function view(ctx) {
     depend = o.depend_on !== undefined && o.depend_on !== 'auto' ? o.depend_on : (vhids.find((v) => v.name !== undefined)?.name ?? '');
   }
   const ip = new RegExp(`^${IP4}$`);
-  const networks = o.network !== undefined ? items(o.network) : vhids.flatMap((v) => v.addresses.map((a) => a.split('/')[0] ?? '').filter((a) => ip.test(a)).map((a) => `${a}/32`));
+  const networks =
+    o.network !== undefined
+      ? items(o.network)
+      : vhids.flatMap((v) =>
+          v.addresses
+            .map((a) => a.split('/')[0] ?? '')
+            .filter((a) => ip.test(a))
+            .map((a) => `${a}/32`),
+        );
   return {
     scope: ctx.event.scope.key,
     as: o.as,

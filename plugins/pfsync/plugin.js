@@ -97,9 +97,9 @@ export function ifconfigArgv(ctx, how) {
 function confView(ctx) {
   const o = ctx.options;
   // Our VIPs and own address never go into the sync: they are not forwarded traffic.
-  const ignore = [...new Set(['127.0.0.1', ...(o.address ? [o.address] : []), ...ctx.event.scope.vhids.flatMap((v) => v.addresses.map((a) => a.split('/')[0] ?? ''))])].filter((a) =>
-    new RegExp(`^${IP4.source}$`).test(a),
-  );
+  const ignore = [
+    ...new Set(['127.0.0.1', ...(o.address ? [o.address] : []), ...ctx.event.scope.vhids.flatMap((v) => v.addresses.map((a) => a.split('/')[0] ?? ''))]),
+  ].filter((a) => new RegExp(`^${IP4.source}$`).test(a));
   return {
     scope: ctx.event.scope.key,
     syncdev: o.syncdev,

@@ -43,7 +43,8 @@ export function commands(ctx) {
   const main = ctx.options.main_conf ?? MAIN_CONF[ctx.os];
   const test = ['relayd', '-n', '-f', main];
   const reload = ['relayctl', 'reload'];
-  if (ctx.os === 'freebsd') return { status: ['service', svc, 'onestatus'], start: ['service', svc, 'onestart'], stop: ['service', svc, 'onestop'], test, reload };
+  if (ctx.os === 'freebsd')
+    return { status: ['service', svc, 'onestatus'], start: ['service', svc, 'onestart'], stop: ['service', svc, 'onestop'], test, reload };
   return { status: ['rcctl', 'check', svc], start: ['rcctl', '-f', 'start', svc], stop: ['rcctl', 'stop', svc], test, reload };
 }
 
@@ -66,7 +67,10 @@ function view(ctx) {
     .flatMap((v) => v.addresses.map((a) => a.split('/')[0] ?? ''))
     .filter((a) => ip.test(a))
     .map((addr, i) => ({ n: i + 1, addr }));
-  const backends = (o.backends ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const backends = (o.backends ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   const port = o.port ?? '80';
   const check = o.check === 'http' ? `http "${o.check_path ?? '/'}" code 200` : (o.check ?? 'tcp');
   return {

@@ -79,9 +79,19 @@ function childModel(model: CarpModel): CarpModel {
  * Throws PluginsInvalidError listing every problem when a plugin or health check is invalid.
  * In process, `host` is the PluginHost itself (tests look inside it).
  */
-export function startPluginHost(source: PluginHostEngine, model: CarpModel, logger: Logger, opts: StartPluginHostOptions & { inProcess: true }): Promise<{ host: PluginHost; stop: () => Promise<void> }>;
+export function startPluginHost(
+  source: PluginHostEngine,
+  model: CarpModel,
+  logger: Logger,
+  opts: StartPluginHostOptions & { inProcess: true },
+): Promise<{ host: PluginHost; stop: () => Promise<void> }>;
 export function startPluginHost(source: PluginHostEngine, model: CarpModel, logger: Logger, opts?: StartPluginHostOptions): Promise<PluginHostHandle>;
-export async function startPluginHost(source: PluginHostEngine, model: CarpModel, logger: Logger, opts: StartPluginHostOptions = {}): Promise<PluginHostHandle> {
+export async function startPluginHost(
+  source: PluginHostEngine,
+  model: CarpModel,
+  logger: Logger,
+  opts: StartPluginHostOptions = {},
+): Promise<PluginHostHandle> {
   const healthErrors = healthConfigProblems(model, validCron);
   let relay = new EventEmitter();
   const budgetMs = model.global.prePhaseBudgetMs ?? 500;

@@ -343,7 +343,15 @@ export class PluginHost extends EventEmitter {
     }
   }
 
-  private async attempt(p: PluginRt, hook: HookName, fnName: HookName, req: Request | undefined, run: RunState, attempt: number, from?: CarpState): Promise<HookOutcome> {
+  private async attempt(
+    p: PluginRt,
+    hook: HookName,
+    fnName: HookName,
+    req: Request | undefined,
+    run: RunState,
+    attempt: number,
+    from?: CarpState,
+  ): Promise<HookOutcome> {
     const { out, rec } = await callHook({ p, hook, fnName, req, run, attempt, ...(from ? { from } : {}) }, this.hookDeps);
     p.lastResult = out.result;
     if (rec.seq > 0) this.log.hook(rec);
