@@ -12,8 +12,24 @@
 import type * as Host from './host/types.js';
 
 export type {
-  CarpState, Escaper, EscaperName, ExecOptions, ExecResult, HealthSpec, HookEvent, HookName, OptionSpec, OsName, PluginLogger,
-  RenderOptions, ScopeKind, ScopeView, TemplateView, VhidView, WriteOptions, WriteResult,
+  CarpState,
+  Escaper,
+  EscaperName,
+  ExecOptions,
+  ExecResult,
+  HealthSpec,
+  HookEvent,
+  HookName,
+  OptionSpec,
+  OsName,
+  PluginLogger,
+  RenderOptions,
+  ScopeKind,
+  ScopeView,
+  TemplateView,
+  VhidView,
+  WriteOptions,
+  WriteResult,
 } from './host/types.js';
 export { ucarpArgv, ucarpScriptFor, type ScriptPolicy, type ScriptTransition } from './proto/ucarp-scripts.js';
 

@@ -30,7 +30,7 @@ const IP4 = `${OCTET}(?:\\.${OCTET}){3}`;
 const ASN = '(?:[1-9]\\d{0,9}|[1-9]\\d{0,4}\\.\\d{1,5})';
 const NEIGHBOR = `${IP4}\\s+${ASN}`;
 const PREFIX = `${IP4}/(?:3[0-2]|[12]?\\d)`;
-const PATH = /\/[A-Za-z0-9_.+@%=,:\/-]*/;
+const PATH = /\/[A-Za-z0-9_.+@%=,:/-]*/;
 const list = (/** @type {string} */ item) => new RegExp(`${item}(?:\\s*,\\s*${item})*`);
 const WAIT_STEP_MS = 100;
 const WAIT_STEPS = 50;
@@ -48,7 +48,11 @@ const CONF = { openbsd: '/etc/bgpd.conf', freebsd: '/usr/local/etc/bgpd.conf', l
 const SERVICE = { openbsd: 'bgpd', freebsd: 'openbgpd', linux: 'openbgpd' };
 
 /** @param {string | undefined} v */
-const items = (v) => (v ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+const items = (v) =>
+  (v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 
 /** @param {Ctx} ctx */
 function conf(ctx) {
@@ -125,7 +129,15 @@ function view(ctx) {
     depend = o.depend_on !== undefined && o.depend_on !== 'auto' ? o.depend_on : (vhids.find((v) => v.name !== undefined)?.name ?? '');
   }
   const ip = new RegExp(`^${IP4}$`);
-  const networks = o.network !== undefined ? items(o.network) : vhids.flatMap((v) => v.addresses.map((a) => a.split('/')[0] ?? '').filter((a) => ip.test(a)).map((a) => `${a}/32`));
+  const networks =
+    o.network !== undefined
+      ? items(o.network)
+      : vhids.flatMap((v) =>
+          v.addresses
+            .map((a) => a.split('/')[0] ?? '')
+            .filter((a) => ip.test(a))
+            .map((a) => `${a}/32`),
+        );
   return {
     scope: ctx.event.scope.key,
     as: o.as,

@@ -25,7 +25,7 @@
 
 const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 const IP4 = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
-const PATH = /\/[A-Za-z0-9_.+@%=,:\/-]*/;
+const PATH = /\/[A-Za-z0-9_.+@%=,:/-]*/;
 const WAIT_STEP_MS = 100;
 const WAIT_STEPS = 50;
 const PROBE_MS = 5000;
@@ -90,12 +90,33 @@ export function commands(ctx) {
   }
   const main = ctx.options.main_conf ?? MAIN_CONF[ctx.os];
   if (ctx.os === 'openbsd') {
-    return { status: ['rcctl', 'check', svc], start: [['rcctl', '-f', 'start', svc]], test: ['httpd', '-n', '-f', main], reload: ['rcctl', 'reload', svc], stop: ['rcctl', 'stop', svc], waits: false };
+    return {
+      status: ['rcctl', 'check', svc],
+      start: [['rcctl', '-f', 'start', svc]],
+      test: ['httpd', '-n', '-f', main],
+      reload: ['rcctl', 'reload', svc],
+      stop: ['rcctl', 'stop', svc],
+      waits: false,
+    };
   }
   if (ctx.os === 'freebsd') {
-    return { status: ['service', svc, 'onestatus'], start: [['service', svc, 'onestart']], test: ['obhttpd', '-n', '-f', main], reload: ['service', svc, 'onereload'], stop: ['service', svc, 'onestop'], waits: false };
+    return {
+      status: ['service', svc, 'onestatus'],
+      start: [['service', svc, 'onestart']],
+      test: ['obhttpd', '-n', '-f', main],
+      reload: ['service', svc, 'onereload'],
+      stop: ['service', svc, 'onestop'],
+      waits: false,
+    };
   }
-  return { status: ['service', svc, 'status'], start: [['service', svc, 'start']], test: ['nginx', '-t', '-q', '-c', main], reload: ['service', svc, 'reload'], stop: ['service', svc, 'stop'], waits: false };
+  return {
+    status: ['service', svc, 'status'],
+    start: [['service', svc, 'start']],
+    test: ['nginx', '-t', '-q', '-c', main],
+    reload: ['service', svc, 'reload'],
+    stop: ['service', svc, 'stop'],
+    waits: false,
+  };
 }
 
 /**
@@ -113,7 +134,12 @@ async function running(ctx) {
 function view(ctx) {
   const o = ctx.options;
   const s = settings(ctx);
-  const listen = ctx.event.scope.vhids.flatMap((v) => v.addresses.map((a) => a.split('/')[0] ?? '').filter((a) => IP4.test(a)).map((addr) => ({ addr, port: o.port ?? '80' })));
+  const listen = ctx.event.scope.vhids.flatMap((v) =>
+    v.addresses
+      .map((a) => a.split('/')[0] ?? '')
+      .filter((a) => IP4.test(a))
+      .map((addr) => ({ addr, port: o.port ?? '80' })),
+  );
   return {
     scope: ctx.event.scope.key,
     conf: s.conf,

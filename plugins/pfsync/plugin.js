@@ -28,7 +28,7 @@
 const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 const IP4 = new RegExp(`${OCTET}(?:\\.${OCTET}){3}`);
 const IFNAME = /[A-Za-z][A-Za-z0-9_.-]{0,14}/;
-const ABSOLUTE = /\/[A-Za-z0-9_.+@%=,:\/-]*/;
+const ABSOLUTE = /\/[A-Za-z0-9_.+@%=,:/-]*/;
 const YES_NO = ['yes', 'no'];
 const WAIT_STEP_MS = 100;
 const WAIT_STEPS = 30;
@@ -97,9 +97,9 @@ export function ifconfigArgv(ctx, how) {
 function confView(ctx) {
   const o = ctx.options;
   // Our VIPs and own address never go into the sync: they are not forwarded traffic.
-  const ignore = [...new Set(['127.0.0.1', ...(o.address ? [o.address] : []), ...ctx.event.scope.vhids.flatMap((v) => v.addresses.map((a) => a.split('/')[0] ?? ''))])].filter((a) =>
-    new RegExp(`^${IP4.source}$`).test(a),
-  );
+  const ignore = [
+    ...new Set(['127.0.0.1', ...(o.address ? [o.address] : []), ...ctx.event.scope.vhids.flatMap((v) => v.addresses.map((a) => a.split('/')[0] ?? ''))]),
+  ].filter((a) => new RegExp(`^${IP4.source}$`).test(a));
   return {
     scope: ctx.event.scope.key,
     syncdev: o.syncdev,

@@ -21,7 +21,7 @@
 const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 const IP4 = `${OCTET}(?:\\.${OCTET}){3}`;
 const PORT = /[1-9]\d{0,4}/;
-const PATH = /\/[A-Za-z0-9_.+@%=,:\/-]*/;
+const PATH = /\/[A-Za-z0-9_.+@%=,:/-]*/;
 const PROBE_MS = 5000;
 
 /** @typedef {import('../../src/plugin-api.js').PluginContext<Option>} Ctx */
@@ -43,7 +43,8 @@ export function commands(ctx) {
   const main = ctx.options.main_conf ?? MAIN_CONF[ctx.os];
   const test = ['relayd', '-n', '-f', main];
   const reload = ['relayctl', 'reload'];
-  if (ctx.os === 'freebsd') return { status: ['service', svc, 'onestatus'], start: ['service', svc, 'onestart'], stop: ['service', svc, 'onestop'], test, reload };
+  if (ctx.os === 'freebsd')
+    return { status: ['service', svc, 'onestatus'], start: ['service', svc, 'onestart'], stop: ['service', svc, 'onestop'], test, reload };
   return { status: ['rcctl', 'check', svc], start: ['rcctl', '-f', 'start', svc], stop: ['rcctl', 'stop', svc], test, reload };
 }
 
@@ -66,7 +67,10 @@ function view(ctx) {
     .flatMap((v) => v.addresses.map((a) => a.split('/')[0] ?? ''))
     .filter((a) => ip.test(a))
     .map((addr, i) => ({ n: i + 1, addr }));
-  const backends = (o.backends ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const backends = (o.backends ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   const port = o.port ?? '80';
   const check = o.check === 'http' ? `http "${o.check_path ?? '/'}" code 200` : (o.check ?? 'tcp');
   return {
@@ -83,7 +87,7 @@ const OPTIONS = {
   port: { default: '80', pattern: PORT, description: 'the relay port on each VIP' },
   backend_port: { pattern: PORT, description: 'the backends’ port (default: port)' },
   check: { default: 'tcp', values: ['tcp', 'icmp', 'http'], description: 'backend health check' },
-  check_path: { pattern: /\/[A-Za-z0-9_.~\/-]*/, description: 'path of the http check' },
+  check_path: { pattern: /\/[A-Za-z0-9_.~/-]*/, description: 'path of the http check' },
   name: { default: 'carpd', pattern: /[a-z][a-z0-9_-]*/, description: 'relay and table name' },
   service: { default: 'relayd', pattern: /[a-z][a-z0-9_.-]*/, description: 'rc service name' },
   conf: { pattern: PATH, description: 'where the fragment is rendered' },

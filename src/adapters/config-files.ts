@@ -35,7 +35,6 @@ export function diskContext(root?: string): ParseContext {
   };
 }
 
-
 /** Loads and validates config files from the disk (see loadConfig). */
 export function loadConfigFiles(files: string[], opts: LoadOptions = {}): LoadResult {
   return loadConfig(files, opts, diskContext(opts.root));

@@ -146,8 +146,6 @@ export async function runInGroup(argv: readonly string[], opts: RunOptions): Pro
   }
 }
 
-
-
 function checkArgv(argv: readonly string[]): [string, ...string[]] {
   if (argv.length === 0 || argv[0] === '') throw new TypeError('run: empty argv');
   return argv as [string, ...string[]];

@@ -79,9 +79,7 @@ export class LinuxNet implements NetBackend {
   async addVip(ifname: string, cidr: string): Promise<void> {
     checkIfname(ifname);
     const vip = parseVip(cidr);
-    const argv = vip.family === 4
-      ? ['ip', 'addr', 'add', vip.cidr, 'dev', ifname]
-      : ['ip', '-6', 'addr', 'add', vip.cidr, 'dev', ifname, 'nodad'];
+    const argv = vip.family === 4 ? ['ip', 'addr', 'add', vip.cidr, 'dev', ifname] : ['ip', '-6', 'addr', 'add', vip.cidr, 'dev', ifname, 'nodad'];
     // EEXIST: "RTNETLINK answers: File exists", or with extack "Error: ipv4: Address already assigned."
     await this.ipCommand(argv, /File exists|already assigned/i);
     let set = this.added.get(ifname);
@@ -112,9 +110,8 @@ export class LinuxNet implements NetBackend {
     }
     const flavor = await this.arpingFlavor();
     if (flavor === 'none') throw new NetError('CARPD_ERR_NO_TOOL', 'no arping installed (apt install iputils-arping)');
-    const argv = flavor === 'iputils'
-      ? ['arping', '-U', '-c', '1', '-I', ifname, vip.address]
-      : ['arping', '-U', '-c', '1', '-i', ifname, '-S', vip.address, vip.address];
+    const argv =
+      flavor === 'iputils' ? ['arping', '-U', '-c', '1', '-I', ifname, vip.address] : ['arping', '-U', '-c', '1', '-i', ifname, '-S', vip.address, vip.address];
     const r = await this.arpingSlots.run(() => this.cmd(argv));
     // Habets' arping exits 1 when nobody answered, which nobody does to a gratuitous ARP.
     const sent = r.exitCode === 0 || (flavor === 'habets' && r.exitCode === 1 && /\b[1-9]\d* packets transmitted/.test(r.stdout));
@@ -193,7 +190,15 @@ export class LinuxNet implements NetBackend {
     }
     // Arguments were validated (interface name, parsed address), so a line is safe to join. Batch
     // lines take no `-6`: the address says its family.
-    const input = batch.map((b) => b.argv.slice(1).filter((a) => a !== '-6').join(' ')).join('\n') + '\n';
+    const input =
+      batch
+        .map((b) =>
+          b.argv
+            .slice(1)
+            .filter((a) => a !== '-6')
+            .join(' '),
+        )
+        .join('\n') + '\n';
     const r = await run(['ip', '-force', '-batch', '-'], { timeoutMs: this.timeoutMs, input, urgent: true });
     const failed = batchFailures(r.stderr);
     batch.forEach((b, i) => {
@@ -355,7 +360,12 @@ async function sendUnsolicitedNa(ifname: string, target: string): Promise<void> 
   let mac: Buffer;
   let ifindex: number;
   try {
-    mac = Buffer.from(readFileSync(`/sys/class/net/${ifname}/address`, 'utf8').trim().split(':').map((b) => Number.parseInt(b, 16)));
+    mac = Buffer.from(
+      readFileSync(`/sys/class/net/${ifname}/address`, 'utf8')
+        .trim()
+        .split(':')
+        .map((b) => Number.parseInt(b, 16)),
+    );
     ifindex = Number.parseInt(readFileSync(`/sys/class/net/${ifname}/ifindex`, 'utf8'), 10);
   } catch {
     throw new NetError('CARPD_ERR_NET', `no such interface ${ifname}`);

@@ -38,7 +38,8 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
           brokenAt = undefined;
           return;
         } catch (err) {
-          if (brokenAt === undefined) process.stderr.write(`${tag}: cannot write the log file ${opts.file} (${(err as NodeJS.ErrnoException).code ?? String(err)}); logging to stderr\n`);
+          if (brokenAt === undefined)
+            process.stderr.write(`${tag}: cannot write the log file ${opts.file} (${(err as NodeJS.ErrnoException).code ?? String(err)}); logging to stderr\n`);
           brokenAt = Date.now();
         }
       }

@@ -162,7 +162,6 @@ export class RawTransport implements Transport {
   }
 }
 
-
 class RawCarpSocket implements CarpSocket {
   private readonly messageCbs: Array<(ipPacket: Buffer) => void> = [];
   private readonly errorCbs: Array<(err: Error) => void> = [];

@@ -18,7 +18,10 @@ export interface TemplateDirs {
 }
 
 export class Templates implements TemplateSource {
-  constructor(private readonly dirs: TemplateDirs, readonly os: OsName) {}
+  constructor(
+    private readonly dirs: TemplateDirs,
+    readonly os: OsName,
+  ) {}
 
   /** Where `plugin`'s template `name` may live, most specific first. `extraDir` is the plugin folder's own `templates/`. */
   candidates(plugin: string, name: string, extraDir?: string): string[] {

@@ -128,7 +128,9 @@ export function toRequest(p: Parsed): ControlRequest {
 }
 
 function maintenanceLine(m: MaintenanceIntent & { demote?: number }): string {
-  return m.on ? `maintenance: on since ${m.since} (${m.by})${m.until ? ` until ${m.until}` : ''}${m.demote !== undefined ? `, demote ${m.demote}` : ''}` : 'maintenance: off';
+  return m.on
+    ? `maintenance: on since ${m.since} (${m.by})${m.until ? ` until ${m.until}` : ''}${m.demote !== undefined ? `, demote ${m.demote}` : ''}`
+    : 'maintenance: off';
 }
 
 /** Run carpctl; resolves with the exit status. */

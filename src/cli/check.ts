@@ -76,13 +76,7 @@ function usage(cmd: string, message: string, io: Io): number {
   return EXIT_USAGE;
 }
 
-function load(
-  cmd: string,
-  args: string[],
-  withValue: string[],
-  flags: string[],
-  io: Io,
-): { result: LoadResult; parsed: ParsedArgs } | number {
+function load(cmd: string, args: string[], withValue: string[], flags: string[], io: Io): { result: LoadResult; parsed: ParsedArgs } | number {
   let p: ParsedArgs;
   try {
     p = parseArgs(args, ['-c', '--config', '--format', ...withValue], flags);

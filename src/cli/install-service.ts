@@ -105,7 +105,10 @@ export async function installServiceCommand(args: string[], io: Io): Promise<num
   const init: LinuxInit = (initArg as LinuxInit | undefined) ?? (fileExists('/run/systemd/system') ? 'systemd' : 'sysv');
   const binArg = last(p, '--bin');
   const binDir = binArg ?? detectBinDir() ?? DEFAULT_BIN;
-  if (!binArg && !detectBinDir()) io.err(`install-service: the scripts expect ${DEFAULT_BIN}/carpd and ${DEFAULT_BIN}/carpctl (npm install -g carpd puts them there; --bin DIR for elsewhere)`);
+  if (!binArg && !detectBinDir())
+    io.err(
+      `install-service: the scripts expect ${DEFAULT_BIN}/carpd and ${DEFAULT_BIN}/carpctl (npm install -g carpd puts them there; --bin DIR for elsewhere)`,
+    );
 
   const plan = servicePlan(os, init);
   for (const f of plan.files) {

@@ -34,7 +34,10 @@ export async function monitorCommand(args: string[], io: Io): Promise<number> {
       const h = decodeHeard(pkt, origin + performance.now());
       if (!h) return;
       if (json) io.out(JSON.stringify(h));
-      else io.out(`${new Date(h.t).toISOString()} ${h.src} > 224.0.0.18: CARP vhid ${h.vhid} advbase ${h.advbase} advskew ${h.advskew} demote ${h.demote} ttl ${h.ttl}`);
+      else
+        io.out(
+          `${new Date(h.t).toISOString()} ${h.src} > 224.0.0.18: CARP vhid ${h.vhid} advbase ${h.advbase} advskew ${h.advskew} demote ${h.demote} ttl ${h.ttl}`,
+        );
       if (++seen >= count) done(0);
     });
   });

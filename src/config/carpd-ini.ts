@@ -10,12 +10,22 @@ import { Code, error, type Diagnostic, type SourceRef } from './errors.js';
 import { CARP_GROUP, DEFAULT_ADVBASE, DEFAULT_ADVSKEW, type CarpdSections } from './format.js';
 import { tokenizeIni } from './ini-lexer.js';
 import {
-  CARPD_SECTION, copyFields, GROUP_NAME, GROUP_SECTION, HEALTH_SECTION, MAINTENANCE_SECTION, matches, PLUGIN_SECTION,
-  readSection, RESERVED_SECTIONS, VHID_SECTION, type Located, type ParserContext, type SectionValues,
+  CARPD_SECTION,
+  copyFields,
+  GROUP_NAME,
+  GROUP_SECTION,
+  HEALTH_SECTION,
+  MAINTENANCE_SECTION,
+  matches,
+  PLUGIN_SECTION,
+  readSection,
+  RESERVED_SECTIONS,
+  VHID_SECTION,
+  type Located,
+  type ParserContext,
+  type SectionValues,
 } from './ini-schema.js';
-import type {
-  CarpModel, ExtraSection, Follow, GlobalConfig, GroupConfig, HealthConfig, MaintenanceConfig, PluginConfig, VhidConfig,
-} from './model.js';
+import type { CarpModel, ExtraSection, Follow, GlobalConfig, GroupConfig, HealthConfig, MaintenanceConfig, PluginConfig, VhidConfig } from './model.js';
 import { formatMode, worldReadable } from './passfile.js';
 import { splitShellWords } from './shell-words.js';
 
@@ -164,29 +174,22 @@ function buildVhid(sec: RawSection, file: string, opts: CarpdIniOptions, diagnos
 }
 
 /** `pass` or `passfile` (at most one); none means the empty password, as kernel CARP without `pass`. */
-function readPassword(
-  read: SectionValues,
-  file: string,
-  opts: CarpdIniOptions,
-  diagnostics: Diagnostic[],
-  fieldSources: Record<string, SourceRef>,
-): string {
+function readPassword(read: SectionValues, file: string, opts: CarpdIniOptions, diagnostics: Diagnostic[], fieldSources: Record<string, SourceRef>): string {
   const pass = read.given.get('pass');
   const passfile = read.given.get('passfile');
   if (pass !== undefined && passfile !== undefined) {
     const later = pass.where.line > passfile.where.line ? pass : passfile;
     const earlier = later === pass ? passfile : pass;
-    diagnostics.push(error(later.where, Code.CONFIG_CONFLICT,
-      `"pass" and "passfile" are exclusive ("${earlier.key}" is set at line ${earlier.where.line})`));
+    diagnostics.push(error(later.where, Code.CONFIG_CONFLICT, `"pass" and "passfile" are exclusive ("${earlier.key}" is set at line ${earlier.where.line})`));
     return '';
   }
   if (pass !== undefined) {
     const where = pass.where;
     fieldSources.password = where;
     if (pass.value !== '' && opts.fileMode !== undefined && worldReadable(opts.fileMode)) {
-      diagnostics.push(error(where, Code.CONFIG_MODE,
-        `${file} holds a pass but is world-readable (mode ${formatMode(opts.fileMode)}); ` +
-        'chmod o-r it or use passfile'));
+      diagnostics.push(
+        error(where, Code.CONFIG_MODE, `${file} holds a pass but is world-readable (mode ${formatMode(opts.fileMode)}); ` + 'chmod o-r it or use passfile'),
+      );
     }
     return pass.value;
   }
@@ -205,8 +208,7 @@ function readPassword(
       return '';
     }
     if (r.password === '') {
-      diagnostics.push(error(where, Code.CONFIG_VALUE,
-        `passfile ${path} is empty; leave out pass and passfile for no password`));
+      diagnostics.push(error(where, Code.CONFIG_VALUE, `passfile ${path} is empty; leave out pass and passfile for no password`));
     }
     return r.password;
   }
@@ -229,7 +231,6 @@ export function normalizeAddress(a: string): string {
   return a;
 }
 
-
 /** Plugins, health checks, maintenance and groups from their sections; names are resolved later. */
 function typedSections(sections: RawSection[], extra: ExtraSection[], diagnostics: Diagnostic[], cx: ParserContext): CarpdSections {
   const out: CarpdSections = { extra, plugins: [], health: [], groups: [], sectionKeys: new Map(), refs: [] };
@@ -248,7 +249,9 @@ function typedSections(sections: RawSection[], extra: ExtraSection[], diagnostic
       if (h) out.health.push(h);
     } else if (matches(GROUP_SECTION, sec.name)) {
       if (!GROUP_NAME.test(name) || /\d$/.test(name)) {
-        diagnostics.push(error(sec.header, Code.GROUP, `group "${name}" must be 1..15 letters, digits, "_" or "-", start with a letter and not end in a digit`));
+        diagnostics.push(
+          error(sec.header, Code.GROUP, `group "${name}" must be 1..15 letters, digits, "_" or "-", start with a letter and not end in a digit`),
+        );
         continue;
       }
       out.groups.push(groupSection(name, sec, read(GROUP_SECTION), diagnostics, out));

@@ -157,7 +157,9 @@ function sysctlLines(g: GlobalConfig, freebsd: boolean, warnings: string[]): str
   if (g.preempt !== d.preempt) out.push(`net.inet.carp.preempt=${g.preempt ? 1 : 0}`);
   if (g.log !== d.log) out.push(`net.inet.carp.log=${g.log}`);
   const bsdOnly: [keyof GlobalConfig, string][] = [
-    ['demotion', 'demotion'], ['ifdownDemotion', 'ifdown_demotion_factor'], ['senderrDemotion', 'senderr_demotion_factor'],
+    ['demotion', 'demotion'],
+    ['ifdownDemotion', 'ifdown_demotion_factor'],
+    ['senderrDemotion', 'senderr_demotion_factor'],
   ];
   for (const [k, knob] of bsdOnly) {
     const value = g[k];

@@ -7,9 +7,7 @@
 import { isIPv4 } from 'node:net';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
-import {
-  buildVhid, checkSecretMode, emptyResult, formatRef, setGlobal, type FormatResult, type Located
-} from './format.js';
+import { buildVhid, checkSecretMode, emptyResult, formatRef, setGlobal, type FormatResult, type Located } from './format.js';
 import type { ParseContext } from '../ports/config-files.js';
 import { netmaskToPrefix, splitCidr } from './netaddr.js';
 import { FACILITIES } from './ucarp-args.js';
@@ -20,8 +18,17 @@ export interface InterfacesOptions {
 }
 
 const UCARP_OPTIONS = [
-  'ucarp-vid', 'ucarp-vip', 'ucarp-password', 'ucarp-advskew', 'ucarp-advbase', 'ucarp-master',
-  'ucarp-upscript', 'ucarp-downscript', 'ucarp-xparam', 'ucarp-facility', 'ucarp-deadratio',
+  'ucarp-vid',
+  'ucarp-vip',
+  'ucarp-password',
+  'ucarp-advskew',
+  'ucarp-advbase',
+  'ucarp-master',
+  'ucarp-upscript',
+  'ucarp-downscript',
+  'ucarp-xparam',
+  'ucarp-facility',
+  'ucarp-deadratio',
 ];
 const TOP_LEVEL = ['auto', 'mapping', 'source', 'source-directory', 'rename', 'no-auto-down', 'no-scripts'];
 /** Sourced files nest at most this deep (a loop is reported before that). */
@@ -77,8 +84,13 @@ export function parseDebianInterfaces(text: string, file: string, ctx: ParseCont
     r.vhids.push(v.vhid);
     if (v.preempt) {
       if (preempt && preempt.value !== v.preempt.value) {
-        r.diagnostics.push(warning(v.preempt.where, Code.WARN_PREEMPT,
-          `ucarp-master differs from ${formatRef(preempt.where)}; carpd's preempt is one setting for every vhid, the last one wins`));
+        r.diagnostics.push(
+          warning(
+            v.preempt.where,
+            Code.WARN_PREEMPT,
+            `ucarp-master differs from ${formatRef(preempt.where)}; carpd's preempt is one setting for every vhid, the last one wins`,
+          ),
+        );
       }
       preempt = v.preempt;
     }
@@ -89,8 +101,14 @@ export function parseDebianInterfaces(text: string, file: string, ctx: ParseCont
 
 /** Reads one file's stanzas into `stanzas`, following `source` lines. */
 function readFile(
-  text: string, file: string, mode: number | undefined, ctx: ParseContext, r: FormatResult,
-  stanzas: Stanza[], chain: string[], depth: number,
+  text: string,
+  file: string,
+  mode: number | undefined,
+  ctx: ParseContext,
+  r: FormatResult,
+  stanzas: Stanza[],
+  chain: string[],
+  depth: number,
 ): void {
   const raw = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   let current: Stanza | undefined;
@@ -131,10 +149,7 @@ function readFile(
   }
 }
 
-function follow(
-  kind: string, arg: string, where: SourceRef, ctx: ParseContext, r: FormatResult,
-  stanzas: Stanza[], chain: string[], depth: number,
-): void {
+function follow(kind: string, arg: string, where: SourceRef, ctx: ParseContext, r: FormatResult, stanzas: Stanza[], chain: string[], depth: number): void {
   if (arg === '') {
     r.diagnostics.push(error(where, Code.CONFIG_SYNTAX, `${kind} needs a path`));
     return;
@@ -169,7 +184,10 @@ function follow(
 
 /** `*` and `?` in the last path component; anything else is literal. */
 function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
+  const body = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '[^/]*')
+    .replace(/\?/g, '[^/]');
   return new RegExp(`^${body}$`);
 }
 
@@ -194,13 +212,20 @@ function stanzaAddress(s: Stanza, diags: Diagnostic[]): Located<string> | undefi
 
 /** The vhid of one stanza's ucarp-* options. */
 function ucarpStanza(
-  s: Stanza, o: Map<string, Option>, stanzas: Stanza[], diags: Diagnostic[],
+  s: Stanza,
+  o: Map<string, Option>,
+  stanzas: Stanza[],
+  diags: Diagnostic[],
 ): { vhid: ReturnType<typeof buildVhid>; preempt?: Located<boolean> } | undefined {
   const vid = o.get('ucarp-vid');
   const vip = o.get('ucarp-vip');
   const password = o.get('ucarp-password');
   let ok = true;
-  for (const [key, opt] of [['ucarp-vid', vid], ['ucarp-vip', vip], ['ucarp-password', password]] as const) {
+  for (const [key, opt] of [
+    ['ucarp-vid', vid],
+    ['ucarp-vip', vip],
+    ['ucarp-password', password],
+  ] as const) {
     if (opt === undefined) {
       diags.push(error(s.where, Code.CONFIG_MISSING, `iface ${s.name} has ucarp options but no ${key}; ifup would not start ucarp`));
       ok = false;
@@ -245,8 +270,13 @@ function ucarpStanza(
   if (aliasAddr) {
     const c = splitCidr(aliasAddr.value)!;
     if (c.ip !== address) {
-      diags.push(warning(aliasAddr.where, Code.WARN_ADDRESS_DUPLICATE,
-        `iface ${physical}:ucarp has address ${c.ip}, but ucarp-vip is ${address} (${formatRef(vip.where)}); using ucarp-vip`));
+      diags.push(
+        warning(
+          aliasAddr.where,
+          Code.WARN_ADDRESS_DUPLICATE,
+          `iface ${physical}:ucarp has address ${c.ip}, but ucarp-vip is ${address} (${formatRef(vip.where)}); using ucarp-vip`,
+        ),
+      );
     } else {
       addrWhere = aliasAddr.where;
     }
@@ -263,7 +293,10 @@ function ucarpStanza(
   const own = stanzaAddress(s, diags);
   const srcip = own && s.family === 'inet' ? { value: splitCidr(own.value)!.ip, where: own.where } : undefined;
   const v = buildVhid({
-    vhid: vhid.value, interface: physical, header: s.where, interfaceWhere: s.where,
+    vhid: vhid.value,
+    interface: physical,
+    header: s.where,
+    interfaceWhere: s.where,
     addresses: [{ value: address, where: addrWhere }],
     ...(advbase ? { advbase } : {}),
     ...(advskew ? { advskew } : {}),

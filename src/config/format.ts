@@ -2,9 +2,7 @@
 import { basename } from 'node:path';
 import { Code, error, type Diagnostic, type SourceRef } from './errors.js';
 import type { CarpSpec } from './ifconfig-words.js';
-import type {
-  GlobalConfig, GroupConfig, HealthConfig, MaintenanceConfig, PluginConfig, ExtraSection, VhidConfig,
-} from './model.js';
+import type { GlobalConfig, GroupConfig, HealthConfig, MaintenanceConfig, PluginConfig, ExtraSection, VhidConfig } from './model.js';
 import { cidrContains, splitCidr } from './netaddr.js';
 import { formatMode, worldReadable } from './passfile.js';
 
@@ -77,8 +75,7 @@ export function sourceOf(where: SourceRef): string {
 /** An inline password in a world-readable file is an error on the password's line. */
 export function checkSecretMode(diags: Diagnostic[], where: SourceRef, mode: number | undefined, what = 'a pass'): void {
   if (mode !== undefined && worldReadable(mode)) {
-    diags.push(error(where, Code.CONFIG_MODE,
-      `${where.file} holds ${what} but is world-readable (mode ${formatMode(mode)}); chmod o-r it`));
+    diags.push(error(where, Code.CONFIG_MODE, `${where.file} holds ${what} but is world-readable (mode ${formatMode(mode)}); chmod o-r it`));
   }
 }
 

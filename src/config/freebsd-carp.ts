@@ -6,10 +6,7 @@
 import { isIPv4 } from 'node:net';
 import { resolve as resolvePath, dirname } from 'node:path';
 import { Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
-import {
-  buildVhid, checkSecretMode, emptyResult, mergeSpecs, parentBySubnet, setGlobal,
-  type FormatResult, type Located
-} from './format.js';
+import { buildVhid, checkSecretMode, emptyResult, mergeSpecs, parentBySubnet, setGlobal, type FormatResult, type Located } from './format.js';
 import type { ParseContext } from '../ports/config-files.js';
 import { interfaceAddresses, parseCarpWords, type CarpSpec } from './ifconfig-words.js';
 import { expandIpv4Range } from './netaddr.js';
@@ -24,9 +21,22 @@ export interface RcConfOptions {
 }
 
 const UCARP_VARS = [
-  'ucarp_enable', 'ucarp_if', 'ucarp_src', 'ucarp_addr', 'ucarp_vhid', 'ucarp_pass', 'ucarp_passfile',
-  'ucarp_preempt', 'ucarp_advbase', 'ucarp_advskew', 'ucarp_upscript', 'ucarp_downscript',
-  'ucarp_deadratio', 'ucarp_shutdown', 'ucarp_facility', 'ucarp_xparam',
+  'ucarp_enable',
+  'ucarp_if',
+  'ucarp_src',
+  'ucarp_addr',
+  'ucarp_vhid',
+  'ucarp_pass',
+  'ucarp_passfile',
+  'ucarp_preempt',
+  'ucarp_advbase',
+  'ucarp_advskew',
+  'ucarp_upscript',
+  'ucarp_downscript',
+  'ucarp_deadratio',
+  'ucarp_shutdown',
+  'ucarp_facility',
+  'ucarp_xparam',
 ];
 const CARPD_VARS = ['carpd_enable', 'carpd_config', 'carpd_flags'];
 /** `carpd run` options that make sense in carpd_flags. */
@@ -57,8 +67,9 @@ export function parseFreebsdRcConf(text: string, file: string, ctx: ParseContext
 
   const kld = vars.get('kld_list');
   if (kld && words(kld.value).some((w) => w === 'carp' || w === 'if_carp' || w.endsWith('/carp.ko'))) {
-    diags.push(warning(at(kld.line), Code.WARN_KERNEL_CARP,
-      'kld_list loads the kernel\'s carp, which would own IP protocol 112 and take the adverts from carpd'));
+    diags.push(
+      warning(at(kld.line), Code.WARN_KERNEL_CARP, "kld_list loads the kernel's carp, which would own IP protocol 112 and take the adverts from carpd"),
+    );
   }
 
   const entries = interfaceEntries(vars, at, diags);
@@ -113,8 +124,7 @@ export function parseFreebsdRcConf(text: string, file: string, ctx: ParseContext
     if (CARP_IF.test(iface)) {
       name = iface;
       if (!cloned.has(iface)) {
-        diags.push(warning(m.first, Code.WARN_IGNORED,
-          `${iface} is not in cloned_interfaces, so FreeBSD would not create it; carpd uses it anyway`));
+        diags.push(warning(m.first, Code.WARN_IGNORED, `${iface} is not in cloned_interfaces, so FreeBSD would not create it; carpd uses it anyway`));
       }
       if (m.carpdev) {
         parent = m.carpdev.value;
@@ -123,21 +133,28 @@ export function parseFreebsdRcConf(text: string, file: string, ctx: ParseContext
         const found = parentBySubnet(m.addresses, r.interfaces);
         if (found === undefined) {
           const addr = m.addresses[0]?.value;
-          diags.push(error(m.first, Code.PARENT, addr === undefined
-            ? `cannot tell the parent interface of ${iface} without an address`
-            : `cannot tell the parent interface of ${iface}: no ifconfig_<if>="inet …" line in this file has a ` +
-              `subnet holding ${addr.split('/')[0]}`));
+          diags.push(
+            error(
+              m.first,
+              Code.PARENT,
+              addr === undefined
+                ? `cannot tell the parent interface of ${iface} without an address`
+                : `cannot tell the parent interface of ${iface}: no ifconfig_<if>="inet …" line in this file has a ` + `subnet holding ${addr.split('/')[0]}`,
+            ),
+          );
           continue;
         }
         parent = found.name;
         interfaceWhere = found.where;
       }
     } else if (m.carpdev) {
-      diags.push(warning(m.carpdev.where, Code.WARN_IGNORED,
-        `carpd ignores carpdev on ${iface}: an alias's vhid runs on the interface it is configured on`));
+      diags.push(warning(m.carpdev.where, Code.WARN_IGNORED, `carpd ignores carpdev on ${iface}: an alias's vhid runs on the interface it is configured on`));
     }
     const v = buildVhid({
-      vhid: m.vhid.value, interface: parent, header: m.first, addresses: m.addresses,
+      vhid: m.vhid.value,
+      interface: parent,
+      header: m.first,
+      addresses: m.addresses,
       ...(m.advbase ? { advbase: m.advbase } : {}),
       ...(m.advskew ? { advskew: m.advskew } : {}),
       ...(m.pass ? { password: m.pass } : {}),
@@ -158,8 +175,13 @@ export function parseFreebsdRcConf(text: string, file: string, ctx: ParseContext
   const ucarpOn = vars.get('ucarp_enable');
   const carpdOn = vars.get('carpd_enable');
   if (ucarpOn && carpdOn && parseRcBool(ucarpOn.value) && parseRcBool(carpdOn.value)) {
-    diags.push(warning(at(Math.max(ucarpOn.line, carpdOn.line)), Code.WARN_IGNORED,
-      'ucarp_enable and carpd_enable are both on: ucarp and carpd would both serve the ucarp vhid'));
+    diags.push(
+      warning(
+        at(Math.max(ucarpOn.line, carpdOn.line)),
+        Code.WARN_IGNORED,
+        'ucarp_enable and carpd_enable are both on: ucarp and carpd would both serve the ucarp vhid',
+      ),
+    );
   }
   return r;
 }
@@ -219,8 +241,9 @@ function interfaceEntries(vars: Map<string, RcVar>, at: (line: number) => Source
     for (; e.aliases.has(n) && e.aliases.get(n)![1].value.trim() !== ''; n++) push(e.aliases.get(n)![1], words(e.aliases.get(n)![1].value));
     for (const [k, [name, v]] of e.aliases) {
       if (k > n) {
-        diags.push(warning(at(v.line), Code.WARN_IGNORED,
-          `${name} is never applied: FreeBSD stops at the first missing alias number (ifconfig_${iface}_alias${n})`));
+        diags.push(
+          warning(at(v.line), Code.WARN_IGNORED, `${name} is never applied: FreeBSD stops at the first missing alias number (ifconfig_${iface}_alias${n})`),
+        );
       }
     }
     if (e.list) {
@@ -322,7 +345,10 @@ function ucarpVhid(vars: Map<string, RcVar>, file: string, ctx: ParseContext, op
     diags.push(error(deadRatio.where, Code.CONFIG_VALUE, "ucarp_deadratio can't be zero"));
   }
   const v = buildVhid({
-    vhid: vhid.value, interface: ifname.value, header, interfaceWhere: ifname.where,
+    vhid: vhid.value,
+    interface: ifname.value,
+    header,
+    interfaceWhere: ifname.where,
     addresses: addr !== undefined ? [{ value: `${addr.value}/32`, where: addr.where }] : [],
     ...optional('advbase', num('ucarp_advbase')),
     ...optional('advskew', num('ucarp_advskew')),

@@ -8,9 +8,7 @@
  */
 import { basename, dirname, join } from 'node:path';
 import { Code, error, warning, type SourceRef } from './errors.js';
-import {
-  buildVhid, checkSecretMode, emptyResult, mergeSpecs, parentBySubnet, type FormatResult, type InterfaceAddress
-} from './format.js';
+import { buildVhid, checkSecretMode, emptyResult, mergeSpecs, parentBySubnet, type FormatResult, type InterfaceAddress } from './format.js';
 import type { ParseContext } from '../ports/config-files.js';
 import { interfaceAddresses, parseCarpWords, type CarpSpec } from './ifconfig-words.js';
 import type { VlanInfo } from './model.js';
@@ -97,8 +95,9 @@ export function parseHostnameIf(text: string, file: string, ctx: ParseContext, o
     const all = [...siblings.values()].flatMap((s) => s.addresses);
     const found = parentBySubnet(m.addresses, all);
     if (found === undefined) {
-      r.diagnostics.push(error(m.first, Code.PARENT,
-        `${ifname} has no carpdev, and no hostname.IF beside it has a subnet holding its address; add "carpdev IF"`));
+      r.diagnostics.push(
+        error(m.first, Code.PARENT, `${ifname} has no carpdev, and no hostname.IF beside it has a subnet holding its address; add "carpdev IF"`),
+      );
       return r;
     }
     parent = found.name;
@@ -110,8 +109,13 @@ export function parseHostnameIf(text: string, file: string, ctx: ParseContext, o
   }
 
   const v = buildVhid({
-    vhid: m.vhid.value, interface: parent, header: m.first, name: ifname, interfaceWhere,
-    addresses: m.addresses, groups: m.groups,
+    vhid: m.vhid.value,
+    interface: parent,
+    header: m.first,
+    name: ifname,
+    interfaceWhere,
+    addresses: m.addresses,
+    groups: m.groups,
     ...(m.advbase ? { advbase: m.advbase } : {}),
     ...(m.advskew ? { advskew: m.advskew } : {}),
     ...(m.pass ? { password: m.pass } : {}),

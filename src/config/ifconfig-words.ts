@@ -59,12 +59,7 @@ export interface ParseWordsOptions {
  * keyword ends the line (what follows could be anything, a password included); it is named only
  * when it looks like a keyword and the line holds no `pass`.
  */
-export function parseCarpWords(
-  words: string[],
-  where: SourceRef,
-  diags: Diagnostic[],
-  opts: ParseWordsOptions = {},
-): CarpSpec {
+export function parseCarpWords(words: string[], where: SourceRef, diags: Diagnostic[], opts: ParseWordsOptions = {}): CarpSpec {
   const spec: CarpSpec = { where, addresses: [], groups: [], carp: false };
   const holdsPass = words.includes('pass');
   const bare: string[] = [];
@@ -115,15 +110,23 @@ export function parseCarpWords(
       if (unsupported.arg) i++;
       continue;
     }
-    const takesValue = CARP_VALUE_KEYS.includes(w) || IGNORED_VALUE_KEYS.includes(w) ||
-      ['netmask', 'prefixlen', 'broadcast', 'group', '-group'].includes(w);
+    const takesValue = CARP_VALUE_KEYS.includes(w) || IGNORED_VALUE_KEYS.includes(w) || ['netmask', 'prefixlen', 'broadcast', 'group', '-group'].includes(w);
     if (takesValue) {
       if (next === undefined) {
         err(Code.CONFIG_VALUE, `"${w}" needs a value`);
         break;
       }
       i++;
-      applyValue(spec, w, next, err, (p) => (v4prefix = p), (p) => (v6prefix = p), diags, where);
+      applyValue(
+        spec,
+        w,
+        next,
+        err,
+        (p) => (v4prefix = p),
+        (p) => (v6prefix = p),
+        diags,
+        where,
+      );
       continue;
     }
     if (looksLikeAddress(w)) {
@@ -204,8 +207,7 @@ function applyValue(
       if (!['master', 'backup', 'init'].includes(value.toLowerCase())) {
         err(Code.CONFIG_VALUE, `state must be master, backup or init, not "${value}"`);
       } else {
-        diags.push(warning(where, Code.WARN_IGNORED,
-          `carpd ignores "state ${value}": every vhid starts in INIT and elects as the kernels do at boot`));
+        diags.push(warning(where, Code.WARN_IGNORED, `carpd ignores "state ${value}": every vhid starts in INIT and elects as the kernels do at boot`));
       }
       spec.carp = true;
       break;

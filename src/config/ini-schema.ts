@@ -81,10 +81,13 @@ const groupName: ValueParser<string> = (v) => (GROUP_NAME.test(v) ? ok(v) : { ok
 
 /** `9112`, `127.0.0.1:9112`, `[::1]:9112` or `host:9112`, port 1..65535. */
 const listenAddress: ValueParser<string> = (v) => {
-  const m = /^(?:(\[[^\]]+\]|[^:\[\]]+):)?(\d{1,5})$/.exec(v);
+  const m = /^(?:(\[[^\]]+\]|[^:[\]]+):)?(\d{1,5})$/.exec(v);
   const port = m ? Number(m[2]) : 0;
   const host = m?.[1];
-  const good = m !== null && port >= 1 && port <= 65535 &&
+  const good =
+    m !== null &&
+    port >= 1 &&
+    port <= 65535 &&
     (host === undefined || (host.startsWith('[') ? isIPv6(host.slice(1, -1)) : isIPv4(host) || /^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(host)));
   return good ? ok(v) : { ok: false, expected: 'PORT, ADDRESS:PORT or [IPV6]:PORT' };
 };
@@ -224,7 +227,14 @@ export interface SectionValues {
  * Applies `schema` to a section's entries: first unknown and repeated keys in file order, then
  * each row's value (or its absence) in table order. `label` is the header as written, `[vhid.lan]`.
  */
-export function readSection(schema: SectionSchema, label: string, header: SourceRef, entries: readonly Located[], diagnostics: Diagnostic[], cx: ParserContext): SectionValues {
+export function readSection(
+  schema: SectionSchema,
+  label: string,
+  header: SourceRef,
+  entries: readonly Located[],
+  diagnostics: Diagnostic[],
+  cx: ParserContext,
+): SectionValues {
   const out: SectionValues = { values: new Map(), given: new Map(), repeated: new Map(), rest: [] };
   for (const e of entries) {
     const row = schema.keys.find((r) => r.key === e.key);

@@ -3,9 +3,7 @@ import { basename, dirname, extname } from 'node:path';
 import { defaultGlobal, parseCarpdIni } from './carpd-ini.js';
 import { parseDebianInterfaces } from './debian-interfaces.js';
 import { Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
-import {
-  CARP_GROUP, emptyResult, formatRef, type FormatResult, type InterfaceAddress, type PendingRef
-} from './format.js';
+import { CARP_GROUP, emptyResult, formatRef, type FormatResult, type InterfaceAddress, type PendingRef } from './format.js';
 import type { ParseContext } from '../ports/config-files.js';
 import { parseFreebsdRcConf } from './freebsd-carp.js';
 import { isBundle, parseHostnameBundle, parseHostnameIf } from './hostname-carp.js';
@@ -20,13 +18,22 @@ export type ConfigFormat = 'carpd' | 'rc.conf' | 'loader.conf' | 'sysctl.conf' |
 
 /** Names `--format` takes, and what they mean. */
 export const FORMAT_NAMES: Readonly<Record<string, ConfigFormat>> = {
-  carpd: 'carpd', 'carpd.conf': 'carpd',
-  'rc.conf': 'rc.conf', rc: 'rc.conf',
-  'loader.conf': 'loader.conf', loader: 'loader.conf',
-  'sysctl.conf': 'sysctl.conf', sysctl: 'sysctl.conf',
-  hostname: 'hostname', 'hostname.if': 'hostname', 'hostname.carp': 'hostname',
-  interfaces: 'interfaces', debian: 'interfaces',
-  sysconfig: 'sysconfig', 'vip.conf': 'sysconfig', centos: 'sysconfig',
+  carpd: 'carpd',
+  'carpd.conf': 'carpd',
+  'rc.conf': 'rc.conf',
+  rc: 'rc.conf',
+  'loader.conf': 'loader.conf',
+  loader: 'loader.conf',
+  'sysctl.conf': 'sysctl.conf',
+  sysctl: 'sysctl.conf',
+  hostname: 'hostname',
+  'hostname.if': 'hostname',
+  'hostname.carp': 'hostname',
+  interfaces: 'interfaces',
+  debian: 'interfaces',
+  sysconfig: 'sysconfig',
+  'vip.conf': 'sysconfig',
+  centos: 'sysconfig',
 };
 
 export interface LoadOptions {
@@ -51,7 +58,10 @@ export interface LoadResult {
 export function detectFormat(file: string, text: string): ConfigFormat | undefined {
   const base = basename(file);
   const dir = basename(dirname(file));
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !/^[;#]/.test(l));
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/^[;#]/.test(l));
   if (/^hostname\./.test(base)) return 'hostname';
   if (/^vip-\d+\.conf$/.test(base)) return 'sysconfig';
   if (lines.some((l) => /^\[(carpd|vhid\.[^\]]*)\]/.test(l))) return 'carpd';
@@ -76,10 +86,18 @@ export function parseFormat(format: ConfigFormat, text: string, file: string, ct
   const fileMode = mode === undefined ? {} : { fileMode: mode };
   switch (format) {
     case 'carpd': {
-      const r = parseCarpdIni(text, file, { ...fileMode, readPassfile: ctx.readPassfile, validCron: ctx.validCron });
+      const r = parseCarpdIni(text, file, {
+        ...fileMode,
+        readPassfile: (path) => ctx.readPassfile(path),
+        validCron: (expression) => ctx.validCron(expression),
+      });
       return {
-        ...emptyResult(), vhids: r.model.vhids, globalSet: r.globalSet, globalSources: r.globalSources,
-        diagnostics: r.diagnostics, carpd: r.sections,
+        ...emptyResult(),
+        vhids: r.model.vhids,
+        globalSet: r.globalSet,
+        globalSources: r.globalSources,
+        diagnostics: r.diagnostics,
+        carpd: r.sections,
       };
     }
     case 'rc.conf':
@@ -99,10 +117,21 @@ export function parseFormat(format: ConfigFormat, text: string, file: string, ct
 
 /** carpd.conf's name for each global, for messages. */
 const GLOBAL_NAMES: Record<keyof GlobalConfig, string> = {
-  allow: 'allow', preempt: 'preempt', log: 'log', control: 'control', masterDown: 'master_down',
-  ifdownDemotion: 'ifdown_demotion', senderrDemotion: 'senderr_demotion', stateDir: 'state_dir', metrics: 'metrics',
-  garpRefresh: 'garp_refresh', prePhaseBudgetMs: 'pre_phase_budget', pluginDir: 'plugin_dir',
-  templateDir: 'template_dir', hookTimeoutMs: 'hook_timeout', demotion: 'demotion',
+  allow: 'allow',
+  preempt: 'preempt',
+  log: 'log',
+  control: 'control',
+  masterDown: 'master_down',
+  ifdownDemotion: 'ifdown_demotion',
+  senderrDemotion: 'senderr_demotion',
+  stateDir: 'state_dir',
+  metrics: 'metrics',
+  garpRefresh: 'garp_refresh',
+  prePhaseBudgetMs: 'pre_phase_budget',
+  pluginDir: 'plugin_dir',
+  templateDir: 'template_dir',
+  hookTimeoutMs: 'hook_timeout',
+  demotion: 'demotion',
 };
 
 /**
@@ -165,11 +194,21 @@ export function loadConfig(files: string[], opts: LoadOptions, ctx: ParseContext
       }
       const differ = differences(first, v);
       if (differ.length === 0) {
-        diagnostics.push(warning(locate(v), Code.WARN_DUPLICATE,
-          `vhid ${v.vhid} on ${v.interface} is also defined, identically, at ${formatRef(locate(first))}; using that one`));
+        diagnostics.push(
+          warning(
+            locate(v),
+            Code.WARN_DUPLICATE,
+            `vhid ${v.vhid} on ${v.interface} is also defined, identically, at ${formatRef(locate(first))}; using that one`,
+          ),
+        );
       } else {
-        diagnostics.push(error(locate(v), Code.CONFIG_CONFLICT,
-          `vhid ${v.vhid} on ${v.interface} is already defined at ${formatRef(locate(first))}, differently (${differ.join(', ')})`));
+        diagnostics.push(
+          error(
+            locate(v),
+            Code.CONFIG_CONFLICT,
+            `vhid ${v.vhid} on ${v.interface} is already defined at ${formatRef(locate(first))}, differently (${differ.join(', ')})`,
+          ),
+        );
       }
     }
 
@@ -212,10 +251,14 @@ export function loadConfig(files: string[], opts: LoadOptions, ctx: ParseContext
 /** What differs between two definitions of one vhid, by field name (never by value). */
 function differences(a: VhidConfig, b: VhidConfig): string[] {
   const out: string[] = [];
-  const addrs = (v: VhidConfig) => v.addresses.map((x) => {
-    const [ip = '', len = ''] = x.split('/');
-    return `${canonicalIp(ip)}/${len}`;
-  }).sort().join(' ');
+  const addrs = (v: VhidConfig) =>
+    v.addresses
+      .map((x) => {
+        const [ip = '', len = ''] = x.split('/');
+        return `${canonicalIp(ip)}/${len}`;
+      })
+      .sort()
+      .join(' ');
   if (addrs(a) !== addrs(b)) out.push('addresses');
   if (a.advbase !== b.advbase) out.push('advbase');
   if (a.advskew !== b.advskew) out.push('advskew');
@@ -256,13 +299,13 @@ function resolveRefs(refs: PendingRef[], model: CarpModel, sectionKeys: Map<stri
       continue;
     }
     const byNumber = model.vhids.filter((v) => String(v.vhid) === ref.ref);
-    const key = sectionKeys.get(ref.ref) ??
+    const key =
+      sectionKeys.get(ref.ref) ??
       model.vhids.find((v) => v.key === ref.ref)?.key ??
       model.vhids.find((v) => v.name === ref.ref)?.key ??
       (byNumber.length === 1 ? byNumber[0]!.key : undefined);
     if (key === undefined) {
-      out.push(error(ref.where, Code.REFERENCE,
-        `"${ref.ref}" names no vhid (a [vhid.NAME] section name, VHID@INTERFACE, a carp interface or a vhid number)`));
+      out.push(error(ref.where, Code.REFERENCE, `"${ref.ref}" names no vhid (a [vhid.NAME] section name, VHID@INTERFACE, a carp interface or a vhid number)`));
     } else {
       ref.resolve(key);
     }

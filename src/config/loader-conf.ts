@@ -22,9 +22,14 @@ export function parseLoaderConf(text: string, file: string): FormatResult {
     if (on === undefined) {
       r.diagnostics.push(error({ file, line: v.line }, Code.CONFIG_VALUE, `${name} must be YES or NO, not "${v.value}"`));
     } else if (on) {
-      r.diagnostics.push(warning({ file, line: v.line }, Code.WARN_KERNEL_CARP,
-        `${name}="YES" loads the kernel's carp, which would own IP protocol 112 and take the adverts from carpd; ` +
-        'set it to "NO" (or net.inet.carp.allow=0) where carpd runs'));
+      r.diagnostics.push(
+        warning(
+          { file, line: v.line },
+          Code.WARN_KERNEL_CARP,
+          `${name}="YES" loads the kernel's carp, which would own IP protocol 112 and take the adverts from carpd; ` +
+            'set it to "NO" (or net.inet.carp.allow=0) where carpd runs',
+        ),
+      );
     }
   }
   return r;

@@ -77,7 +77,7 @@ export function cidrContains(cidr: Cidr, ip: string): boolean {
     if (!isIPv4(ip)) return false;
     if (cidr.prefix === 0) return true;
     const mask = (0xffffffff << (32 - cidr.prefix)) >>> 0;
-    return ((ipv4ToInt(ip) & mask) >>> 0) === ((ipv4ToInt(cidr.ip) & mask) >>> 0);
+    return (ipv4ToInt(ip) & mask) >>> 0 === (ipv4ToInt(cidr.ip) & mask) >>> 0;
   }
   if (!isIPv6(ip)) return false;
   const shift = BigInt(128 - cidr.prefix);

@@ -43,8 +43,7 @@ function pair(ours: VhidConfig[], theirs: VhidConfig[]): { pairs: [VhidConfig, V
   }
   for (const v of pending) {
     const mine = hashedAddresses(v);
-    const t = take((x) => x.vhid === v.vhid && [...hashedAddresses(x).keys()].some((a) => mine.has(a))) ??
-      take((x) => x.vhid === v.vhid);
+    const t = take((x) => x.vhid === v.vhid && [...hashedAddresses(x).keys()].some((a) => mine.has(a))) ?? take((x) => x.vhid === v.vhid);
     if (t) pairs.push([v, t]);
     else onlyOurs.push(v);
   }
@@ -62,33 +61,57 @@ export function comparePeers(ours: CarpModel, theirs: CarpModel): Diagnostic[] {
     const out = byVhid.get(v)!;
     const peerAt = formatRef(locate(t));
     if (v.interface !== t.interface) {
-      out.push(warning(locate(v, 'interface'), Code.WARN_PEER_INTERFACE,
-        `vhid ${v.vhid} is on ${v.interface} here but on ${t.interface} on the peer (${peerAt}); check both are on the same segment`));
+      out.push(
+        warning(
+          locate(v, 'interface'),
+          Code.WARN_PEER_INTERFACE,
+          `vhid ${v.vhid} is on ${v.interface} here but on ${t.interface} on the peer (${peerAt}); check both are on the same segment`,
+        ),
+      );
     }
     if (keyOf(v.password) !== keyOf(t.password)) {
-      out.push(error(locate(v, 'password'), Code.PEER_MISMATCH,
-        `vhid ${v.vhid}: the password differs from the peer's (${peerAt}); each node would drop the other's adverts and both become MASTER`));
+      out.push(
+        error(
+          locate(v, 'password'),
+          Code.PEER_MISMATCH,
+          `vhid ${v.vhid}: the password differs from the peer's (${peerAt}); each node would drop the other's adverts and both become MASTER`,
+        ),
+      );
     }
     if (v.advbase !== t.advbase) {
-      out.push(error(locate(v, 'advbase'), Code.PEER_MISMATCH,
-        `vhid ${v.vhid}: advbase ${v.advbase} here, ${t.advbase} on the peer (${peerAt}); the election compares advbase first, so the skews no longer decide`));
+      out.push(
+        error(
+          locate(v, 'advbase'),
+          Code.PEER_MISMATCH,
+          `vhid ${v.vhid}: advbase ${v.advbase} here, ${t.advbase} on the peer (${peerAt}); the election compares advbase first, so the skews no longer decide`,
+        ),
+      );
     }
     const a = hashedAddresses(v);
     const b = hashedAddresses(t);
     const onlyHere = [...a].filter(([k]) => !b.has(k)).map(([, ip]) => ip);
     const onlyThere = [...b].filter(([k]) => !a.has(k)).map(([, ip]) => ip);
     if (onlyHere.length > 0 || onlyThere.length > 0) {
-      const parts = [
-        onlyHere.length > 0 ? `only here: ${onlyHere.join(' ')}` : '',
-        onlyThere.length > 0 ? `only on the peer: ${onlyThere.join(' ')}` : '',
-      ].filter(Boolean).join('; ');
-      out.push(error(locate(v), Code.PEER_MISMATCH,
-        `vhid ${v.vhid}: the addresses differ from the peer's (${peerAt}): ${parts}; CARP hashes the address list, ` +
-        'so each node would drop the other\'s adverts and both become MASTER'));
+      const parts = [onlyHere.length > 0 ? `only here: ${onlyHere.join(' ')}` : '', onlyThere.length > 0 ? `only on the peer: ${onlyThere.join(' ')}` : '']
+        .filter(Boolean)
+        .join('; ');
+      out.push(
+        error(
+          locate(v),
+          Code.PEER_MISMATCH,
+          `vhid ${v.vhid}: the addresses differ from the peer's (${peerAt}): ${parts}; CARP hashes the address list, ` +
+            "so each node would drop the other's adverts and both become MASTER",
+        ),
+      );
     }
     if (v.advskew === t.advskew) {
-      out.push(warning(locate(v, 'advskew'), Code.WARN_PEER_ADVSKEW,
-        `vhid ${v.vhid}: advskew ${v.advskew} is the same on the peer (${peerAt}); give the intended master the lower one`));
+      out.push(
+        warning(
+          locate(v, 'advskew'),
+          Code.WARN_PEER_ADVSKEW,
+          `vhid ${v.vhid}: advskew ${v.advskew} is the same on the peer (${peerAt}); give the intended master the lower one`,
+        ),
+      );
     }
   }
   for (const v of onlyOurs) {

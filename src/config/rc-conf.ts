@@ -51,7 +51,7 @@ export function parseRcConf(text: string, env: ReadonlyMap<string, string> = new
   /** `$…` at s[i]; appends the expansion to `acc`, or returns an error message. */
   const expand = (): { value: string } | { error: string } => {
     const next = s[i + 1];
-    if (next === '(' ) return { error: 'command substitution is not supported' };
+    if (next === '(') return { error: 'command substitution is not supported' };
     if (next === '{') {
       const close = s.indexOf('}', i + 2);
       const name = close === -1 ? '' : s.slice(i + 2, close);

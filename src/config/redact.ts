@@ -1,7 +1,13 @@
 /** The JSON shape of `carpd config`: the normalized model with secrets redacted. */
 import {
-  REDACTED, type CarpModel, type GlobalConfig, type GroupConfig, type HealthConfig, type MaintenanceConfig,
-  type PluginConfig, type VhidConfig,
+  REDACTED,
+  type CarpModel,
+  type GlobalConfig,
+  type GroupConfig,
+  type HealthConfig,
+  type MaintenanceConfig,
+  type PluginConfig,
+  type VhidConfig,
 } from './model.js';
 
 /** A vhid as `carpd config` prints it: the model's fields, the password redacted, no field sources. */

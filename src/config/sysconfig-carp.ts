@@ -7,9 +7,7 @@
 import { isIPv4 } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { Code, ConfigError, error, warning, type SourceRef } from './errors.js';
-import {
-  buildVhid, checkSecretMode, emptyResult, setGlobal, type FormatResult, type Located
-} from './format.js';
+import { buildVhid, checkSecretMode, emptyResult, setGlobal, type FormatResult, type Located } from './format.js';
 import type { ParseContext } from '../ports/config-files.js';
 import { netmaskToPrefix } from './netaddr.js';
 import { parseRcConf, type RcFile } from './rc-conf.js';
@@ -85,8 +83,7 @@ export function parseSysconfigVip(text: string, file: string, ctx: ParseContext,
   if (vipIf && vipIf.value !== '') {
     const ifcfg = readIfcfg(vipIf.value, searchDirs, ctx, r);
     if (ifcfg === undefined) {
-      diags.push(error(vipIf.where, Code.CONFIG_READ,
-        `ifcfg-${vipIf.value} is not beside ${basename(file)} nor in ${NETWORK_SCRIPTS}; it holds the VIP`));
+      diags.push(error(vipIf.where, Code.CONFIG_READ, `ifcfg-${vipIf.value} is not beside ${basename(file)} nor in ${NETWORK_SCRIPTS}; it holds the VIP`));
     } else if (ifcfg.address === undefined) {
       diags.push(error({ file: ifcfg.file, line: 1 }, Code.CONFIG_MISSING, `ifcfg-${vipIf.value} has no IPADDR`));
     } else {
@@ -111,7 +108,10 @@ export function parseSysconfigVip(text: string, file: string, ctx: ParseContext,
   if (vhid === undefined || bind === undefined || bind.value === '' || address === undefined) return r;
   const srcip = o.srcip ?? (source && source.value !== '' ? source : undefined);
   const v = buildVhid({
-    vhid, interface: bind.value, header: at(1), interfaceWhere: bind.where,
+    vhid,
+    interface: bind.value,
+    header: at(1),
+    interfaceWhere: bind.where,
     addresses: [address],
     ...(password && password.value !== '' ? { password } : {}),
     ...(srcip ? { srcip } : {}),
@@ -208,18 +208,39 @@ function ucarpSettings(options: Located<string>, diags: ReturnType<typeof emptyR
   };
   for (const { short, value = '' } of list) {
     switch (short) {
-      case 'P': out.preempt = { value: true, where }; break;
-      case 'b': out.advbase = num('--advbase', value); break;
-      case 'k': out.advskew = num('--advskew', value); break;
-      case 'r': out.deadRatio = num('--deadratio', value); break;
-      case 's': out.srcip = { value, where }; break;
-      case 'u': out.upscript = { value, where }; break;
-      case 'd': out.downscript = { value, where }; break;
-      case 'x': out.xparam = { value, where }; break;
-      case 'i': case 'v': case 'a': case 'p': case 'o':
+      case 'P':
+        out.preempt = { value: true, where };
+        break;
+      case 'b':
+        out.advbase = num('--advbase', value);
+        break;
+      case 'k':
+        out.advskew = num('--advskew', value);
+        break;
+      case 'r':
+        out.deadRatio = num('--deadratio', value);
+        break;
+      case 's':
+        out.srcip = { value, where };
+        break;
+      case 'u':
+        out.upscript = { value, where };
+        break;
+      case 'd':
+        out.downscript = { value, where };
+        break;
+      case 'x':
+        out.xparam = { value, where };
+        break;
+      case 'i':
+      case 'v':
+      case 'a':
+      case 'p':
+      case 'o':
         // Named by option letter only: the value of -p is a password.
-        diags.push(error(where, Code.CONFIG_CONFLICT,
-          `OPTIONS: -${short} belongs in BIND_INTERFACE, the file name, VIP_INTERFACE or PASSWORD, not in OPTIONS`));
+        diags.push(
+          error(where, Code.CONFIG_CONFLICT, `OPTIONS: -${short} belongs in BIND_INTERFACE, the file name, VIP_INTERFACE or PASSWORD, not in OPTIONS`),
+        );
         break;
       default:
         // -n -z -B -S -M -D -f -m: how ucarp runs, nothing carpd needs.

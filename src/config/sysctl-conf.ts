@@ -22,21 +22,28 @@ export function parseSysctlConf(text: string, file: string): FormatResult {
       return;
     }
     const name = s.slice(0, eq).trim();
-    const value = s.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+    const value = s
+      .slice(eq + 1)
+      .trim()
+      .replace(/^"(.*)"$/, '$1');
     if (!name.startsWith(PREFIX)) return;
     const knob = name.slice(PREFIX.length);
     const n = parseUint(value);
-    const bad = (expected: string) =>
-      r.diagnostics.push(error(where, Code.CONFIG_VALUE, `${name} must be ${expected}, not "${value}"`));
+    const bad = (expected: string) => r.diagnostics.push(error(where, Code.CONFIG_VALUE, `${name} must be ${expected}, not "${value}"`));
     switch (knob) {
       case 'allow':
       case 'preempt':
         if (n === 0 || n === 1) setGlobal(r, knob, n === 1, where);
         else bad('0 or 1');
         if (knob === 'allow' && n === 0) {
-          r.diagnostics.push(warning(where, Code.WARN_KERNEL_CARP,
-            `${name}=0 keeps the kernel's carp off, as carpd needs, but read by carpd it turns carpd off too; ` +
-            'leave this file out of -c, or give a carpd.conf with "allow = yes" after it'));
+          r.diagnostics.push(
+            warning(
+              where,
+              Code.WARN_KERNEL_CARP,
+              `${name}=0 keeps the kernel's carp off, as carpd needs, but read by carpd it turns carpd off too; ` +
+                'leave this file out of -c, or give a carpd.conf with "allow = yes" after it',
+            ),
+          );
         }
         break;
       case 'log':

@@ -30,9 +30,7 @@ export interface UcarpOptions {
   warnings: string[];
 }
 
-export type UcarpArgs =
-  | { kind: 'help'; usage: string }
-  | { kind: 'run'; model: CarpModel; options: UcarpOptions };
+export type UcarpArgs = { kind: 'help'; usage: string } | { kind: 'run'; model: CarpModel; options: UcarpOptions };
 
 export interface UcarpParseOptions {
   /** ucarp falls back to pcap_lookupdev() without -i; the caller supplies the equivalent. */
@@ -111,8 +109,28 @@ const OPTIONS: OptionSpec[] = [
 
 /** glibc's facilitynames, which ucarp matches case-insensitively. */
 export const FACILITIES: ReadonlySet<string> = new Set([
-  'auth', 'authpriv', 'cron', 'daemon', 'ftp', 'kern', 'lpr', 'mail', 'mark', 'news', 'security',
-  'syslog', 'user', 'uucp', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7',
+  'auth',
+  'authpriv',
+  'cron',
+  'daemon',
+  'ftp',
+  'kern',
+  'lpr',
+  'mail',
+  'mark',
+  'news',
+  'security',
+  'syslog',
+  'user',
+  'uucp',
+  'local0',
+  'local1',
+  'local2',
+  'local3',
+  'local4',
+  'local5',
+  'local6',
+  'local7',
 ]);
 
 function usage(message: string): ConfigError {
@@ -242,17 +260,33 @@ export function parseUcarpArgs(argv: string[], opts: UcarpParseOptions): UcarpAr
   let downscript: string | undefined;
   let xparam: string | undefined;
   const options: UcarpOptions = {
-    preempt: false, neutral: false, shutdown: false, deadratio: UCARP_DEFAULT_DEADRATIO,
-    daemonize: false, facility: 'daemon', ignoreifstate: false, nomcast: false,
-    mcast: UCARP_DEFAULT_MCAST, debug: false, passOnArgv: false, warnings: [],
+    preempt: false,
+    neutral: false,
+    shutdown: false,
+    deadratio: UCARP_DEFAULT_DEADRATIO,
+    daemonize: false,
+    facility: 'daemon',
+    ignoreifstate: false,
+    nomcast: false,
+    mcast: UCARP_DEFAULT_MCAST,
+    debug: false,
+    passOnArgv: false,
+    warnings: [],
   };
 
   for (const { spec, value = '' } of getopt(argv)) {
     switch (spec.short) {
-      case 'h': return { kind: 'help', usage: UCARP_USAGE };
-      case 'i': ifname = value; break;
-      case 's': srcip = ipv4Option(value, Code.SRCIP); break;
-      case 'm': options.mcast = ipv4Option(value, Code.ADDRESS); break;
+      case 'h':
+        return { kind: 'help', usage: UCARP_USAGE };
+      case 'i':
+        ifname = value;
+        break;
+      case 's':
+        srcip = ipv4Option(value, Code.SRCIP);
+        break;
+      case 'm':
+        options.mcast = ipv4Option(value, Code.ADDRESS);
+        break;
       case 'v': {
         const n = numberOption(value, 'vhid', Code.VHID);
         if (n < 1 || n > 255) throw new ConfigError(Code.VHID, 'vhid must be between 1 and 255.', { file: UCARP_SOURCE });
@@ -264,21 +298,51 @@ export function parseUcarpArgs(argv: string[], opts: UcarpParseOptions): UcarpAr
         // Even when a later -o wins, this secret sat in argv.
         options.passOnArgv = true;
         break;
-      case 'o': pass = { from: 'file', path: value }; break;
-      case 'P': options.preempt = true; break;
-      case 'n': options.neutral = true; break;
-      case 'a': addr = ipv4Option(value, Code.ADDRESS); break;
-      case 'b': advbase = numberOption(value, 'advbase', Code.ADVBASE); break;
-      case 'k': advskew = numberOption(value, 'advskew', Code.ADVSKEW); break;
-      case 'u': upscript = value; break;
-      case 'd': downscript = value; break;
-      case 'r': options.deadratio = numberOption(value, 'deadratio', Code.USAGE); break;
-      case 'D': options.debug = true; break;
-      case 'z': options.shutdown = true; break;
-      case 'B': options.daemonize = true; break;
-      case 'S': options.ignoreifstate = true; break;
-      case 'M': options.nomcast = true; break;
-      case 'x': xparam = value; break;
+      case 'o':
+        pass = { from: 'file', path: value };
+        break;
+      case 'P':
+        options.preempt = true;
+        break;
+      case 'n':
+        options.neutral = true;
+        break;
+      case 'a':
+        addr = ipv4Option(value, Code.ADDRESS);
+        break;
+      case 'b':
+        advbase = numberOption(value, 'advbase', Code.ADVBASE);
+        break;
+      case 'k':
+        advskew = numberOption(value, 'advskew', Code.ADVSKEW);
+        break;
+      case 'u':
+        upscript = value;
+        break;
+      case 'd':
+        downscript = value;
+        break;
+      case 'r':
+        options.deadratio = numberOption(value, 'deadratio', Code.USAGE);
+        break;
+      case 'D':
+        options.debug = true;
+        break;
+      case 'z':
+        options.shutdown = true;
+        break;
+      case 'B':
+        options.daemonize = true;
+        break;
+      case 'S':
+        options.ignoreifstate = true;
+        break;
+      case 'M':
+        options.nomcast = true;
+        break;
+      case 'x':
+        xparam = value;
+        break;
       case 'f': {
         const f = value.toLowerCase();
         // ucarp logs an unknown facility and carries on with `daemon`; a typo should not go unseen.
@@ -308,9 +372,12 @@ export function parseUcarpArgs(argv: string[], opts: UcarpParseOptions): UcarpAr
     options.warnings.push('the password was given with -p/--pass and is visible in ps; use -o/--passfile');
   }
   if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) {
-    throw new ConfigError(Code.PASSWORD_LENGTH,
+    throw new ConfigError(
+      Code.PASSWORD_LENGTH,
       `password is longer than ${MAX_PASSWORD_BYTES} bytes; ucarp and the kernels use at most ` +
-      `${MAX_PASSWORD_BYTES} bytes, so peers would not interoperate`, { file: UCARP_SOURCE });
+        `${MAX_PASSWORD_BYTES} bytes, so peers would not interoperate`,
+      { file: UCARP_SOURCE },
+    );
   }
   if (advbase === 0 && advskew === 0) throw usage('You must supply an advertisement time base');
   if (srcip === undefined || srcip === '0.0.0.0') throw usage('You must supply a persistent source address');

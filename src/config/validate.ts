@@ -26,20 +26,23 @@ export function validateModel(model: CarpModel): Diagnostic[] {
     checkRange(out, v, 'advskew', v.advskew, 0, 254, Code.ADVSKEW);
 
     if (!/^[^\s/]{1,15}$/.test(v.interface) || v.interface === '.' || v.interface === '..') {
-      out.push(error(locate(v, 'interface'), Code.INTERFACE,
-        `"${v.interface}" is not an interface name (1..15 characters, no "/" or spaces)`));
+      out.push(error(locate(v, 'interface'), Code.INTERFACE, `"${v.interface}" is not an interface name (1..15 characters, no "/" or spaces)`));
     }
 
     if (Buffer.byteLength(v.password, 'utf8') > MAX_PASSWORD_BYTES) {
-      out.push(error(locate(v, 'password'), Code.PASSWORD_LENGTH,
-        `password is longer than ${MAX_PASSWORD_BYTES} bytes; the kernels silently truncate it to ` +
-        `${MAX_PASSWORD_BYTES} bytes, so peers would not interoperate`));
+      out.push(
+        error(
+          locate(v, 'password'),
+          Code.PASSWORD_LENGTH,
+          `password is longer than ${MAX_PASSWORD_BYTES} bytes; the kernels silently truncate it to ` +
+            `${MAX_PASSWORD_BYTES} bytes, so peers would not interoperate`,
+        ),
+      );
     }
 
     const first = byKey.get(v.key);
     if (first !== undefined) {
-      out.push(error(locate(v), Code.VHID_DUPLICATE,
-        `vhid ${v.vhid} on ${v.interface} is already defined at ${formatRef(locate(first))}`));
+      out.push(error(locate(v), Code.VHID_DUPLICATE, `vhid ${v.vhid} on ${v.interface} is already defined at ${formatRef(locate(first))}`));
     } else {
       byKey.set(v.key, v);
     }
@@ -62,8 +65,7 @@ export function validateModel(model: CarpModel): Diagnostic[] {
       own.add(ip);
       const other = addressOwner.get(ip);
       if (other !== undefined && other.key !== v.key) {
-        out.push(warning(where, Code.WARN_ADDRESS_DUPLICATE,
-          `${ip} is also an address of ${other.key} (${formatRef(locate(other))})`));
+        out.push(warning(where, Code.WARN_ADDRESS_DUPLICATE, `${ip} is also an address of ${other.key} (${formatRef(locate(other))})`));
       } else {
         addressOwner.set(ip, v);
       }
@@ -78,25 +80,20 @@ export function validateModel(model: CarpModel): Diagnostic[] {
     for (const g of v.groups ?? []) {
       // Same rules as OpenBSD interface groups, which carpdemote names.
       if (!/^[A-Za-z_][A-Za-z0-9_-]{0,14}$/.test(g) || /\d$/.test(g)) {
-        out.push(error(locate(v, 'groups'), Code.GROUP,
-          `group "${g}" must be 1..15 letters, digits, "_" or "-", start with a letter and not end in a digit`));
+        out.push(error(locate(v, 'groups'), Code.GROUP, `group "${g}" must be 1..15 letters, digits, "_" or "-", start with a letter and not end in a digit`));
       }
     }
     for (const key of ['upscript', 'downscript'] as const) {
       const script = v[key];
       if (script !== undefined && !isAbsolute(script)) {
-        out.push(warning(locate(v, key), Code.WARN_SCRIPT_PATH,
-          `${key} "${script}" is not an absolute path; it is looked up from carpd's working directory`));
+        out.push(warning(locate(v, key), Code.WARN_SCRIPT_PATH, `${key} "${script}" is not an absolute path; it is looked up from carpd's working directory`));
       }
     }
   }
   return out;
 }
 
-function checkRange(
-  out: Diagnostic[], v: VhidConfig, field: 'vhid' | 'advbase' | 'advskew',
-  value: number, min: number, max: number, code: string,
-): void {
+function checkRange(out: Diagnostic[], v: VhidConfig, field: 'vhid' | 'advbase' | 'advskew', value: number, min: number, max: number, code: string): void {
   if (!Number.isInteger(value) || value < min || value > max) {
     out.push(error(locate(v, field), code, `${field} must be ${min}..${max}, not ${value}`));
   }
@@ -140,7 +137,8 @@ function isLinkLocal(c: Cidr): boolean {
 export function validateNetwork(model: CarpModel, interfaces: readonly InterfaceAddress[]): Diagnostic[] {
   const out: Diagnostic[] = [];
   const subnets = (ifname: string) =>
-    interfaces.filter((i) => i.name === ifname)
+    interfaces
+      .filter((i) => i.name === ifname)
       .map((i) => ({ c: splitCidr(i.cidr), i }))
       .filter((x): x is { c: Cidr; i: InterfaceAddress } => x.c !== undefined && isNetwork(x.c) && !isLinkLocal(x.c));
 
@@ -152,8 +150,9 @@ export function validateNetwork(model: CarpModel, interfaces: readonly Interface
       const same = own.filter((s) => s.c.family === c.family);
       if (same.length === 0 || same.some((s) => cidrContains(s.c, c.ip))) return;
       const where = same.map((s) => `${s.i.cidr} at ${formatRef(s.i.where)}`).join(', ');
-      out.push(warning(locate(v, `addresses.${idx}`), Code.WARN_SUBNET,
-        `${c.ip} is outside the subnet${same.length > 1 ? 's' : ''} of ${v.interface} (${where})`));
+      out.push(
+        warning(locate(v, `addresses.${idx}`), Code.WARN_SUBNET, `${c.ip} is outside the subnet${same.length > 1 ? 's' : ''} of ${v.interface} (${where})`),
+      );
     });
   }
 
@@ -167,9 +166,14 @@ export function validateNetwork(model: CarpModel, interfaces: readonly Interface
       if (w.vhid !== v.vhid || w.interface === v.interface) continue;
       const shared = networks(v).find((a) => networks(w).some((b) => cidrsOverlap(a, b)));
       if (shared === undefined) continue;
-      out.push(error(locate(v), Code.VHID_SEGMENT,
-        `vhid ${v.vhid} on ${v.interface} is on the same segment (${shared.ip}/${shared.prefix}) as vhid ${w.vhid} on ` +
-        `${w.interface} (${formatRef(locate(w))}); one segment needs distinct vhids`));
+      out.push(
+        error(
+          locate(v),
+          Code.VHID_SEGMENT,
+          `vhid ${v.vhid} on ${v.interface} is on the same segment (${shared.ip}/${shared.prefix}) as vhid ${w.vhid} on ` +
+            `${w.interface} (${formatRef(locate(w))}); one segment needs distinct vhids`,
+        ),
+      );
       break;
     }
     seen.push(v);

@@ -74,8 +74,7 @@ export type NodeInput =
 
 /** VIP work, performed by the shell in order per vhid. */
 export type NetEffect =
-  | { type: 'vip'; op: 'add' | 'del'; key: string; ifname: string; cidr: string }
-  | { type: 'garp'; key: string; ifname: string; cidr: string };
+  { type: 'vip'; op: 'add' | 'del'; key: string; ifname: string; cidr: string } | { type: 'garp'; key: string; ifname: string; cidr: string };
 
 export type NodeEffect =
   | { type: 'send'; key: string; ifname: string; advbase: number; advskew: number; demote: number }
@@ -363,7 +362,11 @@ export class CarpNode {
     const ms = this.config?.handoverHoldMs ?? 0;
     s.held = true;
     this.named.set(timerId({ timer: 'hold', key: s.cfg.key }), { timer: 'hold', key: s.cfg.key, dueAt: now + ms });
-    out.push({ type: 'log', level: LOG.INFO, message: `carp: ${s.cfg.key}: planned handover: releasing the VIP in ${ms} ms, after the new master's gratuitous ARP` });
+    out.push({
+      type: 'log',
+      level: LOG.INFO,
+      message: `carp: ${s.cfg.key}: planned handover: releasing the VIP in ${ms} ms, after the new master's gratuitous ARP`,
+    });
   }
 
   private endHold(s: Slot): void {
@@ -392,7 +395,11 @@ export class CarpNode {
       } else if (t.timer === 'budget') {
         const head = s.pending[0];
         if (head && 'barrier' in head && head.barrier === t.seq) {
-          out.push({ type: 'log', level: LOG.WARN, message: `carp: ${s.cfg.key}: pre-${head.to.toLowerCase()} phase still running after ${this.phase.budgetMs} ms; moving the VIP anyway` });
+          out.push({
+            type: 'log',
+            level: LOG.WARN,
+            message: `carp: ${s.cfg.key}: pre-${head.to.toLowerCase()} phase still running after ${this.phase.budgetMs} ms; moving the VIP anyway`,
+          });
           head.done = true;
           this.flush(s, now, out);
         }
@@ -435,7 +442,11 @@ export class CarpNode {
     }
     const attempt = s.failing.get(cidr) ?? 0;
     s.failing.set(cidr, attempt + 1);
-    out.push({ type: 'log', level: LOG.ERR, message: `carp: ${key}: add ${cidr} failed${attempt ? ` (retry ${attempt})` : ''}: ${error ?? 'unknown error'}; demoting until it works` });
+    out.push({
+      type: 'log',
+      level: LOG.ERR,
+      message: `carp: ${key}: add ${cidr} failed${attempt ? ` (retry ${attempt})` : ''}: ${error ?? 'unknown error'}; demoting until it works`,
+    });
     this.ledger.set(DEFAULT_GROUP, by, this.config!.ifdownDemotion);
     if (s.machine.state === 'MASTER') {
       const delay = Math.min(VIP_RETRY_MAX_MS, VIP_RETRY_MS * 2 ** attempt);

@@ -71,11 +71,17 @@ export function parseRequest(line: string): ControlRequest {
     case 'metrics':
       return { cmd: r.cmd };
     case 'demote': {
-      const group = r.group === undefined ? undefined : typeof r.group === 'string' && /^[A-Za-z0-9_.-]{1,32}$/.test(r.group) ? r.group : bad('"group" must be a group name');
+      const group =
+        r.group === undefined
+          ? undefined
+          : typeof r.group === 'string' && /^[A-Za-z0-9_.-]{1,32}$/.test(r.group)
+            ? r.group
+            : bad('"group" must be a group name');
       const reset = optBool('reset');
       const delta = r.delta;
       if (reset && delta !== undefined) bad('"delta" and "reset" exclude each other');
-      if (!reset && (typeof delta !== 'number' || !Number.isInteger(delta) || delta === 0 || Math.abs(delta) > 255)) bad('"delta" must be a non-zero integer in -255..255');
+      if (!reset && (typeof delta !== 'number' || !Number.isInteger(delta) || delta === 0 || Math.abs(delta) > 255))
+        bad('"delta" must be a non-zero integer in -255..255');
       return { cmd: 'demote', ...(group !== undefined ? { group } : {}), ...(reset ? { reset } : { delta: delta as number }) };
     }
     case 'state': {
@@ -90,7 +96,8 @@ export function parseRequest(line: string): ControlRequest {
     case 'events': {
       const follow = optBool('follow');
       const limit = r.limit;
-      if (limit !== undefined && (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0 || limit > EVENT_RING_SIZE)) bad(`"limit" must be an integer in 0..${EVENT_RING_SIZE}`);
+      if (limit !== undefined && (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0 || limit > EVENT_RING_SIZE))
+        bad(`"limit" must be an integer in 0..${EVENT_RING_SIZE}`);
       return { cmd: 'events', ...(follow !== undefined ? { follow } : {}), ...(limit !== undefined ? { limit: limit as number } : {}) };
     }
     default:

@@ -97,7 +97,10 @@ export class Engine extends EventEmitter implements StateSource {
   private lastReconfigure: ReconfigureResult | undefined;
   private stopLinks?: () => void;
 
-  constructor(private model: CarpModel, private readonly opts: EngineOptions) {
+  constructor(
+    private model: CarpModel,
+    private readonly opts: EngineOptions,
+  ) {
     super();
   }
 
@@ -152,7 +155,10 @@ export class Engine extends EventEmitter implements StateSource {
       senderrDemotion: model.global.senderrDemotion ?? 240,
       handoverHoldMs: this.opts.handoverHoldMs ?? 0,
       // net.inet.carp.demotion (sysctl.conf) or `demotion` in carpd.conf, and [group.NAME] demote.
-      demotions: [...(model.global.demotion ? [{ group: DEFAULT_GROUP, count: model.global.demotion }] : []), ...(model.groups ?? []).map((g) => ({ group: g.name, count: g.demote ?? 0 }))],
+      demotions: [
+        ...(model.global.demotion ? [{ group: DEFAULT_GROUP, count: model.global.demotion }] : []),
+        ...(model.groups ?? []).map((g) => ({ group: g.name, count: g.demote ?? 0 })),
+      ],
       vhids: model.vhids.map((cfg) => {
         const srcip = cfg.srcip ?? this.interfaceAddress(cfg.interface);
         return {
@@ -176,7 +182,13 @@ export class Engine extends EventEmitter implements StateSource {
     const now = this.opts.clock.now();
     for (const cfg of model.vhids) {
       const w = this.wires.get(cfg.key);
-      if (w && w.cfg.password === cfg.password && w.cfg.addresses.join(',') === cfg.addresses.join(',') && w.cfg.interface === cfg.interface && w.cfg.vhid === cfg.vhid) {
+      if (
+        w &&
+        w.cfg.password === cfg.password &&
+        w.cfg.addresses.join(',') === cfg.addresses.join(',') &&
+        w.cfg.interface === cfg.interface &&
+        w.cfg.vhid === cfg.vhid
+      ) {
         w.cfg = cfg;
         continue;
       }
@@ -195,7 +207,7 @@ export class Engine extends EventEmitter implements StateSource {
     this.byIf.clear();
     for (const cfg of model.vhids) {
       let m = this.byIf.get(cfg.interface);
-      if (!m) this.byIf.set(cfg.interface, (m = new Map()));
+      if (!m) this.byIf.set(cfg.interface, (m = new Map<number, string>()));
       m.set(cfg.vhid, cfg.key);
     }
   }
@@ -249,7 +261,10 @@ export class Engine extends EventEmitter implements StateSource {
         const n = (this.badAuthByPeer.get(peer) ?? 0) + 1;
         this.badAuthByPeer.set(peer, n);
         if (n === 1) {
-          this.log(LOG.BADPKT, `carp: ${res.vhid}@${ifname}: bad authentication from ${res.src} vhid ${res.vhid}: check the password and the vhid's address list`);
+          this.log(
+            LOG.BADPKT,
+            `carp: ${res.vhid}@${ifname}: bad authentication from ${res.src} vhid ${res.vhid}: check the password and the vhid's address list`,
+          );
         }
       } else if (this.limiter.allow(`${res.reason} ${res.src ?? ''} ${ifname}`)) {
         this.log(LOG.BADPKT, `carp: ${ifname}: packet from ${res.src ?? '?'} dropped: ${res.reason}`);
@@ -267,7 +282,8 @@ export class Engine extends EventEmitter implements StateSource {
     w.counter = res.header.counter;
     const { advbase, advskew, demote } = res.header;
     w.lastHeard = { src: res.src, advbase, advskew, demote, at: now };
-    if (this.model.global.log >= LOG.DEBUG) this.log(LOG.DEBUG, `carp: ${w.cfg.key}: advert from ${res.src} advbase ${advbase} advskew ${advskew} demote ${demote}`);
+    if (this.model.global.log >= LOG.DEBUG)
+      this.log(LOG.DEBUG, `carp: ${w.cfg.key}: advert from ${res.src} advbase ${advbase} advskew ${advskew} demote ${demote}`);
     this.feed({ type: 'advert', key: w.cfg.key, advert: { src: res.src, advbase, advskew, demote } }, now);
   }
 
@@ -395,7 +411,8 @@ export class Engine extends EventEmitter implements StateSource {
           if (this.node.state(fx.key) !== 'MASTER') return;
           this.opts.net.garp(fx.ifname, fx.cidr).catch((err: unknown) => {
             if (this.node.state(fx.key) !== 'MASTER') return; // the VIP went meanwhile; nothing to report
-            if (this.limiter.allow(`garp ${fx.key}`)) this.log(LOG.WARN, `carp: ${fx.key}: garp ${fx.cidr} failed: ${err instanceof Error ? err.message : String(err)}`);
+            if (this.limiter.allow(`garp ${fx.key}`))
+              this.log(LOG.WARN, `carp: ${fx.key}: garp ${fx.cidr} failed: ${err instanceof Error ? err.message : String(err)}`);
           });
         });
         break;
@@ -472,7 +489,17 @@ export class Engine extends EventEmitter implements StateSource {
         lastReason: m.lastReason,
         ...(m.lastAdvert ? { lastAdvert: { ...m.lastAdvert } } : {}),
         ...(w.lastTransition ? { lastTransition: { ...w.lastTransition } } : {}),
-        ...(w.lastHeard ? { lastHeard: { src: w.lastHeard.src, advbase: w.lastHeard.advbase, advskew: w.lastHeard.advskew, demote: w.lastHeard.demote, agoMs: now - w.lastHeard.at } } : {}),
+        ...(w.lastHeard
+          ? {
+              lastHeard: {
+                src: w.lastHeard.src,
+                advbase: w.lastHeard.advbase,
+                advskew: w.lastHeard.advskew,
+                demote: w.lastHeard.demote,
+                agoMs: now - w.lastHeard.at,
+              },
+            }
+          : {}),
         ...(this.peerHeard.has(v.ifname) ? { peerHeardAgoMs: now - this.peerHeard.get(v.ifname)! } : {}),
         upMs: now - w.startedAt,
       });

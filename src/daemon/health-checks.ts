@@ -24,8 +24,10 @@ export function healthConfigProblems(model: CarpModel, validCron: (expression: s
   for (const h of model.health ?? []) {
     const who = `health.${h.name}`;
     if (h.command.length === 0) out.push(new PluginLoadError(HOST_CODES.HEALTH, who, `has no command (${h.source})`));
-    if (h.schedule !== undefined && !validCron(h.schedule)) out.push(new PluginLoadError(HOST_CODES.HEALTH, who, `schedule "${h.schedule}" is not a valid cron expression (${h.source})`));
-    if (h.schedule === undefined && !(typeof h.intervalMs === 'number' && h.intervalMs > 0)) out.push(new PluginLoadError(HOST_CODES.HEALTH, who, `needs an interval or a schedule (${h.source})`));
+    if (h.schedule !== undefined && !validCron(h.schedule))
+      out.push(new PluginLoadError(HOST_CODES.HEALTH, who, `schedule "${h.schedule}" is not a valid cron expression (${h.source})`));
+    if (h.schedule === undefined && !(typeof h.intervalMs === 'number' && h.intervalMs > 0))
+      out.push(new PluginLoadError(HOST_CODES.HEALTH, who, `needs an interval or a schedule (${h.source})`));
   }
   return out;
 }
@@ -72,7 +74,11 @@ export class HealthChecks extends EventEmitter {
   start(): void {
     for (const c of this.checks) {
       const tick = () => void this.runOne(c);
-      this.stops.push(c.cfg.schedule !== undefined ? this.opts.scheduler.cron(c.cfg.schedule, tick) : this.opts.scheduler.every(c.cfg.intervalMs ?? DEFAULT_INTERVAL_MS, tick));
+      this.stops.push(
+        c.cfg.schedule !== undefined
+          ? this.opts.scheduler.cron(c.cfg.schedule, tick)
+          : this.opts.scheduler.every(c.cfg.intervalMs ?? DEFAULT_INTERVAL_MS, tick),
+      );
     }
   }
 
@@ -91,7 +97,10 @@ export class HealthChecks extends EventEmitter {
       if (this.stopping) return;
       const flipped = c.hyst.feed(ok);
       if (flipped) {
-        this.say(flipped === 'down' ? 2 : 5, `health ${c.cfg.name}: ${flipped === 'down' ? `failing; demoting group ${c.cfg.group} by ${c.cfg.demote}` : 'passing again; demotion lifted'}`);
+        this.say(
+          flipped === 'down' ? 2 : 5,
+          `health ${c.cfg.name}: ${flipped === 'down' ? `failing; demoting group ${c.cfg.group} by ${c.cfg.demote}` : 'passing again; demotion lifted'}`,
+        );
         this.setDemotion(c.cfg.group, `health:${c.cfg.name}`, flipped === 'down' ? c.cfg.demote : 0);
       }
       this.emit('health', { name: `health:${c.cfg.name}`, ok, healthy: c.hyst.ok, ...(flipped ? { flipped } : {}) } satisfies HealthRecord);

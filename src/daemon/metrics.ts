@@ -22,7 +22,17 @@ export interface MetricsSource {
 }
 
 const STATE_VALUE: Record<CarpState, number> = { INIT: 0, BACKUP: 1, MASTER: 2 };
-const DROPS: CounterName[] = ['carps_badif', 'carps_badttl', 'carps_hdrops', 'carps_badsum', 'carps_badver', 'carps_badlen', 'carps_badauth', 'carps_badvhid', 'carps_badaddrs'];
+const DROPS: CounterName[] = [
+  'carps_badif',
+  'carps_badttl',
+  'carps_hdrops',
+  'carps_badsum',
+  'carps_badver',
+  'carps_badlen',
+  'carps_badauth',
+  'carps_badvhid',
+  'carps_badaddrs',
+];
 
 function esc(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
@@ -35,7 +45,13 @@ function labels(l: Record<string, string | number>): string {
 
 class Writer {
   readonly lines: string[] = [];
-  family(name: string, type: 'gauge' | 'counter' | 'summary', help: string, samples: [Record<string, string | number>, number][], suffix?: (i: number) => string): void {
+  family(
+    name: string,
+    type: 'gauge' | 'counter' | 'summary',
+    help: string,
+    samples: [Record<string, string | number>, number][],
+    suffix?: (i: number) => string,
+  ): void {
     this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     samples.forEach(([l, v], i) => this.lines.push(`${name}${suffix?.(i) ?? ''}${labels(l)} ${Number.isFinite(v) ? v : 0}`));
   }
@@ -47,24 +63,75 @@ export function renderMetrics(src: MetricsSource): string {
   const w = new Writer();
   const vhids = engine.status();
   const vl = (s: { key: string; vhid: number; interface: string }) => ({ key: s.key, vhid: s.vhid, interface: s.interface });
-  w.family('carpd_vhid_state', 'gauge', 'CARP state of the vhid: 0 INIT, 1 BACKUP, 2 MASTER.', vhids.map((s) => [vl(s), STATE_VALUE[s.state]]));
-  w.family('carpd_vhid_master', 'gauge', '1 while this node is MASTER of the vhid.', vhids.map((s) => [vl(s), s.state === 'MASTER' ? 1 : 0]));
-  w.family('carpd_vhid_advskew', 'gauge', 'The advskew this node advertises, demotion folded in.', vhids.map((s) => [vl(s), s.wireAdvskew]));
-  w.family('carpd_vhid_demote', 'gauge', 'The demote byte this node advertises.', vhids.map((s) => [vl(s), s.demote]));
+  w.family(
+    'carpd_vhid_state',
+    'gauge',
+    'CARP state of the vhid: 0 INIT, 1 BACKUP, 2 MASTER.',
+    vhids.map((s) => [vl(s), STATE_VALUE[s.state]]),
+  );
+  w.family(
+    'carpd_vhid_master',
+    'gauge',
+    '1 while this node is MASTER of the vhid.',
+    vhids.map((s) => [vl(s), s.state === 'MASTER' ? 1 : 0]),
+  );
+  w.family(
+    'carpd_vhid_advskew',
+    'gauge',
+    'The advskew this node advertises, demotion folded in.',
+    vhids.map((s) => [vl(s), s.wireAdvskew]),
+  );
+  w.family(
+    'carpd_vhid_demote',
+    'gauge',
+    'The demote byte this node advertises.',
+    vhids.map((s) => [vl(s), s.demote]),
+  );
   const per = vhids.map((s) => ({ s, c: engine.vhidStats(s.key) }));
-  w.family('carpd_vhid_adverts_sent_total', 'counter', 'Adverts sent for the vhid.', per.map(({ s, c }) => [vl(s), c?.advertsSent ?? 0]));
-  w.family('carpd_vhid_adverts_received_total', 'counter', 'Valid adverts received from peers for the vhid.', per.map(({ s, c }) => [vl(s), c?.advertsReceived ?? 0]));
-  w.family('carpd_vhid_badauth_total', 'counter', 'Adverts for the vhid discarded for bad authentication.', per.map(({ s, c }) => [vl(s), c?.badauth ?? 0]));
-  w.family('carpd_vhid_transitions_to_master_total', 'counter', 'Transitions of the vhid to MASTER.', per.map(({ s, c }) => [vl(s), c?.transitionsToMaster ?? 0]));
+  w.family(
+    'carpd_vhid_adverts_sent_total',
+    'counter',
+    'Adverts sent for the vhid.',
+    per.map(({ s, c }) => [vl(s), c?.advertsSent ?? 0]),
+  );
+  w.family(
+    'carpd_vhid_adverts_received_total',
+    'counter',
+    'Valid adverts received from peers for the vhid.',
+    per.map(({ s, c }) => [vl(s), c?.advertsReceived ?? 0]),
+  );
+  w.family(
+    'carpd_vhid_badauth_total',
+    'counter',
+    'Adverts for the vhid discarded for bad authentication.',
+    per.map(({ s, c }) => [vl(s), c?.badauth ?? 0]),
+  );
+  w.family(
+    'carpd_vhid_transitions_to_master_total',
+    'counter',
+    'Transitions of the vhid to MASTER.',
+    per.map(({ s, c }) => [vl(s), c?.transitionsToMaster ?? 0]),
+  );
   if (src.events) {
     const t: [Record<string, string>, number][] = [];
     for (const [key, byState] of src.events.transitions) for (const [to, n] of Object.entries(byState)) t.push([{ key, to }, n ?? 0]);
     w.family('carpd_transitions_total', 'counter', 'State transitions by vhid and target state.', t);
   }
   const st = engine.stats;
-  w.family('carpd_packets_received_total', 'counter', 'CARP packets received (netstat: packets received).', [[{ family: 'ipv4' }, st.carps_ipackets], [{ family: 'ipv6' }, st.carps_ipackets6]]);
-  w.family('carpd_packets_sent_total', 'counter', 'CARP packets sent (netstat: packets sent).', [[{ family: 'ipv4' }, st.carps_opackets], [{ family: 'ipv6' }, st.carps_opackets6]]);
-  w.family('carpd_packets_dropped_total', 'counter', 'Received CARP packets discarded, by reason (the carps_ counter without its prefix).', DROPS.map((n) => [{ reason: n.slice('carps_'.length) }, st[n]]));
+  w.family('carpd_packets_received_total', 'counter', 'CARP packets received (netstat: packets received).', [
+    [{ family: 'ipv4' }, st.carps_ipackets],
+    [{ family: 'ipv6' }, st.carps_ipackets6],
+  ]);
+  w.family('carpd_packets_sent_total', 'counter', 'CARP packets sent (netstat: packets sent).', [
+    [{ family: 'ipv4' }, st.carps_opackets],
+    [{ family: 'ipv6' }, st.carps_opackets6],
+  ]);
+  w.family(
+    'carpd_packets_dropped_total',
+    'counter',
+    'Received CARP packets discarded, by reason (the carps_ counter without its prefix).',
+    DROPS.map((n) => [{ reason: n.slice('carps_'.length) }, st[n]]),
+  );
   w.family('carpd_transitions_to_master_total', 'counter', 'Transitions to master (netstat: carps_preempt).', [[{}, st.carps_preempt]]);
   const peers = [...engine.badAuthByPeer].map(([peer, n]): [Record<string, string>, number] => {
     const sp = peer.indexOf(' ');
@@ -72,15 +139,31 @@ export function renderMetrics(src: MetricsSource): string {
   });
   w.family('carpd_badauth_by_peer_total', 'counter', 'Adverts discarded for bad authentication, by source and vhid.', peers);
   const groups = new Set(['carp', ...vhids.flatMap((s) => s.groups), ...engine.ledger.entries().map((e) => e.group)]);
-  w.family('carpd_demotion', 'gauge', 'Demotion counter per interface group.', [...groups].sort().map((g) => [{ group: g }, engine.ledger.total(g)]));
+  w.family(
+    'carpd_demotion',
+    'gauge',
+    'Demotion counter per interface group.',
+    [...groups].sort().map((g) => [{ group: g }, engine.ledger.total(g)]),
+  );
   if (src.maintenance) w.family('carpd_maintenance', 'gauge', '1 while the node is in maintenance mode.', [[{}, src.maintenance.state.on ? 1 : 0]]);
   if (src.events) {
     const hooks = [...src.events.hooks.values()];
-    w.family('carpd_hook_duration_seconds', 'summary', 'Plugin hook run durations.', hooks.flatMap((h): [Record<string, string>, number][] => [
-      [{ plugin: h.plugin, hook: h.hook }, h.sumMs / 1000],
-      [{ plugin: h.plugin, hook: h.hook }, h.count],
-    ]), (i) => (i % 2 === 0 ? '_sum' : '_count'));
-    w.family('carpd_hook_runs_total', 'counter', 'Plugin hook runs by result.', hooks.flatMap((h) => Object.entries(h.results).map(([result, n]): [Record<string, string>, number] => [{ plugin: h.plugin, hook: h.hook, result }, n])));
+    w.family(
+      'carpd_hook_duration_seconds',
+      'summary',
+      'Plugin hook run durations.',
+      hooks.flatMap((h): [Record<string, string>, number][] => [
+        [{ plugin: h.plugin, hook: h.hook }, h.sumMs / 1000],
+        [{ plugin: h.plugin, hook: h.hook }, h.count],
+      ]),
+      (i) => (i % 2 === 0 ? '_sum' : '_count'),
+    );
+    w.family(
+      'carpd_hook_runs_total',
+      'counter',
+      'Plugin hook runs by result.',
+      hooks.flatMap((h) => Object.entries(h.results).map(([result, n]): [Record<string, string>, number] => [{ plugin: h.plugin, hook: h.hook, result }, n])),
+    );
   }
   if (src.control) {
     w.family('carpd_control_requests_total', 'counter', 'Control socket requests.', [[{}, src.control.requests]]);

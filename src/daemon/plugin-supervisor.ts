@@ -160,7 +160,9 @@ export class PluginSupervisor extends EventEmitter {
     this.detach();
     this.releaseOwned();
     if (out.kind === 'load-failed') throw new PluginsInvalidError(out.errors);
-    throw new PluginHostStartError(out.kind === 'timeout' ? 'the plugin host did not load its plugins in time' : `the plugin host exited while loading its plugins (${out.detail})`);
+    throw new PluginHostStartError(
+      out.kind === 'timeout' ? 'the plugin host did not load its plugins in time' : `the plugin host exited while loading its plugins (${out.detail})`,
+    );
   }
 
   /** Whether a child is up with its plugins loaded. */
@@ -175,7 +177,18 @@ export class PluginSupervisor extends EventEmitter {
 
   private spawnChild(): Child {
     const ch = this.opts.spawn();
-    const c: Child = { ch, ready: false, gated: new Set(), exited: false, startedAt: this.opts.timers.now(), started: deferred(), exit: deferred(), sent: new Map(), pings: 0, lastPong: this.opts.timers.now() };
+    const c: Child = {
+      ch,
+      ready: false,
+      gated: new Set(),
+      exited: false,
+      startedAt: this.opts.timers.now(),
+      started: deferred(),
+      exit: deferred(),
+      sent: new Map(),
+      pings: 0,
+      lastPong: this.opts.timers.now(),
+    };
     this.child = c;
     ch.onMessage((raw) => this.onMessage(c, raw));
     ch.onExit((code, signal) => this.onExit(c, code, signal));

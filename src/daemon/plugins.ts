@@ -46,10 +46,10 @@ export interface StartPluginHostOptions extends LoadModelOptions, ChildHostOptio
   stopTimeoutMs?: number;
 }
 
-/** What the daemon gets: `hook`, `health` and `child` events, and stop. */
+/** What the daemon gets: `hook`, `health` and `child` events, and stop (a closure: safe to pass on unbound). */
 export interface PluginHostHandle {
   host: EventEmitter;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 /**
@@ -79,9 +79,19 @@ function childModel(model: CarpModel): CarpModel {
  * Throws PluginsInvalidError listing every problem when a plugin or health check is invalid.
  * In process, `host` is the PluginHost itself (tests look inside it).
  */
-export function startPluginHost(source: PluginHostEngine, model: CarpModel, logger: Logger, opts: StartPluginHostOptions & { inProcess: true }): Promise<{ host: PluginHost; stop(): Promise<void> }>;
+export function startPluginHost(
+  source: PluginHostEngine,
+  model: CarpModel,
+  logger: Logger,
+  opts: StartPluginHostOptions & { inProcess: true },
+): Promise<{ host: PluginHost; stop: () => Promise<void> }>;
 export function startPluginHost(source: PluginHostEngine, model: CarpModel, logger: Logger, opts?: StartPluginHostOptions): Promise<PluginHostHandle>;
-export async function startPluginHost(source: PluginHostEngine, model: CarpModel, logger: Logger, opts: StartPluginHostOptions = {}): Promise<PluginHostHandle> {
+export async function startPluginHost(
+  source: PluginHostEngine,
+  model: CarpModel,
+  logger: Logger,
+  opts: StartPluginHostOptions = {},
+): Promise<PluginHostHandle> {
   const healthErrors = healthConfigProblems(model, validCron);
   let relay = new EventEmitter();
   const budgetMs = model.global.prePhaseBudgetMs ?? 500;
@@ -175,7 +185,7 @@ export async function startPluginHost(source: PluginHostEngine, model: CarpModel
  * gate, and starts it, all in this process. `stop` lets queued runs finish, tears the plugins
  * down and detaches.
  */
-export function attachHost(engine: PluginHostEngine, host: PluginHost, budgetMs: number): { host: PluginHost; stop(): Promise<void> } {
+export function attachHost(engine: PluginHostEngine, host: PluginHost, budgetMs: number): { host: PluginHost; stop: () => Promise<void> } {
   // The engine emits the transition, then asks the gate: hand it the pre-phase of that event.
   let last: { seq: number; gate: Promise<void> | undefined } | undefined;
   const onTransition = (ev: TransitionEvent) => {

@@ -2,7 +2,10 @@
 export class RateLimiter {
   private readonly last = new Map<string, number>();
 
-  constructor(private readonly windowMs: number, private readonly now: () => number = () => performance.now()) {}
+  constructor(
+    private readonly windowMs: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
 
   /** True when a message for `key` may be logged now. */
   allow(key: string): boolean {

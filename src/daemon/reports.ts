@@ -88,11 +88,16 @@ export function demotionReport(engine: StateSource, vhids: VhidStatus[] = engine
   const groups = new Set<string>([DEFAULT_GROUP]);
   for (const v of vhids) for (const g of v.groups) groups.add(g);
   for (const e of engine.ledger.entries()) groups.add(e.group);
-  return [...groups].sort((a, b) => (a === DEFAULT_GROUP ? -1 : b === DEFAULT_GROUP ? 1 : a.localeCompare(b))).map((group) => ({
-    group,
-    total: engine.ledger.total(group),
-    by: engine.ledger.entries().filter((e) => e.group === group).map((e) => ({ by: e.by, count: e.count })),
-  }));
+  return [...groups]
+    .sort((a, b) => (a === DEFAULT_GROUP ? -1 : b === DEFAULT_GROUP ? 1 : a.localeCompare(b)))
+    .map((group) => ({
+      group,
+      total: engine.ledger.total(group),
+      by: engine.ledger
+        .entries()
+        .filter((e) => e.group === group)
+        .map((e) => ({ by: e.by, count: e.count })),
+    }));
 }
 
 /** The `status` report. */
@@ -115,7 +120,9 @@ export function statusReport(engine: StateSource, events?: EventLog, maintenance
 export function statsReport(engine: StateSource, control?: ControlCounters): StatsData {
   return {
     counters: { ...engine.stats },
-    vhids: engine.status().map((s) => ({ key: s.key, state: s.state, ...(engine.vhidStats(s.key) ?? { advertsSent: 0, advertsReceived: 0, transitionsToMaster: 0, badauth: 0 }) })),
+    vhids: engine
+      .status()
+      .map((s) => ({ key: s.key, state: s.state, ...(engine.vhidStats(s.key) ?? { advertsSent: 0, advertsReceived: 0, transitionsToMaster: 0, badauth: 0 }) })),
     badAuth: badAuthList(engine),
     ...(control ? { control: { ...control } } : {}),
   };
@@ -159,11 +166,14 @@ export function formatStats(d: StatsData): string[] {
   const out = ['carp:', ...netstatLines(d.counters, true)];
   if (d.vhids.length) out.push('per vhid:');
   for (const v of d.vhids) {
-    out.push(`\t${v.key}: ${plural(v.advertsSent, 'advert')} sent, ${plural(v.advertsReceived, 'advert')} received, ${plural(v.transitionsToMaster, 'transition')} to master, ${v.badauth} discarded for bad authentication`);
+    out.push(
+      `\t${v.key}: ${plural(v.advertsSent, 'advert')} sent, ${plural(v.advertsReceived, 'advert')} received, ${plural(v.transitionsToMaster, 'transition')} to master, ${v.badauth} discarded for bad authentication`,
+    );
   }
   if (d.badAuth.length) out.push('bad authentication by peer:');
   for (const b of d.badAuth) out.push(`\t${b.src} vhid ${b.key}: ${b.count}`);
-  if (d.control) out.push(`control: ${plural(d.control.requests, 'request')}, ${d.control.malformed} malformed, ${d.control.failed} failed, ${d.control.refused} refused`);
+  if (d.control)
+    out.push(`control: ${plural(d.control.requests, 'request')}, ${d.control.malformed} malformed, ${d.control.failed} failed, ${d.control.refused} refused`);
   return out;
 }
 

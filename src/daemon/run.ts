@@ -149,7 +149,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     maintenance = new Maintenance(engine, new FileIntentStore(stateDir), {
       demote: model.maintenance?.demote,
       logger,
-      onChange: (i) => events.publish({ type: 'admin', time: i.since, action: 'maintenance', detail: `${i.on ? 'on' : 'off'} (${i.by})${i.until ? ` until ${i.until}` : ''}` }),
+      onChange: (i) =>
+        events.publish({
+          type: 'admin',
+          time: i.since,
+          action: 'maintenance',
+          detail: `${i.on ? 'on' : 'off'} (${i.by})${i.until ? ` until ${i.until}` : ''}`,
+        }),
     });
     control = new ControlServer({ engine, events, listen: listenUnix, logger, maintenance, logLevel: () => model.global.log });
     const path = model.global.control ?? DEFAULT_CONTROL_PATH;
@@ -159,7 +165,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       const code = (err as { code?: string }).code;
       // Daemons in network namespaces of one host share the filesystem: the first one gets the
       // socket, the others run on without one rather than not at all. Logged at any log level.
-      logger.log(LOG.ERR, `carpd: control socket: ${(err as Error).message}${code === ControlCode.IN_USE || code === ControlCode.NOT_SOCKET ? '; running without a control socket' : ''}`);
+      logger.log(
+        LOG.ERR,
+        `carpd: control socket: ${(err as Error).message}${code === ControlCode.IN_USE || code === ControlCode.NOT_SOCKET ? '; running without a control socket' : ''}`,
+      );
       if (code !== ControlCode.IN_USE && code !== ControlCode.NOT_SOCKET) return 1;
       control = undefined;
     }
@@ -176,7 +185,17 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     try {
       const ph = await startPluginHost(engine, model, logger);
       ph.host.on('hook', (h: HookRecord) =>
-        events.publish({ type: 'hook', time: h.startedAt, plugin: h.plugin, hook: h.hook, ...(h.key ? { key: h.key } : {}), seq: h.seq, durationMs: h.durationMs, result: h.result, ...(h.error ? { error: h.error.message } : {}) }),
+        events.publish({
+          type: 'hook',
+          time: h.startedAt,
+          plugin: h.plugin,
+          hook: h.hook,
+          ...(h.key ? { key: h.key } : {}),
+          seq: h.seq,
+          durationMs: h.durationMs,
+          result: h.result,
+          ...(h.error ? { error: h.error.message } : {}),
+        }),
       );
       // The plugin-host child's life (a crash, its restart, set up again) for `carpctl events`.
       ph.host.on('child', (c: ChildEvent) => events.publish({ type: 'admin', time: c.time, action: 'plugin-host', detail: `${c.event}: ${c.detail}` }));
@@ -199,12 +218,18 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   // Sockets are open and nothing else is pending: the boot hold ends.
   if (serviceOn) engine.setDemotion(DEFAULT_GROUP, BOOT_DEMOTER, 0);
   const ifs = [...new Set(model.vhids.map((v) => v.interface))];
-  say(LOG.STATE, `carpd: running ${model.vhids.length} vhid(s) on ${ifs.join(', ')}${control ? `; control socket ${model.global.control ?? DEFAULT_CONTROL_PATH}` : ''}`);
+  say(
+    LOG.STATE,
+    `carpd: running ${model.vhids.length} vhid(s) on ${ifs.join(', ')}${control ? `; control socket ${model.global.control ?? DEFAULT_CONTROL_PATH}` : ''}`,
+  );
 
   if (serviceOn) {
     schedules = new Schedules({ engine, cron: nodeCron, ...(maintenance ? { maintenance } : {}), logger });
     schedules.start(model);
-    metrics = new MetricsServer(() => renderMetrics({ engine, events, ...(maintenance ? { maintenance } : {}), ...(control ? { control: control.stats } : {}) }), logger);
+    metrics = new MetricsServer(
+      () => renderMetrics({ engine, events, ...(maintenance ? { maintenance } : {}), ...(control ? { control: control.stats } : {}) }),
+      logger,
+    );
     await metrics.reconfigure(model.global.metrics).catch((err: unknown) => say(LOG.ERR, `carpd: metrics: ${(err as Error).message}`));
   }
 

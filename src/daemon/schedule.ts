@@ -27,7 +27,8 @@ export function checkSchedules(model: CarpModel, validCron: (expression: string)
   const m = model.maintenance;
   if (m?.enter !== undefined && !validCron(m.enter)) out.push(`${m.source}: maintenance enter: not a cron expression: ${m.enter}`);
   if (m?.leave !== undefined && !validCron(m.leave)) out.push(`${m.source}: maintenance leave: not a cron expression: ${m.leave}`);
-  if (m && m.leave === undefined && m.durationMs === undefined && m.enter !== undefined) out.push(`${m.source}: maintenance: enter needs a leave time or a duration`);
+  if (m && m.leave === undefined && m.durationMs === undefined && m.enter !== undefined)
+    out.push(`${m.source}: maintenance: enter needs a leave time or a duration`);
   const g = model.global.garpRefresh;
   if (g !== undefined && (!Number.isFinite(g) || g < 0)) out.push(`garp_refresh: must be a number of seconds >= 0`);
   return out;
@@ -54,7 +55,7 @@ export class Schedules {
 
   /** Start what `model` asks for. Bad expressions are logged and skipped. */
   start(model: CarpModel): void {
-    for (const problem of checkSchedules(model, this.deps.cron.valid)) this.deps.logger.log(LOG.ERR, `carpd: ${problem}`);
+    for (const problem of checkSchedules(model, (expression) => this.deps.cron.valid(expression))) this.deps.logger.log(LOG.ERR, `carpd: ${problem}`);
     const m = model.maintenance;
     const mt = this.deps.maintenance;
     if (m && mt) {
@@ -70,10 +71,13 @@ export class Schedules {
     }
     const every = model.global.garpRefresh;
     if (every !== undefined && Number.isFinite(every) && every > 0) {
-      this.garpTimer = setInterval(() => {
-        const n = this.deps.engine.refreshGarp();
-        if (n > 0) this.deps.logger.log(LOG.DEBUG, `carpd: gratuitous ARP refresh for ${n} vhid(s)`);
-      }, Math.max(1000, every * 1000));
+      this.garpTimer = setInterval(
+        () => {
+          const n = this.deps.engine.refreshGarp();
+          if (n > 0) this.deps.logger.log(LOG.DEBUG, `carpd: gratuitous ARP refresh for ${n} vhid(s)`);
+        },
+        Math.max(1000, every * 1000),
+      );
     }
   }
 
@@ -120,10 +124,13 @@ export class Schedules {
       this.leave();
       return;
     }
-    this.leaveTimer = setTimeout(() => {
-      this.leaveTimer = undefined;
-      if (at - this.now() > 0) this.armLeave(at);
-      else this.leave();
-    }, Math.min(left, MAX_DELAY_MS));
+    this.leaveTimer = setTimeout(
+      () => {
+        this.leaveTimer = undefined;
+        if (at - this.now() > 0) this.armLeave(at);
+        else this.leave();
+      },
+      Math.min(left, MAX_DELAY_MS),
+    );
   }
 }

@@ -30,7 +30,11 @@ export class ScriptQueue {
     this.tail = this.tail
       .then(async () => {
         const r = await this.run(argv, { timeoutMs: SCRIPT_TIMEOUT_MS });
-        if (r.exitCode !== 0) this.logger.log(LOG.WARN, `carpd: ${argv[0]} ${r.timedOut ? 'timed out' : r.spawnError ? `could not run: ${r.spawnError}` : `exited with status ${r.exitCode}`}`);
+        if (r.exitCode !== 0)
+          this.logger.log(
+            LOG.WARN,
+            `carpd: ${argv[0]} ${r.timedOut ? 'timed out' : r.spawnError ? `could not run: ${r.spawnError}` : `exited with status ${r.exitCode}`}`,
+          );
       })
       .catch((err: unknown) => this.logger.log(LOG.ERR, `carpd: ${argv[0]}: ${err instanceof Error ? err.message : String(err)}`));
   }

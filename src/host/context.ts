@@ -77,7 +77,8 @@ export function makeContext(d: ContextDeps): PluginContext {
   const extraDir = plugin.dir ? join(plugin.dir, 'templates') : undefined;
   const render = (template: string, view: TemplateView, opts: RenderOptions): string => {
     live('render');
-    if (!(plugin.decl.templates ?? []).includes(template)) throw new RenderError(RENDER_CODES.NAME, `template "${template}" is not in the plugin's declared templates`);
+    if (!(plugin.decl.templates ?? []).includes(template))
+      throw new RenderError(RENDER_CODES.NAME, `template "${template}" is not in the plugin's declared templates`);
     return d.templates.render(plugin.name, template, view, opts, extraDir);
   };
   const write = async (path: string, content: string, opts?: WriteOptions) => {

@@ -104,14 +104,27 @@ export class HookError extends Error {
   }
 
   toJSON(): Record<string, unknown> {
-    return { code: this.code, plugin: this.plugin, hook: this.hook, seq: this.seq, vhid: this.vhid, key: this.key, causeCode: this.causeCode, message: this.message };
+    return {
+      code: this.code,
+      plugin: this.plugin,
+      hook: this.hook,
+      seq: this.seq,
+      vhid: this.vhid,
+      key: this.key,
+      causeCode: this.causeCode,
+      message: this.message,
+    };
   }
 }
 
 /** A failing command, as `ctx.exec` reports it (argv[0] only: arguments may be sensitive). */
 export class ExecError extends Error {
   readonly code: string;
-  constructor(code: string, message: string, readonly exitCode: number | null = null) {
+  constructor(
+    code: string,
+    message: string,
+    readonly exitCode: number | null = null,
+  ) {
     super(message);
     this.name = 'ExecError';
     this.code = code;

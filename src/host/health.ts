@@ -15,7 +15,10 @@ export class Hysteresis {
   private good = true;
   private streak = 0;
 
-  constructor(readonly rise: number, readonly fall: number) {}
+  constructor(
+    readonly rise: number,
+    readonly fall: number,
+  ) {}
 
   get ok(): boolean {
     return this.good;

@@ -123,7 +123,10 @@ export class HostService {
       this.send({ type: 'ready', plugins: plugins.map((p) => p.name), gated: host.gatedKeys() });
       void host.whenBooted().then((ok) => ok && !this.stopped && this.send({ type: 'setup-done' }));
     } catch (e) {
-      const errors = e instanceof PluginsInvalidError ? e.errors.map((x) => ({ code: x.code, plugin: x.plugin, message: x.message })) : [{ code: 'CARPD_ERR_PLUGIN_LOAD', plugin: '*', message: messageOf(e) }];
+      const errors =
+        e instanceof PluginsInvalidError
+          ? e.errors.map((x) => ({ code: x.code, plugin: x.plugin, message: x.message }))
+          : [{ code: 'CARPD_ERR_PLUGIN_LOAD', plugin: '*', message: messageOf(e) }];
       this.send({ type: 'load-failed', errors });
       this.stopped = true;
       this.finish();

@@ -243,8 +243,9 @@ export class PluginHost extends EventEmitter {
     for (const p of this.plugins) {
       if (p.ready) continue;
       await this.setupOne(p);
-      // Now set up: bring it to its scope's current state.
-      if (p.ready) this.request(p.scope, this.scopeState(p.scope.def), undefined, 'setup succeeded', true);
+      // Now set up: bring it to its scope's current state. The queue tracks the run (and reports
+      // its failure); the returned pre-phase promise only ever resolves, and nobody waits for it here.
+      if (p.ready) void this.request(p.scope, this.scopeState(p.scope.def), undefined, 'setup succeeded', true);
     }
     this.checkBoot();
   }
@@ -252,7 +253,8 @@ export class PluginHost extends EventEmitter {
   /** After the first setup pass: every scope no transition has touched yet is driven to its state. */
   private converge(): void {
     for (const scope of this.scopes.values()) {
-      if (scope.wanted === undefined) this.request(scope, this.scopeState(scope.def), undefined, 'boot');
+      // Fire and forget, as in retrySetups: the queue tracks the run; the pre-phase promise never rejects.
+      if (scope.wanted === undefined) void this.request(scope, this.scopeState(scope.def), undefined, 'boot');
     }
   }
 
@@ -268,7 +270,8 @@ export class PluginHost extends EventEmitter {
 
   /**
    * Routes one transition. Returns the promise the engine's VIP step waits for (the pre-phases of
-   * the scopes it changes), or undefined when no scope changes.
+   * the scopes it changes), or undefined when no scope changes. That promise never rejects (a run's
+   * failure is reported by the queue), so a caller that waits with idle() instead may drop it.
    */
   handle(ev: TransitionEvent): Promise<void> | undefined {
     if (this.abort.signal.aborted) return undefined;
@@ -340,7 +343,15 @@ export class PluginHost extends EventEmitter {
     }
   }
 
-  private async attempt(p: PluginRt, hook: HookName, fnName: HookName, req: Request | undefined, run: RunState, attempt: number, from?: CarpState): Promise<HookOutcome> {
+  private async attempt(
+    p: PluginRt,
+    hook: HookName,
+    fnName: HookName,
+    req: Request | undefined,
+    run: RunState,
+    attempt: number,
+    from?: CarpState,
+  ): Promise<HookOutcome> {
     const { out, rec } = await callHook({ p, hook, fnName, req, run, attempt, ...(from ? { from } : {}) }, this.hookDeps);
     p.lastResult = out.result;
     if (rec.seq > 0) this.log.hook(rec);

@@ -81,7 +81,8 @@ export function discoverPlugins(dirs: PluginDirs, listFolders: LoaderPorts['list
     try {
       names = listFolders(dir);
     } catch (e) {
-      if (origin === 'operator') errors.push(new PluginLoadError(C.LOAD, '*', `cannot read plugin directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? messageOf(e)}`));
+      if (origin === 'operator')
+        errors.push(new PluginLoadError(C.LOAD, '*', `cannot read plugin directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? messageOf(e)}`));
       return;
     }
     for (const name of names) {
@@ -150,10 +151,11 @@ export function preparePlugin(raw: unknown, config: PluginConfig, opts: PrepareO
   }
 
   if (d.after !== undefined && !isStrArray(d.after)) err(C.DECLARATION, 'after must be a list of plugin names');
-  else for (const a of d.after ?? []) {
-    if (a === d.name) err(C.CYCLE, 'is after itself');
-    else if (!opts.known.has(a)) err(C.DEPENDENCY, `is after "${a}", which is not an installed plugin`);
-  }
+  else
+    for (const a of d.after ?? []) {
+      if (a === d.name) err(C.CYCLE, 'is after itself');
+      else if (!opts.known.has(a)) err(C.DEPENDENCY, `is after "${a}", which is not an installed plugin`);
+    }
 
   if (d.os !== undefined && (!isStrArray(d.os) || !d.os.every(isOsName))) err(C.DECLARATION, `os must be a list of ${OS_NAMES.join(', ')}`);
   else if (d.os && !d.os.includes(opts.os)) err(C.OS, `does not run on ${opts.os} (it supports ${d.os.join(', ') || 'no OS'})`);
@@ -168,20 +170,23 @@ export function preparePlugin(raw: unknown, config: PluginConfig, opts: PrepareO
   else scope = resolved;
 
   if (d.templates !== undefined && !isStrArray(d.templates)) err(C.DECLARATION, 'templates must be a list of template names');
-  else for (const t of d.templates ?? []) {
-    try {
-      checkTemplateName(t);
-    } catch {
-      err(C.TEMPLATE, `bad template name "${t}"`);
-      continue;
+  else
+    for (const t of d.templates ?? []) {
+      try {
+        checkTemplateName(t);
+      } catch {
+        err(C.TEMPLATE, `bad template name "${t}"`);
+        continue;
+      }
+      const extra = opts.found ? join(opts.found.dir, 'templates') : undefined;
+      if (!opts.templates.resolve(label, t, extra))
+        err(C.TEMPLATE, `template "${t}" not found for ${opts.os} (looked for ${opts.templates.candidates(label, t, extra).join(', ')})`);
     }
-    const extra = opts.found ? join(opts.found.dir, 'templates') : undefined;
-    if (!opts.templates.resolve(label, t, extra)) err(C.TEMPLATE, `template "${t}" not found for ${opts.os} (looked for ${opts.templates.candidates(label, t, extra).join(', ')})`);
-  }
 
   const options = checkOptions(d.options, config, err);
   const health = isObj(d.hooks) && typeof d.hooks.checkHealth === 'function' ? checkHealth(d.health, config, err, opts.validCron) : undefined;
-  if (!health) for (const k of HEALTH_OPTIONS) if (config.options[k] !== undefined) err(C.OPTION, `option ${k} needs a checkHealth hook, which this plugin lacks`);
+  if (!health)
+    for (const k of HEALTH_OPTIONS) if (config.options[k] !== undefined) err(C.OPTION, `option ${k} needs a checkHealth hook, which this plugin lacks`);
 
   if (errors.length > 0 || !scope || !options) return { errors };
   const timeoutMs = config.timeoutMs ?? opts.model.global.hookTimeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS;
@@ -236,7 +241,12 @@ function checkOptions(spec: unknown, config: PluginConfig, err: (code: string, m
   return ok ? out : undefined;
 }
 
-function checkHealth(spec: unknown, config: PluginConfig, err: (code: string, msg: string) => void, validCron: LoaderPorts['validCron']): HealthSchedule | undefined {
+function checkHealth(
+  spec: unknown,
+  config: PluginConfig,
+  err: (code: string, msg: string) => void,
+  validCron: LoaderPorts['validCron'],
+): HealthSchedule | undefined {
   const s = isObj(spec) ? spec : {};
   if (spec !== undefined && !isObj(spec)) err(C.DECLARATION, 'health must be an object');
   const o = config.options;
@@ -288,7 +298,10 @@ export function orderPlugins(plugins: readonly LoadedPlugin[]): { ordered: Loade
     }
   }
   if (ordered.length === plugins.length) return { ordered, errors: [] };
-  const left = plugins.map((p) => p.name).filter((n) => !ordered.some((o) => o.name === n)).sort();
+  const left = plugins
+    .map((p) => p.name)
+    .filter((n) => !ordered.some((o) => o.name === n))
+    .sort();
   return { ordered, errors: [new PluginLoadError(C.CYCLE, left[0]!, `dependency cycle: ${findCycle(left[0]!, deps).join(' → ')}`)] };
 }
 
@@ -322,7 +335,7 @@ export interface LoadOptions extends LoaderPorts {
  * PluginsInvalidError listing every problem.
  */
 export async function loadPlugins(model: CarpModel, opts: LoadOptions): Promise<LoadedPlugin[]> {
-  const { found, errors } = discoverPlugins(opts.dirs, opts.listFolders);
+  const { found, errors } = discoverPlugins(opts.dirs, (dir) => opts.listFolders(dir));
   const loaded: LoadedPlugin[] = [];
   const seen = new Set<string>();
   for (const config of model.plugins ?? []) {
@@ -333,7 +346,9 @@ export async function loadPlugins(model: CarpModel, opts: LoadOptions): Promise<
     seen.add(config.name);
     const f = found.get(config.name);
     if (!f) {
-      errors.push(new PluginLoadError(C.UNKNOWN, config.name, `is not installed (${config.source}); installed: ${[...found.keys()].sort().join(', ') || 'none'}`));
+      errors.push(
+        new PluginLoadError(C.UNKNOWN, config.name, `is not installed (${config.source}); installed: ${[...found.keys()].sort().join(', ') || 'none'}`),
+      );
       continue;
     }
     let raw: unknown;
@@ -343,7 +358,14 @@ export async function loadPlugins(model: CarpModel, opts: LoadOptions): Promise<
       errors.push(e instanceof PluginLoadError ? e : new PluginLoadError(C.LOAD, f.name, messageOf(e)));
       continue;
     }
-    const r = preparePlugin(raw, config, { model, os: opts.os, templates: opts.templates, known: new Set(found.keys()), found: f, validCron: opts.validCron });
+    const r = preparePlugin(raw, config, {
+      model,
+      os: opts.os,
+      templates: opts.templates,
+      known: new Set(found.keys()),
+      found: f,
+      validCron: (expression) => opts.validCron(expression),
+    });
     errors.push(...r.errors);
     if (r.plugin) loaded.push(r.plugin);
   }

@@ -88,7 +88,17 @@ function vhidStates(v: unknown): VhidState[] | undefined {
 function transition(v: unknown): TransitionEvent | undefined {
   if (!isObj(v)) return undefined;
   const { seq, time, vhid, key, from, to, reason } = v;
-  if (!int(seq, 0, SEQ_MAX) || !str(time, 64) || !int(vhid, 0, 255) || !str(v.interface, 256) || !str(key, 256) || !isState(from) || !isState(to) || !str(reason)) return undefined;
+  if (
+    !int(seq, 0, SEQ_MAX) ||
+    !str(time, 64) ||
+    !int(vhid, 0, 255) ||
+    !str(v.interface, 256) ||
+    !str(key, 256) ||
+    !isState(from) ||
+    !isState(to) ||
+    !str(reason)
+  )
+    return undefined;
   return { seq, time, vhid, interface: v.interface, key, from, to, reason };
 }
 
@@ -110,7 +120,16 @@ function modelOk(m: unknown): m is CarpModel {
   if (!isObj(m) || !isObj(m.global) || !int(m.global.log, 0, 7) || !Array.isArray(m.vhids) || m.vhids.length > MAX_LIST) return false;
   for (const k of ['pluginDir', 'templateDir'] as const) if (m.global[k] !== undefined && !str(m.global[k], 4096)) return false;
   for (const v of m.vhids) {
-    if (!isObj(v) || !str(v.key, 256) || !int(v.vhid, 1, 255) || !str(v.interface, 256) || !strList(v.addresses) || !int(v.advbase, 0, 255) || !int(v.advskew, 0, 255)) return false;
+    if (
+      !isObj(v) ||
+      !str(v.key, 256) ||
+      !int(v.vhid, 1, 255) ||
+      !str(v.interface, 256) ||
+      !strList(v.addresses) ||
+      !int(v.advbase, 0, 255) ||
+      !int(v.advskew, 0, 255)
+    )
+      return false;
     if ((v.name !== undefined && !str(v.name, 256)) || (v.groups !== undefined && !strList(v.groups))) return false;
   }
   if (m.plugins !== undefined) {
@@ -161,7 +180,8 @@ function hookRecord(v: unknown): HookRecord | undefined {
   const { seq, plugin, hook, key, scope, attempt, startedAt, durationMs, result, error } = v;
   if (!int(seq, 0, SEQ_MAX) || !str(plugin, 256) || !(typeof hook === 'string' && (HOOK_NAMES as readonly string[]).includes(hook))) return undefined;
   if (!str(key, 256) || !str(scope, 512) || !int(attempt, 1, 1_000_000) || !str(startedAt, 64)) return undefined;
-  if (typeof durationMs !== 'number' || !Number.isFinite(durationMs) || durationMs < 0 || typeof result !== 'string' || !RESULTS.includes(result)) return undefined;
+  if (typeof durationMs !== 'number' || !Number.isFinite(durationMs) || durationMs < 0 || typeof result !== 'string' || !RESULTS.includes(result))
+    return undefined;
   const rec: HookRecord = { seq, plugin, hook: hook as HookName, key, scope, attempt, startedAt, durationMs, result: result as HookRecord['result'] };
   if (error !== undefined) {
     if (!isObj(error) || !str(error.code, 128) || !str(error.message) || (error.causeCode !== undefined && !str(error.causeCode, 128))) return undefined;
@@ -196,7 +216,9 @@ export function parseFromChild(raw: unknown): FromChild | undefined {
     case 'pre-phase-done':
       return int(raw.seq, 0, SEQ_MAX) ? { type: 'pre-phase-done', seq: raw.seq } : undefined;
     case 'demote':
-      return str(raw.group, 64) && raw.group !== '' && str(raw.by, 300) && int(raw.count, 0, 255) ? { type: 'demote', group: raw.group, by: raw.by, count: raw.count } : undefined;
+      return str(raw.group, 64) && raw.group !== '' && str(raw.by, 300) && int(raw.count, 0, 255)
+        ? { type: 'demote', group: raw.group, by: raw.by, count: raw.count }
+        : undefined;
     case 'hook': {
       const record = hookRecord(raw.record);
       return record ? { type: 'hook', record } : undefined;

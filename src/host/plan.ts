@@ -85,7 +85,10 @@ export async function planTransition(model: CarpModel, opts: PlanOptions): Promi
   const root = opts.builtinPluginDir && opts.builtinTemplateDir ? '' : packageRoot();
   const templates =
     opts.templates ??
-    new Templates({ builtin: opts.builtinTemplateDir ?? join(root, 'templates'), ...(model.global.templateDir ? { override: model.global.templateDir } : {}) }, opts.os);
+    new Templates(
+      { builtin: opts.builtinTemplateDir ?? join(root, 'templates'), ...(model.global.templateDir ? { override: model.global.templateDir } : {}) },
+      opts.os,
+    );
   const plugins =
     opts.plugins ??
     (await loadPlugins(model, {
@@ -131,7 +134,8 @@ async function planScope(
   emit: (s: Omit<Raw, 'seq'>) => void,
 ): Promise<void> {
   const scopeOf = new Map(plugins.map((p) => [p.name, p.scope.key]));
-  const where = (tag: HookTag | undefined) => (tag ? { phase: phaseOf(tag.hook), plugin: tag.plugin, scope: scopeOf.get(tag.plugin) ?? '', order: 0 } : undefined);
+  const where = (tag: HookTag | undefined) =>
+    tag ? { phase: phaseOf(tag.hook), plugin: tag.plugin, scope: scopeOf.get(tag.plugin) ?? '', order: 0 } : undefined;
   const exec: ExecPort = {
     async run(argv, ropts) {
       const w = where(ropts.tag);
@@ -175,11 +179,13 @@ async function planScope(
     scheduler: realScheduler,
   });
   host.on('hook', (h: HookRecord) => {
-    if (h.result !== 'ok' && h.error) emit({ phase: phaseOf(h.hook), plugin: h.plugin, scope: h.scope, kind: 'error', error: { code: h.error.code, message: h.error.message }, order: 0 });
+    if (h.result !== 'ok' && h.error)
+      emit({ phase: phaseOf(h.hook), plugin: h.plugin, scope: h.scope, kind: 'error', error: { code: h.error.code, message: h.error.message }, order: 0 });
   });
   host.start();
   const ev: TransitionEvent = { seq: 1, time: new Date().toISOString(), vhid: v.vhid, interface: v.interface, key: v.key, from, to: opts.to, reason: 'plan' };
-  host.handle(ev);
+  // The returned gate (the pre-phases, for an engine's VIP step) never rejects; idle() waits for the whole run.
+  void host.handle(ev);
   await host.idle();
   await host.stop();
 }
@@ -188,7 +194,9 @@ const shellWord = escaperFor('shell-word');
 
 /** The plan as text: one line per step, diffs indented under their file. */
 export function formatPlan(plan: PlanResult): string[] {
-  const out = [`plan: ${plan.key} ${plan.from} -> ${plan.to} on ${plan.os}${plan.root ? ` (files under ${plan.root})` : ''}; scopes: ${plan.scopes.join(', ') || 'none'}`];
+  const out = [
+    `plan: ${plan.key} ${plan.from} -> ${plan.to} on ${plan.os}${plan.root ? ` (files under ${plan.root})` : ''}; scopes: ${plan.scopes.join(', ') || 'none'}`,
+  ];
   if (plan.steps.length === 0) out.push('  (nothing to do)');
   const phaseW = Math.max(5, ...plan.steps.map((s) => s.phase.length));
   const plugW = Math.max(4, ...plan.steps.map((s) => (s.plugin ?? 'core').length));

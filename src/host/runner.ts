@@ -44,6 +44,7 @@ export function runHook(fn: (lease: Lease) => unknown, opts: RunHookOptions): Pr
   const lease: Lease = { signal: controller.signal, deadline: startedAt + opts.timeoutMs, revoked: () => completed };
 
   return new Promise<HookOutcome>((resolve) => {
+    // eslint-disable-next-line prefer-const -- when the parent is already aborted, finish() reads it before its one assignment: a const would throw there (TDZ)
     let timer: unknown;
     const onParentAbort = () => finish('error', undefined, new HookError(C.HOOK_ABORTED, tag, 'aborted: the plugin host is stopping'));
     // Exactly once: a late resolve, a late reject or a second timeout is ignored.

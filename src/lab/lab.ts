@@ -40,7 +40,16 @@ export function labNodes(names: string[]): { name: string; address: string }[] {
 export function labConfig(opts: { vhids: number; advskew: number; passfile: string; preempt?: boolean; advbase?: number }): string {
   const lines = ['[carpd]', `preempt = ${opts.preempt ? 'yes' : 'no'}`, 'log = 5', ''];
   for (let v = 1; v <= opts.vhids; v++) {
-    lines.push(`[vhid.v${v}]`, `vhid = ${v}`, 'interface = eth0', `address = ${labVip(v)}/${LAB_PREFIX_LEN}`, `advbase = ${opts.advbase ?? 1}`, `advskew = ${opts.advskew}`, `passfile = ${opts.passfile}`, '');
+    lines.push(
+      `[vhid.v${v}]`,
+      `vhid = ${v}`,
+      'interface = eth0',
+      `address = ${labVip(v)}/${LAB_PREFIX_LEN}`,
+      `advbase = ${opts.advbase ?? 1}`,
+      `advskew = ${opts.advskew}`,
+      `passfile = ${opts.passfile}`,
+      '',
+    );
   }
   return lines.join('\n');
 }
@@ -73,11 +82,42 @@ export function spawnCarpd(lab: Lab, node: LabNode, conf: string, onLine: (l: st
 }
 
 /** Start one ucarp per vhid in a node's namespace. */
-export function spawnUcarp(lab: Lab, node: LabNode, vhids: number, advskew: number, passfile: string, onLine: (l: string) => void, extra: string[] = []): ChildProcess[] {
+export function spawnUcarp(
+  lab: Lab,
+  node: LabNode,
+  vhids: number,
+  advskew: number,
+  passfile: string,
+  onLine: (l: string) => void,
+  extra: string[] = [],
+): ChildProcess[] {
   const { up, down } = writeUcarpScripts(lab.dir);
   const procs: ChildProcess[] = [];
   for (let v = 1; v <= vhids; v++) {
-    const argv = ['ucarp', '-i', 'eth0', '-s', node.address, '-v', String(v), '-o', passfile, '-a', labVip(v), '-b', '1', '-k', String(advskew), '-u', up, '-d', down, '-x', 'lab', ...extra];
+    const argv = [
+      'ucarp',
+      '-i',
+      'eth0',
+      '-s',
+      node.address,
+      '-v',
+      String(v),
+      '-o',
+      passfile,
+      '-a',
+      labVip(v),
+      '-b',
+      '1',
+      '-k',
+      String(advskew),
+      '-u',
+      up,
+      '-d',
+      down,
+      '-x',
+      'lab',
+      ...extra,
+    ];
     const child = lab.spawn(node.ns, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     for (const s of [child.stdout, child.stderr]) if (s) createInterface({ input: s }).on('line', onLine);
     procs.push(child);
@@ -87,7 +127,9 @@ export function spawnUcarp(lab: Lab, node: LabNode, vhids: number, advskew: numb
 
 /** Observe adverts on the lab's segment from a namespace of its own. */
 export function spawnObserver(lab: Lab, node: LabNode, heard: HeardAdvert[]): ChildProcess {
-  const child = lab.spawn(node.ns, [process.execPath, CARPD_JS, 'monitor', '-i', 'eth0', '--json', '--srcip', node.address, '--seconds', '600'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = lab.spawn(node.ns, [process.execPath, CARPD_JS, 'monitor', '-i', 'eth0', '--json', '--srcip', node.address, '--seconds', '600'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (child.stdout) {
     createInterface({ input: child.stdout }).on('line', (l) => {
       try {
@@ -116,7 +158,7 @@ export function summarize(masters: Map<number, string>, name: (src: string) => s
   for (const [v, s] of [...masters].sort(([a], [b]) => a - b)) by.set(name(s), [...(by.get(name(s)) ?? []), v]);
   const ranges = (vs: number[]) => {
     const out: string[] = [];
-    for (let i = 0; i < vs.length; ) {
+    for (let i = 0; i < vs.length;) {
       let j = i;
       while (j + 1 < vs.length && vs[j + 1] === vs[j]! + 1) j++;
       out.push(i === j ? `${vs[i]}` : `${vs[i]}-${vs[j]}`);
@@ -146,7 +188,6 @@ export interface LabRunOptions {
 
 /** `carpd lab`: namespaces, carpd (and ucarp) peers and an observer; fail the master, watch the handover. */
 export async function runLab({ nCarpd, vhids, step, withUcarp, rejoin }: LabRunOptions, io: Io): Promise<number> {
-
   const t0 = Date.now();
   const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(3).padStart(7)}]`;
   const say = (s: string) => io.out(`${stamp()} ${s}`);
@@ -202,7 +243,9 @@ export async function runLab({ nCarpd, vhids, step, withUcarp, rejoin }: LabRunO
     say(`elected: ${summarize(masters, (s) => bySrc(s)?.node.name ?? s)}`);
     const addrs = await lab.exec(master.node.ns, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
     const vipsUp = Array.from({ length: vhids }, (_, i) => labVip(i + 1)).filter((a) => addrs.stdout.includes(`${a}/`));
-    say(`${master.node.name} holds ${vipsUp.length}/${vhids} VIP(s)${vipsUp.length ? `: ${vipsUp.slice(0, 3).join(', ')}${vipsUp.length > 3 ? ', …' : ''}` : ''}`);
+    say(
+      `${master.node.name} holds ${vipsUp.length}/${vhids} VIP(s)${vipsUp.length ? `: ${vipsUp.slice(0, 3).join(', ')}${vipsUp.length > 3 ? ', …' : ''}` : ''}`,
+    );
 
     say(`kill -9 ${master.node.name} (${master.procs.map((c) => c.pid).join(',')})`);
     const killedAt = Date.now();
@@ -223,10 +266,15 @@ export async function runLab({ nCarpd, vhids, step, withUcarp, rejoin }: LabRunO
     }
     const next = bySrc(after.get(1)!)!;
     const nominal = 3000 + (next.advskew * 1000) / 256;
-    const spread = times.length > 1 ? ` (min ${(Math.min(...times) / 1000).toFixed(3)} s, max ${(Math.max(...times) / 1000).toFixed(3)} s over ${times.length} vhids)` : '';
-    say(`${next.node.name} (${next.kind}) took over: failover ${(median(times) / 1000).toFixed(3)} s${spread}; nominal 3 × advbase + advskew/256 = ${(nominal / 1000).toFixed(3)} s`);
+    const spread =
+      times.length > 1 ? ` (min ${(Math.min(...times) / 1000).toFixed(3)} s, max ${(Math.max(...times) / 1000).toFixed(3)} s over ${times.length} vhids)` : '';
+    say(
+      `${next.node.name} (${next.kind}) took over: failover ${(median(times) / 1000).toFixed(3)} s${spread}; nominal 3 × advbase + advskew/256 = ${(nominal / 1000).toFixed(3)} s`,
+    );
     const addrs2 = await lab.exec(next.node.ns, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
-    say(`${next.node.name} holds ${Array.from({ length: vhids }, (_, i) => labVip(i + 1)).filter((a) => addrs2.stdout.includes(`${a}/`)).length}/${vhids} VIP(s)`);
+    say(
+      `${next.node.name} holds ${Array.from({ length: vhids }, (_, i) => labVip(i + 1)).filter((a) => addrs2.stdout.includes(`${a}/`)).length}/${vhids} VIP(s)`,
+    );
 
     if (rejoin && master.kind === 'carpd') {
       const conf = join(lab.dir, `${master.node.name}.conf`);

@@ -93,17 +93,17 @@ export interface Lab {
 /** Thrown when a lab command fails; carries the command's output. */
 export class LabError extends Error {
   readonly code = 'CARPD_ERR_LAB';
-  constructor(message: string, readonly result?: RunResult) {
+  constructor(
+    message: string,
+    readonly result?: RunResult,
+  ) {
     super(message);
     this.name = 'LabError';
   }
 }
 
 /** Bounded polling: resolves with the predicate's first truthy value, rejects on timeout. */
-export async function waitFor<T>(
-  predicate: () => T | Promise<T>,
-  opts: { timeoutMs: number; intervalMs?: number; what?: string },
-): Promise<NonNullable<T>> {
+export async function waitFor<T>(predicate: () => T | Promise<T>, opts: { timeoutMs: number; intervalMs?: number; what?: string }): Promise<NonNullable<T>> {
   const interval = opts.intervalMs ?? 50;
   const deadline = Date.now() + opts.timeoutMs;
   for (;;) {
@@ -295,8 +295,24 @@ class LabImpl implements Lab {
     }
     if (sw) {
       for (const [i, node] of this.nodes.entries()) {
-        await this.ip(['-n', sw, 'link', 'add', node.peerIfname, 'address', `02:00:00:00:01:${hex2(i + 1)}`,
-          'type', 'veth', 'peer', 'name', 'eth0', 'address', node.mac, 'netns', node.ns]);
+        await this.ip([
+          '-n',
+          sw,
+          'link',
+          'add',
+          node.peerIfname,
+          'address',
+          `02:00:00:00:01:${hex2(i + 1)}`,
+          'type',
+          'veth',
+          'peer',
+          'name',
+          'eth0',
+          'address',
+          node.mac,
+          'netns',
+          node.ns,
+        ]);
         await this.ip(['-n', sw, 'link', 'set', node.peerIfname, 'master', 'br0']);
         await this.ip(['-n', sw, 'link', 'set', node.peerIfname, 'up']);
       }
@@ -493,7 +509,12 @@ async function killNsPids(ns: string): Promise<void> {
 }
 
 function parsePids(text: string): number[] {
-  return text.split('\n').map((l) => l.trim()).filter((l) => /^\d+$/.test(l)).map(Number).filter((pid) => pid > 1 && pid !== process.pid);
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^\d+$/.test(l))
+    .map(Number)
+    .filter((pid) => pid > 1 && pid !== process.pid);
 }
 
 function hasExited(child: ChildProcess): boolean {

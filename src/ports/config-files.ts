@@ -6,9 +6,7 @@
 export type ReadResult = { ok: true; text: string; mode: number } | { ok: false; message: string };
 
 /** A password file's first line, or why it was refused (codes are config/errors `Code`s). */
-export type PassfileResult =
-  | { ok: true; password: string }
-  | { ok: false; code: string; message: string };
+export type PassfileResult = { ok: true; password: string } | { ok: false; code: string; message: string };
 
 export interface ParseContext {
   /** Reads a file a config refers to (a sourced file, hostname.vlan42, ifcfg-eth0:0). */

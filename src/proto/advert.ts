@@ -1,13 +1,5 @@
 import { inCksum } from './checksum.js';
-import {
-  CARP_ADVERTISEMENT,
-  CARP_AUTHLEN,
-  CARP_DFLTTL,
-  CARP_HEADER_LEN,
-  CARP_VERSION,
-  carpHeader,
-  type CarpHeader,
-} from './carp-header.js';
+import { CARP_ADVERTISEMENT, CARP_AUTHLEN, CARP_DFLTTL, CARP_HEADER_LEN, CARP_VERSION, carpHeader, type CarpHeader } from './carp-header.js';
 import { signAdvert, verifyAdvert, type AuthContext } from './hmac.js';
 import { decodeIpv4 } from './ipv4.js';
 import type { DropReason } from './counters.js';
@@ -39,8 +31,7 @@ export function buildAdvert(ctx: AuthContext, f: AdvertFields): Buffer {
 }
 
 export type CheckResult =
-  | { ok: true; src: string; dst: string; ttl: number; header: CarpHeader; ctx: AuthContext }
-  | { ok: false; reason: DropReason; src?: string; vhid?: number };
+  { ok: true; src: string; dst: string; ttl: number; header: CarpHeader; ctx: AuthContext } | { ok: false; reason: DropReason; src?: string; vhid?: number };
 
 /**
  * Validate one received IPv4 packet (IP header included; the socket delivers protocol 112 only,

@@ -70,7 +70,10 @@ type ParsedAddress = { family: 4; value: number } | { family: 6; bytes: Buffer; 
 
 /** Accepts `a.b.c.d`, IPv6, either with `/prefix`, IPv6 also with `%zone`; both are dropped. */
 function parseAddress(input: string): ParsedAddress {
-  const bare = input.trim().replace(/\/\d{1,3}$/, '').replace(/%[^%/]*$/, '');
+  const bare = input
+    .trim()
+    .replace(/\/\d{1,3}$/, '')
+    .replace(/%[^%/]*$/, '');
   const v4 = parseIpv4(bare);
   if (v4 !== undefined) return { family: 4, value: v4 };
   const v6 = parseIpv6(bare);

@@ -79,7 +79,16 @@ class FakeSource extends EventEmitter {
   flipAll(to: CarpState): { seq: number; at: bigint }[] {
     const out: { seq: number; at: bigint }[] = [];
     for (const [key, from] of this.states) {
-      const ev: TransitionEvent = { seq: ++this.seq, time: new Date().toISOString(), vhid: Number(key.split('@')[0]), interface: 'eth0', key, from, to, reason: 'bench' };
+      const ev: TransitionEvent = {
+        seq: ++this.seq,
+        time: new Date().toISOString(),
+        vhid: Number(key.split('@')[0]),
+        interface: 'eth0',
+        key,
+        from,
+        to,
+        reason: 'bench',
+      };
       this.states.set(key, to);
       const at = process.hrtime.bigint();
       this.emit('transition', ev);
@@ -154,7 +163,16 @@ async function main(): Promise<number> {
     }
     const model: CarpModel = {
       global: { allow: true, preempt: false, log: 3, pluginDir: join(dir, 'plugins') },
-      vhids: vhids.map((v) => ({ key: keyOf(v), vhid: v, interface: 'eth0', addresses: [`192.0.2.${v}/24`], advbase: 1, advskew: 0, password: '', source: 'bench' })),
+      vhids: vhids.map((v) => ({
+        key: keyOf(v),
+        vhid: v,
+        interface: 'eth0',
+        addresses: [`192.0.2.${v}/24`],
+        advbase: 1,
+        advskew: 0,
+        password: '',
+        source: 'bench',
+      })),
       plugins: vhids.map((v) => ({ name: `latency${v}`, follow: { kind: 'vhid' as const, ref: keyOf(v) }, options: { out }, source: `bench:${v}` })),
     };
     const source = new FakeSource(burst);
@@ -162,7 +180,11 @@ async function main(): Promise<number> {
     const ph = await startPluginHost(source as unknown as StateSource, model, logger, { inProcess });
     const host = ph.host as unknown as EventEmitter;
     const failures: string[] = [];
-    host.on('hook', (h: HookRecord) => h.result !== 'ok' && failures.length < 10 && failures.push(`${h.plugin} ${h.hook} seq ${h.seq}: ${h.result} ${h.error?.message ?? ''}`));
+    host.on(
+      'hook',
+      (h: HookRecord) =>
+        h.result !== 'ok' && failures.length < 10 && failures.push(`${h.plugin} ${h.hook} seq ${h.seq}: ${h.result} ${h.error?.message ?? ''}`),
+    );
     // The boot runs (INIT: the backup hooks) come first; wait for them so they are not measured.
     await waitHooks(host, new Set([0]), burst, 30_000);
     const offset = clockOffset();
@@ -190,7 +212,9 @@ async function main(): Promise<number> {
     if (toExec.length < n * 0.98) throw new Error(`only ${toExec.length} of ${n} transitions measured; failed hooks: ${failures.join('; ') || 'none'}`);
     if (toExec.length < emitted.size) console.log(`  (${emitted.size - toExec.length} of ${emitted.size} transitions without a timestamp from the command)`);
     const f = (x: number) => x.toFixed(2);
-    console.log(`hook latency, plugin host ${inProcess ? 'in the daemon process' : 'in a child process'}, over ${toExec.length} transitions (${burst} vhid(s) per protocol step, gap ${gapMs} ms):`);
+    console.log(
+      `hook latency, plugin host ${inProcess ? 'in the daemon process' : 'in a child process'}, over ${toExec.length} transitions (${burst} vhid(s) per protocol step, gap ${gapMs} ms):`,
+    );
     console.log(`  transition -> ctx.exec:         p50 ${f(pct(toExec, 50))} ms  p99 ${f(pct(toExec, 99))} ms  max ${f(Math.max(...toExec))} ms`);
     console.log(`  transition -> command running:  p50 ${f(pct(toCommand, 50))} ms  p99 ${f(pct(toCommand, 99))} ms  max ${f(Math.max(...toCommand))} ms`);
     return 0;

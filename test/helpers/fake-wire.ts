@@ -224,7 +224,13 @@ export class Sim {
   readonly wire = new FakeWire(this.time);
   readonly nodes = new Map<string, SimNode>();
 
-  add(name: string, index: number, vhids: VhidConfig[], global: Partial<CarpModel['global']> = {}, extra: Omit<Partial<CarpModel>, 'global' | 'vhids'> = {}): SimNode {
+  add(
+    name: string,
+    index: number,
+    vhids: VhidConfig[],
+    global: Partial<CarpModel['global']> = {},
+    extra: Omit<Partial<CarpModel>, 'global' | 'vhids'> = {},
+  ): SimNode {
     const addr = `198.18.0.${index}`;
     const net = new FakeNet({ eth0: addr, eth1: `198.18.1.${index}` });
     const logs: string[] = [];
@@ -250,7 +256,9 @@ export class Sim {
   }
 
   state(name: string, key: string): string | undefined {
-    return this.node(name).engine.status().find((s) => s.key === key)?.state;
+    return this.node(name)
+      .engine.status()
+      .find((s) => s.key === key)?.state;
   }
 
   /** Names of the nodes that are MASTER for `key`. */

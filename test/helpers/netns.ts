@@ -51,7 +51,7 @@ export function startProbe(lab: Lab, ns: string, args: string[]): RunningProbe {
           return v as JsonLine;
         });
       } catch (err) {
-        throw new Error(`${(err as Error).message}; probe lines ${JSON.stringify(lines)}; stderr ${stderr}`);
+        throw new Error(`${(err as Error).message}; probe lines ${JSON.stringify(lines)}; stderr ${stderr}`, { cause: err });
       }
     },
     stop: async () => {
@@ -62,9 +62,17 @@ export function startProbe(lab: Lab, ns: string, args: string[]): RunningProbe {
 }
 
 /** Run the probe to completion in `ns` and return its JSON lines and exit code. */
-export async function runProbe(lab: Lab, ns: string, args: string[], timeoutMs = 10_000): Promise<{ exitCode: number | null; lines: JsonLine[]; stderr: string }> {
+export async function runProbe(
+  lab: Lab,
+  ns: string,
+  args: string[],
+  timeoutMs = 10_000,
+): Promise<{ exitCode: number | null; lines: JsonLine[]; stderr: string }> {
   const r = await lab.exec(ns, [process.execPath, PROBE, ...args], { timeoutMs });
-  const lines = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as JsonLine);
+  const lines = r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as JsonLine);
   return { exitCode: r.exitCode, lines, stderr: r.stderr };
 }
 
@@ -117,11 +125,22 @@ export function parseEthernet(data: Buffer): EthFrame {
   if (frame.ethertype === 0x0800) {
     const ihl = (p[0]! & 0x0f) * 4;
     frame.ipv4 = {
-      tos: p[1]!, ttl: p[8]!, df: (p[6]! & 0x40) !== 0, proto: p[9]!,
-      src: ip4(p.subarray(12, 16)), dst: ip4(p.subarray(16, 20)), payload: p.subarray(ihl, p.readUInt16BE(2)),
+      tos: p[1]!,
+      ttl: p[8]!,
+      df: (p[6]! & 0x40) !== 0,
+      proto: p[9]!,
+      src: ip4(p.subarray(12, 16)),
+      dst: ip4(p.subarray(16, 20)),
+      payload: p.subarray(ihl, p.readUInt16BE(2)),
     };
   } else if (frame.ethertype === 0x0806) {
-    frame.arp = { op: p.readUInt16BE(6), sha: mac(p.subarray(8, 14)), spa: ip4(p.subarray(14, 18)), tha: mac(p.subarray(18, 24)), tpa: ip4(p.subarray(24, 28)) };
+    frame.arp = {
+      op: p.readUInt16BE(6),
+      sha: mac(p.subarray(8, 14)),
+      spa: ip4(p.subarray(14, 18)),
+      tha: mac(p.subarray(18, 24)),
+      tpa: ip4(p.subarray(24, 28)),
+    };
   } else if (frame.ethertype === 0x86dd) {
     frame.ipv6 = { next: p[6]!, hopLimit: p[7]!, src: p.subarray(8, 24), dst: p.subarray(24, 40), payload: p.subarray(40, 40 + p.readUInt16BE(4)) };
   }

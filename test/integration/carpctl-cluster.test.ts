@@ -28,7 +28,14 @@ function conf(opts: { advskew: number; passfile: string; extra?: string[]; vhids
     '[carpd]',
     'log = 5',
     ...(opts.extra ?? []),
-    ...(opts.vhids ?? [1]).flatMap((v) => [`[vhid.v${v}]`, `vhid = ${v}`, 'interface = eth0', `address = ${labVip(v)}/16`, `advskew = ${opts.advskew}`, `passfile = ${opts.passfile}`]),
+    ...(opts.vhids ?? [1]).flatMap((v) => [
+      `[vhid.v${v}]`,
+      `vhid = ${v}`,
+      'interface = eth0',
+      `address = ${labVip(v)}/16`,
+      `advskew = ${opts.advskew}`,
+      `passfile = ${opts.passfile}`,
+    ]),
     '',
   ].join('\n');
 }
@@ -37,7 +44,9 @@ function start(lab: Lab, node: LabNode, text: string): Daemon {
   const file = join(lab.dir, `${node.name}.conf`);
   writeFileSync(file, text, { mode: 0o600 });
   const sock = join(lab.dir, `${node.name}.sock`);
-  const child = lab.spawn(node.ns, [process.execPath, CARPD_JS, 'run', '-c', file, '--control', sock], { env: { STATE_DIRECTORY: join(lab.dir, `${node.name}-state`) } });
+  const child = lab.spawn(node.ns, [process.execPath, CARPD_JS, 'run', '-c', file, '--control', sock], {
+    env: { STATE_DIRECTORY: join(lab.dir, `${node.name}-state`) },
+  });
   const d: Daemon = { node, child, sock, conf: file, lines: [] };
   for (const s of [child.stdout, child.stderr]) createInterface({ input: s! }).on('line', (l) => d.lines.length < 5000 && d.lines.push(l));
   return d;
@@ -79,10 +88,16 @@ test('carpctl status, stats, demote, state and events against daemons in namespa
     const lines = st.out.split('\n');
     assert.equal(lines[0], 'eth0: carp: BACKUP vhid 1 advbase 1 advskew 100');
     assert.ok(lines.includes('\tbackup, master is 198.18.0.1 (advskew 0)'), st.out);
-    assert.ok(lines.some((l) => /^\tbad authentication from 198\.18\.0\.3 ×\d+$/.test(l)), st.out);
+    assert.ok(
+      lines.some((l) => /^\tbad authentication from 198\.18\.0\.3 ×\d+$/.test(l)),
+      st.out,
+    );
     assert.ok(lines.includes('demotion: group carp 0'), st.out);
     assert.ok(lines.includes('maintenance: off'), st.out);
-    assert.ok(lines.some((l) => /^last transition: 1@eth0 INIT -> BACKUP \(initialization complete\) at /.test(l)), st.out);
+    assert.ok(
+      lines.some((l) => /^last transition: 1@eth0 INIT -> BACKUP \(initialization complete\) at /.test(l)),
+      st.out,
+    );
 
     // stats: netstat's words, per vhid, per peer; JSON; Prometheus over the socket and over HTTP
     const stats = await ctl(lab, n1, 'stats');
@@ -95,7 +110,11 @@ test('carpctl status, stats, demote, state and events against daemons in namespa
     assert.ok(sj.counters.carps_opackets > 0 && sj.counters.carps_badauth > 0);
     const prom = await ctl(lab, n1, 'stats', '--prometheus');
     assert.match(prom.out, /^carpd_vhid_master\{key="1@eth0",vhid="1",interface="eth0"\} 1$/m);
-    const http = await lab.exec(n1.node.ns, [process.execPath, '-e', 'fetch("http://127.0.0.1:9464/metrics").then(async (r) => { console.log(r.status); console.log(await r.text()); })'], { timeoutMs: 10_000 });
+    const http = await lab.exec(
+      n1.node.ns,
+      [process.execPath, '-e', 'fetch("http://127.0.0.1:9464/metrics").then(async (r) => { console.log(r.status); console.log(await r.text()); })'],
+      { timeoutMs: 10_000 },
+    );
     assert.match(http.stdout, /^200\n/);
     assert.match(http.stdout, /^carpd_packets_dropped_total\{reason="badauth"\} [1-9]/m);
 
@@ -124,9 +143,18 @@ test('carpctl status, stats, demote, state and events against daemons in namespa
     await waitFor(async () => (await stateOf(lab, n2)) === 'BACKUP', { timeoutMs: 5_000, what: 'n2 to yield to the forced master' });
     assert.equal((await ctl(lab, n1, 'state', '7@eth0', 'MASTER')).code, 1);
 
-    await waitFor(() => followed.some((l) => l.includes('BACKUP -> MASTER (user requested)')), { timeoutMs: 3_000, what: 'the follower to see the forced transition' });
-    assert.ok(followed.some((l) => / demote: group carp \+50: admin holds 50, group total 50$/.test(l)), followed.join('\n'));
-    assert.ok(followed.some((l) => /^\S+ seq \d+ carp: 1@eth0: MASTER -> BACKUP \(less demoted advertisement received\)$/.test(l)), followed.join('\n'));
+    await waitFor(() => followed.some((l) => l.includes('BACKUP -> MASTER (user requested)')), {
+      timeoutMs: 3_000,
+      what: 'the follower to see the forced transition',
+    });
+    assert.ok(
+      followed.some((l) => / demote: group carp \+50: admin holds 50, group total 50$/.test(l)),
+      followed.join('\n'),
+    );
+    assert.ok(
+      followed.some((l) => /^\S+ seq \d+ carp: 1@eth0: MASTER -> BACKUP \(less demoted advertisement received\)$/.test(l)),
+      followed.join('\n'),
+    );
     lab.kill(follow, 'SIGTERM');
     assert.equal(await lab.waitExit(follow, 3_000), 0);
     const ev = await ctl(lab, n1, 'events', '-n', '3');
@@ -135,7 +163,10 @@ test('carpctl status, stats, demote, state and events against daemons in namespa
     // SIGUSR1: the status dump with diagnosis in the log
     const mark = n2.lines.length;
     lab.kill(n2.child, 'SIGUSR1');
-    await waitFor(() => n2.lines.slice(mark).some((l) => /backup, master is 198\.18\.0\.1 \(advskew 0\)/.test(l)), { timeoutMs: 3_000, what: 'the SIGUSR1 dump' });
+    await waitFor(() => n2.lines.slice(mark).some((l) => /backup, master is 198\.18\.0\.1 \(advskew 0\)/.test(l)), {
+      timeoutMs: 3_000,
+      what: 'the SIGUSR1 dump',
+    });
     assert.ok(n2.lines.slice(mark).some((l) => /eth0: carp: BACKUP vhid 1 advbase 1 advskew 100/.test(l)));
 
     // SIGHUP with a broken configuration changes nothing
@@ -143,17 +174,29 @@ test('carpctl status, stats, demote, state and events against daemons in namespa
     writeFileSync(n1.conf, '[vhid.v1]\nvhid = 1\ninterface = eth0\nadvskew = 999\n', { mode: 0o600 });
     let m = n1.lines.length;
     lab.kill(n1.child, 'SIGHUP');
-    await waitFor(() => n1.lines.slice(m).some((l) => l.includes('keeping the running configuration')), { timeoutMs: 3_000, what: 'n1 to refuse the broken configuration' });
-    assert.ok(n1.lines.slice(m).some((l) => /n1\.conf:\d+: /.test(l)), 'the errors are logged with file:line');
+    await waitFor(() => n1.lines.slice(m).some((l) => l.includes('keeping the running configuration')), {
+      timeoutMs: 3_000,
+      what: 'n1 to refuse the broken configuration',
+    });
+    assert.ok(
+      n1.lines.slice(m).some((l) => /n1\.conf:\d+: /.test(l)),
+      'the errors are logged with file:line',
+    );
     const same = await json<StatusData>(lab, n1, 'status');
-    assert.deepEqual(same.vhids.map((v) => [v.key, v.state, v.advskew, v.lastTransition?.seq]), before.vhids.map((v) => [v.key, v.state, v.advskew, v.lastTransition?.seq]));
+    assert.deepEqual(
+      same.vhids.map((v) => [v.key, v.state, v.advskew, v.lastTransition?.seq]),
+      before.vhids.map((v) => [v.key, v.state, v.advskew, v.lastTransition?.seq]),
+    );
 
     // SIGHUP with a good one: advskew changes in place, a second vhid starts, no transition for vhid 1
     writeFileSync(n1.conf, conf({ advskew: 10, passfile: pass, vhids: [1, 2] }), { mode: 0o600 });
     m = n1.lines.length;
     lab.kill(n1.child, 'SIGHUP');
     await waitFor(() => n1.lines.slice(m).some((l) => l.includes('configuration reloaded')), { timeoutMs: 3_000, what: 'the reload' });
-    assert.ok(n1.lines.slice(m).some((l) => l.includes('1 added (2@eth0), 0 removed, 1 changed (1@eth0), 0 unchanged')), n1.lines.slice(m).join('\n'));
+    assert.ok(
+      n1.lines.slice(m).some((l) => l.includes('1 added (2@eth0), 0 removed, 1 changed (1@eth0), 0 unchanged')),
+      n1.lines.slice(m).join('\n'),
+    );
     const now = await json<StatusData>(lab, n1, 'status');
     const v1 = now.vhids.find((v) => v.key === '1@eth0')!;
     assert.equal(v1.state, 'MASTER');

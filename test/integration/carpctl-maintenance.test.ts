@@ -28,7 +28,11 @@ interface Daemon {
 
 function start(lab: Lab, node: LabNode, advskew: number, passfile: string): Daemon {
   const file = join(lab.dir, `${node.name}.conf`);
-  writeFileSync(file, ['[carpd]', 'log = 5', '[vhid.v1]', 'vhid = 1', 'interface = eth0', `address = ${VIP}/16`, `advskew = ${advskew}`, `passfile = ${passfile}`, ''].join('\n'), { mode: 0o600 });
+  writeFileSync(
+    file,
+    ['[carpd]', 'log = 5', '[vhid.v1]', 'vhid = 1', 'interface = eth0', `address = ${VIP}/16`, `advskew = ${advskew}`, `passfile = ${passfile}`, ''].join('\n'),
+    { mode: 0o600 },
+  );
   const sock = join(lab.dir, `${node.name}.sock`);
   const stateDir = join(lab.dir, `${node.name}-state`);
   const child = lab.spawn(node.ns, [process.execPath, CARPD_JS, 'run', '-c', file, '--control', sock], { env: { STATE_DIRECTORY: stateDir } });
@@ -73,7 +77,11 @@ test('maintenance on moves the VIP to the peer with 0 of 800 pings lost at 100/s
     const m = /(\d+) packets transmitted, (\d+) received/.exec(result.stdout);
     assert.ok(m, result.stdout + result.stderr);
     assert.equal(Number(m[1]), PINGS);
-    assert.equal(Number(m[2]), PINGS, `lost ${PINGS - Number(m[2])} replies during the switchover:\n${result.stdout}\n${n1.lines.join('\n')}\n${n2.lines.join('\n')}`);
+    assert.equal(
+      Number(m[2]),
+      PINGS,
+      `lost ${PINGS - Number(m[2])} replies during the switchover:\n${result.stdout}\n${n1.lines.join('\n')}\n${n2.lines.join('\n')}`,
+    );
 
     // The switchover happened: n2 is MASTER and holds the VIP, n1 released it after the hold.
     const s2 = await status(lab, n2);
@@ -81,16 +89,22 @@ test('maintenance on moves the VIP to the peer with 0 of 800 pings lost at 100/s
     assert.equal(s2.vhids[0]!.lastTransition!.reason, 'preempting a more demoted master');
     await waitFor(async () => !(await vips(lab, n1.node)).includes(VIP), { timeoutMs: 5_000, what: 'n1 to release the VIP' });
     assert.ok((await vips(lab, n2.node)).includes(VIP));
-    assert.ok(n1.lines.some((l) => l.includes('planned handover')), n1.lines.join('\n'));
+    assert.ok(
+      n1.lines.some((l) => l.includes('planned handover')),
+      n1.lines.join('\n'),
+    );
 
     // Persistent: the intent is on disk; a restarted n1 comes back in maintenance.
     const intent = JSON.parse(readFileSync(join(n1.stateDir, 'maintenance.json'), 'utf8')) as { on: boolean; by: string };
     assert.deepEqual({ on: intent.on, by: intent.by }, { on: true, by: 'carpctl' });
     lab.kill(n1.child, 'SIGTERM');
     assert.equal(await lab.waitExit(n1.child, 8_000), 0);
-    assert.ok(JSON.parse(readFileSync(join(n1.stateDir, 'maintenance.json'), 'utf8')).on, 'TERM leaves the intent on disk');
+    assert.ok((JSON.parse(readFileSync(join(n1.stateDir, 'maintenance.json'), 'utf8')) as { on: boolean }).on, 'TERM leaves the intent on disk');
     const again = start(lab, n1.node, 0, pass);
-    await waitFor(async () => (await status(lab, again).catch(() => undefined))?.vhids[0]?.state === 'BACKUP', { timeoutMs: 10_000, what: 'n1 back as BACKUP' });
+    await waitFor(async () => (await status(lab, again).catch(() => undefined))?.vhids[0]?.state === 'BACKUP', {
+      timeoutMs: 10_000,
+      what: 'n1 back as BACKUP',
+    });
     const s1 = await status(lab, again);
     assert.equal(s1.maintenance?.on, true);
     assert.deepEqual(s1.demotion[0], { group: 'carp', total: 240, by: [{ by: 'maintenance', count: 240 }] });
@@ -99,7 +113,7 @@ test('maintenance on moves the VIP to the peer with 0 of 800 pings lost at 100/s
     // off: the demotion goes; with preempt off the peer stays MASTER.
     assert.equal((await ctl(lab, again, 'maintenance', 'off')).trim(), 'maintenance: off');
     assert.equal((await status(lab, again)).demotion[0]!.total, 0);
-    assert.equal(JSON.parse(readFileSync(join(n1.stateDir, 'maintenance.json'), 'utf8')).on, false);
+    assert.equal((JSON.parse(readFileSync(join(n1.stateDir, 'maintenance.json'), 'utf8')) as { on: boolean }).on, false);
 
     for (const d of [again, n2]) lab.kill(d.child, 'SIGTERM');
     for (const d of [again, n2]) await lab.waitExit(d.child, 8_000);

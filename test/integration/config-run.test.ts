@@ -68,10 +68,13 @@ class Bench {
 
   /** Waits (bounded) until `node` holds every VIP and is the only one advertising each vhid. */
   async becomesMaster(node: LabNode, vhids: number[], timeoutMs = 10_000): Promise<void> {
-    await waitFor(async () => {
-      const vips = await this.vips(node);
-      return vhids.every((v) => vips.includes(labVip(v)) && this.masterOf(v) === node.address);
-    }, { timeoutMs, intervalMs: 100, what: `${node.name} MASTER of vhid ${vhids.join(', ')}` });
+    await waitFor(
+      async () => {
+        const vips = await this.vips(node);
+        return vhids.every((v) => vips.includes(labVip(v)) && this.masterOf(v) === node.address);
+      },
+      { timeoutMs, intervalMs: 100, what: `${node.name} MASTER of vhid ${vhids.join(', ')}` },
+    );
   }
 
   /** SIGTERM, and a clean exit within a bound. */
@@ -132,9 +135,15 @@ test('carpd run -c rc.conf -c sysctl.conf: both vhids (alias and legacy carp0) g
     for (const v of [1, 2]) {
       const adverts = b.heard.filter((h) => h.vhid === v && h.src === n1.address);
       assert.ok(adverts.length > 0, `adverts for vhid ${v}`);
-      assert.ok(adverts.every((h) => h.advskew === 50 && h.advbase === 1 && h.ttl === 255), 'advbase 1, advskew 50 from rc.conf');
+      assert.ok(
+        adverts.every((h) => h.advskew === 50 && h.advbase === 1 && h.ttl === 255),
+        'advbase 1, advskew 50 from rc.conf',
+      );
     }
-    assert.ok(d.lines.some((l) => l.includes('2@eth0') && l.includes('-> MASTER')), 'carp0 ran as vhid 2 on its parent eth0');
+    assert.ok(
+      d.lines.some((l) => l.includes('2@eth0') && l.includes('-> MASTER')),
+      'carp0 ran as vhid 2 on its parent eth0',
+    );
     await b.stop(d);
   });
 });
@@ -145,7 +154,10 @@ test('carpd run -c hostname.carp0: the vhid goes MASTER on its carpdev and adver
     const [, carp0] = b.files(n1, hostnameFiles(n1, 100));
     const d = b.run(n1, [carp0!]);
     await b.becomesMaster(n1, [1]);
-    assert.ok(b.heard.some((h) => h.vhid === 1 && h.src === n1.address && h.advskew === 100), 'adverts with advskew 100');
+    assert.ok(
+      b.heard.some((h) => h.vhid === 1 && h.src === n1.address && h.advskew === 100),
+      'adverts with advskew 100',
+    );
     assert.ok(d.lines.some((l) => l.includes('1@eth0') && l.includes('-> MASTER')));
     await b.stop(d);
   });
@@ -163,7 +175,10 @@ test('an rc.conf node and a hostname.carp0 node form one cluster: the lower advs
     // n1 preempts (same password, same address list: the two formats hash alike).
     await b.becomesMaster(n1, [1, 2]);
     await waitFor(async () => !(await b.vips(n2)).includes(labVip(1)), { timeoutMs: 5_000, intervalMs: 100, what: 'n2 to release the VIP' });
-    assert.ok(backup.lines.some((l) => l.includes('1@eth0') && l.includes('MASTER -> BACKUP')), 'n2 stepped down');
+    assert.ok(
+      backup.lines.some((l) => l.includes('1@eth0') && l.includes('MASTER -> BACKUP')),
+      'n2 stepped down',
+    );
     await b.stop(master);
     await b.stop(backup);
   });

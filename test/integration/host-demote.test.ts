@@ -23,7 +23,10 @@ test('a plugin failing with on_failure = demote 100 makes its node yield the VIP
     const heard: HeardAdvert[] = [];
     spawnObserver(lab, lab.node('obs'), heard);
     const logs: Record<string, string[]> = { n1: [], n2: [] };
-    for (const [name, advskew, exit] of [['n1', 0, 1], ['n2', 50, 0]] as const) {
+    for (const [name, advskew, exit] of [
+      ['n1', 0, 1],
+      ['n2', 50, 0],
+    ] as const) {
       const node = lab.node(name);
       const up = join(lab.dir, `${name}-up.sh`);
       const down = join(lab.dir, `${name}-down.sh`);
@@ -44,14 +47,23 @@ test('a plugin failing with on_failure = demote 100 makes its node yield the VIP
     const n2 = lab.node('n2');
     const context = () => `\nn1:\n${logs.n1!.join('\n')}\nn2:\n${logs.n2!.join('\n')}`;
     // n1's up-script fails → demote 100 → its adverts carry demote 100 → n2 takes over.
-    await waitFor(async () => (await holdsVip(lab, n2)) && !(await holdsVip(lab, n1)), { timeoutMs: 15_000, what: `n2 to hold the VIP alone${context()}` }).catch((e: Error) => {
+    await waitFor(async () => (await holdsVip(lab, n2)) && !(await holdsVip(lab, n1)), {
+      timeoutMs: 15_000,
+      what: `n2 to hold the VIP alone${context()}`,
+    }).catch((e: Error) => {
       throw new Error(e.message + context());
     });
     const demoted = heard.find((h) => h.src === n1.address && h.demote >= 100);
     assert.ok(demoted, 'n1 advertised its demotion in the demote byte');
     assert.ok(demoted.advskew >= 100, 'and folded into advskew');
-    assert.ok(logs.n2!.some((l) => l.includes('BACKUP -> MASTER (preempting a more demoted master)')), context());
-    assert.ok(logs.n1!.some((l) => /script/.test(l) && /up/.test(l) && /exit|status|failed|error/i.test(l)), `n1 logged the hook failure${context()}`);
+    assert.ok(
+      logs.n2!.some((l) => l.includes('BACKUP -> MASTER (preempting a more demoted master)')),
+      context(),
+    );
+    assert.ok(
+      logs.n1!.some((l) => /script/.test(l) && /up/.test(l) && /exit|status|failed|error/i.test(l)),
+      `n1 logged the hook failure${context()}`,
+    );
     const m = await waitFor(() => currentMasters(heard, 1, Date.now(), 1500).get(1), { timeoutMs: 5000, what: 'one master on the wire' });
     assert.equal(m, n2.address);
   });

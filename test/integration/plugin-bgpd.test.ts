@@ -81,14 +81,22 @@ test('OpenBGPD: only the MASTER announces the VIP; after failover the upstream l
     const up = lab.node('up');
     const [n1, n2] = [lab.node('r1'), lab.node('r2')];
     const u = upstream(lab, up, [n1, n2]);
-    await waitFor(async () => (await lab.exec(up.ns, ['bgpctl', '-s', u.sock, 'show', 'summary'])).exitCode === 0, { timeoutMs: 10_000, intervalMs: 100, what: `the upstream bgpd; log:\n${u.log.join('\n')}` });
+    await waitFor(async () => (await lab.exec(up.ns, ['bgpctl', '-s', u.sock, 'show', 'summary'])).exitCode === 0, {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+      what: `the upstream bgpd; log:\n${u.log.join('\n')}`,
+    });
 
     const r1 = router(lab, n1, 0, pass, up);
     await waitState(lab, r1, 'MASTER');
     const r2 = router(lab, n2, 100, pass, up);
     await waitState(lab, r2, 'BACKUP');
     // The master hook starts bgpd (not running yet) and brings the session up.
-    const via1 = await waitFor(() => vipRoute(lab, up, u.sock), { timeoutMs: 20_000, intervalMs: 250, what: `the VIP route at the upstream; r1:\n${r1.lines.join('\n')}\nupstream:\n${u.log.join('\n')}` });
+    const via1 = await waitFor(() => vipRoute(lab, up, u.sock), {
+      timeoutMs: 20_000,
+      intervalMs: 250,
+      what: `the VIP route at the upstream; r1:\n${r1.lines.join('\n')}\nupstream:\n${u.log.join('\n')}`,
+    });
     assert.equal(via1, n1.address);
     assert.match(await session(lab, up, u.sock, n2), /^(Active|Connect|Idle)$/, 'the backup does not peer');
 
@@ -103,7 +111,10 @@ test('OpenBGPD: only the MASTER announces the VIP; after failover the upstream l
       what: `the VIP via r2; r2:\n${r2.lines.join('\n')}`,
     });
     assert.equal(via2, n2.address);
-    assert.deepEqual((await hookRuns(lab, r2)).filter((h) => h.result !== 'ok'), []);
+    assert.deepEqual(
+      (await hookRuns(lab, r2)).filter((h) => h.result !== 'ok'),
+      [],
+    );
     const order = (await hookRuns(lab, r2)).filter((h) => h.seq > 0 && h.hook !== 'render').map((h) => h.hook);
     assert.equal(order.at(-1), 'master');
     await stopCarpd(lab, r2);

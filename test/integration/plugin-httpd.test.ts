@@ -59,7 +59,10 @@ async function ruleset(lab: Lab, d: Daemon): Promise<string> {
   return r.stdout;
 }
 
-const NAT_RULES = [/^\s*oifname "eth0" ip saddr 10\.0\.0\.0\/24 snat to 198\.18\.1\.1$/m, /^\s*iifname "eth0" ip daddr 198\.18\.1\.1 tcp dport 8080 dnat to 10\.0\.0\.10:80$/m];
+const NAT_RULES = [
+  /^\s*oifname "eth0" ip saddr 10\.0\.0\.0\/24 snat to 198\.18\.1\.1$/m,
+  /^\s*iifname "eth0" ip daddr 198\.18\.1\.1 tcp dport 8080 dnat to 10\.0\.0\.10:80$/m,
+];
 
 async function assertMaster(lab: Lab, master: Daemon, backup: Daemon | undefined): Promise<void> {
   assert.equal(await nginxRuns(lab, master), true, `nginx on ${master.node.name}`);
@@ -100,7 +103,10 @@ test('httpd and nat follow the VIP: the client gets the new master’s page afte
 
     // Every hook that ran on r2 succeeded, in the promised order: stopped before the VIP, started after.
     const runs = await hookRuns(lab, r2);
-    assert.deepEqual(runs.filter((h) => h.result !== 'ok'), []);
+    assert.deepEqual(
+      runs.filter((h) => h.result !== 'ok'),
+      [],
+    );
     const order = runs.filter((h) => h.seq > 0).map((h) => `${h.hook} ${h.plugin}`);
     assert.deepEqual(order.slice(-4), ['render nat', 'render httpd', 'master nat', 'master httpd'], order.join(', '));
     assert.ok(!r1.lines.some((l) => /CARPD_ERR/.test(l)), r1.lines.join('\n'));
@@ -117,18 +123,30 @@ test('a master whose nginx cannot start demotes itself (on_failure = demote 50):
     // r1's nginx refuses to start (no such user for its workers).
     const r1 = router(lab, lab.node('r1'), 0, pass, 'carpd-no-such-user');
     await waitState(lab, r1, 'MASTER');
-    await waitFor(async () => (await hookRuns(lab, r1)).some((h) => h.plugin === 'httpd' && h.hook === 'master' && h.result === 'error'), { timeoutMs: 10_000, intervalMs: 200, what: `r1's failed master hook; log:\n${r1.lines.join('\n')}` });
+    await waitFor(async () => (await hookRuns(lab, r1)).some((h) => h.plugin === 'httpd' && h.hook === 'master' && h.result === 'error'), {
+      timeoutMs: 10_000,
+      intervalMs: 200,
+      what: `r1's failed master hook; log:\n${r1.lines.join('\n')}`,
+    });
     const r2 = router(lab, lab.node('r2'), 100, pass);
     // r2 hears a more demoted master and takes over although preempt is off.
     await waitState(lab, r2, 'MASTER');
     await waitState(lab, r1, 'BACKUP');
-    const page = await waitFor(async () => ((await fetchVip(lab, client)) === 'served by r2' ? 'served by r2' : undefined), { timeoutMs: 15_000, intervalMs: 200, what: `r2's page; r2 log:\n${r2.lines.join('\n')}` });
+    const page = await waitFor(async () => ((await fetchVip(lab, client)) === 'served by r2' ? 'served by r2' : undefined), {
+      timeoutMs: 15_000,
+      intervalMs: 200,
+      what: `r2's page; r2 log:\n${r2.lines.join('\n')}`,
+    });
     assert.equal(page, 'served by r2');
     const failed = (await hookRuns(lab, r1)).filter((h) => h.result !== 'ok');
     assert.ok(failed.length > 0 && failed.every((h) => h.plugin === 'httpd' && h.hook === 'master'), JSON.stringify(failed));
     assert.match(failed[0]!.error ?? '', /nginx exited with status 1/);
     // As BACKUP its run succeeds, which lifts the demotion; r2 stays MASTER (preempt is off).
-    await waitFor(async () => /^demotion: group carp 0$/m.test((await ctl(lab, r1, 'status')).out), { timeoutMs: 10_000, intervalMs: 200, what: 'r1 undemoted' });
+    await waitFor(async () => /^demotion: group carp 0$/m.test((await ctl(lab, r1, 'status')).out), {
+      timeoutMs: 10_000,
+      intervalMs: 200,
+      what: 'r1 undemoted',
+    });
     assert.equal(await nginxRuns(lab, r1), false);
     for (const d of [r2, r1]) await stopCarpd(lab, d);
   });

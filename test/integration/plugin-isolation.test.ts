@@ -68,7 +68,8 @@ export default { name: 'spin', apiVersion: 1, hooks: { master() {
 } } };\n`,
     );
     const capture = await lab.capture(lab.node('obs').ns, 'eth0', 'ip proto 112');
-    const conf = (advskew: number, sections: string[]) => nodeConf({ advskew, passfile, sections }).replace('[carpd]\n', `[carpd]\nplugin_dir = ${pluginDir}\n`);
+    const conf = (advskew: number, sections: string[]) =>
+      nodeConf({ advskew, passfile, sections }).replace('[carpd]\n', `[carpd]\nplugin_dir = ${pluginDir}\n`);
     const a = startCarpd(lab, n1, conf(0, ['[plugin.spin]', 'follow = lan', 'timeout = 30s']));
     await waitState(lab, a, 'MASTER');
     // The peer comes up while the master's hook spins: were the adverts late, it would take over.
@@ -83,7 +84,10 @@ export default { name: 'spin', apiVersion: 1, hooks: { master() {
     const gaps = times.slice(1).map((t, i) => t - times[i]!);
     const worst = Math.max(...gaps);
     t.diagnostic(`${times.length} adverts during the spin; largest gap ${worst.toFixed(1)} ms`);
-    assert.ok(worst <= ADVBASE_MS + 50, `the largest gap between adverts during the spin was ${worst.toFixed(1)} ms (gaps ${gaps.map((g) => g.toFixed(0)).join(', ')})`);
+    assert.ok(
+      worst <= ADVBASE_MS + 50,
+      `the largest gap between adverts during the spin was ${worst.toFixed(1)} ms (gaps ${gaps.map((g) => g.toFixed(0)).join(', ')})`,
+    );
     assert.equal((await status(lab, b))?.vhids[0]?.state, 'BACKUP', 'the peer stayed BACKUP');
     assert.equal((await status(lab, a))?.vhids[0]?.state, 'MASTER');
     assert.ok(!b.lines.some((l) => l.includes('-> MASTER')), `n2 never became MASTER:\n${b.lines.join('\n')}`);
@@ -116,10 +120,17 @@ export default { name: 'boom', apiVersion: 1, hooks: {
   },
 } };\n`,
     );
-    const conf = nodeConf({ advskew: 0, passfile, sections: ['[plugin.boom]', 'follow = lan', 'timeout = 20s'] }).replace('[carpd]\n', `[carpd]\nplugin_dir = ${pluginDir}\n`);
+    const conf = nodeConf({ advskew: 0, passfile, sections: ['[plugin.boom]', 'follow = lan', 'timeout = 20s'] }).replace(
+      '[carpd]\n',
+      `[carpd]\nplugin_dir = ${pluginDir}\n`,
+    );
     const a = startCarpd(lab, n1, conf);
     const log = () => a.lines.join('\n');
-    await waitFor(async () => held(await status(lab, a), 'plugins') === 128, { timeoutMs: 15_000, intervalMs: 100, what: `carpctl status to show the plugins demotion; log:\n${log()}` });
+    await waitFor(async () => held(await status(lab, a), 'plugins') === 128, {
+      timeoutMs: 15_000,
+      intervalMs: 100,
+      what: `carpctl status to show the plugins demotion; log:\n${log()}`,
+    });
     assert.equal(a.child.exitCode, null, 'carpd is still running');
     await waitState(lab, a, 'MASTER');
     // Still advertising: the advert counter moves.
@@ -131,7 +142,11 @@ export default { name: 'boom', apiVersion: 1, hooks: {
     const before = await sent();
     await waitFor(async () => (await sent()) >= before + 2, { timeoutMs: 5_000, intervalMs: 200, what: `adverts after the crash; log:\n${log()}` });
     writeFileSync(release, '');
-    await waitFor(async () => held(await status(lab, a), 'plugins') === 0, { timeoutMs: 10_000, intervalMs: 100, what: `the demotion to be lifted; log:\n${log()}` });
+    await waitFor(async () => held(await status(lab, a), 'plugins') === 0, {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+      what: `the demotion to be lifted; log:\n${log()}`,
+    });
     const s = await status(lab, a);
     assert.equal(held(s, 'boot:plugins'), 0);
     const ev = await ctl(lab, a, 'events', '--json', '-n', '1000');
@@ -143,7 +158,10 @@ export default { name: 'boom', apiVersion: 1, hooks: {
       .map((e) => e.detail!.split(':')[0]);
     // The first child's `ready` comes before the daemon's event log listens; its setup passed before the throw.
     assert.deepEqual(admin.slice(admin.indexOf('exit')), ['exit', 'restart', 'ready', 'setup-done'], ev.out);
-    assert.ok(a.lines.some((l) => l.includes('uncaught exception') && l.includes('Error: x')), `the crash is in carpd's log:\n${log()}`);
+    assert.ok(
+      a.lines.some((l) => l.includes('uncaught exception') && l.includes('Error: x')),
+      `the crash is in carpd's log:\n${log()}`,
+    );
     assert.equal(await stopCarpd(lab, a), 0, 'a clean exit at the end');
   });
 });

@@ -63,7 +63,9 @@ export function startCarpd(lab: Lab, node: LabNode, conf: string, opts: { privat
   const env = { STATE_DIRECTORY: join(dir, 'state') };
   let child: ChildProcess;
   if (opts.privateRun) {
-    const script = ['set -e', 'mount -t tmpfs -o mode=0755,size=8m carpd-test-run /run', ...opts.privateRun.map((d) => `mkdir -p '${d}'`), 'exec "$@"'].join('\n');
+    const script = ['set -e', 'mount -t tmpfs -o mode=0755,size=8m carpd-test-run /run', ...opts.privateRun.map((d) => `mkdir -p '${d}'`), 'exec "$@"'].join(
+      '\n',
+    );
     child = lab.spawn(node.ns, ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'carpd', ...argv], { env });
   } else {
     child = lab.spawn(node.ns, argv, { env });
@@ -86,7 +88,11 @@ export async function stateOf(lab: Lab, d: Daemon, key = '1@eth0'): Promise<stri
 }
 
 export async function waitState(lab: Lab, d: Daemon, state: string, timeoutMs = 15_000): Promise<void> {
-  await waitFor(async () => (await stateOf(lab, d)) === state, { timeoutMs, intervalMs: 200, what: `${d.node.name} ${state}; its log:\n${d.lines.join('\n')}` });
+  await waitFor(async () => (await stateOf(lab, d)) === state, {
+    timeoutMs,
+    intervalMs: 200,
+    what: `${d.node.name} ${state}; its log:\n${d.lines.join('\n')}`,
+  });
 }
 
 export interface HookEvent {

@@ -23,7 +23,14 @@ async function router(lab: Lab, node: LabNode, advskew: number, passfile: string
     nodeConf({
       advskew,
       passfile,
-      sections: ['[plugin.nat]', 'follow = lan', 'on_failure = demote 100', `dnat = tcp 8080 ${backend.address}:80`, `snat = ${client.address}/32`, `file = ${join(dir, 'nat.nft')}`],
+      sections: [
+        '[plugin.nat]',
+        'follow = lan',
+        'on_failure = demote 100',
+        `dnat = tcp 8080 ${backend.address}:80`,
+        `snat = ${client.address}/32`,
+        `file = ${join(dir, 'nat.nft')}`,
+      ],
     }),
   );
 }
@@ -44,7 +51,11 @@ test('nftables: the VIP’s NAT table exists exactly on the MASTER, and translat
     const pass = writePassfile(lab.dir);
     const client = lab.node('client');
     const backend = lab.node('backend');
-    lab.spawn(backend.ns, [process.execPath, '-e', `require('http').createServer((q, s) => s.end('backend saw ' + q.socket.remoteAddress + '\\n')).listen(80, '${backend.address}')`]);
+    lab.spawn(backend.ns, [
+      process.execPath,
+      '-e',
+      `require('http').createServer((q, s) => s.end('backend saw ' + q.socket.remoteAddress + '\\n')).listen(80, '${backend.address}')`,
+    ]);
 
     let r1 = await router(lab, lab.node('r1'), 0, pass, backend, client);
     await waitState(lab, r1, 'MASTER');
@@ -62,16 +73,31 @@ test('nftables: the VIP’s NAT table exists exactly on the MASTER, and translat
     assert.equal(await natTable(lab, r1), undefined, 'r1 deleted its table on the way out');
     await waitState(lab, r2, 'MASTER');
     await waitFor(() => natTable(lab, r2), { timeoutMs: 10_000, intervalMs: 100, what: `r2's NAT table; log:\n${r2.lines.join('\n')}` });
-    assert.equal(await waitFor(async () => ((await through(lab, client)) === seen ? seen : undefined), { timeoutMs: 15_000, intervalMs: 200, what: 'the backend through r2' }), seen);
+    assert.equal(
+      await waitFor(async () => ((await through(lab, client)) === seen ? seen : undefined), {
+        timeoutMs: 15_000,
+        intervalMs: 200,
+        what: 'the backend through r2',
+      }),
+      seen,
+    );
 
     // r1 comes back: preempt is off, it stays BACKUP, and BACKUP means no table.
     r1 = await router(lab, lab.node('r1'), 0, pass, backend, client);
     await waitState(lab, r1, 'BACKUP');
-    await waitFor(async () => (await hookRuns(lab, r1)).some((h) => h.hook === 'backup' && h.seq > 0), { timeoutMs: 10_000, intervalMs: 200, what: 'r1 backup hook' });
+    await waitFor(async () => (await hookRuns(lab, r1)).some((h) => h.hook === 'backup' && h.seq > 0), {
+      timeoutMs: 10_000,
+      intervalMs: 200,
+      what: 'r1 backup hook',
+    });
     assert.equal(await natTable(lab, r1), undefined);
     assert.ok(await natTable(lab, r2));
     for (const d of [r1, r2]) {
-      assert.deepEqual((await hookRuns(lab, d)).filter((h) => h.result !== 'ok'), [], d.node.name);
+      assert.deepEqual(
+        (await hookRuns(lab, d)).filter((h) => h.result !== 'ok'),
+        [],
+        d.node.name,
+      );
       await stopCarpd(lab, d);
     }
     assert.equal(await natTable(lab, r2), undefined, 'r2 deleted its table at shutdown');

@@ -26,7 +26,12 @@ async function router(lab: Lab, node: LabNode, peer: LabNode, advskew: number, p
   await run(lab, node.ns, ['sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.send_redirects=0', 'net.ipv4.conf.eth0.send_redirects=0']);
   await run(lab, node.ns, ['ip', 'route', 'add', `${REMOTE}/32`, 'via', backend.address, 'dev', 'eth0']);
   // Connection tracking runs in a namespace only when a ruleset uses it.
-  await run(lab, node.ns, ['nft', '-f', '-'], 'table ip track {\n\tchain forward_ct {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tct state new counter\n\t}\n}\n');
+  await run(
+    lab,
+    node.ns,
+    ['nft', '-f', '-'],
+    'table ip track {\n\tchain forward_ct {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tct state new counter\n\t}\n}\n',
+  );
   const dir = nodeDir(lab, node);
   const sections = [
     '[plugin.pfsync]',
@@ -65,14 +70,26 @@ test('conntrackd: a flow through the MASTER is synced to the BACKUP and committe
     const r2 = await router(lab, n2, n1, 100, pass, backend);
     await waitState(lab, r2, 'BACKUP');
     for (const d of [r1, r2]) {
-      await waitFor(async () => (await conntrackd(lab, d, '-s')).code === 0, { timeoutMs: 10_000, intervalMs: 100, what: `conntrackd on ${d.node.name}; log:\n${d.lines.join('\n')}` });
+      await waitFor(async () => (await conntrackd(lab, d, '-s')).code === 0, {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+        what: `conntrackd on ${d.node.name}; log:\n${d.lines.join('\n')}`,
+      });
     }
     // r1 came up alone: pre-master committed (nothing yet) and bulk-sent before it took the VIP.
     // (r2's resync request makes r1 send another bulk update later.)
-    assert.deepEqual(notices(ctLog(r1)).filter((l) => /^(committing|resync with master|sending bulk)/.test(l)).slice(0, 3), ['committing all external caches', 'resync with master conntrack table', 'sending bulk update']);
+    assert.deepEqual(
+      notices(ctLog(r1))
+        .filter((l) => /^(committing|resync with master|sending bulk)/.test(l))
+        .slice(0, 3),
+      ['committing all external caches', 'resync with master conntrack table', 'sending bulk update'],
+    );
     // r2 as BACKUP: timers shortened (-t), a resync asked for (-n).
     await waitFor(() => notices(ctLog(r2)).includes('resync requested'), { timeoutMs: 10_000, intervalMs: 100, what: `r2 conntrackd -n; log:\n${ctLog(r2)}` });
-    assert.ok(notices(ctLog(r2)).some((l) => /^flushing conntrack table in \d+ secs$/.test(l)), ctLog(r2));
+    assert.ok(
+      notices(ctLog(r2)).some((l) => /^flushing conntrack table in \d+ secs$/.test(l)),
+      ctLog(r2),
+    );
 
     // A UDP flow from the client, routed through the VIP: r1 tracks it, conntrackd sends it to r2.
     const send = `const s = require('dgram').createSocket('udp4'); s.bind(40123, () => s.send('x', 9999, '${REMOTE}', () => s.close()));`;
@@ -92,11 +109,20 @@ test('conntrackd: a flow through the MASTER is synced to the BACKUP and committe
     await waitFor(() => notices(ctLog(r2)).includes('sending bulk update'), { timeoutMs: 10_000, intervalMs: 100, what: `r2 pre-master; log:\n${ctLog(r2)}` });
     assert.match(await kernel2(), new RegExp(`src=${client.address.replace(/\./g, '\\.')} dst=${REMOTE.replace(/\./g, '\\.')} sport=40123 dport=9999`));
     const seq = notices(ctLog(r2)).filter((l) => /^(committing|Committed|resync with master|sending bulk)/.test(l));
-    assert.deepEqual(seq.slice(-4).map((l) => l.replace(/\d+/, 'N')), ['committing all external caches', 'Committed N new entries', 'resync with master conntrack table', 'sending bulk update']);
+    assert.deepEqual(
+      seq.slice(-4).map((l) => l.replace(/\d+/, 'N')),
+      ['committing all external caches', 'Committed N new entries', 'resync with master conntrack table', 'sending bulk update'],
+    );
     assert.ok(/Committed [1-9]\d* new entr/.test(seq.slice(-3)[0]!), seq.join(' | '));
     const runs = await hookRuns(lab, r2);
-    assert.deepEqual(runs.filter((h) => h.result !== 'ok'), []);
-    assert.deepEqual(runs.filter((h) => h.seq > 0 && h.hook !== 'render').map((h) => h.hook), ['backup', 'pre-master']);
+    assert.deepEqual(
+      runs.filter((h) => h.result !== 'ok'),
+      [],
+    );
+    assert.deepEqual(
+      runs.filter((h) => h.seq > 0 && h.hook !== 'render').map((h) => h.hook),
+      ['backup', 'pre-master'],
+    );
     await stopCarpd(lab, r2);
   });
 });

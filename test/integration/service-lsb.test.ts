@@ -55,7 +55,10 @@ class Sandbox {
 
   /** Run argv inside the sandbox (its mounts and the node's network namespace), bounded. */
   exec(argv: string[], timeoutMs = 20_000): Promise<RunResult> {
-    return run(['nsenter', '-t', String(this.holder.pid), '-m', '-n', '--', ...argv], { timeoutMs, env: { PATH: `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` } });
+    return run(['nsenter', '-t', String(this.holder.pid), '-m', '-n', '--', ...argv], {
+      timeoutMs,
+      env: { PATH: `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` },
+    });
   }
 
   service(action: string): Promise<RunResult> {
@@ -117,10 +120,16 @@ test('service carpd start | status | reload | stop with the LSB script, /etc/def
     const pass = writePassfile(d, PASSWORD);
     writeFileSync(
       peerConf,
-      ['[carpd]', 'log = 5', ...[1, 2].flatMap((v) => [`[vhid.v${v}]`, `vhid = ${v}`, 'interface = eth0', `address = ${labVip(v)}/16`, 'advskew = 100', `passfile = ${pass}`])].join('\n'),
+      [
+        '[carpd]',
+        'log = 5',
+        ...[1, 2].flatMap((v) => [`[vhid.v${v}]`, `vhid = ${v}`, 'interface = eth0', `address = ${labVip(v)}/16`, 'advskew = 100', `passfile = ${pass}`]),
+      ].join('\n'),
       { mode: 0o600 },
     );
-    const peer = lab.spawn(n2.ns, [process.execPath, CARPD_JS, 'run', '-c', peerConf, '--control', join(d, 'n2.sock')], { env: { STATE_DIRECTORY: join(d, 'n2-state') } });
+    const peer = lab.spawn(n2.ns, [process.execPath, CARPD_JS, 'run', '-c', peerConf, '--control', join(d, 'n2.sock')], {
+      env: { STATE_DIRECTORY: join(d, 'n2-state') },
+    });
     await waitFor(async () => (await vips(lab, n2)).includes(VIP2), { timeoutMs: 10_000, what: 'the peer to be MASTER of vhid 2' });
     assert.deepEqual(await vips(lab, n1), [VIP1], 'vhid 1 stays with the service');
 
@@ -138,7 +147,10 @@ test('service carpd start | status | reload | stop with the LSB script, /etc/def
     await box.exec(['kill', '-HUP', String(pid)]);
     await waitFor(() => logText().includes('keeping the running configuration'), { timeoutMs: 5_000, what: 'carpd to refuse the broken configuration' });
     const unchanged = await status();
-    assert.deepEqual(unchanged.vhids.map((v) => [v.key, v.state]), [['1@eth0', 'MASTER']]);
+    assert.deepEqual(
+      unchanged.vhids.map((v) => [v.key, v.state]),
+      [['1@eth0', 'MASTER']],
+    );
 
     // reload: a second vhid appears; vhid 1 has no transition.
     writeFileSync(conf, rcConf([1, 2]), { mode: 0o600 });

@@ -4,16 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  addressesOf,
-  parseEthernet,
-  readPcap,
-  runProbe,
-  sleep,
-  startProbe,
-  withLab,
-  type JsonLine,
-} from '../helpers/netns.js';
+import { addressesOf, parseEthernet, readPcap, runProbe, sleep, startProbe, withLab, type JsonLine } from '../helpers/netns.js';
 
 const GROUP = '224.0.0.18';
 const TIMEOUT = { timeout: 25_000 };
@@ -49,7 +40,11 @@ test('RawTransport: adverts reach the group with TTL 255 and TOS 0x10, are not l
     await cap.stop();
 
     const atB = recvs(onB.lines);
-    assert.deepEqual(atB.map((l) => l.payload), [1, 2, 3, 4, 5].map(payloadHex), 'b got the five multicast adverts, in order, and no unicast');
+    assert.deepEqual(
+      atB.map((l) => l.payload),
+      [1, 2, 3, 4, 5].map(payloadHex),
+      'b got the five multicast adverts, in order, and no unicast',
+    );
     for (const l of atB) {
       assert.equal(l.ttl, 255);
       assert.equal(l.dst, GROUP);
@@ -59,16 +54,25 @@ test('RawTransport: adverts reach the group with TTL 255 and TOS 0x10, are not l
       assert.equal(l.totalLength, 20 + 36);
     }
     const atC = recvs(onC.lines);
-    assert.deepEqual(atC.filter((l) => l.dst === GROUP).map((l) => l.payload), [1, 2, 3, 4, 5].map(payloadHex));
+    assert.deepEqual(
+      atC.filter((l) => l.dst === GROUP).map((l) => l.payload),
+      [1, 2, 3, 4, 5].map(payloadHex),
+    );
     const unicast = atC.filter((l) => l.dst === c.address);
-    assert.deepEqual(unicast.map((l) => l.payload), [6, 7, 8].map(payloadHex), 'c got the unicast adverts');
+    assert.deepEqual(
+      unicast.map((l) => l.payload),
+      [6, 7, 8].map(payloadHex),
+      'c got the unicast adverts',
+    );
     for (const l of unicast) assert.equal(l.ttl, 255, 'unicast TTL is 255 too');
 
     assert.deepEqual(recvs(fromA.lines), [], 'a does not hear itself (IP_MULTICAST_LOOP 0)');
     assert.equal(fromA.lines.filter((l) => l.event === 'send-error').length, 0);
     assert.deepEqual(recvs(onDummy.lines), [], 'a socket bound to x0 sees nothing that arrived on eth0');
 
-    const frames = readPcap(cap.file).frames.map((f) => parseEthernet(f.data)).filter((f) => f.ipv4?.proto === 112);
+    const frames = readPcap(cap.file)
+      .frames.map((f) => parseEthernet(f.data))
+      .filter((f) => f.ipv4?.proto === 112);
     assert.equal(frames.length, 8, 'the bridge saw 5 multicast + 3 unicast adverts');
     for (const f of frames) {
       assert.equal(f.src, a.mac);
@@ -94,7 +98,11 @@ test('RawTransport: joins the group on an interface with no IPv4 address and can
     await fromB.waitLine((l) => l.event === 'sent-all');
     await fromA.waitLine((l) => l.event === 'recv' && l.payload === payloadHex(1), 3_000);
     await Promise.all([fromA, fromB, onB].map((p) => p.stop()));
-    assert.deepEqual(fromB.lines.filter((l) => l.event === 'send-error'), [], 'no "Network is unreachable" without an address');
+    assert.deepEqual(
+      fromB.lines.filter((l) => l.event === 'send-error'),
+      [],
+      'no "Network is unreachable" without an address',
+    );
     assert.equal(recvs(onB.lines).length, 2);
   });
 });
@@ -200,7 +208,11 @@ test('LinuxNet: linkUp and watchLinks follow carrier when the far end goes down 
     await lab.linkUp(a);
     await watch.waitLine((l) => l.event === 'link' && l.up === true, 3_000);
     await watch.stop();
-    assert.deepEqual(watch.lines.filter((l) => l.event === 'link').map((l) => l.up), [false, true], 'one callback per change');
+    assert.deepEqual(
+      watch.lines.filter((l) => l.event === 'link').map((l) => l.up),
+      [false, true],
+      'one callback per change',
+    );
   });
 });
 

@@ -129,7 +129,10 @@ class Scenario {
     const node = 'node' in d ? d.node : d;
     const r = await this.lab.exec(node.ns, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
     assert.equal(r.exitCode, 0, `ip addr in ${node.name}: ${r.stderr}`);
-    return [...r.stdout.matchAll(/\binet (\d+\.\d+\.\d+\.\d+)\//g)].map((m) => m[1]!).filter((a) => a !== node.address).sort();
+    return [...r.stdout.matchAll(/\binet (\d+\.\d+\.\d+\.\d+)\//g)]
+      .map((m) => m[1]!)
+      .filter((a) => a !== node.address)
+      .sort();
   }
 
   advertsFrom(d: Daemon, since = 0): HeardAdvert[] {
@@ -177,7 +180,30 @@ class Scenario {
 
   /** ARP frames in a capture, via tshark. */
   async garps(file: string): Promise<Garp[]> {
-    const r = await run(['tshark', '-r', file, '-T', 'fields', '-E', 'separator=,', '-e', 'frame.time_epoch', '-e', 'eth.src', '-e', 'arp.src.proto_ipv4', '-e', 'arp.dst.proto_ipv4', '-e', 'arp.opcode', '-Y', 'arp'], { timeoutMs: 20_000 });
+    const r = await run(
+      [
+        'tshark',
+        '-r',
+        file,
+        '-T',
+        'fields',
+        '-E',
+        'separator=,',
+        '-e',
+        'frame.time_epoch',
+        '-e',
+        'eth.src',
+        '-e',
+        'arp.src.proto_ipv4',
+        '-e',
+        'arp.dst.proto_ipv4',
+        '-e',
+        'arp.opcode',
+        '-Y',
+        'arp',
+      ],
+      { timeoutMs: 20_000 },
+    );
     assert.equal(r.exitCode, 0, `tshark: ${r.stderr}`);
     return r.stdout
       .split('\n')
@@ -213,7 +239,10 @@ const VIP = labVip(1);
 
 /** eth0 as after a reboot: its own address only. */
 async function rebootAddresses(sc: Scenario, node: LabNode): Promise<void> {
-  for (const argv of [['ip', 'addr', 'flush', 'dev', 'eth0', 'scope', 'global'], ['ip', 'addr', 'add', node.cidr, 'dev', 'eth0']]) {
+  for (const argv of [
+    ['ip', 'addr', 'flush', 'dev', 'eth0', 'scope', 'global'],
+    ['ip', 'addr', 'add', node.cidr, 'dev', 'eth0'],
+  ]) {
     const r = await sc.lab.exec(node.ns, argv);
     assert.equal(r.exitCode, 0, `${argv.join(' ')}: ${r.stderr}`);
   }
@@ -235,7 +264,10 @@ async function assertStableMaster(sc: Scenario, master: Daemon, backup: Daemon, 
   const recent = sc.heard.filter((h) => Date.now() - h.t <= 3000);
   assert.ok(recent.length >= 2, `the observer heard ${recent.length} adverts in the last 3 s`);
   assert.deepEqual([...new Set(recent.map((h) => h.src))], [master.node.address], 'only the master advertises');
-  assert.ok(recent.every((h) => h.vhid === 1 && h.advbase === 1 && h.advskew === 0), `the master's adverts: ${JSON.stringify(recent.slice(0, 2))}`);
+  assert.ok(
+    recent.every((h) => h.vhid === 1 && h.advbase === 1 && h.advskew === 0),
+    `the master's adverts: ${JSON.stringify(recent.slice(0, 2))}`,
+  );
   assert.deepEqual(await sc.vips(master), [VIP]);
   assert.deepEqual(await sc.vips(backup), []);
 }
@@ -255,7 +287,10 @@ test('ucarp master (advskew 0) with a carpd backup (advskew 50): ucarp keeps the
     await sc.waitMaster(ucarp, 1, 9_000);
     const carpd = sc.carpd('n1', { advskew: 50 });
     await assertStableMaster(sc, ucarp, carpd, carpd.startedAt);
-    assert.ok(carpd.lines.some((l) => l.includes('INIT -> BACKUP')), 'carpd went BACKUP');
+    assert.ok(
+      carpd.lines.some((l) => l.includes('INIT -> BACKUP')),
+      'carpd went BACKUP',
+    );
     assert.ok(!carpd.lines.some((l) => l.includes('-> MASTER')), `carpd never went MASTER: ${carpd.lines.join(' | ')}`);
   });
 });
@@ -285,7 +320,10 @@ async function failover(sc: Scenario, master: Daemon, next: Daemon, timeoutMs: n
   const all = await sc.garps(cap.file);
   sc.note('test', `ARP on the bridge: ${JSON.stringify(all)}`);
   assert.ok(garps.length >= 1, `no gratuitous ARP for ${VIP} from ${next.node.mac}: ${JSON.stringify(all)}`);
-  assert.ok(garps.every((g) => g.t >= killedAt - 50), 'the gratuitous ARP came after the kill');
+  assert.ok(
+    garps.every((g) => g.t >= killedAt - 50),
+    'the gratuitous ARP came after the kill',
+  );
   assert.ok(!all.some((g) => g.ethSrc === master.node.mac && g.t > killedAt + 50), 'nothing from the dead master');
   assert.ok(sc.alive(next), `${next.kind} still runs`);
   assert.ok((await sc.vips(next)).includes(VIP), `${next.kind} holds the VIP`);
@@ -318,7 +356,10 @@ test('failover ucarp → carpd: kill -9 the ucarp master, carpd takes the VIP an
     const ms = await failover(sc, ucarp, carpd, 8_000);
     // carpd: 3 × 1 s + 50/256 s after the last advert it heard, within the observer's jitter.
     assert.ok(ms >= 3_000 && ms <= 3_600, `failover took ${ms} ms, nominal 3195 ms`);
-    assert.ok(carpd.lines.some((l) => l.includes('BACKUP -> MASTER (master timed out)')), 'carpd logged its takeover');
+    assert.ok(
+      carpd.lines.some((l) => l.includes('BACKUP -> MASTER (master timed out)')),
+      'carpd logged its takeover',
+    );
   });
 });
 
@@ -328,13 +369,19 @@ test('preempt: ucarp -P with a lower advskew joins a carpd master and takes over
     await sc.waitMaster(carpd, 1, 8_000);
     const ucarp = sc.ucarp('uc', { advskew: 0, extra: ['-P'] });
     const tookOver = await sc.waitMaster(ucarp, 1, 8_000, [carpd]);
-    assert.ok(ucarp.lines.some((l) => l.includes('preemption')), 'ucarp says it preempted');
+    assert.ok(
+      ucarp.lines.some((l) => l.includes('preemption')),
+      'ucarp says it preempted',
+    );
     const firstUcarp = sc.advertsFrom(ucarp, ucarp.startedAt)[0]!.t;
     // Without -P ucarp would never take over from an advertising master (first test). With it,
     // it acts on one of carpd's first adverts (every 1.2 s; ucarp's pcap loop adds up to ~1 s).
     const backupAt = sc.timeOf(ucarp, 'Switching to state: BACKUP') ?? ucarp.startedAt;
     assert.ok(firstUcarp - backupAt < 3_500, `ucarp's first advert came ${Math.round(firstUcarp - backupAt)} ms after it went BACKUP`);
-    assert.ok(carpd.lines.some((l) => l.includes('MASTER -> BACKUP (more frequent advertisement received)')), 'carpd yielded to the faster ucarp');
+    assert.ok(
+      carpd.lines.some((l) => l.includes('MASTER -> BACKUP (more frequent advertisement received)')),
+      'carpd yielded to the faster ucarp',
+    );
     // And it stays that way.
     await sc.holds(2_500, async () => {
       if (sc.advertsFrom(carpd, tookOver + 300).length) return 'carpd advertised again';
@@ -368,10 +415,11 @@ test('preempt: carpd with preempt = yes and a lower advskew joins a ucarp master
 async function wrongPassword(sc: Scenario, carpdPassword: string, ucarpPassword: string): Promise<void> {
   const carpd = sc.carpd('n1', { advskew: 0, password: carpdPassword });
   const ucarp = sc.ucarp('uc', { advskew: 50, password: ucarpPassword });
-  await waitFor(
-    async () => (await sc.vips(carpd)).includes(VIP) && (await sc.vips(ucarp)).includes(VIP) && sc.sourcesWithin(1, 1500).size === 2,
-    { timeoutMs: 10_000, intervalMs: 100, what: 'both sides to hold the VIP and advertise (split brain)' },
-  );
+  await waitFor(async () => (await sc.vips(carpd)).includes(VIP) && (await sc.vips(ucarp)).includes(VIP) && sc.sourcesWithin(1, 1500).size === 2, {
+    timeoutMs: 10_000,
+    intervalMs: 100,
+    what: 'both sides to hold the VIP and advertise (split brain)',
+  });
   // Many packets: at least 6 of ucarp's adverts have reached carpd by now.
   await waitFor(() => sc.advertsFrom(ucarp).length >= 6, { timeoutMs: 10_000, what: '6 adverts from ucarp' });
   await sleep(200);
@@ -421,8 +469,8 @@ test('two carpd and one ucarp, three vhids: n1 masters all, n2 takes all on kill
     const joined = Date.now();
     await sc.holds(4_000, async () => {
       if (!sc.alive(uc) || !sc.alive(n2)) return 'a backup exited';
-      if ((await sc.vips(n1)).length !== 3) return `n1 holds ${await sc.vips(n1)}`;
-      for (const d of [n2, uc]) if ((await sc.vips(d)).length) return `${d.node.name} holds ${await sc.vips(d)}`;
+      if ((await sc.vips(n1)).length !== 3) return `n1 holds ${(await sc.vips(n1)).join(',')}`;
+      for (const d of [n2, uc]) if ((await sc.vips(d)).length) return `${d.node.name} holds ${(await sc.vips(d)).join(',')}`;
       for (const d of [n2, uc]) if (sc.advertsFrom(d, joined).length) return `${d.node.name} advertised`;
       return undefined;
     });
@@ -442,8 +490,8 @@ test('two carpd and one ucarp, three vhids: n1 masters all, n2 takes all on kill
     const rejoined = Date.now();
     await sc.holds(4_500, async () => {
       if (!sc.alive(n1) || !sc.alive(n2) || !sc.alive(uc)) return 'a daemon exited';
-      if ((await sc.vips(n2)).length !== 3) return `n2 holds ${await sc.vips(n2)}`;
-      for (const d of [n1, uc]) if ((await sc.vips(d)).length) return `${d.node.name} holds ${await sc.vips(d)}`;
+      if ((await sc.vips(n2)).length !== 3) return `n2 holds ${(await sc.vips(n2)).join(',')}`;
+      for (const d of [n1, uc]) if ((await sc.vips(d)).length) return `${d.node.name} holds ${(await sc.vips(d)).join(',')}`;
       if (sc.advertsFrom(n1, rejoined - 500).length) return 'n1 advertised after its restart';
       return undefined;
     });
@@ -453,7 +501,7 @@ test('two carpd and one ucarp, three vhids: n1 masters all, n2 takes all on kill
   });
 });
 
-test('a carpd restarted after kill -9 removes the VIPs its dead instance left, as ucarp\'s down script at start does', TEST, async () => {
+test("a carpd restarted after kill -9 removes the VIPs its dead instance left, as ucarp's down script at start does", TEST, async () => {
   await scenario(['n1', 'n2', 'obs'], async (sc) => {
     const n1 = sc.carpd('n1', { advskew: 0 });
     await sc.waitMaster(n1, 1, 8_000);
@@ -465,7 +513,11 @@ test('a carpd restarted after kill -9 removes the VIPs its dead instance left, a
     sc.restart(n1);
     await waitFor(() => n1.lines.some((l) => l.includes('INIT -> BACKUP')), { timeoutMs: 5_000, what: 'n1 back as BACKUP' });
     // Give the start-up VIP cleanup (if any) a moment, then the VIP must be on the master only.
-    await waitFor(async () => (await sc.vips(n1)).length === 0, { timeoutMs: 3_000, intervalMs: 100, what: `the stale ${VIP} to leave the restarted BACKUP n1` }).catch((err: unknown) => {
+    await waitFor(async () => (await sc.vips(n1)).length === 0, {
+      timeoutMs: 3_000,
+      intervalMs: 100,
+      what: `the stale ${VIP} to leave the restarted BACKUP n1`,
+    }).catch((err: unknown) => {
       throw new Error(`${(err as Error).message}: n1 still holds ${VIP} while n2 is MASTER (two hosts answer ARP for it)`);
     });
     assert.deepEqual(await sc.vips(n2), [VIP]);

@@ -52,9 +52,28 @@ class Bench {
   /** `carpd ucarp` in the node's namespace, with the options of the brief plus `extra`. */
   carpdUcarp(node: LabNode, opts: { advskew?: number; extra?: string[]; passArgs?: string[] } = {}): UcarpMode {
     const argv = [
-      process.execPath, CARPD_JS, 'ucarp', '-i', 'eth0', '-s', node.address, '-v', '1',
+      process.execPath,
+      CARPD_JS,
+      'ucarp',
+      '-i',
+      'eth0',
+      '-s',
+      node.address,
+      '-v',
+      '1',
       ...(opts.passArgs ?? ['--passfile', this.passfile]),
-      '-a', VIP, '-b', '1', '-k', String(opts.advskew ?? 0), '-u', this.scripts.up, '-d', this.scripts.down, '-x', XP,
+      '-a',
+      VIP,
+      '-b',
+      '1',
+      '-k',
+      String(opts.advskew ?? 0),
+      '-u',
+      this.scripts.up,
+      '-d',
+      this.scripts.down,
+      '-x',
+      XP,
       ...(opts.extra ?? []),
     ];
     const child = this.lab.spawn(node.ns, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -99,7 +118,30 @@ class Bench {
 
   /** Gratuitous ARPs for the VIP from `mac` (sender IP = target IP = VIP), with their times (ms). */
   async garps(file: string, mac: string): Promise<number[]> {
-    const r = await run(['tshark', '-r', file, '-T', 'fields', '-E', 'separator=,', '-e', 'frame.time_epoch', '-e', 'eth.src', '-e', 'arp.src.proto_ipv4', '-e', 'arp.dst.proto_ipv4', '-e', 'arp.opcode', '-Y', 'arp'], { timeoutMs: 20_000 });
+    const r = await run(
+      [
+        'tshark',
+        '-r',
+        file,
+        '-T',
+        'fields',
+        '-E',
+        'separator=,',
+        '-e',
+        'frame.time_epoch',
+        '-e',
+        'eth.src',
+        '-e',
+        'arp.src.proto_ipv4',
+        '-e',
+        'arp.dst.proto_ipv4',
+        '-e',
+        'arp.opcode',
+        '-Y',
+        'arp',
+      ],
+      { timeoutMs: 20_000 },
+    );
     assert.equal(r.exitCode, 0, `tshark: ${r.stderr}`);
     const out: number[] = [];
     for (const l of r.stdout.split('\n').filter(Boolean)) {
@@ -146,9 +188,16 @@ test('carpd ucarp: down script first at INIT → BACKUP, up script on MASTER, SI
 
     const started = Date.now();
     assert.deepEqual(await b.waitRuns(2, 6_000, 'the up script on MASTER'), [down, up]);
-    await waitFor(async () => (await b.vips(n1)).includes(VIP) && b.masterOf(1) === n1.address, { timeoutMs: 3_000, intervalMs: 100, what: 'the VIP on n1 and its adverts' });
+    await waitFor(async () => (await b.vips(n1)).includes(VIP) && b.masterOf(1) === n1.address, {
+      timeoutMs: 3_000,
+      intervalMs: 100,
+      what: 'the VIP on n1 and its adverts',
+    });
     assert.ok(Date.now() - started < 4_500, 'master after about 3 × advbase');
-    assert.ok(d.lines.some((l) => l.includes('Switching to state: MASTER')), 'ucarp-style state line');
+    assert.ok(
+      d.lines.some((l) => l.includes('Switching to state: MASTER')),
+      'ucarp-style state line',
+    );
     await b.signalAndWait(d, 'SIGUSR1', /MASTER on eth0 id 1\b/);
 
     const heardBefore = b.heard.length;
@@ -186,13 +235,14 @@ test('carpd ucarp: gratuitous ARP for the VIP when it becomes MASTER', TEST, asy
     const becameMaster = Date.now();
     await b.waitRuns(2, 3_000, 'the up script');
     // ucarp sends its ARP right after the up script has run; carpd repeats it after the 2nd advert.
-    let garps: number[] = [];
     try {
-      await waitFor(async () => (garps = await b.garps(cap.file, n1.mac)).length >= 2, { timeoutMs: 3_500, intervalMs: 200, what: 'two gratuitous ARPs' }).catch(() => undefined);
+      await waitFor(async () => (await b.garps(cap.file, n1.mac)).length >= 2, { timeoutMs: 3_500, intervalMs: 200, what: 'two gratuitous ARPs' }).catch(
+        () => undefined,
+      );
     } finally {
       await cap.stop();
     }
-    garps = await b.garps(cap.file, n1.mac);
+    const garps = await b.garps(cap.file, n1.mac);
     b.note('test', `gratuitous ARPs at ${garps.map((t) => `+${Math.round(t - becameMaster)} ms`).join(', ')} after MASTER`);
     const errors = d.lines.filter((l) => /(garp|arping).*(fail|error)/i.test(l));
     assert.deepEqual(errors, [], 'no ARP errors');
@@ -223,7 +273,11 @@ test('carpd ucarp: SIGUSR2 steps down (down script) and a real ucarp with a high
     b.lab.kill(d.child, 'SIGUSR2');
     assert.deepEqual(await b.waitRuns(3, 2_000, 'the down script after SIGUSR2'), [down, up, down]);
     await waitFor(async () => (await b.vips(n1)).length === 0, { timeoutMs: 2_000, intervalMs: 50, what: 'the VIP to leave n1' });
-    await waitFor(async () => (await b.vips(uc)).includes(VIP) && b.masterOf(1) === uc.address, { timeoutMs: 7_000, intervalMs: 100, what: 'ucarp to take over' });
+    await waitFor(async () => (await b.vips(uc)).includes(VIP) && b.masterOf(1) === uc.address, {
+      timeoutMs: 7_000,
+      intervalMs: 100,
+      what: 'ucarp to take over',
+    });
     const took = Date.now() - usr2;
     b.note('test', `ucarp took over ${took} ms after SIGUSR2`);
     // ucarp's master-down is 3.195 s after the last advert it heard, measured up to 4.6 s.
@@ -246,10 +300,31 @@ test('carpd ucarp refuses a world-readable passfile, without showing the passwor
     const pf = join(b.lab.dir, 'open.pass');
     writeFileSync(pf, `${secret}\n`, { mode: 0o644 });
     chmodSync(pf, 0o644);
-    const r = await b.lab.exec(n1.ns, [
-      process.execPath, CARPD_JS, 'ucarp', '-i', 'eth0', '-s', n1.address, '-v', '1', '--passfile', pf, '-a', VIP,
-      '-u', b.scripts.up, '-d', b.scripts.down, '-x', XP,
-    ], { timeoutMs: 10_000 });
+    const r = await b.lab.exec(
+      n1.ns,
+      [
+        process.execPath,
+        CARPD_JS,
+        'ucarp',
+        '-i',
+        'eth0',
+        '-s',
+        n1.address,
+        '-v',
+        '1',
+        '--passfile',
+        pf,
+        '-a',
+        VIP,
+        '-u',
+        b.scripts.up,
+        '-d',
+        b.scripts.down,
+        '-x',
+        XP,
+      ],
+      { timeoutMs: 10_000 },
+    );
     const out = `${r.stdout}${r.stderr}`;
     assert.ok(r.exitCode !== 0 && r.exitCode !== null, `exit code ${r.exitCode}: ${out}`);
     assert.ok(!out.includes(secret), `the password is in the output: ${out}`);
@@ -277,7 +352,10 @@ test('the password never shows in ps: not with --passfile, and not with -p once 
     const argsArg = await ps(withArg);
     b.note('test', `ps -o args=: --passfile → ${JSON.stringify(argsFile)}; -p → ${JSON.stringify(argsArg)}`);
     assert.ok(!argsArg.includes(secret), `ps shows the -p password: ${argsArg}`);
-    assert.ok(withArg.lines.some((l) => /visible in ps|--passfile/.test(l)), 'warns about -p');
+    assert.ok(
+      withArg.lines.some((l) => /visible in ps|--passfile/.test(l)),
+      'warns about -p',
+    );
     assert.ok(![...withFile.lines, ...withArg.lines].some((l) => l.includes(secret) || l.includes(PASSWORD)), 'no password in the logs');
   });
 });

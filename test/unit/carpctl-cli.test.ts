@@ -62,7 +62,21 @@ test('the command line: -s before the command, demote -N is an amount, not an op
   assert.deepEqual(toRequest(parseCtlArgs(['stats', '--prometheus'])), { cmd: 'metrics' });
   assert.equal(parseCtlArgs(['events', '-f', '-n', '5']).count, 5);
   assert.equal(parseCtlArgs(['--socket=/a', 'status']).socket, '/a');
-  for (const bad of [[], ['reboot'], ['demote'], ['demote', '5'], ['demote', '+0'], ['demote', '+300'], ['state', '1@em0'], ['state', 'em0', 'MASTER'], ['state', '1@em0', 'UP'], ['maintenance', 'maybe'], ['stats', '--json', '--prometheus'], ['status', '--verbose'], ['-s']]) {
+  for (const bad of [
+    [],
+    ['reboot'],
+    ['demote'],
+    ['demote', '5'],
+    ['demote', '+0'],
+    ['demote', '+300'],
+    ['state', '1@em0'],
+    ['state', 'em0', 'MASTER'],
+    ['state', '1@em0', 'UP'],
+    ['maintenance', 'maybe'],
+    ['stats', '--json', '--prometheus'],
+    ['status', '--verbose'],
+    ['-s'],
+  ]) {
     assert.throws(() => toRequest(parseCtlArgs(bad)), CtlUsageError, JSON.stringify(bad));
   }
 });
@@ -92,7 +106,10 @@ test('every command against a daemon: status, stats, demote, state, maintenance,
 
   const stats = await run([...s, 'stats']);
   assert.equal(stats.out[0], 'carp:');
-  assert.ok(stats.out.some((l) => /^\t\d+ packets received \(IPv4\)$/.test(l)), stats.out.join('\n'));
+  assert.ok(
+    stats.out.some((l) => /^\t\d+ packets received \(IPv4\)$/.test(l)),
+    stats.out.join('\n'),
+  );
   const prom = await run([...s, 'stats', '--prometheus']);
   assert.ok(prom.out.includes('carpd_vhid_state{key="1@eth0",vhid="1",interface="eth0"} 1'), prom.out.join('\n'));
   const sjs = JSON.parse((await run([...s, 'stats', '--json'])).out.join('\n')) as { counters: Record<string, number> };
@@ -114,7 +131,10 @@ test('every command against a daemon: status, stats, demote, state, maintenance,
   assert.deepEqual((await run([...s, 'maintenance', 'off'])).out, ['maintenance: off']);
 
   const ev = await run([...s, 'events']);
-  assert.ok(ev.out.some((l) => /^\S+ seq 2 carp: 1@eth0: BACKUP -> MASTER \(user requested\)$/.test(l)), ev.out.join('\n'));
+  assert.ok(
+    ev.out.some((l) => /^\S+ seq 2 carp: 1@eth0: BACKUP -> MASTER \(user requested\)$/.test(l)),
+    ev.out.join('\n'),
+  );
   assert.ok(ev.out.some((l) => /^\S+ maintenance: off \(carpctl\)$/.test(l)) || ev.out.some((l) => / demote: group carp reset/.test(l)), ev.out.join('\n'));
   const last2 = await run([...s, 'events', '-n', '2', '--json']);
   assert.equal(last2.out.length, 2);
@@ -128,7 +148,17 @@ test('events --follow prints new events as they happen until stopped', async (t)
   const done = carpctl(['-s', d.sock, 'events', '--follow', '-n', '0'], c.io, { signal: ac.signal });
   await waitFor(() => d.server.stats.requests >= 1, { timeoutMs: 2_000, what: 'the follower' });
   await new Promise((r) => setTimeout(r, 50));
-  d.server.publish({ type: 'hook', time: '2026-01-01T00:00:00.000Z', plugin: 'nat', hook: 'master', key: '1@eth0', seq: 9, durationMs: 42, result: 'error', error: 'nft: exit 1' });
+  d.server.publish({
+    type: 'hook',
+    time: '2026-01-01T00:00:00.000Z',
+    plugin: 'nat',
+    hook: 'master',
+    key: '1@eth0',
+    seq: 9,
+    durationMs: 42,
+    result: 'error',
+    error: 'nft: exit 1',
+  });
   await waitFor(() => c.out.length >= 1, { timeoutMs: 2_000, what: 'the event line' });
   assert.deepEqual(c.out, ['2026-01-01T00:00:00.000Z hook nat master 1@eth0 seq 9: error in 42 ms: nft: exit 1']);
   ac.abort();

@@ -11,12 +11,10 @@ function run(conf: string): Promise<{ code: number; out: string[]; err: string[]
   writeFileSync(file, conf, { mode: 0o600 });
   const out: string[] = [];
   const err: string[] = [];
-  return checkCommand(['-c', file], { out: (l) => out.push(l), err: (l) => err.push(l.replace(file, 'carpd.conf')) }).then(
-    (code) => {
-      rmSync(dir, { recursive: true, force: true });
-      return { code, out, err };
-    },
-  );
+  return checkCommand(['-c', file], { out: (l) => out.push(l), err: (l) => err.push(l.replace(file, 'carpd.conf')) }).then((code) => {
+    rmSync(dir, { recursive: true, force: true });
+    return { code, out, err };
+  });
 }
 
 const VHID = '[vhid.lan]\nvhid = 1\ninterface = eth0\naddress = 198.18.1.1/16\n';

@@ -35,10 +35,7 @@ test('check prints FILE:LINE: message lines and exits 1 on errors', async (t) =>
   const r = await capture(checkCommand, ['-c', file]);
   assert.equal(r.code, 1);
   assert.deepEqual(r.out, []);
-  assert.deepEqual(r.err, [
-    `${file}:2: vhid must be 1..255, not 300`,
-    `${file}:5: unknown key "bogus" in [vhid.a]`,
-  ]);
+  assert.deepEqual(r.err, [`${file}:2: vhid must be 1..255, not 300`, `${file}:5: unknown key "bogus" in [vhid.a]`]);
 });
 
 test('check prints warnings and still exits 0', async (t) => {
@@ -79,12 +76,26 @@ test('config prints the model in DESIGN.md shape with the password redacted', as
     global: { allow: true, preempt: true, log: 2 },
     vhids: [
       {
-        key: '1@em0', vhid: 1, interface: 'em0', addresses: ['1.1.1.1/32'], advbase: 1, advskew: 100,
-        password: '<redacted>', source: 'carpd.conf:5', groups: ['carp'],
+        key: '1@em0',
+        vhid: 1,
+        interface: 'em0',
+        addresses: ['1.1.1.1/32'],
+        advbase: 1,
+        advskew: 100,
+        password: '<redacted>',
+        source: 'carpd.conf:5',
+        groups: ['carp'],
       },
       {
-        key: '2@em0', vhid: 2, interface: 'em0', addresses: ['2.2.2.2/24'], advbase: 1, advskew: 0,
-        password: null, source: 'carpd.conf:12', groups: ['carp'],
+        key: '2@em0',
+        vhid: 2,
+        interface: 'em0',
+        addresses: ['2.2.2.2/24'],
+        advbase: 1,
+        advskew: 0,
+        password: null,
+        source: 'carpd.conf:12',
+        groups: ['carp'],
       },
     ],
   });
@@ -95,7 +106,7 @@ test('config --show-secrets shows the password', async (t) => {
   const file = tempDir(t).write('carpd.conf', GOOD);
   const r = await capture(configCommand, ['-c', file, '--show-secrets']);
   assert.equal(r.code, 0);
-  assert.equal(JSON.parse(r.out[0]!).vhids[0].password, SECRET);
+  assert.equal((JSON.parse(r.out[0]!) as { vhids: { password?: string }[] }).vhids[0]!.password, SECRET);
 });
 
 test('config exits 1 with diagnostics and no JSON on errors', async (t) => {
@@ -138,14 +149,48 @@ test('redactModel marks a set password, nulls an empty one, and hides secret-loo
   const model: CarpModel = {
     global: { allow: true, preempt: false, log: 2 },
     vhids: [
-      { key: '1@em0', vhid: 1, interface: 'em0', addresses: ['10.0.0.1/32'], advbase: 1, advskew: 0, password: 'x', source: 'a:1', fieldSources: { header: { file: '/a', line: 1 } } },
+      {
+        key: '1@em0',
+        vhid: 1,
+        interface: 'em0',
+        addresses: ['10.0.0.1/32'],
+        advbase: 1,
+        advskew: 0,
+        password: 'x',
+        source: 'a:1',
+        fieldSources: { header: { file: '/a', line: 1 } },
+      },
       { key: '2@em0', vhid: 2, interface: 'em0', addresses: ['10.0.0.2/32'], advbase: 1, advskew: 0, password: '', source: 'a:5' },
     ],
-    extra: [{ name: 'plugin.bgpd', source: '/a:9', entries: [{ key: 'md5_password', value: 'x', source: '/a:10' }, { key: 'follow', value: 'lan', source: '/a:11' }] }],
+    extra: [
+      {
+        name: 'plugin.bgpd',
+        source: '/a:9',
+        entries: [
+          { key: 'md5_password', value: 'x', source: '/a:10' },
+          { key: 'follow', value: 'lan', source: '/a:11' },
+        ],
+      },
+    ],
   };
   const r = redactModel(model, false);
-  assert.deepEqual(r.vhids.map((v) => v.password), ['<redacted>', null]);
+  assert.deepEqual(
+    r.vhids.map((v) => v.password),
+    ['<redacted>', null],
+  );
   assert.ok(!('fieldSources' in r.vhids[0]!));
-  assert.deepEqual(r.extra, [{ name: 'plugin.bgpd', source: '/a:9', entries: [{ key: 'md5_password', value: '<redacted>' }, { key: 'follow', value: 'lan' }] }]);
-  assert.deepEqual(redactModel(model, true).vhids.map((v) => v.password), ['x', null]);
+  assert.deepEqual(r.extra, [
+    {
+      name: 'plugin.bgpd',
+      source: '/a:9',
+      entries: [
+        { key: 'md5_password', value: '<redacted>' },
+        { key: 'follow', value: 'lan' },
+      ],
+    },
+  ]);
+  assert.deepEqual(
+    redactModel(model, true).vhids.map((v) => v.password),
+    ['x', null],
+  );
 });

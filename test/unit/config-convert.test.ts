@@ -13,9 +13,7 @@ const { tempDir, fixtures } = configFiles('carpd-config-convert-');
 
 /** What a conversion must keep: every vhid, address, advbase, advskew and password. */
 function essentials(m: CarpModel): string[] {
-  return m.vhids
-    .map((v) => `${v.key} ${v.addresses.join(',')} advbase ${v.advbase} advskew ${v.advskew} pass ${JSON.stringify(v.password)}`)
-    .sort();
+  return m.vhids.map((v) => `${v.key} ${v.addresses.join(',')} advbase ${v.advbase} advskew ${v.advskew} pass ${JSON.stringify(v.password)}`).sort();
 }
 
 /** Loads `files` and fails on any error. */
@@ -28,7 +26,10 @@ function loadOk(files: string[], format?: string): CarpModel {
 
 const SOURCES: { name: string; files: string[] }[] = [
   { name: 'FreeBSD rc.conf + sysctl.conf', files: ['freebsd/rc.conf', 'freebsd/sysctl.conf'] },
-  { name: 'OpenBSD hostname.carpN + sysctl.conf', files: ['openbsd/hostname.carp0', 'openbsd/hostname.carp1', 'openbsd/hostname.carp2', 'openbsd/hostname.carp3', 'openbsd/sysctl.conf'] },
+  {
+    name: 'OpenBSD hostname.carpN + sysctl.conf',
+    files: ['openbsd/hostname.carp0', 'openbsd/hostname.carp1', 'openbsd/hostname.carp2', 'openbsd/hostname.carp3', 'openbsd/sysctl.conf'],
+  },
   { name: 'Debian interfaces', files: ['debian/interfaces'] },
   { name: 'CentOS vip-NNN.conf', files: ['centos/etc/sysconfig/carp/vip-001.conf', 'centos/etc/ucarp/vip-002.conf'] },
 ];
@@ -41,7 +42,10 @@ for (const src of SOURCES) {
       const r = convertModel(model, to);
       // hostname.carp1's password has a space, which rc.conf's unquoted ifconfig words cannot hold.
       const refused = to === 'rc.conf' && src.name.startsWith('OpenBSD') ? ['2@em1'] : [];
-      assert.deepEqual(r.errors.map((e) => e.split(':')[0]), refused.map((k) => `vhid ${k}`));
+      assert.deepEqual(
+        r.errors.map((e) => e.split(':')[0]),
+        refused.map((k) => `vhid ${k}`),
+      );
       const out = tempDir(t);
       const back = loadOk([out.write(to === 'hostname.carp' ? 'converted' : to, r.text)]);
       const kept = { ...model, vhids: model.vhids.filter((v) => !refused.includes(v.key)) };
@@ -80,7 +84,9 @@ test('hostname.carp output split into its files parses the same, with vlan and g
 
 test('carpd.conf → carpd.conf keeps the whole model: globals, scripts, groups, plugins, health, maintenance', (t) => {
   const tmp = tempDir(t);
-  const src = tmp.write('carpd.conf', `[carpd]
+  const src = tmp.write(
+    'carpd.conf',
+    `[carpd]
 preempt = yes
 log = 6
 control = /run/carpd.sock
@@ -133,7 +139,8 @@ schedule = */2 * * * *
 enter = 0 3 * * sun
 duration = 90m
 demote = 200
-`);
+`,
+  );
   const model = loadOk([src]);
   const r = convertModel(model, 'carpd.conf');
   const back = loadOk([tmp.write('converted.conf', r.text)]);
@@ -156,8 +163,10 @@ test('rc.conf output: one /32 ucarp-style vhid keeps its scripts in ucarp_* vari
   assert.deepEqual(r.warnings, []);
   const back = loadOk([tempDir(t).write('rc.conf', r.text)]);
   const v7 = back.vhids.find((v) => v.vhid === 7)!;
-  assert.deepEqual([v7.srcip, v7.upscript, v7.downscript, v7.xparam, v7.deadRatio],
-    ['10.0.0.3', '/usr/local/etc/ucarp/vip-up.sh', '/usr/local/etc/ucarp/vip-down.sh', 'lan', 3]);
+  assert.deepEqual(
+    [v7.srcip, v7.upscript, v7.downscript, v7.xparam, v7.deadRatio],
+    ['10.0.0.3', '/usr/local/etc/ucarp/vip-up.sh', '/usr/local/etc/ucarp/vip-down.sh', 'lan', 3],
+  );
 });
 
 test('what a target cannot carry is a warning; a password rc.conf cannot hold is an error', (t) => {
@@ -170,7 +179,7 @@ test('what a target cannot carry is a warning; a password rc.conf cannot hold is
   assert.match(rc.warnings[1]!, /^vhid 3@eth0: rc\.conf's kernel CARP lines have no upscript, downscript, xparam, srcip; left out/);
   const obsd = loadOk([join(root, 'openbsd/hostname.carp1')]);
   const bad = convertModel(obsd, 'rc.conf');
-  assert.deepEqual(bad.errors, ['vhid 2@em1: the password contains white space, which rc.conf\'s ifconfig lines cannot carry']);
+  assert.deepEqual(bad.errors, ["vhid 2@em1: the password contains white space, which rc.conf's ifconfig lines cannot carry"]);
 });
 
 /** convertCommand's exit code, stdout as one string, and stderr lines. */

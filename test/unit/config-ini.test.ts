@@ -60,25 +60,46 @@ test('a realistic carpd.conf becomes the expected model', (t) => {
   assert.deepEqual(diagnostics, []);
   const expected: CarpModel = {
     global: {
-      allow: true, preempt: true, log: 3, control: '/run/carpd.sock', masterDown: 'openbsd', ifdownDemotion: 240,
+      allow: true,
+      preempt: true,
+      log: 3,
+      control: '/run/carpd.sock',
+      masterDown: 'openbsd',
+      ifdownDemotion: 240,
     },
     vhids: [
       {
-        key: '1@eth0', vhid: 1, interface: 'eth0',
+        key: '1@eth0',
+        vhid: 1,
+        interface: 'eth0',
         addresses: ['192.168.1.254/24', '192.168.1.253/32', '2001:db8::fe/64', 'fe80::1/128'],
-        advbase: 1, advskew: 100, password: 'lanpass', source: 'carpd.conf:11',
+        advbase: 1,
+        advskew: 100,
+        password: 'lanpass',
+        source: 'carpd.conf:11',
         groups: ['carp', 'uplink', 'dmz'],
       },
       {
-        key: '7@eth1', vhid: 7, interface: 'eth1', addresses: ['203.0.113.10/32'],
-        advbase: 1, advskew: 0, password: 'se;cret#7', source: 'carpd.conf:22', groups: ['carp'],
-        peer: '203.0.113.3', srcip: '203.0.113.2', upscript: '/etc/carpd/up.sh',
-        downscript: '/etc/carpd/down.sh', xparam: 'wan',
+        key: '7@eth1',
+        vhid: 7,
+        interface: 'eth1',
+        addresses: ['203.0.113.10/32'],
+        advbase: 1,
+        advskew: 0,
+        password: 'se;cret#7',
+        source: 'carpd.conf:22',
+        groups: ['carp'],
+        peer: '203.0.113.3',
+        srcip: '203.0.113.2',
+        upscript: '/etc/carpd/up.sh',
+        downscript: '/etc/carpd/down.sh',
+        xparam: 'wan',
       },
     ],
     extra: [
       {
-        name: 'plugin.httpd', source: `${file}:33`,
+        name: 'plugin.httpd',
+        source: `${file}:33`,
         entries: [
           { key: 'follow', value: 'lan', source: `${file}:34` },
           { key: 'port', value: '8080', source: `${file}:35` },
@@ -86,9 +107,7 @@ test('a realistic carpd.conf becomes the expected model', (t) => {
       },
       { name: 'maintenance', source: `${file}:36`, entries: [] },
     ],
-    plugins: [
-      { name: 'httpd', follow: { kind: 'vhid', ref: '1@eth0' }, options: { port: '8080' }, source: `${file}:33` },
-    ],
+    plugins: [{ name: 'httpd', follow: { kind: 'vhid', ref: '1@eth0' }, options: { port: '8080' }, source: `${file}:33` }],
     maintenance: { source: `${file}:36` },
   };
   assert.deepEqual(withoutFieldSources(model), expected);
@@ -101,17 +120,45 @@ test('the sample configuration in etc/ parses once its passfile exists', () => {
   const text = readFileSync(new URL('../../../etc/carpd.conf.sample', import.meta.url), 'utf8');
   const r = parseCarpdIni(text, 'carpd.conf.sample', { readPassfile: () => ({ ok: true, password: 'lanpass' }), validCron });
   assert.deepEqual(errorsOf([...r.diagnostics, ...validateModel(r.model)]), []);
-  assert.deepEqual(r.model.vhids.map((v) => v.key), ['1@eth0', '2@eth1']);
-  assert.deepEqual(r.model.extra?.map((s) => s.name), ['group.uplink', 'plugin.httpd', 'plugin.script', 'health.web', 'health.bgp', 'maintenance']);
-  assert.deepEqual(r.model.plugins?.map((p) => p.name), ['httpd', 'script']);
-  assert.deepEqual(r.model.health?.map((h) => h.name), ['web', 'bgp']);
-  assert.deepEqual(r.model.groups?.map((g) => g.name), ['uplink']);
+  assert.deepEqual(
+    r.model.vhids.map((v) => v.key),
+    ['1@eth0', '2@eth1'],
+  );
+  assert.deepEqual(
+    r.model.extra?.map((s) => s.name),
+    ['group.uplink', 'plugin.httpd', 'plugin.script', 'health.web', 'health.bgp', 'maintenance'],
+  );
+  assert.deepEqual(
+    r.model.plugins?.map((p) => p.name),
+    ['httpd', 'script'],
+  );
+  assert.deepEqual(
+    r.model.health?.map((h) => h.name),
+    ['web', 'bgp'],
+  );
+  assert.deepEqual(
+    r.model.groups?.map((g) => g.name),
+    ['uplink'],
+  );
   assert.ok(r.model.maintenance?.enter !== undefined);
   // Every key the sample documents is one carpd.conf knows: nothing unknown was reported above,
   // and every [carpd] key is set.
   assert.deepEqual(Object.keys(r.globalSet).sort(), [
-    'allow', 'control', 'demotion', 'garpRefresh', 'hookTimeoutMs', 'ifdownDemotion', 'log', 'masterDown', 'metrics',
-    'pluginDir', 'prePhaseBudgetMs', 'preempt', 'senderrDemotion', 'stateDir', 'templateDir',
+    'allow',
+    'control',
+    'demotion',
+    'garpRefresh',
+    'hookTimeoutMs',
+    'ifdownDemotion',
+    'log',
+    'masterDown',
+    'metrics',
+    'pluginDir',
+    'prePhaseBudgetMs',
+    'preempt',
+    'senderrDemotion',
+    'stateDir',
+    'templateDir',
   ]);
 });
 
@@ -166,7 +213,12 @@ const errorCases: { name: string; text: string; code: string; line: number }[] =
   { name: 'a peer that is not IPv4', text: `${VHID_OK}peer = 2001:db8::1\n`, code: 'CARPD_ERR_PEER', line: 5 },
   { name: 'a group ending in a digit', text: `${VHID_OK}group = lan1\n`, code: 'CARPD_ERR_GROUP', line: 5 },
   { name: 'an empty value', text: `${VHID_OK}upscript =\n`, code: 'CARPD_ERR_CONFIG_VALUE', line: 5 },
-  { name: 'an interface name too long', text: '[vhid.a]\nvhid = 1\ninterface = averyveryverylongname0\naddress = 10.0.0.1\n', code: 'CARPD_ERR_INTERFACE', line: 3 },
+  {
+    name: 'an interface name too long',
+    text: '[vhid.a]\nvhid = 1\ninterface = averyveryverylongname0\naddress = 10.0.0.1\n',
+    code: 'CARPD_ERR_INTERFACE',
+    line: 3,
+  },
   {
     name: 'the same vhid twice on one interface',
     text: `${VHID_OK}[vhid.b]\nvhid = 1\ninterface = eth1\naddress = 10.1.0.1\n[vhid.c]\nvhid = 1\ninterface = eth0\naddress = 10.0.0.9\n`,
@@ -202,15 +254,21 @@ test('a multi-byte password is measured in bytes, not characters', () => {
 test('an address listed twice, or in two vhids, is a warning only', () => {
   const diags = check(`${VHID_OK}address = 10.0.0.1/24\n[vhid.b]\nvhid = 2\ninterface = eth0\naddress = 10.0.0.1\n`);
   assert.deepEqual(errorsOf(diags), []);
-  assert.deepEqual(diags.map((d) => [d.code, d.line]), [
-    ['CARPD_WARN_ADDRESS_DUPLICATE', 5],
-    ['CARPD_WARN_ADDRESS_DUPLICATE', 9],
-  ]);
+  assert.deepEqual(
+    diags.map((d) => [d.code, d.line]),
+    [
+      ['CARPD_WARN_ADDRESS_DUPLICATE', 5],
+      ['CARPD_WARN_ADDRESS_DUPLICATE', 9],
+    ],
+  );
 });
 
 test('a relative upscript is a warning', () => {
   const diags = check(`${VHID_OK}upscript = up.sh\n`);
-  assert.deepEqual(diags.map((d) => [d.severity, d.code, d.line]), [['warning', 'CARPD_WARN_SCRIPT_PATH', 5]]);
+  assert.deepEqual(
+    diags.map((d) => [d.severity, d.code, d.line]),
+    [['warning', 'CARPD_WARN_SCRIPT_PATH', 5]],
+  );
   assert.equal(formatDiagnostic(diags[0]!), 'f.conf:5: warning: upscript "up.sh" is not an absolute path; it is looked up from carpd\'s working directory');
 });
 
@@ -263,10 +321,19 @@ test('several files merge: [carpd] keys from the last that sets them, vhids conc
   const b = tmp.write('b.conf', '[carpd]\nlog = 1\n[vhid.b]\nvhid = 2\ninterface = eth0\naddress = 10.0.0.2\n');
   const { model, diagnostics } = loadConfigFiles([a, b]);
   // A changed value is said, at the line that changes it.
-  assert.deepEqual(diagnostics.map((d) => [d.severity, d.code, d.file, d.line]), [['warning', 'CARPD_WARN_OVERRIDE', b, 2]]);
+  assert.deepEqual(
+    diagnostics.map((d) => [d.severity, d.code, d.file, d.line]),
+    [['warning', 'CARPD_WARN_OVERRIDE', b, 2]],
+  );
   assert.equal(diagnostics[0]!.message, `log overrides the value set at ${a}:3`);
   assert.deepEqual(model.global, { allow: true, preempt: true, log: 1 });
-  assert.deepEqual(model.vhids.map((v) => [v.key, v.source]), [['1@eth0', 'a.conf:4'], ['2@eth0', 'b.conf:3']]);
+  assert.deepEqual(
+    model.vhids.map((v) => [v.key, v.source]),
+    [
+      ['1@eth0', 'a.conf:4'],
+      ['2@eth0', 'b.conf:3'],
+    ],
+  );
 });
 
 test('the same vhid defined differently in two files is an error in the second file', (t) => {
@@ -282,7 +349,10 @@ test('the same vhid defined identically in two files is a warning, and counted o
   const a = tmp.write('a.conf', VHID_OK);
   const b = tmp.write('b.conf', `\n\n${VHID_OK}`);
   const r = loadConfigFiles([a, b]);
-  assert.deepEqual(r.diagnostics.map((d) => [d.severity, d.code, d.file, d.line]), [['warning', 'CARPD_WARN_DUPLICATE', b, 3]]);
+  assert.deepEqual(
+    r.diagnostics.map((d) => [d.severity, d.code, d.file, d.line]),
+    [['warning', 'CARPD_WARN_DUPLICATE', b, 3]],
+  );
   assert.equal(r.model.vhids.length, 1);
 });
 

@@ -22,21 +22,46 @@ test('Debian interfaces with ucarp stanzas, and a sourced file, become the expec
     vhids: [
       {
         // From interfaces.d/eth1 (source interfaces.d/* comes first); the netmask from eth1:ucarp.
-        key: '4@eth1', vhid: 4, interface: 'eth1', addresses: ['192.168.10.1/24'], advbase: 1, advskew: 20,
-        password: 's3cr3t', source: 'eth1:2', groups: ['carp'], srcip: '192.168.10.2',
+        key: '4@eth1',
+        vhid: 4,
+        interface: 'eth1',
+        addresses: ['192.168.10.1/24'],
+        advbase: 1,
+        advskew: 20,
+        password: 's3cr3t',
+        source: 'eth1:2',
+        groups: ['carp'],
+        srcip: '192.168.10.2',
       },
       {
-        key: '3@eth0', vhid: 3, interface: 'eth0', addresses: ['10.0.0.1/24'], advbase: 1, advskew: 10,
-        password: 'secret', source: 'interfaces:12', groups: ['carp'], srcip: '10.0.0.2',
-        upscript: '/etc/ucarp/vip-up.sh', downscript: '/etc/ucarp/vip-down.sh', xparam: 'eth0-vip',
+        key: '3@eth0',
+        vhid: 3,
+        interface: 'eth0',
+        addresses: ['10.0.0.1/24'],
+        advbase: 1,
+        advskew: 10,
+        password: 'secret',
+        source: 'interfaces:12',
+        groups: ['carp'],
+        srcip: '10.0.0.2',
+        upscript: '/etc/ucarp/vip-up.sh',
+        downscript: '/etc/ucarp/vip-down.sh',
+        xparam: 'eth0-vip',
       },
     ],
   };
   assert.deepEqual(withoutFieldSources(model), expected);
   const fs = model.vhids[1]!.fieldSources!;
-  assert.deepEqual([fs.vhid, fs.password, fs.advskew, fs['addresses.0'], fs.xparam], [
-    { file, line: 18 }, { file, line: 20 }, { file, line: 21 }, { file, line: 30 }, { file, line: 26 },
-  ]);
+  assert.deepEqual(
+    [fs.vhid, fs.password, fs.advskew, fs['addresses.0'], fs.xparam],
+    [
+      { file, line: 18 },
+      { file, line: 20 },
+      { file, line: 21 },
+      { file, line: 30 },
+      { file, line: 26 },
+    ],
+  );
   assert.deepEqual(model.vhids[0]!.fieldSources!.password, { file: eth1, line: 6 });
 });
 
@@ -57,13 +82,28 @@ function ifaces(t: { after(fn: () => void): void }, text: string, mode = 0o600) 
 const STANZA = 'iface eth0 inet static\n  address 10.0.0.2/24\n';
 
 const debianErrors: { name: string; text: string; code: string; line: number }[] = [
-  { name: 'an unknown ucarp option', text: `${STANZA}  ucarp-vid 1\n  ucarp-vip 10.0.0.1\n  ucarp-password x\n  ucarp-advskw 3\n`, code: 'CARPD_ERR_CONFIG_KEY', line: 6 },
+  {
+    name: 'an unknown ucarp option',
+    text: `${STANZA}  ucarp-vid 1\n  ucarp-vip 10.0.0.1\n  ucarp-password x\n  ucarp-advskw 3\n`,
+    code: 'CARPD_ERR_CONFIG_KEY',
+    line: 6,
+  },
   { name: 'a vid above 255', text: `${STANZA}  ucarp-vid 256\n  ucarp-vip 10.0.0.1\n  ucarp-password x\n`, code: 'CARPD_ERR_VHID', line: 3 },
   { name: 'advskew 255', text: `${STANZA}  ucarp-vid 1\n  ucarp-vip 10.0.0.1\n  ucarp-password x\n  ucarp-advskew 255\n`, code: 'CARPD_ERR_ADVSKEW', line: 6 },
   { name: 'no ucarp-password', text: `${STANZA}  ucarp-vid 1\n  ucarp-vip 10.0.0.1\n`, code: 'CARPD_ERR_CONFIG_MISSING', line: 1 },
   { name: 'no ucarp-vip', text: `\n${STANZA}  ucarp-vid 1\n  ucarp-password x\n`, code: 'CARPD_ERR_CONFIG_MISSING', line: 2 },
-  { name: 'a repeated ucarp option', text: `${STANZA}  ucarp-vid 1\n  ucarp-vip 10.0.0.1\n  ucarp-password x\n  ucarp-vid 2\n`, code: 'CARPD_ERR_CONFIG_DUPLICATE', line: 6 },
-  { name: 'a password longer than 19 bytes', text: `${STANZA}  ucarp-vid 1\n  ucarp-vip 10.0.0.1\n  ucarp-password twenty-bytes-secret!\n`, code: 'CARPD_ERR_PASSWORD_LENGTH', line: 5 },
+  {
+    name: 'a repeated ucarp option',
+    text: `${STANZA}  ucarp-vid 1\n  ucarp-vip 10.0.0.1\n  ucarp-password x\n  ucarp-vid 2\n`,
+    code: 'CARPD_ERR_CONFIG_DUPLICATE',
+    line: 6,
+  },
+  {
+    name: 'a password longer than 19 bytes',
+    text: `${STANZA}  ucarp-vid 1\n  ucarp-vip 10.0.0.1\n  ucarp-password twenty-bytes-secret!\n`,
+    code: 'CARPD_ERR_PASSWORD_LENGTH',
+    line: 5,
+  },
   { name: 'a ucarp-vip that is not IPv4', text: `${STANZA}  ucarp-vid 1\n  ucarp-vip 10.0.0.300\n  ucarp-password x\n`, code: 'CARPD_ERR_ADDRESS', line: 4 },
   { name: 'a missing sourced file', text: `source /nonexistent/carpd-interfaces\n${STANZA}`, code: 'CARPD_ERR_CONFIG_READ', line: 1 },
 ];
@@ -81,7 +121,7 @@ test('interfaces: a ucarp-password in a world-readable file is an error on its l
   assert.ok(!d.message.includes('hunter2'));
 });
 
-test('interfaces: a VIP outside the interface\'s subnet is a warning', (t) => {
+test("interfaces: a VIP outside the interface's subnet is a warning", (t) => {
   const { file, diags } = ifaces(t, `${STANZA}  ucarp-vid 1\n  ucarp-vip 10.9.0.1\n  ucarp-password x\n`);
   assert.deepEqual(brief(diags), [['warning', 'CARPD_WARN_SUBNET', file, 4]]);
 });
@@ -93,16 +133,32 @@ test('interfaces: sourced files follow relative paths, source-directory and loop
   tmp.write('loop', 'source interfaces\n');
   const file = tmp.write('interfaces', 'source-directory d\nsource loop\n');
   const r = loadConfigFiles([file]);
-  assert.deepEqual(r.model.vhids.map((v) => v.key), ['1@eth0']);
+  assert.deepEqual(
+    r.model.vhids.map((v) => v.key),
+    ['1@eth0'],
+  );
   assertOneError(r.diagnostics, 'CARPD_ERR_CONFIG_SYNTAX', join(tmp.dir, 'loop'), 1);
 });
 
 test('interfaces: ucarp-master that differs between stanzas warns; the last one wins', (t) => {
-  const { file, diags, model } = ifaces(t, [
-    'iface eth0 inet static', ' address 10.0.0.2/24', ' ucarp-vid 1', ' ucarp-vip 10.0.0.1', ' ucarp-password x', ' ucarp-master yes',
-    'iface eth1 inet static', ' address 10.1.0.2/24', ' ucarp-vid 2', ' ucarp-vip 10.1.0.1', ' ucarp-password x', ' ucarp-master off',
-    '',
-  ].join('\n'));
+  const { file, diags, model } = ifaces(
+    t,
+    [
+      'iface eth0 inet static',
+      ' address 10.0.0.2/24',
+      ' ucarp-vid 1',
+      ' ucarp-vip 10.0.0.1',
+      ' ucarp-password x',
+      ' ucarp-master yes',
+      'iface eth1 inet static',
+      ' address 10.1.0.2/24',
+      ' ucarp-vid 2',
+      ' ucarp-vip 10.1.0.1',
+      ' ucarp-password x',
+      ' ucarp-master off',
+      '',
+    ].join('\n'),
+  );
   assert.deepEqual(brief(diags), [['warning', 'CARPD_WARN_PREEMPT', file, 12]]);
   assert.equal(model.global.preempt, false);
 });
@@ -121,14 +177,31 @@ test('CentOS vip-001.conf (sysconfig/carp) and vip-002.conf (ucarp, with vip-com
     vhids: [
       {
         // The VIP from ../network-scripts/ifcfg-eth0:0 (IPADDR, NETMASK); -b 2 and --advskew=50 from OPTIONS.
-        key: '1@eth0', vhid: 1, interface: 'eth0', addresses: ['192.168.1.15/24'], advbase: 2, advskew: 50,
-        password: 'love', source: 'vip-001.conf:1', groups: ['carp'], srcip: '192.168.1.11',
+        key: '1@eth0',
+        vhid: 1,
+        interface: 'eth0',
+        addresses: ['192.168.1.15/24'],
+        advbase: 2,
+        advskew: 50,
+        password: 'love',
+        source: 'vip-001.conf:1',
+        groups: ['carp'],
+        srcip: '192.168.1.11',
       },
       {
         // BIND_INTERFACE and PASSWORD from vip-common.conf; the VIP from ifcfg-eth1:1 beside it (PREFIX).
-        key: '2@eth1', vhid: 2, interface: 'eth1', addresses: ['10.20.0.100/16'], advbase: 1, advskew: 0,
-        password: 'commonpw', source: 'vip-002.conf:1', groups: ['carp'],
-        upscript: '/usr/libexec/ucarp/vip-up', downscript: '/usr/libexec/ucarp/vip-down', xparam: 'db',
+        key: '2@eth1',
+        vhid: 2,
+        interface: 'eth1',
+        addresses: ['10.20.0.100/16'],
+        advbase: 1,
+        advskew: 0,
+        password: 'commonpw',
+        source: 'vip-002.conf:1',
+        groups: ['carp'],
+        upscript: '/usr/libexec/ucarp/vip-up',
+        downscript: '/usr/libexec/ucarp/vip-down',
+        xparam: 'db',
       },
     ],
   };
@@ -174,7 +247,12 @@ const vipErrors: { name: string; text: string; file?: string; code: string; line
   { name: 'an OPTIONS ucarp does not know', text: `${GOOD_VIP}OPTIONS="--preempt --bogus"\n`, code: 'CARPD_ERR_CONFIG_VALUE', line: 4 },
   { name: 'advskew 255 in OPTIONS', text: `${GOOD_VIP}OPTIONS="-k 255"\n`, code: 'CARPD_ERR_ADVSKEW', line: 4 },
   { name: 'a password in OPTIONS', text: `${GOOD_VIP}OPTIONS="-p other"\n`, code: 'CARPD_ERR_CONFIG_CONFLICT', line: 4 },
-  { name: 'a password longer than 19 bytes', text: 'BIND_INTERFACE=eth0\nVIP_INTERFACE=eth0:0\nPASSWORD="twenty-bytes-secret!"\n', code: 'CARPD_ERR_PASSWORD_LENGTH', line: 3 },
+  {
+    name: 'a password longer than 19 bytes',
+    text: 'BIND_INTERFACE=eth0\nVIP_INTERFACE=eth0:0\nPASSWORD="twenty-bytes-secret!"\n',
+    code: 'CARPD_ERR_PASSWORD_LENGTH',
+    line: 3,
+  },
 ];
 
 for (const c of vipErrors) {
@@ -194,7 +272,7 @@ test('vip-NNN.conf: a PASSWORD in a world-readable file is an error on its line'
   assertOneError(diags, 'CARPD_ERR_CONFIG_MODE', file, 3);
 });
 
-test('vip-NNN.conf: VIP_ADDRESS (newer packages) is a /32; the bound interface\'s ifcfg tells the subnet', (t) => {
+test("vip-NNN.conf: VIP_ADDRESS (newer packages) is a /32; the bound interface's ifcfg tells the subnet", (t) => {
   const { file, diags, model } = vip(t, 'BIND_INTERFACE=eth0\nVIP_ADDRESS=10.7.7.7\nPASSWORD=pw\n');
   assert.deepEqual(model.vhids[0]!.addresses, ['10.7.7.7/32']);
   assert.deepEqual(brief(diags), [['warning', 'CARPD_WARN_SUBNET', file, 2]]);

@@ -20,23 +20,57 @@ test('OpenBSD hostname.carp0..3 and sysctl.conf become the expected model', (t) 
     vhids: [
       {
         // The modern form, with an old-form alias line and an inet6 line.
-        key: '1@em0', vhid: 1, interface: 'em0', addresses: ['192.0.2.30/27', '192.0.2.29/27', '2001:db8:2::30/64'],
-        advbase: 1, advskew: 1, password: 'mekmitasdigoat', source: 'hostname.carp0:2', name: 'carp0', groups: ['carp', 'uplink'],
+        key: '1@em0',
+        vhid: 1,
+        interface: 'em0',
+        addresses: ['192.0.2.30/27', '192.0.2.29/27', '2001:db8:2::30/64'],
+        advbase: 1,
+        advskew: 1,
+        password: 'mekmitasdigoat',
+        source: 'hostname.carp0:2',
+        name: 'carp0',
+        groups: ['carp', 'uplink'],
       },
       {
         // The old positional form, a quoted password, carppeer on its own line.
-        key: '2@em1', vhid: 2, interface: 'em1', addresses: ['10.1.1.1/24'], advbase: 2, advskew: 100,
-        password: 's3cret with space', source: 'hostname.carp1:1', name: 'carp1', groups: ['carp'], peer: '10.1.1.3',
+        key: '2@em1',
+        vhid: 2,
+        interface: 'em1',
+        addresses: ['10.1.1.1/24'],
+        advbase: 2,
+        advskew: 100,
+        password: 's3cret with space',
+        source: 'hostname.carp1:1',
+        name: 'carp1',
+        groups: ['carp'],
+        peer: '10.1.1.3',
       },
       {
         // carpdev vlan42: hostname.vlan42 says what it is tagged on.
-        key: '3@vlan42', vhid: 3, interface: 'vlan42', addresses: ['198.51.100.1/24'], advbase: 1, advskew: 0,
-        password: 'vlanpass', source: 'hostname.carp2:1', name: 'carp2', groups: ['carp'], vlan: { device: 'em1', tag: 42 },
+        key: '3@vlan42',
+        vhid: 3,
+        interface: 'vlan42',
+        addresses: ['198.51.100.1/24'],
+        advbase: 1,
+        advskew: 0,
+        password: 'vlanpass',
+        source: 'hostname.carp2:1',
+        name: 'carp2',
+        groups: ['carp'],
+        vlan: { device: 'em1', tag: 42 },
       },
       {
         // No carpdev: em1 by subnet (hostname.em1), netmask in hex.
-        key: '4@em1', vhid: 4, interface: 'em1', addresses: ['10.1.1.254/24'], advbase: 1, advskew: 0,
-        password: 'x', source: 'hostname.carp3:2', name: 'carp3', groups: ['carp'],
+        key: '4@em1',
+        vhid: 4,
+        interface: 'em1',
+        addresses: ['10.1.1.254/24'],
+        advbase: 1,
+        advskew: 0,
+        password: 'x',
+        source: 'hostname.carp3:2',
+        name: 'carp3',
+        groups: ['carp'],
       },
     ],
   };
@@ -53,11 +87,14 @@ test('hostname.IF files are told by name; a bundle by its headers', () => {
   assert.equal(detectFormat('/tmp/converted', '# x\n# ==> hostname.carp0 <==\nvhid 1\n'), 'hostname');
 });
 
-test('a parent interface\'s hostname.IF given with -c only tells its subnet', (t) => {
+test("a parent interface's hostname.IF given with -c only tells its subnet", (t) => {
   const dir = fixtures(t, 'openbsd');
   const r = loadConfigFiles([join(dir, 'hostname.em0'), join(dir, 'hostname.carp0')]);
   assert.deepEqual(r.diagnostics, []);
-  assert.deepEqual(r.model.vhids.map((v) => v.key), ['1@em0']);
+  assert.deepEqual(
+    r.model.vhids.map((v) => v.key),
+    ['1@em0'],
+  );
 });
 
 /** One hostname.carp0 with `text` in a directory holding hostname.em0 (192.0.2.2/27). */
@@ -82,7 +119,12 @@ const obsdErrors: { name: string; text: string; code: string; line: number }[] =
   { name: 'an unterminated quote', text: 'vhid 1 carpdev em0 192.0.2.30/27\ndescription "outside\n', code: 'CARPD_ERR_CONFIG_SYNTAX', line: 2 },
   { name: 'no carpdev and no sibling subnet', text: 'inet 10.9.9.9 255.255.255.0 NONE vhid 1\n', code: 'CARPD_ERR_PARENT', line: 1 },
   { name: 'an inet line with an IPv6 address', text: 'vhid 1 carpdev em0\ninet 2001:db8::1\n', code: 'CARPD_ERR_ADDRESS', line: 2 },
-  { name: 'a password longer than 19 bytes', text: '192.0.2.30/27 carpdev em0 vhid 1\npass twenty-bytes-secret!\n', code: 'CARPD_ERR_PASSWORD_LENGTH', line: 2 },
+  {
+    name: 'a password longer than 19 bytes',
+    text: '192.0.2.30/27 carpdev em0 vhid 1\npass twenty-bytes-secret!\n',
+    code: 'CARPD_ERR_PASSWORD_LENGTH',
+    line: 2,
+  },
 ];
 
 for (const c of obsdErrors) {
@@ -98,14 +140,17 @@ test('hostname.carp0: a pass in a world-readable file is an error on the pass li
   assert.ok(!d.message.includes('hunter2'));
 });
 
-test('hostname.carp0: a VIP outside carpdev\'s subnet is a warning', (t) => {
+test("hostname.carp0: a VIP outside carpdev's subnet is a warning", (t) => {
   const { file, diags } = carp0(t, 'vhid 1 carpdev em0\ninet 192.0.2.30/27\ninet alias 203.0.113.9/32\n');
   assert.deepEqual(brief(diags), [['warning', 'CARPD_WARN_SUBNET', file, 3]]);
 });
 
-test('hostname.carp0: state, down and lladdr are not carpd\'s; the first two warn, lladdr is an error', (t) => {
+test("hostname.carp0: state, down and lladdr are not carpd's; the first two warn, lladdr is an error", (t) => {
   const a = carp0(t, '192.0.2.30/27 carpdev em0 vhid 1 state backup\ndown\n');
-  assert.deepEqual(brief(a.diags), [['warning', 'CARPD_WARN_IGNORED', a.file, 1], ['warning', 'CARPD_WARN_IGNORED', a.file, 2]]);
+  assert.deepEqual(brief(a.diags), [
+    ['warning', 'CARPD_WARN_IGNORED', a.file, 1],
+    ['warning', 'CARPD_WARN_IGNORED', a.file, 2],
+  ]);
   const b = carp0(t, '192.0.2.30/27 carpdev em0 vhid 1\nlladdr 00:00:5e:00:01:09\n');
   assertOneError(b.diags, 'CARPD_ERR_UNSUPPORTED', b.file, 2);
 });
@@ -118,31 +163,37 @@ test('the same vhid in rc.conf and hostname.carp0, differently: an error in the 
   assert.equal(d.message, `vhid 1 on em0 is already defined at ${rc}:1, differently (password)`);
 });
 
-test('a bundle of hostname.carpN and sysctl.conf blocks keeps the bundle\'s line numbers', (t) => {
+test("a bundle of hostname.carpN and sysctl.conf blocks keeps the bundle's line numbers", (t) => {
   const tmp = tempDir(t);
-  const bundle = tmp.write('fw1.hostname', [
-    '# from carpd convert',
-    '',
-    '# ==> hostname.carp0 <==',
-    'vhid 1 carpdev vlan7 pass a',
-    'inet 10.7.0.1/24',
-    '',
-    '# ==> hostname.vlan7 <==',
-    'vnetid 7 parent em2',
-    'inet 10.7.0.2/24',
-    '',
-    '# ==> hostname.carp1 <==',
-    'vhid 2 carpdev em0 advskew 300',
-    'inet 192.0.2.30/27',
-    '# ==> sysctl.conf <==',
-    'net.inet.carp.preempt=1',
-    '',
-  ].join('\n'));
+  const bundle = tmp.write(
+    'fw1.hostname',
+    [
+      '# from carpd convert',
+      '',
+      '# ==> hostname.carp0 <==',
+      'vhid 1 carpdev vlan7 pass a',
+      'inet 10.7.0.1/24',
+      '',
+      '# ==> hostname.vlan7 <==',
+      'vnetid 7 parent em2',
+      'inet 10.7.0.2/24',
+      '',
+      '# ==> hostname.carp1 <==',
+      'vhid 2 carpdev em0 advskew 300',
+      'inet 192.0.2.30/27',
+      '# ==> sysctl.conf <==',
+      'net.inet.carp.preempt=1',
+      '',
+    ].join('\n'),
+  );
   const r = loadConfigFiles([bundle]);
   assertOneError(r.diagnostics, 'CARPD_ERR_ADVSKEW', bundle, 12);
-  assert.deepEqual(r.model.vhids.map((v) => [v.key, v.name, v.source, v.vlan]), [
-    ['1@vlan7', 'carp0', 'fw1.hostname:4', { device: 'em2', tag: 7 }],
-    ['2@em0', 'carp1', 'fw1.hostname:12', undefined],
-  ]);
+  assert.deepEqual(
+    r.model.vhids.map((v) => [v.key, v.name, v.source, v.vlan]),
+    [
+      ['1@vlan7', 'carp0', 'fw1.hostname:4', { device: 'em2', tag: 7 }],
+      ['2@em0', 'carp1', 'fw1.hostname:12', undefined],
+    ],
+  );
   assert.equal(r.model.global.preempt, true);
 });

@@ -34,22 +34,48 @@ test('two nodes that agree: configuration OK, exit 0', async (t) => {
 
 test('each mismatch is reported at our line; the password is never shown', async (t) => {
   const tmp = tempDir(t);
-  const fw1 = tmp.write('rc.conf', [
-    'ifconfig_em0="inet 192.0.2.2/27"',
-    `ifconfig_em0_alias0="inet vhid 1 advskew 0 pass ${SECRET} alias 192.0.2.30/27"`,
-    'ifconfig_em1_alias0="inet vhid 2 advbase 1 advskew 50 pass two alias 10.1.1.1/24"',
-    'ifconfig_em1_alias1="inet vhid 3 advskew 0 pass three alias 10.1.1.3/24"',
-    'ifconfig_em1_alias2="inet vhid 4 advskew 0 pass four alias 10.1.1.4/24"',
-    'ifconfig_em1_alias3="inet vhid 4 alias 10.1.1.5/24"',
-    '',
-  ].join('\n'));
-  const peer = tmp.write('carpd.conf', [
-    '[vhid.a]', 'vhid = 1', 'interface = em0', 'address = 192.0.2.30/27', 'advskew = 100', `pass = ${SECRET}x`,
-    '[vhid.b]', 'vhid = 2', 'interface = em2', 'address = 10.1.1.1/24', 'advbase = 2', 'advskew = 50', 'pass = two',
-    '[vhid.d]', 'vhid = 4', 'interface = em1', 'address = 10.1.1.4/24, 10.1.1.6', 'advskew = 100', 'pass = four',
-    '[vhid.e]', 'vhid = 5', 'interface = em1', 'address = 10.1.1.7/24', 'pass = five',
-    '',
-  ].join('\n'));
+  const fw1 = tmp.write(
+    'rc.conf',
+    [
+      'ifconfig_em0="inet 192.0.2.2/27"',
+      `ifconfig_em0_alias0="inet vhid 1 advskew 0 pass ${SECRET} alias 192.0.2.30/27"`,
+      'ifconfig_em1_alias0="inet vhid 2 advbase 1 advskew 50 pass two alias 10.1.1.1/24"',
+      'ifconfig_em1_alias1="inet vhid 3 advskew 0 pass three alias 10.1.1.3/24"',
+      'ifconfig_em1_alias2="inet vhid 4 advskew 0 pass four alias 10.1.1.4/24"',
+      'ifconfig_em1_alias3="inet vhid 4 alias 10.1.1.5/24"',
+      '',
+    ].join('\n'),
+  );
+  const peer = tmp.write(
+    'carpd.conf',
+    [
+      '[vhid.a]',
+      'vhid = 1',
+      'interface = em0',
+      'address = 192.0.2.30/27',
+      'advskew = 100',
+      `pass = ${SECRET}x`,
+      '[vhid.b]',
+      'vhid = 2',
+      'interface = em2',
+      'address = 10.1.1.1/24',
+      'advbase = 2',
+      'advskew = 50',
+      'pass = two',
+      '[vhid.d]',
+      'vhid = 4',
+      'interface = em1',
+      'address = 10.1.1.4/24, 10.1.1.6',
+      'advskew = 100',
+      'pass = four',
+      '[vhid.e]',
+      'vhid = 5',
+      'interface = em1',
+      'address = 10.1.1.7/24',
+      'pass = five',
+      '',
+    ].join('\n'),
+  );
   const r = await check(['-c', fw1, '--peer', peer]);
   assert.equal(r.code, 1);
   assert.deepEqual(r.out, []);
@@ -67,8 +93,14 @@ test('each mismatch is reported at our line; the password is never shown', async
 
 test('passwords are compared as the kernels use them (19 bytes); prefixes and spellings of an address do not matter', (t) => {
   const tmp = tempDir(t);
-  const a = tmp.write('a.conf', '[vhid.a]\nvhid = 1\ninterface = em0\naddress = 2001:db8::1/64, 10.0.0.1/24, fe80::1/64\nadvskew = 0\npass = 0123456789abcdefghiXX\n');
-  const b = tmp.write('b.conf', '[vhid.a]\nvhid = 1\ninterface = em0\naddress = 10.0.0.1/32, 2001:0db8:0:0::1/64\nadvskew = 10\npass = 0123456789abcdefghiYY\n');
+  const a = tmp.write(
+    'a.conf',
+    '[vhid.a]\nvhid = 1\ninterface = em0\naddress = 2001:db8::1/64, 10.0.0.1/24, fe80::1/64\nadvskew = 0\npass = 0123456789abcdefghiXX\n',
+  );
+  const b = tmp.write(
+    'b.conf',
+    '[vhid.a]\nvhid = 1\ninterface = em0\naddress = 10.0.0.1/32, 2001:0db8:0:0::1/64\nadvskew = 10\npass = 0123456789abcdefghiYY\n',
+  );
   const ours = loadConfigFiles([a]);
   const theirs = loadConfigFiles([b]);
   // Both passwords are too long, which plain check reports; the peers still agree with each other.

@@ -54,11 +54,14 @@ test('rc.conf syntax errors name their line and never echo the text', () => {
   ]);
   assert.equal(rc.vars.get('ok')!.value, '1');
   const sub = parseRcConf('y=$(cat /etc/pw)\nz=`id`\nw="${a:-b}"\n');
-  assert.deepEqual(sub.errors.map((e) => [e.line, e.message]), [
-    [1, 'command substitution is not supported in the value of y'],
-    [2, 'command substitution is not supported in the value of z'],
-    [3, 'only ${NAME} parameter expansion is supported in the value of w'],
-  ]);
+  assert.deepEqual(
+    sub.errors.map((e) => [e.line, e.message]),
+    [
+      [1, 'command substitution is not supported in the value of y'],
+      [2, 'command substitution is not supported in the value of z'],
+      [3, 'only ${NAME} parameter expansion is supported in the value of w'],
+    ],
+  );
 });
 
 // FreeBSD rc.conf, loader.conf and sysctl.conf, from the Handbook.
@@ -75,39 +78,97 @@ test('a FreeBSD rc.conf, loader.conf and sysctl.conf become the expected model',
     global: { allow: true, preempt: true, log: 1, demotion: 0, ifdownDemotion: 240, senderrDemotion: 240 },
     vhids: [
       {
-        key: '1@em0', vhid: 1, interface: 'em0', addresses: ['192.168.1.50/32', '2001:db8:1::50/64', '192.168.1.51/32'],
-        advbase: 1, advskew: 100, password: 'testpass', source: 'rc.conf:16', groups: ['carp'],
+        key: '1@em0',
+        vhid: 1,
+        interface: 'em0',
+        addresses: ['192.168.1.50/32', '2001:db8:1::50/64', '192.168.1.51/32'],
+        advbase: 1,
+        advskew: 100,
+        password: 'testpass',
+        source: 'rc.conf:16',
+        groups: ['carp'],
       },
       {
-        key: '2@em1', vhid: 2, interface: 'em1', addresses: ['10.0.0.50/24'], advbase: 2, advskew: 50,
-        password: 's3cr3t#2', source: 'rc.conf:21', groups: ['carp'], peer: '10.0.0.4',
+        key: '2@em1',
+        vhid: 2,
+        interface: 'em1',
+        addresses: ['10.0.0.50/24'],
+        advbase: 2,
+        advskew: 50,
+        password: 's3cr3t#2',
+        source: 'rc.conf:21',
+        groups: ['carp'],
+        peer: '10.0.0.4',
       },
       {
-        key: '3@em2', vhid: 3, interface: 'em2', addresses: ['172.16.0.50/16'], advbase: 1, advskew: 10,
-        password: 'new', source: 'rc.conf:27', groups: ['carp'],
+        key: '3@em2',
+        vhid: 3,
+        interface: 'em2',
+        addresses: ['172.16.0.50/16'],
+        advbase: 1,
+        advskew: 10,
+        password: 'new',
+        source: 'rc.conf:27',
+        groups: ['carp'],
       },
       {
-        key: '4@em2', vhid: 4, interface: 'em2', addresses: ['172.16.1.1/16', '172.16.1.2/16', '172.16.1.3/16'],
-        advbase: 1, advskew: 0, password: 'pw4', source: 'rc.conf:29', groups: ['carp'],
+        key: '4@em2',
+        vhid: 4,
+        interface: 'em2',
+        addresses: ['172.16.1.1/16', '172.16.1.2/16', '172.16.1.3/16'],
+        advbase: 1,
+        advskew: 0,
+        password: 'pw4',
+        source: 'rc.conf:29',
+        groups: ['carp'],
       },
       {
-        key: '5@em2', vhid: 5, interface: 'em2', addresses: ['172.16.2.1/16'], advbase: 1, advskew: 0,
-        password: 'pw5', source: 'rc.conf:29', groups: ['carp'],
+        key: '5@em2',
+        vhid: 5,
+        interface: 'em2',
+        addresses: ['172.16.2.1/16'],
+        advbase: 1,
+        advskew: 0,
+        password: 'pw5',
+        source: 'rc.conf:29',
+        groups: ['carp'],
       },
       {
-        key: '6@em0', vhid: 6, interface: 'em0', addresses: ['192.168.1.254/24'], advbase: 1, advskew: 100,
-        password: 'cl0ned', source: 'rc.conf:33', name: 'carp0', groups: ['carp'],
+        key: '6@em0',
+        vhid: 6,
+        interface: 'em0',
+        addresses: ['192.168.1.254/24'],
+        advbase: 1,
+        advskew: 100,
+        password: 'cl0ned',
+        source: 'rc.conf:33',
+        name: 'carp0',
+        groups: ['carp'],
       },
       {
-        key: '7@em1', vhid: 7, interface: 'em1', addresses: ['10.0.0.100/32'], advbase: 1, advskew: 20,
-        password: 'ucarppass', source: 'rc.conf:37', groups: ['carp'], srcip: '10.0.0.3',
-        upscript: '/usr/local/etc/ucarp/vip-up.sh', downscript: '/usr/local/etc/ucarp/vip-down.sh', xparam: 'lan', deadRatio: 3,
+        key: '7@em1',
+        vhid: 7,
+        interface: 'em1',
+        addresses: ['10.0.0.100/32'],
+        advbase: 1,
+        advskew: 20,
+        password: 'ucarppass',
+        source: 'rc.conf:37',
+        groups: ['carp'],
+        srcip: '10.0.0.3',
+        upscript: '/usr/local/etc/ucarp/vip-up.sh',
+        downscript: '/usr/local/etc/ucarp/vip-down.sh',
+        xparam: 'lan',
+        deadRatio: 3,
       },
     ],
   };
   assert.deepEqual(withoutFieldSources(model), expected);
   const fs = (i: number) => model.vhids[i]!.fieldSources!;
-  assert.deepEqual([fs(0)['addresses.0'], fs(0)['addresses.1'], fs(0)['addresses.2']].map((w) => w!.line), [16, 17, 18]);
+  assert.deepEqual(
+    [fs(0)['addresses.0'], fs(0)['addresses.1'], fs(0)['addresses.2']].map((w) => w!.line),
+    [16, 17, 18],
+  );
   assert.deepEqual(fs(1).password, { file: rc, line: 21 });
   // carp0's parent came from ifconfig_em0's subnet.
   assert.deepEqual(fs(5).interface, { file: rc, line: 10 });
@@ -152,7 +213,12 @@ const rcErrors: { name: string; text: string; code: string; line: number }[] = [
   { name: 'vhid 0', text: `${EM0}\nifconfig_em0_alias0="inet vhid 0 alias 192.168.1.50/32"\n`, code: 'CARPD_ERR_VHID', line: 3 },
   { name: 'advskew 255', text: `${EM0}ifconfig_em0_alias0="inet vhid 1 advskew 255 alias 192.168.1.50/32"\n`, code: 'CARPD_ERR_ADVSKEW', line: 2 },
   { name: 'an unknown keyword', text: `${EM0}ifconfig_em0_alias0="inet vhid 1 advskw 10 alias 192.168.1.50/32"\n`, code: 'CARPD_ERR_CONFIG_KEY', line: 2 },
-  { name: 'an unknown ucarp variable', text: 'ucarp_if="em0"\nucarp_vhid="1"\nucarp_addr="10.0.0.1"\nucarp_pasword="x"\n', code: 'CARPD_ERR_CONFIG_KEY', line: 4 },
+  {
+    name: 'an unknown ucarp variable',
+    text: 'ucarp_if="em0"\nucarp_vhid="1"\nucarp_addr="10.0.0.1"\nucarp_pasword="x"\n',
+    code: 'CARPD_ERR_CONFIG_KEY',
+    line: 4,
+  },
   { name: 'an unknown carpd variable', text: 'carpd_enable="YES"\ncarpd_conf="/x"\n', code: 'CARPD_ERR_CONFIG_KEY', line: 2 },
   { name: 'a carpd_flags option carpd run does not have', text: 'carpd_flags="--log-level 5 --daemon"\n', code: 'CARPD_ERR_CONFIG_VALUE', line: 1 },
   { name: 'a CARP alias without a vhid', text: `${EM0}ifconfig_em0_alias0="inet pass x alias 192.168.1.50/32"\n`, code: 'CARPD_ERR_CONFIG_MISSING', line: 2 },
@@ -160,32 +226,46 @@ const rcErrors: { name: string; text: string; code: string; line: number }[] = [
   {
     name: 'a carp0 whose parent cannot be told by subnet',
     text: `${EM0}cloned_interfaces="carp0"\n\nifconfig_carp0="vhid 1 advskew 100 pass x 10.9.9.9/24"\n`,
-    code: 'CARPD_ERR_PARENT', line: 4,
+    code: 'CARPD_ERR_PARENT',
+    line: 4,
   },
   {
     name: 'two aliases of one vhid with different advskews',
     text: `${EM0}ifconfig_em0_alias0="inet vhid 1 advskew 100 alias 192.168.1.50/32"\nifconfig_em0_alias1="inet vhid 1 advskew 50 alias 192.168.1.51/32"\n`,
-    code: 'CARPD_ERR_CONFIG_CONFLICT', line: 3,
+    code: 'CARPD_ERR_CONFIG_CONFLICT',
+    line: 3,
   },
   {
     name: 'the same vhid on the legacy carp0 and as an alias of its parent',
     text: `${EM0}ifconfig_em0_alias0="inet vhid 1 alias 192.168.1.50/32"\ncloned_interfaces="carp0"\nifconfig_carp0="vhid 1 192.168.1.254/24"\n`,
-    code: 'CARPD_ERR_VHID_DUPLICATE', line: 4,
+    code: 'CARPD_ERR_VHID_DUPLICATE',
+    line: 4,
   },
   { name: 'a vhid with no address', text: `${EM0}ifconfig_em0_alias0="inet vhid 1 pass x"\n`, code: 'CARPD_ERR_NO_ADDRESS', line: 2 },
   { name: 'a bad netmask', text: `${EM0}ifconfig_em0_alias0="inet vhid 1 alias 192.168.1.50 netmask 255.0.255.0"\n`, code: 'CARPD_ERR_CONFIG_VALUE', line: 2 },
   { name: 'carpver 3 (VRRP)', text: `${EM0}ifconfig_em0_alias0="inet vhid 1 carpver 3 alias 192.168.1.50/32"\n`, code: 'CARPD_ERR_UNSUPPORTED', line: 2 },
-  { name: 'an IPv6 unicast peer', text: `${EM0}ifconfig_em0_alias0="inet vhid 1 peer6 2001:db8::1 alias 192.168.1.50/32"\n`, code: 'CARPD_ERR_UNSUPPORTED', line: 2 },
+  {
+    name: 'an IPv6 unicast peer',
+    text: `${EM0}ifconfig_em0_alias0="inet vhid 1 peer6 2001:db8::1 alias 192.168.1.50/32"\n`,
+    code: 'CARPD_ERR_UNSUPPORTED',
+    line: 2,
+  },
   { name: 'a peer that is not an address', text: `${EM0}ifconfig_em0_alias0="inet vhid 1 peer fw2 alias 192.168.1.50/32"\n`, code: 'CARPD_ERR_PEER', line: 2 },
   { name: 'an unterminated quote', text: `${EM0}ifconfig_em0_alias0="inet vhid 1 alias 192.168.1.50/32\n`, code: 'CARPD_ERR_CONFIG_SYNTAX', line: 2 },
   {
     name: 'ucarp_pass and ucarp_passfile together',
     text: 'ucarp_if="em0"\nucarp_vhid="1"\nucarp_addr="10.0.0.1"\nucarp_pass="x"\nucarp_passfile="/nonexistent"\n',
-    code: 'CARPD_ERR_CONFIG_CONFLICT', line: 5,
+    code: 'CARPD_ERR_CONFIG_CONFLICT',
+    line: 5,
   },
   { name: 'a ucarp_addr that is not IPv4', text: 'ucarp_if="em0"\nucarp_vhid="1"\nucarp_addr="2001:db8::1"\n', code: 'CARPD_ERR_ADDRESS', line: 3 },
   { name: 'ucarp variables without ucarp_if', text: '\nucarp_vhid="1"\nucarp_addr="10.0.0.1"\n', code: 'CARPD_ERR_CONFIG_MISSING', line: 2 },
-  { name: 'a password longer than 19 bytes', text: `${EM0}ifconfig_em0_alias0="inet vhid 1 pass twenty-bytes-secret! alias 192.168.1.50/32"\n`, code: 'CARPD_ERR_PASSWORD_LENGTH', line: 2 },
+  {
+    name: 'a password longer than 19 bytes',
+    text: `${EM0}ifconfig_em0_alias0="inet vhid 1 pass twenty-bytes-secret! alias 192.168.1.50/32"\n`,
+    code: 'CARPD_ERR_PASSWORD_LENGTH',
+    line: 2,
+  },
 ];
 
 for (const c of rcErrors) {
@@ -207,14 +287,17 @@ test('rc.conf: an unknown word on a line with a pass is not echoed', (t) => {
   assert.ok(!diags[0]!.message.includes('secret'), diags[0]!.message);
 });
 
-test('rc.conf: a VIP outside its interface\'s subnet is a warning at the alias', (t) => {
+test("rc.conf: a VIP outside its interface's subnet is a warning at the alias", (t) => {
   const { file, diags } = rcCheck(t, `${EM0}ifconfig_em0_alias0="inet vhid 1 alias 192.168.1.50/32"\nifconfig_em0_alias1="inet vhid 1 alias 10.9.9.9/32"\n`);
   assert.deepEqual(brief(diags), [['warning', 'CARPD_WARN_SUBNET', file, 3]]);
   assert.equal(diags[0]!.message, `10.9.9.9 is outside the subnet of em0 (192.168.1.3/24 at ${file}:1)`);
 });
 
 test('rc.conf: an alias after a gap in the numbering is ignored, as FreeBSD ignores it', (t) => {
-  const { file, diags, model } = rcCheck(t, `${EM0}ifconfig_em0_alias0="inet vhid 1 alias 192.168.1.50/32"\nifconfig_em0_alias2="inet vhid 1 alias 192.168.1.52/32"\n`);
+  const { file, diags, model } = rcCheck(
+    t,
+    `${EM0}ifconfig_em0_alias0="inet vhid 1 alias 192.168.1.50/32"\nifconfig_em0_alias2="inet vhid 1 alias 192.168.1.52/32"\n`,
+  );
   assert.deepEqual(brief(diags), [['warning', 'CARPD_WARN_IGNORED', file, 3]]);
   assert.match(diags[0]!.message, /ifconfig_em0_alias1/);
   assert.deepEqual(model.vhids[0]!.addresses, ['192.168.1.50/32']);
@@ -226,20 +309,26 @@ test('rc.conf: kld_list loading carp is a warning about protocol 112', (t) => {
 });
 
 test('rc.conf: the same vhid on one segment through two interfaces is an error', (t) => {
-  const { file, diags } = rcCheck(t, [
-    'ifconfig_em0="inet 192.168.1.3/24"',
-    'ifconfig_em1="inet 192.168.1.4/24"',
-    'ifconfig_em0_alias0="inet vhid 1 alias 192.168.1.50/32"',
-    'ifconfig_em1_alias0="inet vhid 1 alias 192.168.1.60/32"',
-    '',
-  ].join('\n'));
+  const { file, diags } = rcCheck(
+    t,
+    [
+      'ifconfig_em0="inet 192.168.1.3/24"',
+      'ifconfig_em1="inet 192.168.1.4/24"',
+      'ifconfig_em0_alias0="inet vhid 1 alias 192.168.1.50/32"',
+      'ifconfig_em1_alias0="inet vhid 1 alias 192.168.1.60/32"',
+      '',
+    ].join('\n'),
+  );
   const d = assertOneError(diags, 'CARPD_ERR_VHID_SEGMENT', file, 4);
   assert.match(d.message, /same segment \(192\.168\.1\.[34]\/24\) as vhid 1 on em0/);
 });
 
 test('rc.conf: a legacy carp0 outside cloned_interfaces, and a clone without lines, are warnings', (t) => {
   const { file, diags } = rcCheck(t, `${EM0}cloned_interfaces="carp1"\nifconfig_carp0="vhid 1 192.168.1.254/24"\n`);
-  assert.deepEqual(brief(diags), [['warning', 'CARPD_WARN_IGNORED', file, 2], ['warning', 'CARPD_WARN_IGNORED', file, 3]]);
+  assert.deepEqual(brief(diags), [
+    ['warning', 'CARPD_WARN_IGNORED', file, 2],
+    ['warning', 'CARPD_WARN_IGNORED', file, 3],
+  ]);
 });
 
 test('rc.conf: ucarp_passfile is read like ucarp -o, relative to the rc.conf', (t) => {
@@ -284,13 +373,19 @@ test('sysctl.conf: unknown CARP knobs and bad values are errors at their line; o
   assertOneError(loadConfigFiles([c]).diagnostics, 'CARPD_ERR_CONFIG_VALUE', c, 1);
   const d = tmp.write('d.sysctl.conf', 'net.inet.carp.allow=0 # off\nnet.inet.carp.dscp=56\n');
   const r = loadConfigFiles([d]);
-  assert.deepEqual(brief(r.diagnostics), [['warning', 'CARPD_WARN_KERNEL_CARP', d, 1], ['warning', 'CARPD_WARN_IGNORED', d, 2]]);
+  assert.deepEqual(brief(r.diagnostics), [
+    ['warning', 'CARPD_WARN_KERNEL_CARP', d, 1],
+    ['warning', 'CARPD_WARN_IGNORED', d, 2],
+  ]);
   assert.equal(r.model.global.allow, false);
   // A carpd.conf after it turns carpd back on; the override is said.
   const e = tmp.write('carpd.conf', '[carpd]\nallow = yes\n');
   const both = loadConfigFiles([d, e]);
   assert.equal(both.model.global.allow, true);
-  assert.deepEqual(brief(both.diagnostics).map((x) => x[1]), ['CARPD_WARN_KERNEL_CARP', 'CARPD_WARN_IGNORED', 'CARPD_WARN_OVERRIDE']);
+  assert.deepEqual(
+    brief(both.diagnostics).map((x) => x[1]),
+    ['CARPD_WARN_KERNEL_CARP', 'CARPD_WARN_IGNORED', 'CARPD_WARN_OVERRIDE'],
+  );
 });
 
 test('a sysctl.conf and an rc.conf that disagree: the later file wins, with a warning', (t) => {

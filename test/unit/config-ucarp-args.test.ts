@@ -31,20 +31,51 @@ const BASE = ['-i', 'eth0', '-s', '10.1.1.1', '-v', '42', '-a', '10.1.1.252'];
 
 test("ucarp's documented example becomes one vhid with scripts", () => {
   const { model, options } = run([
-    '-i', 'eth0', '-s', '10.1.1.1', '-v', '42', '-p', 'love', '-a', '10.1.1.252',
-    '--upscript=/etc/vip-up.sh', '--downscript=/etc/vip-down.sh',
+    '-i',
+    'eth0',
+    '-s',
+    '10.1.1.1',
+    '-v',
+    '42',
+    '-p',
+    'love',
+    '-a',
+    '10.1.1.252',
+    '--upscript=/etc/vip-up.sh',
+    '--downscript=/etc/vip-down.sh',
   ]);
   assert.deepEqual(model, {
     global: { allow: true, preempt: false, log: 2 },
-    vhids: [{
-      key: '42@eth0', vhid: 42, interface: 'eth0', addresses: ['10.1.1.252/32'], advbase: 1, advskew: 0,
-      password: 'love', source: 'argv', groups: ['carp'], srcip: '10.1.1.1', deadRatio: 3,
-      upscript: '/etc/vip-up.sh', downscript: '/etc/vip-down.sh',
-    }],
+    vhids: [
+      {
+        key: '42@eth0',
+        vhid: 42,
+        interface: 'eth0',
+        addresses: ['10.1.1.252/32'],
+        advbase: 1,
+        advskew: 0,
+        password: 'love',
+        source: 'argv',
+        groups: ['carp'],
+        srcip: '10.1.1.1',
+        deadRatio: 3,
+        upscript: '/etc/vip-up.sh',
+        downscript: '/etc/vip-down.sh',
+      },
+    ],
   });
   assert.deepEqual(options, {
-    preempt: false, neutral: false, shutdown: false, deadratio: 3, daemonize: false, facility: 'daemon',
-    ignoreifstate: false, nomcast: false, mcast: '224.0.0.18', debug: false, passOnArgv: true,
+    preempt: false,
+    neutral: false,
+    shutdown: false,
+    deadratio: 3,
+    daemonize: false,
+    facility: 'daemon',
+    ignoreifstate: false,
+    nomcast: false,
+    mcast: '224.0.0.18',
+    debug: false,
+    passOnArgv: true,
     warnings: ['the password was given with -p/--pass and is visible in ps; use -o/--passfile'],
   });
   assert.ok(!options.warnings.join(' ').includes('love'));
@@ -53,20 +84,49 @@ test("ucarp's documented example becomes one vhid with scripts", () => {
 test('combined and attached short options parse like getopt', (t) => {
   const pf = tempDir(t).write('vip.pass', 'fromfile\r\n');
   const { model, options } = run([
-    '-PznBSMD', '-v042', '-ieth1', '-s10.0.0.2', '-a', '10.0.0.100', '-o', pf,
-    '-k0x10', '-b2', '-r5', '-fLOCAL3', '-x', 'extra', '-m', '239.1.1.1', '-u/bin/up', '-d', '/bin/down',
+    '-PznBSMD',
+    '-v042',
+    '-ieth1',
+    '-s10.0.0.2',
+    '-a',
+    '10.0.0.100',
+    '-o',
+    pf,
+    '-k0x10',
+    '-b2',
+    '-r5',
+    '-fLOCAL3',
+    '-x',
+    'extra',
+    '-m',
+    '239.1.1.1',
+    '-u/bin/up',
+    '-d',
+    '/bin/down',
   ]);
   const v = model.vhids[0]!;
   // strtoul(…, 0) as in ucarp: 042 is octal, 0x10 hex.
-  assert.deepEqual([v.key, v.vhid, v.advskew, v.advbase, v.password, v.xparam, v.upscript, v.downscript],
-    ['34@eth1', 34, 16, 2, 'fromfile', 'extra', '/bin/up', '/bin/down']);
+  assert.deepEqual(
+    [v.key, v.vhid, v.advskew, v.advbase, v.password, v.xparam, v.upscript, v.downscript],
+    ['34@eth1', 34, 16, 2, 'fromfile', 'extra', '/bin/up', '/bin/down'],
+  );
   assert.equal(model.global.preempt, true);
   assert.equal(model.global.log, 7);
   assert.deepEqual(
     { ...options, warnings: undefined },
     {
-      preempt: true, neutral: true, shutdown: true, deadratio: 5, daemonize: true, facility: 'local3',
-      ignoreifstate: true, nomcast: true, mcast: '239.1.1.1', debug: true, passfile: pf, passOnArgv: false,
+      preempt: true,
+      neutral: true,
+      shutdown: true,
+      deadratio: 5,
+      daemonize: true,
+      facility: 'local3',
+      ignoreifstate: true,
+      nomcast: true,
+      mcast: '239.1.1.1',
+      debug: true,
+      passfile: pf,
+      passOnArgv: false,
       warnings: undefined,
     },
   );
@@ -75,8 +135,19 @@ test('combined and attached short options parse like getopt', (t) => {
 
 test('long options take =value or the next argument, and unambiguous prefixes', () => {
   const { model, options } = run([
-    '--interface', 'eth2', '--srcip=10.0.0.2', '--vhid', '7', '--pass=pw', '--addr=10.0.0.9',
-    '--advskew', '100', '--mcast=239.0.0.5', '--preempt', '--neut', '--xparam=x',
+    '--interface',
+    'eth2',
+    '--srcip=10.0.0.2',
+    '--vhid',
+    '7',
+    '--pass=pw',
+    '--addr=10.0.0.9',
+    '--advskew',
+    '100',
+    '--mcast=239.0.0.5',
+    '--preempt',
+    '--neut',
+    '--xparam=x',
   ]);
   assert.equal(model.vhids[0]!.key, '7@eth2');
   assert.equal(model.vhids[0]!.advskew, 100);

@@ -54,8 +54,15 @@ describe('reconfigure (SIGHUP)', () => {
     sim.time.advance(5_000);
     await settle();
     const mine = a.events.slice(before);
-    assert.deepEqual(mine.filter((e) => e.key === K1), [], 'vhid 1 had no transition');
-    assert.deepEqual(mine.filter((e) => e.key === K2).map((e) => `${e.from}->${e.to}`), ['INIT->BACKUP', 'BACKUP->MASTER']);
+    assert.deepEqual(
+      mine.filter((e) => e.key === K1),
+      [],
+      'vhid 1 had no transition',
+    );
+    assert.deepEqual(
+      mine.filter((e) => e.key === K2).map((e) => `${e.from}->${e.to}`),
+      ['INIT->BACKUP', 'BACKUP->MASTER'],
+    );
     const beats = adverts(sim, 'a', 1).map((x) => x.at);
     for (let i = 1; i < beats.length; i++) assert.equal(beats[i]! - beats[i - 1]!, 1000, `vhid 1 advert interval at ${beats[i]}`);
     assert.ok(a.net.vips.has('198.18.0.102/24@eth0'), 'the new vhid holds its VIP');
@@ -73,7 +80,13 @@ describe('reconfigure (SIGHUP)', () => {
     assert.deepEqual(sim.masters(K1), ['b']);
     assert.deepEqual(a.engine.status(), []);
     sim.time.advance(10_000);
-    assert.equal(adverts(sim, 'a', 1).filter((x) => x.advbase !== 255).at(-1)!.at < 5_100, true, 'a no longer advertises vhid 1');
+    assert.equal(
+      adverts(sim, 'a', 1)
+        .filter((x) => x.advbase !== 255)
+        .at(-1)!.at < 5_100,
+      true,
+      'a no longer advertises vhid 1',
+    );
   });
 
   it('a changed advskew is applied in place; changed addresses move on the MASTER without a transition', async () => {
@@ -125,7 +138,10 @@ describe('reconfigure (SIGHUP)', () => {
     const a = sim.add('a', 1, [vhidCfg(1, 0)]);
     assert.deepEqual(a.engine.reconfigure(model([vhidCfg(3, 0)])).added, ['3@eth0']);
     a.engine.start();
-    assert.deepEqual(a.engine.status().map((s) => s.key), ['3@eth0']);
+    assert.deepEqual(
+      a.engine.status().map((s) => s.key),
+      ['3@eth0'],
+    );
   });
 });
 
@@ -170,7 +186,10 @@ describe('planned handover (make before break)', () => {
     sim.time.advance(2);
     await settle();
     assert.ok(!a.net.vips.has('198.18.0.101/24@eth0'), 'released after the hold');
-    assert.ok(a.logs.some((l) => l.includes('planned handover')), a.logs.join('\n'));
+    assert.ok(
+      a.logs.some((l) => l.includes('planned handover')),
+      a.logs.join('\n'),
+    );
   });
 
   it('becoming MASTER again during the hold keeps the VIP; a master yielding undemoted releases at once', async () => {
@@ -234,11 +253,20 @@ describe('commandLineReloader', () => {
       const reload = commandLineReloader(['run', '-c', conf, '--control', '/x.sock', '--log-level', '6']);
       assert.ok(reload);
       const r = reload();
-      assert.deepEqual(r.diagnostics.filter((d) => d.severity === 'error'), []);
-      assert.deepEqual(r.model.vhids.map((v) => v.key), ['7@eth0']);
+      assert.deepEqual(
+        r.diagnostics.filter((d) => d.severity === 'error'),
+        [],
+      );
+      assert.deepEqual(
+        r.model.vhids.map((v) => v.key),
+        ['7@eth0'],
+      );
       assert.equal(r.model.global.log, 6);
       writeFileSync(conf, '[vhid.a]\nvhid = 300\n', { mode: 0o600 });
-      assert.ok(reload().diagnostics.some((d) => d.severity === 'error'), 'a broken file shows as errors, not a throw');
+      assert.ok(
+        reload().diagnostics.some((d) => d.severity === 'error'),
+        'a broken file shows as errors, not a throw',
+      );
       assert.equal(commandLineReloader(['ucarp', '-i', 'eth0']), undefined);
       assert.equal(commandLineReloader(['run']), undefined);
     } finally {

@@ -95,8 +95,9 @@ test('the gratuitous ARP refresh runs every garp_refresh seconds and stops with 
 });
 
 test('bad schedule settings are reported, not thrown', () => {
-  assert.deepEqual(checkSchedules(model({ maintenance: { enter: '* * * * *', leave: '* * *', source: 'carpd.conf:9' } }), nodeCron.valid), [
-    'carpd.conf:9: maintenance leave: not a cron expression: * * *',
-  ]);
-  assert.equal(checkSchedules(model({ maintenance: { enter: '0 2 * * 0', durationMs: 3_600_000, source: 'x:1' } }), nodeCron.valid).length, 0);
+  assert.deepEqual(
+    checkSchedules(model({ maintenance: { enter: '* * * * *', leave: '* * *', source: 'carpd.conf:9' } }), (e) => nodeCron.valid(e)),
+    ['carpd.conf:9: maintenance leave: not a cron expression: * * *'],
+  );
+  assert.equal(checkSchedules(model({ maintenance: { enter: '0 2 * * 0', durationMs: 3_600_000, source: 'x:1' } }), (e) => nodeCron.valid(e)).length, 0);
 });

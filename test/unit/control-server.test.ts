@@ -93,8 +93,15 @@ function raw(sock: string, text: string, lines: number): Promise<string[]> {
   });
 }
 
-test('status: one line per vhid in ifconfig\'s words, the master as seen in adverts, demotion per group, last transition', async (t) => {
-  const h = await harness(t, [['a', 0], ['b', 100]], 'b');
+test("status: one line per vhid in ifconfig's words, the master as seen in adverts, demotion per group, last transition", async (t) => {
+  const h = await harness(
+    t,
+    [
+      ['a', 0],
+      ['b', 100],
+    ],
+    'b',
+  );
   const d = await ok<StatusData>(h.sock, { cmd: 'status' });
   assert.equal(d.vhids.length, 1);
   assert.equal(d.vhids[0]!.state, 'BACKUP');
@@ -113,7 +120,10 @@ test('a MASTER that has heard no peer for 60 s says so; one that hears a peer do
   const lone = await harness(t, [['a', 0]], 'a', 61_000);
   const d = await ok<StatusData>(lone.sock, { cmd: 'status' });
   assert.equal(d.vhids[0]!.state, 'MASTER');
-  assert.ok(d.vhids[0]!.diagnosis.some((l) => /^MASTER but hearing no peer for 6\d s/.test(l)), JSON.stringify(d.vhids[0]!.diagnosis));
+  assert.ok(
+    d.vhids[0]!.diagnosis.some((l) => /^MASTER but hearing no peer for 6\d s/.test(l)),
+    JSON.stringify(d.vhids[0]!.diagnosis),
+  );
   assert.ok(formatStatus(d).includes('\tmaster: this node (198.18.0.1)'));
 
   // Two vhids, each node MASTER of one: each hears the other's adverts, so multicast works.
@@ -135,7 +145,16 @@ test('a MASTER that has heard no peer for 60 s says so; one that hears a peer do
 });
 
 test('bad authentication is diagnosed per peer with its count', async (t) => {
-  const h = await harness(t, [['a', 0], ['b', 100], ['x', 50, 'wrong-secret']], 'b', 10_000);
+  const h = await harness(
+    t,
+    [
+      ['a', 0],
+      ['b', 100],
+      ['x', 50, 'wrong-secret'],
+    ],
+    'b',
+    10_000,
+  );
   const d = await ok<StatusData>(h.sock, { cmd: 'status' });
   const v = d.vhids[0]!;
   const n = h.node.engine.badAuthByPeer.get('198.18.0.3 1@eth0') ?? 0;
@@ -145,7 +164,16 @@ test('bad authentication is diagnosed per peer with its count', async (t) => {
 });
 
 test('stats: netstat -s -p carp wording, plus per-vhid and per-peer counters', async (t) => {
-  const h = await harness(t, [['a', 0], ['b', 100], ['x', 50, 'wrong-secret']], 'b', 10_000);
+  const h = await harness(
+    t,
+    [
+      ['a', 0],
+      ['b', 100],
+      ['x', 50, 'wrong-secret'],
+    ],
+    'b',
+    10_000,
+  );
   const d = await ok<StatsData>(h.sock, { cmd: 'stats' });
   assert.equal(d.counters.carps_badauth, h.node.engine.stats.carps_badauth);
   const text = formatStats(d);
@@ -153,13 +181,26 @@ test('stats: netstat -s -p carp wording, plus per-vhid and per-peer counters', a
   assert.ok(text.includes(`\t${d.counters.carps_ipackets} packets received (IPv4)`), text.join('\n'));
   assert.ok(text.includes(`\t\t${d.counters.carps_badauth} discarded for bad authentication`), text.join('\n'));
   assert.ok(text.includes('\t0 transitions to master'), text.join('\n'));
-  assert.ok(text.some((l) => /^\t1@eth0: 0 adverts sent, \d+ adverts received, 0 transitions to master, \d+ discarded for bad authentication$/.test(l)), text.join('\n'));
+  assert.ok(
+    text.some((l) => /^\t1@eth0: 0 adverts sent, \d+ adverts received, 0 transitions to master, \d+ discarded for bad authentication$/.test(l)),
+    text.join('\n'),
+  );
   assert.ok(text.includes(`\t198.18.0.3 vhid 1@eth0: ${h.node.engine.badAuthByPeer.get('198.18.0.3 1@eth0')}`), text.join('\n'));
-  assert.deepEqual(d.badAuth.map((b) => b.src), ['198.18.0.3']);
+  assert.deepEqual(
+    d.badAuth.map((b) => b.src),
+    ['198.18.0.3'],
+  );
 });
 
-test('demote +N / -N / reset changes only the admin\'s ledger entry; an unknown group is refused', async (t) => {
-  const h = await harness(t, [['a', 0], ['b', 100]], 'a');
+test("demote +N / -N / reset changes only the admin's ledger entry; an unknown group is refused", async (t) => {
+  const h = await harness(
+    t,
+    [
+      ['a', 0],
+      ['b', 100],
+    ],
+    'a',
+  );
   const e = h.node.engine;
   e.demote('carp', 'plugin:httpd', 5);
   assert.deepEqual(await ok(h.sock, { cmd: 'demote', delta: 20 }), { group: 'carp', total: 25, admin: 20 });
@@ -176,14 +217,24 @@ test('demote +N / -N / reset changes only the admin\'s ledger entry; an unknown 
 });
 
 test('state VHID@IF forces the vhid and emits the same transition event as the protocol', async (t) => {
-  const h = await harness(t, [['a', 0], ['b', 100]], 'b');
+  const h = await harness(
+    t,
+    [
+      ['a', 0],
+      ['b', 100],
+    ],
+    'b',
+  );
   const seen: DaemonEvent[] = [];
   h.events.subscribe((e) => seen.push(e));
   const s = await ok<{ state: string; key: string }>(h.sock, { cmd: 'state', key: '1@eth0', state: 'MASTER' });
   assert.equal(s.state, 'MASTER');
   const tr = seen.find((e) => e.type === 'transition');
   assert.ok(tr && tr.type === 'transition');
-  assert.deepEqual({ key: tr.key, vhid: tr.vhid, interface: tr.interface, from: tr.from, to: tr.to, reason: tr.reason }, { key: '1@eth0', vhid: 1, interface: 'eth0', from: 'BACKUP', to: 'MASTER', reason: 'user requested' });
+  assert.deepEqual(
+    { key: tr.key, vhid: tr.vhid, interface: tr.interface, from: tr.from, to: tr.to, reason: tr.reason },
+    { key: '1@eth0', vhid: 1, interface: 'eth0', from: 'BACKUP', to: 'MASTER', reason: 'user requested' },
+  );
   assert.equal(typeof tr.seq, 'number');
   assert.ok(seen.some((e) => e.type === 'admin' && e.action === 'state'));
   const r = await request(h.sock, { cmd: 'state', key: '9@eth0', state: 'BACKUP' });
@@ -200,7 +251,16 @@ test('maintenance on: the intent reaches the store before the demotion changes, 
       stored = i;
     },
   };
-  const h = await harness(t, [['a', 0], ['b', 100]], 'a', 5_000, store);
+  const h = await harness(
+    t,
+    [
+      ['a', 0],
+      ['b', 100],
+    ],
+    'a',
+    5_000,
+    store,
+  );
   const e = h.node.engine;
   const origSet = e.setDemotion.bind(e);
   e.setDemotion = (g, by, n) => {
@@ -256,17 +316,30 @@ test('the intent file is written atomically and restored; an unreadable one mean
   const m = new Maintenance(n.engine, store, { logger: { log: (_l, msg) => logs.push(msg) } });
   assert.equal(m.restore().on, true);
   assert.equal(n.engine.ledger.held('carp', MAINTENANCE_DEMOTER), 240);
-  assert.ok(logs.some((l) => l.includes('not JSON')), logs.join('\n'));
+  assert.ok(
+    logs.some((l) => l.includes('not JSON')),
+    logs.join('\n'),
+  );
 });
 
 test('events: the ring keeps the newest 1000; a follower gets transitions and published hook runs live', async (t) => {
-  const h = await harness(t, [['a', 0], ['b', 100]], 'b');
+  const h = await harness(
+    t,
+    [
+      ['a', 0],
+      ['b', 100],
+    ],
+    'b',
+  );
   for (let i = 0; i < 1005; i++) h.events.publish({ type: 'admin', time: new Date(0).toISOString(), action: 'test', detail: `#${i}` });
   const all = await ok<{ events: DaemonEvent[] }>(h.sock, { cmd: 'events' });
   assert.equal(all.events.length, 1000);
   assert.deepEqual(all.events[0], { type: 'admin', time: new Date(0).toISOString(), action: 'test', detail: '#5' });
   const two = await ok<{ events: DaemonEvent[] }>(h.sock, { cmd: 'events', limit: 2 });
-  assert.deepEqual(two.events.map((e) => (e.type === 'admin' ? e.detail : '')), ['#1003', '#1004']);
+  assert.deepEqual(
+    two.events.map((e) => (e.type === 'admin' ? e.detail : '')),
+    ['#1003', '#1004'],
+  );
 
   const got: DaemonEvent[] = [];
   const f = followEvents(h.sock, (e) => got.push(e), 0);
@@ -277,7 +350,10 @@ test('events: the ring keeps the newest 1000; a follower gets transitions and pu
   h.node.engine.force('1@eth0', 'MASTER', 'user requested');
   h.server.publish({ type: 'hook', time: new Date(0).toISOString(), plugin: 'httpd', hook: 'master', key: '1@eth0', seq: 2, durationMs: 120, result: 'ok' });
   for (let i = 0; i < 200 && got.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
-  assert.deepEqual(got.map((e) => e.type), ['transition', 'hook']);
+  assert.deepEqual(
+    got.map((e) => e.type),
+    ['transition', 'hook'],
+  );
   f.stop();
   await f.done;
 });
@@ -286,11 +362,24 @@ test('malformed requests are refused with a code and counted, and the server kee
   const h = await harness(t, [['a', 0]], 'a');
   const answers = await raw(
     h.sock,
-    ['not json', '[1,2]', '{"cmd":"reboot"}', '{"cmd":"demote","delta":"9"}', '{"cmd":"state","key":"1@eth0","state":"UP"}', '{"cmd":"events","limit":-1}', '', '{"cmd":"status"}', ''].join('\n'),
+    [
+      'not json',
+      '[1,2]',
+      '{"cmd":"reboot"}',
+      '{"cmd":"demote","delta":"9"}',
+      '{"cmd":"state","key":"1@eth0","state":"UP"}',
+      '{"cmd":"events","limit":-1}',
+      '',
+      '{"cmd":"status"}',
+      '',
+    ].join('\n'),
     7,
   );
   const parsed = answers.map((l) => JSON.parse(l) as { ok: boolean; code?: string });
-  assert.deepEqual(parsed.slice(0, 6).map((p) => p.code), Array(6).fill(ControlCode.MALFORMED));
+  assert.deepEqual(
+    parsed.slice(0, 6).map((p) => p.code),
+    Array(6).fill(ControlCode.MALFORMED),
+  );
   assert.equal(parsed[6]!.ok, true, 'a good request after bad ones is answered');
   assert.equal(h.server.stats.malformed, 6);
 
@@ -314,7 +403,9 @@ test('the socket is mode 0600; a stale socket is replaced, a live one or a plain
 
   // A socket nobody listens on any more (a daemon killed with -9): taken over.
   const stale = join(h.dir, 'stale.sock');
-  const holder = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(stale)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const holder = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(stale)}, () => console.log('up'))`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   await new Promise<void>((r) => holder.stdout!.once('data', () => r()));
   process.kill(holder.pid!, 'SIGKILL');
   await new Promise<void>((r) => (holder.exitCode !== null || holder.signalCode !== null ? r() : holder.once('exit', () => r())));
@@ -327,7 +418,16 @@ test('the socket is mode 0600; a stale socket is replaced, a live one or a plain
 });
 
 test('Prometheus text: per-vhid state, counters, drops by reason, demotion, maintenance, hook durations', async (t) => {
-  const h = await harness(t, [['a', 0], ['b', 100], ['x', 50, 'wrong-secret']], 'a', 10_000);
+  const h = await harness(
+    t,
+    [
+      ['a', 0],
+      ['b', 100],
+      ['x', 50, 'wrong-secret'],
+    ],
+    'a',
+    10_000,
+  );
   h.server.publish({ type: 'hook', time: new Date(0).toISOString(), plugin: 'httpd', hook: 'master', durationMs: 250, result: 'ok' });
   h.server.publish({ type: 'hook', time: new Date(0).toISOString(), plugin: 'httpd', hook: 'master', durationMs: 750, result: 'error' });
   const { text } = await ok<{ text: string }>(h.sock, { cmd: 'metrics' });

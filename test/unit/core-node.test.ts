@@ -26,7 +26,8 @@ function config(vhids: NodeVhid[], over: Partial<NodeConfig> = {}): NodeConfig {
   return { preempt: false, masterDown: 'freebsd', ifdownDemotion: 240, senderrDemotion: 240, handoverHoldMs: 0, demotions: [], vhids, ...over };
 }
 
-const types = (fx: NodeEffect[]) => fx.filter((e) => e.type !== 'log').map((e) => (e.type === 'vip' ? `vip ${e.op} ${e.cidr}` : e.type === 'garp' ? `garp ${e.cidr}` : e.type));
+const types = (fx: NodeEffect[]) =>
+  fx.filter((e) => e.type !== 'log').map((e) => (e.type === 'vip' ? `vip ${e.op} ${e.cidr}` : e.type === 'garp' ? `garp ${e.cidr}` : e.type));
 
 /** A node started at t=0 and run to MASTER at t=3000 (nobody else on the wire). */
 function master(over: Partial<NodeConfig> = {}, vhids = [vhid(1)]): { node: CarpNode; fx: NodeEffect[] } {
@@ -82,7 +83,10 @@ describe('pure node', () => {
       assert.ok(t, `retry ${i} armed`);
       delays.push(t.dueAt - now);
       now = t.dueAt;
-      assert.deepEqual(types(node.step({ type: 'tick' }, now)).filter((x) => x.startsWith('vip')), ['vip add 198.18.0.101/24']);
+      assert.deepEqual(
+        types(node.step({ type: 'tick' }, now)).filter((x) => x.startsWith('vip')),
+        ['vip add 198.18.0.101/24'],
+      );
     }
     assert.deepEqual(delays, [1000, 2000, 4000, 8000, 16000, VIP_RETRY_MAX_MS, VIP_RETRY_MAX_MS]);
     assert.equal(node.ledger.held('carp', 'vip:1@eth0'), 240);
@@ -95,7 +99,10 @@ describe('pure node', () => {
     const { node } = master();
     node.step({ type: 'vip-result', key: '1@eth0', cidr: '198.18.0.101/24', ok: false }, 3000);
     node.step({ type: 'force', key: '1@eth0', state: 'BACKUP', reason: 'user requested' }, 3100);
-    assert.deepEqual(node.timers().filter((t) => t.timer === 'retry'), []);
+    assert.deepEqual(
+      node.timers().filter((t) => t.timer === 'retry'),
+      [],
+    );
     assert.equal(node.ledger.held('carp', 'vip:1@eth0'), 240);
   });
 
@@ -105,7 +112,10 @@ describe('pure node', () => {
     const fx = node.step({ type: 'advert', key: '1@eth0', advert: { src: '198.18.0.2', advbase: 1, advskew: 100, demote: 0 } }, 4010);
     assert.deepEqual(types(fx), ['transition'], 'no release yet');
     assert.deepEqual(node.timers(), [{ timer: 'hold', key: '1@eth0', dueAt: 6010 }]);
-    assert.deepEqual(types(node.step({ type: 'tick' }, 6010)).filter((x) => x.startsWith('vip')), ['vip del 198.18.0.101/24']);
+    assert.deepEqual(
+      types(node.step({ type: 'tick' }, 6010)).filter((x) => x.startsWith('vip')),
+      ['vip del 198.18.0.101/24'],
+    );
   });
 
   it('an undemoted master yielding releases at once; shutdown cuts a hold short', () => {
@@ -147,7 +157,11 @@ describe('pure node', () => {
     const res = fx.find((e) => e.type === 'reconfigured');
     assert.deepEqual(res && res.type === 'reconfigured' && res.result, { added: ['3@eth0'], removed: ['2@eth0'], changed: ['1@eth0'], unchanged: [] });
     const vips = types(fx).filter((x) => x.startsWith('vip') || x.startsWith('garp'));
-    assert.deepEqual(vips, ['vip del 198.18.0.101/24', 'vip add 198.18.0.201/24', 'garp 198.18.0.201/24', 'vip del 198.18.0.103/24'], 'vhid 2 was BACKUP (nothing to release); the new vhid 3 starts by clearing its VIP');
+    assert.deepEqual(
+      vips,
+      ['vip del 198.18.0.101/24', 'vip add 198.18.0.201/24', 'garp 198.18.0.201/24', 'vip del 198.18.0.103/24'],
+      'vhid 2 was BACKUP (nothing to release); the new vhid 3 starts by clearing its VIP',
+    );
     assert.deepEqual(node.keys(), ['1@eth0', '3@eth0']);
   });
 

@@ -64,7 +64,8 @@ function rig(specs: PluginSpec[], o: RigOptions = {}): Rig {
   const exec = o.exec ?? recordingExec();
   const scheduler = new ManualScheduler();
   const plugins = specs.map(([d, follow, over]) => loaded(d, config(d.name, follow ?? lan, over ?? {}), model));
-  const host = new PluginHost({ ...hostDefaults(),
+  const host = new PluginHost({
+    ...hostDefaults(),
     model,
     plugins,
     engine: node.engine,
@@ -116,10 +117,9 @@ function logging(name: string, log: string[], node: () => SimNode, after: string
 describe('phases and order', () => {
   it('going MASTER: render, pre-master, VIP, master in dependency order; going BACKUP: the reverse, VIP released after pre-backup', async () => {
     const log: string[] = [];
-    let r!: Rig;
     const n = () => r.node;
     // Declared out of order on purpose: the host orders them (b after a, c after b).
-    r = rig([[logging('c', log, n, ['b'])], [logging('a', log, n)], [logging('b', log, n, ['a'])]]);
+    const r: Rig = rig([[logging('c', log, n, ['b'])], [logging('a', log, n)], [logging('b', log, n, ['a'])]]);
     r.node.engine.start();
     await run(r.sim, 100);
     log.length = 0;
@@ -127,17 +127,29 @@ describe('phases and order', () => {
     await run(r.sim, 4100);
     assert.equal(r.sim.state('a', KEY), 'MASTER');
     assert.deepEqual(log, [
-      'render a MASTER vip=0', 'render b MASTER vip=0', 'render c MASTER vip=0',
-      'pre-master a MASTER vip=0', 'pre-master b MASTER vip=0', 'pre-master c MASTER vip=0',
-      'master a MASTER vip=1', 'master b MASTER vip=1', 'master c MASTER vip=1',
+      'render a MASTER vip=0',
+      'render b MASTER vip=0',
+      'render c MASTER vip=0',
+      'pre-master a MASTER vip=0',
+      'pre-master b MASTER vip=0',
+      'pre-master c MASTER vip=0',
+      'master a MASTER vip=1',
+      'master b MASTER vip=1',
+      'master c MASTER vip=1',
     ]);
     log.length = 0;
     r.node.engine.force(KEY, 'BACKUP', 'user requested', HOLD);
     await run(r.sim, 100);
     assert.deepEqual(log, [
-      'render c BACKUP vip=1', 'render b BACKUP vip=1', 'render a BACKUP vip=1',
-      'pre-backup c BACKUP vip=1', 'pre-backup b BACKUP vip=1', 'pre-backup a BACKUP vip=1',
-      'backup c BACKUP vip=0', 'backup b BACKUP vip=0', 'backup a BACKUP vip=0',
+      'render c BACKUP vip=1',
+      'render b BACKUP vip=1',
+      'render a BACKUP vip=1',
+      'pre-backup c BACKUP vip=1',
+      'pre-backup b BACKUP vip=1',
+      'pre-backup a BACKUP vip=1',
+      'backup c BACKUP vip=0',
+      'backup b BACKUP vip=0',
+      'backup a BACKUP vip=0',
     ]);
     await r.stop();
   });
@@ -162,7 +174,11 @@ describe('phases and order', () => {
 
   it('INIT (link down, shutdown) runs pre-backup then init, or backup when the plugin has no init', async () => {
     const log: string[] = [];
-    const withInit: PluginDeclaration = { name: 'x', apiVersion: 1, hooks: { 'pre-backup': (c) => void log.push(`pre-backup x ${c.event.target}`), init: (c) => void log.push(`init x ${c.event.target}`) } };
+    const withInit: PluginDeclaration = {
+      name: 'x',
+      apiVersion: 1,
+      hooks: { 'pre-backup': (c) => void log.push(`pre-backup x ${c.event.target}`), init: (c) => void log.push(`init x ${c.event.target}`) },
+    };
     const noInit: PluginDeclaration = { name: 'y', apiVersion: 1, hooks: { backup: (c) => void log.push(`backup y ${c.event.target} ${c.event.reason}`) } };
     const r = rig([[withInit], [noInit]]);
     r.node.engine.start();
@@ -180,9 +196,20 @@ describe('phases and order', () => {
 describe('scopes', () => {
   it('a node-scoped plugin is MASTER only when every vhid is MASTER; a vhid-scoped one follows its vhid', async () => {
     const targets: string[] = [];
-    const rec = (name: string): PluginDeclaration => ({ name, apiVersion: 1, hooks: { master: () => void targets.push(`${name} MASTER`), backup: (c) => void targets.push(`${name} ${c.event.target}`) } });
+    const rec = (name: string): PluginDeclaration => ({
+      name,
+      apiVersion: 1,
+      hooks: { master: () => void targets.push(`${name} MASTER`), backup: (c) => void targets.push(`${name} ${c.event.target}`) },
+    });
     const vhids = [vhidCfg(1, 0), vhidCfg(2, 0, { interface: 'eth1', groups: ['wan'] })];
-    const r = rig([[rec('node-wide'), { kind: 'node' }], [rec('wan-only'), { kind: 'group', group: 'wan' }], [rec('lan-only'), lan]], { vhids });
+    const r = rig(
+      [
+        [rec('node-wide'), { kind: 'node' }],
+        [rec('wan-only'), { kind: 'group', group: 'wan' }],
+        [rec('lan-only'), lan],
+      ],
+      { vhids },
+    );
     r.node.engine.start();
     await run(r.sim, 100);
     targets.length = 0;
@@ -222,8 +249,15 @@ describe('coalescing', () => {
 
   it('100 transitions in 1 s while a run is in flight: at most 2 runs, ending in the final state', async () => {
     const done: string[] = [];
-    let r!: Rig;
-    r = rig([[service(() => 1500, done, () => r.timers)]]);
+    const r: Rig = rig([
+      [
+        service(
+          () => 1500,
+          done,
+          () => r.timers,
+        ),
+      ],
+    ]);
     r.node.engine.start();
     await run(r.sim, 2000, 50);
     assert.deepEqual(done.length, 1, 'the boot run stopped the service');
@@ -243,8 +277,15 @@ describe('coalescing', () => {
 
   it('a steady flap of quick hooks collapses, and after the burst at most 2 runs finish it in the final state', async () => {
     const done: string[] = [];
-    let r!: Rig;
-    r = rig([[service(() => 35, done, () => r.timers)]]);
+    const r: Rig = rig([
+      [
+        service(
+          () => 35,
+          done,
+          () => r.timers,
+        ),
+      ],
+    ]);
     r.node.engine.start();
     await run(r.sim, 200);
     const before = r.runs.length;
@@ -262,7 +303,7 @@ describe('coalescing', () => {
 });
 
 describe('failure policies and health', () => {
-  it('demote N makes the node yield to its peer until the plugin\'s health check passes again', async () => {
+  it("demote N makes the node yield to its peer until the plugin's health check passes again", async () => {
     let broken = true;
     const web: PluginDeclaration = {
       name: 'web',
@@ -298,7 +339,15 @@ describe('failure policies and health', () => {
 
   it('without a health check, the next fully successful run lifts the demotion', async () => {
     let fail = true;
-    const p: PluginDeclaration = { name: 'p', apiVersion: 1, hooks: { master: () => { if (fail) throw new Error('no'); } } };
+    const p: PluginDeclaration = {
+      name: 'p',
+      apiVersion: 1,
+      hooks: {
+        master: () => {
+          if (fail) throw new Error('no');
+        },
+      },
+    };
     const r = rig([[p, lan, { onFailure: { kind: 'demote', by: 20 } }]]);
     r.node.engine.start();
     await run(r.sim, 100);
@@ -314,16 +363,36 @@ describe('failure policies and health', () => {
 
   it('retry N tries a failing hook N more times, then gives up without demoting', async () => {
     let calls = 0;
-    const flaky: PluginDeclaration = { name: 'flaky', apiVersion: 1, hooks: { master: () => { if (++calls < 3) throw new Error('busy'); } } };
-    const always: PluginDeclaration = { name: 'always', apiVersion: 1, hooks: { master: () => { throw new Error('down'); } } };
-    const r = rig([[flaky, lan, { onFailure: { kind: 'retry', times: 2 } }], [always, lan, { onFailure: { kind: 'retry', times: 1 } }]]);
+    const flaky: PluginDeclaration = {
+      name: 'flaky',
+      apiVersion: 1,
+      hooks: {
+        master: () => {
+          if (++calls < 3) throw new Error('busy');
+        },
+      },
+    };
+    const always: PluginDeclaration = {
+      name: 'always',
+      apiVersion: 1,
+      hooks: {
+        master: () => {
+          throw new Error('down');
+        },
+      },
+    };
+    const r = rig([
+      [flaky, lan, { onFailure: { kind: 'retry', times: 2 } }],
+      [always, lan, { onFailure: { kind: 'retry', times: 1 } }],
+    ]);
     r.node.engine.start();
     await run(r.sim, 100);
     r.node.engine.force(KEY, 'MASTER');
     await run(r.sim, 100);
-    assert.deepEqual(r.hooks.filter((h) => h.hook === 'master').map((h) => `${h.plugin} ${h.attempt} ${h.result}`), [
-      'always 1 error', 'always 2 error', 'flaky 1 error', 'flaky 2 error', 'flaky 3 ok',
-    ]);
+    assert.deepEqual(
+      r.hooks.filter((h) => h.hook === 'master').map((h) => `${h.plugin} ${h.attempt} ${h.result}`),
+      ['always 1 error', 'always 2 error', 'flaky 1 error', 'flaky 2 error', 'flaky 3 ok'],
+    );
     assert.deepEqual(r.node.engine.ledger.entries(), []);
     await r.stop();
   });
@@ -331,7 +400,16 @@ describe('failure policies and health', () => {
   it('[health.NAME] commands demote after `fall` failures and recover after `rise` passes', async () => {
     const answers = [1, 1, 0, 1, 0, 0];
     const exec = recordingExec(() => ({ exitCode: answers.shift() ?? 0 }));
-    const check: HealthConfig = { name: 'gw', command: ['ping', '-c', '1', '192.0.2.1'], intervalMs: 1000, rise: 2, fall: 2, demote: 100, group: 'carp', source: 't:1' };
+    const check: HealthConfig = {
+      name: 'gw',
+      command: ['ping', '-c', '1', '192.0.2.1'],
+      intervalMs: 1000,
+      rise: 2,
+      fall: 2,
+      demote: 100,
+      group: 'carp',
+      source: 't:1',
+    };
     const r = rig([], { health: [check], exec });
     r.node.engine.start();
     const held: number[] = [];
@@ -352,7 +430,17 @@ describe('boot, context and log', () => {
   it('the node holds a boot demotion until every setup has succeeded; a plugin runs only once set up', async () => {
     let setups = 0;
     const log: string[] = [];
-    const late: PluginDeclaration = { name: 'late', apiVersion: 1, hooks: { setup: () => { if (++setups === 1) throw new Error('not yet'); }, master: () => void log.push('late master'), backup: (c) => void log.push(`late ${c.event.target}`) } };
+    const late: PluginDeclaration = {
+      name: 'late',
+      apiVersion: 1,
+      hooks: {
+        setup: () => {
+          if (++setups === 1) throw new Error('not yet');
+        },
+        master: () => void log.push('late master'),
+        backup: (c) => void log.push(`late ${c.event.target}`),
+      },
+    };
     const early: PluginDeclaration = { name: 'early', apiVersion: 1, hooks: { master: () => void log.push('early master') } };
     const r = rig([[late], [early]], { setupRetryMs: 5000 });
     assert.equal(r.node.engine.ledger.held('carp', 'boot:plugins'), 240, 'held before the engine starts');
@@ -421,8 +509,14 @@ describe('boot, context and log', () => {
     }
     const log = r.host.transitions();
     assert.equal(log.length, 3);
-    assert.deepEqual(log.map((t) => `${t.seq} ${t.from}->${t.to}`), ['2 BACKUP->MASTER', '3 MASTER->BACKUP', '4 BACKUP->MASTER']);
-    assert.deepEqual(log[0]!.hooks.map((h) => `${h.hook} ${h.result}`), ['pre-master ok', 'master ok']);
+    assert.deepEqual(
+      log.map((t) => `${t.seq} ${t.from}->${t.to}`),
+      ['2 BACKUP->MASTER', '3 MASTER->BACKUP', '4 BACKUP->MASTER'],
+    );
+    assert.deepEqual(
+      log[0]!.hooks.map((h) => `${h.hook} ${h.result}`),
+      ['pre-master ok', 'master ok'],
+    );
     const h = log[0]!.hooks[0]!;
     assert.equal(h.key, KEY);
     assert.equal(h.scope, `vhid:${KEY}`);

@@ -43,11 +43,30 @@ const engine: HostEngine & { demotions: string[] } = {
 const vhids = [vhidCfg(1, 0)];
 const model = modelOf(vhids);
 const lan = { kind: 'vhid', ref: '1@eth0' } as const;
-const ev = (seq: number, to: 'MASTER' | 'BACKUP'): TransitionEvent => ({ seq, time: '2026-01-01T00:00:00.000Z', vhid: 1, interface: 'eth0', key: '1@eth0', from: to === 'MASTER' ? 'BACKUP' : 'MASTER', to, reason: 'test' });
+const ev = (seq: number, to: 'MASTER' | 'BACKUP'): TransitionEvent => ({
+  seq,
+  time: '2026-01-01T00:00:00.000Z',
+  vhid: 1,
+  interface: 'eth0',
+  key: '1@eth0',
+  from: to === 'MASTER' ? 'BACKUP' : 'MASTER',
+  to,
+  reason: 'test',
+});
 
 function hostWith(decls: [PluginDeclaration, number?][], exec: RecordingExec | typeof groupExec = recordingExec()) {
   const plugins = decls.map(([d, timeoutMs]) => loaded(d, config(d.name, lan, timeoutMs ? { timeoutMs } : {}), model));
-  const host = new PluginHost({ ...hostDefaults(), model, plugins, engine, logger: silent, templates: new Templates({}, 'linux'), os: 'linux', exec, retryDelayMs: 0 });
+  const host = new PluginHost({
+    ...hostDefaults(),
+    model,
+    plugins,
+    engine,
+    logger: silent,
+    templates: new Templates({}, 'linux'),
+    os: 'linux',
+    exec,
+    retryDelayMs: 0,
+  });
   const hooks: HookRecord[] = [];
   host.on('hook', (h: HookRecord) => hooks.push(h));
   host.start();
@@ -71,13 +90,24 @@ describe('runHook', () => {
     assert.equal(out.result, 'error');
     assert.ok(out.error instanceof HookError);
     assert.deepEqual(
-      { code: out.error.code, plugin: out.error.plugin, hook: out.error.hook, seq: out.error.seq, vhid: out.error.vhid, key: out.error.key, causeCode: out.error.causeCode },
+      {
+        code: out.error.code,
+        plugin: out.error.plugin,
+        hook: out.error.hook,
+        seq: out.error.seq,
+        vhid: out.error.vhid,
+        key: out.error.key,
+        causeCode: out.error.causeCode,
+      },
       { code: 'CARPD_ERR_HOOK_FAILED', plugin: 'p', hook: 'master', seq: 7, vhid: 1, key: '1@eth0', causeCode: 'EXAMPLE' },
     );
     assert.equal(out.error.cause, cause);
-    const sync = await runHook(() => {
-      throw new Error('sync');
-    }, { timeoutMs: 1000, timers: realTimers, tag });
+    const sync = await runHook(
+      () => {
+        throw new Error('sync');
+      },
+      { timeoutMs: 1000, timers: realTimers, tag },
+    );
     assert.equal(sync.error?.message, 'sync');
   });
 
@@ -103,13 +133,16 @@ describe('hook limits in the host', () => {
     const next: PluginDeclaration = { name: 'next', apiVersion: 1, after: ['hang'], hooks: { master: (ctx) => ctx.exec(['true']) } };
     const { host, hooks } = hostWith([[hang, 300], [next]], groupExec);
     const t0 = Date.now();
-    host.handle(ev(1, 'MASTER'));
+    void host.handle(ev(1, 'MASTER'));
     await host.idle();
     const took = Date.now() - t0;
-    assert.deepEqual(hooks.map((h) => [h.plugin, h.hook, h.result, h.error?.code]), [
-      ['hang', 'master', 'timeout', 'CARPD_ERR_HOOK_TIMEOUT'],
-      ['next', 'master', 'ok', undefined],
-    ]);
+    assert.deepEqual(
+      hooks.map((h) => [h.plugin, h.hook, h.result, h.error?.code]),
+      [
+        ['hang', 'master', 'timeout', 'CARPD_ERR_HOOK_TIMEOUT'],
+        ['next', 'master', 'ok', undefined],
+      ],
+    );
     assert.ok(took >= 280 && took < 2000, `took ${took} ms`);
     const pids = readFileSync(pidfile, 'utf8').trim().split(' ').map(Number);
     assert.equal(pids.length, 2);
@@ -136,7 +169,7 @@ describe('hook limits in the host', () => {
       },
     };
     const { host, hooks } = hostWith([[slow, 50]], exec);
-    host.handle(ev(1, 'BACKUP'));
+    void host.handle(ev(1, 'BACKUP'));
     await host.idle();
     assert.equal(hooks[0]?.result, 'timeout');
     await wait(200);
@@ -146,17 +179,26 @@ describe('hook limits in the host', () => {
   });
 
   it('a failing command fails its hook with the command error as cause; argv never in the message', async () => {
-    const exec = recordingExec((argv) => (argv[0] === 'missing' ? { exitCode: null, spawnError: 'ENOENT' } : { exitCode: 3, stderr: 'warming up\nnot ready\n' }));
-    const fails: PluginDeclaration = { name: 'fails', apiVersion: 1, hooks: { master: (ctx) => ctx.exec(['svc', '--token-file', '/x']), backup: (ctx) => ctx.exec(['missing']) } };
+    const exec = recordingExec((argv) =>
+      argv[0] === 'missing' ? { exitCode: null, spawnError: 'ENOENT' } : { exitCode: 3, stderr: 'warming up\nnot ready\n' },
+    );
+    const fails: PluginDeclaration = {
+      name: 'fails',
+      apiVersion: 1,
+      hooks: { master: (ctx) => ctx.exec(['svc', '--token-file', '/x']), backup: (ctx) => ctx.exec(['missing']) },
+    };
     const { host, hooks } = hostWith([[fails]], exec);
-    host.handle(ev(1, 'MASTER'));
+    void host.handle(ev(1, 'MASTER'));
     await host.idle();
-    host.handle(ev(2, 'BACKUP'));
+    void host.handle(ev(2, 'BACKUP'));
     await host.idle();
-    assert.deepEqual(hooks.map((h) => [h.hook, h.result, h.error?.code, h.error?.causeCode]), [
-      ['master', 'error', 'CARPD_ERR_HOOK_FAILED', 'CARPD_ERR_EXEC_STATUS'],
-      ['backup', 'error', 'CARPD_ERR_HOOK_FAILED', 'CARPD_ERR_EXEC_SPAWN'],
-    ]);
+    assert.deepEqual(
+      hooks.map((h) => [h.hook, h.result, h.error?.code, h.error?.causeCode]),
+      [
+        ['master', 'error', 'CARPD_ERR_HOOK_FAILED', 'CARPD_ERR_EXEC_STATUS'],
+        ['backup', 'error', 'CARPD_ERR_HOOK_FAILED', 'CARPD_ERR_EXEC_SPAWN'],
+      ],
+    );
     assert.equal(hooks[0]!.error!.message, 'svc exited with status 3: not ready');
     assert.ok(!hooks[0]!.error!.message.includes('/x'));
     await host.stop();
@@ -164,7 +206,13 @@ describe('hook limits in the host', () => {
 
   it('exec refuses a shell string and bounds each command by what is left of the hook', async () => {
     const seen: number[] = [];
-    const exec = { calls: [] as string[][], run: async (_a: readonly string[], o: { timeoutMs: number }) => (seen.push(o.timeoutMs), { exitCode: 0, stdout: '', stderr: '', timedOut: false, canceled: false }) };
+    const exec = {
+      calls: [] as string[][],
+      run: async (_a: readonly string[], o: { timeoutMs: number }) => (
+        seen.push(o.timeoutMs),
+        { exitCode: 0, stdout: '', stderr: '', timedOut: false, canceled: false }
+      ),
+    };
     let refused: unknown;
     const p: PluginDeclaration = {
       name: 'p',
@@ -182,7 +230,7 @@ describe('hook limits in the host', () => {
       },
     };
     const { host } = hostWith([[p, 2000]], exec);
-    host.handle(ev(1, 'MASTER'));
+    void host.handle(ev(1, 'MASTER'));
     await host.idle();
     assert.ok(seen[0]! <= 2000 && seen[0]! > 1000, `capped at the hook's timeout: ${seen[0]}`);
     assert.equal(seen[1], 100);

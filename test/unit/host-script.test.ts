@@ -43,7 +43,8 @@ async function scriptHost(options: Record<string, string>, o: { follow?: Follow;
   const plugins = await loadPlugins(model, { ...loaderPorts, dirs: { builtin: join(ROOT, 'plugins') }, os: 'linux', templates });
   const demotions: string[] = [];
   const exec = o.exec ?? recorder();
-  const host = new PluginHost({ ...hostDefaults(),
+  const host = new PluginHost({
+    ...hostDefaults(),
     model,
     plugins,
     engine: { status: () => [], setDemotion: (g, by, n) => (demotions.push(`${g} ${by} ${n}`), n) },
@@ -60,7 +61,7 @@ async function scriptHost(options: Record<string, string>, o: { follow?: Follow;
   const go = async (key: string, from: CarpState, to: CarpState, reason = 'test') => {
     const [vhid, ifname] = key.split('@');
     const ev: TransitionEvent = { seq: ++seq, time: '2026-01-01T00:00:00.000Z', vhid: Number(vhid), interface: ifname!, key, from, to, reason };
-    host.handle(ev);
+    void host.handle(ev);
     await host.idle();
   };
   return { host, exec, hooks, demotions, go };
@@ -92,7 +93,11 @@ describe('script plugin', () => {
     await s.go('1@eth0', 'MASTER', 'INIT', 'shutdown');
     await s.go('1@eth0', 'INIT', 'BACKUP');
     await s.go('1@eth0', 'BACKUP', 'INIT', 'hardware interface down');
-    assert.deepEqual(argvs(s.exec).filter((a) => !a.startsWith('test')), ['/u eth0 198.18.0.101'], 'up only');
+    assert.deepEqual(
+      argvs(s.exec).filter((a) => !a.startsWith('test')),
+      ['/u eth0 198.18.0.101'],
+      'up only',
+    );
     await s.host.stop();
   });
 
@@ -122,8 +127,20 @@ describe('script plugin', () => {
     await u.go('2@eth1', 'BACKUP', 'MASTER');
     // 1@eth0 alone made the node BACKUP (no up script); both MASTER made it MASTER.
     const calls = (u.exec as ReturnType<typeof recorder>).calls.filter((c) => c.argv[0] === '/u');
-    assert.deepEqual(calls.map((c) => c.argv.join(' ')), ['/u eth0 198.18.0.101 x', '/u eth1 10.0.0.1 x']);
-    assert.deepEqual(calls[1]!.env, { CARPD_STATE: 'MASTER', CARPD_FROM: 'BACKUP', CARPD_REASON: 'test', CARPD_SEQ: '2', CARPD_SCOPE: 'node', CARPD_KEY: '2@eth1', CARPD_VHID: '2', CARPD_INTERFACE: 'eth1' });
+    assert.deepEqual(
+      calls.map((c) => c.argv.join(' ')),
+      ['/u eth0 198.18.0.101 x', '/u eth1 10.0.0.1 x'],
+    );
+    assert.deepEqual(calls[1]!.env, {
+      CARPD_STATE: 'MASTER',
+      CARPD_FROM: 'BACKUP',
+      CARPD_REASON: 'test',
+      CARPD_SEQ: '2',
+      CARPD_SCOPE: 'node',
+      CARPD_KEY: '2@eth1',
+      CARPD_VHID: '2',
+      CARPD_INTERFACE: 'eth1',
+    });
     await u.host.stop();
     const k = await scriptHost({ style: 'keepalived', notify: '/n' }, { follow: { kind: 'node' }, vhids });
     await k.go('1@eth0', 'BACKUP', 'MASTER');
@@ -135,7 +152,10 @@ describe('script plugin', () => {
   it('when = pre runs it before the VIP step', async () => {
     const s = await scriptHost({ up: '/u', when: 'pre' });
     await s.go('1@eth0', 'BACKUP', 'MASTER');
-    assert.deepEqual(s.hooks.filter((h) => h.seq > 0).map((h) => `${h.hook} ${h.result}`), ['pre-master ok', 'master ok']);
+    assert.deepEqual(
+      s.hooks.filter((h) => h.seq > 0).map((h) => `${h.hook} ${h.result}`),
+      ['pre-master ok', 'master ok'],
+    );
     assert.equal(argvs(s.exec).at(-1), '/u eth0 198.18.0.101');
     await s.host.stop();
   });

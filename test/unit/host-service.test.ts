@@ -37,7 +37,16 @@ function model(plugins = [{ name: 'rec', follow: { kind: 'vhid' as const, ref: K
   };
 }
 
-const ev = (seq: number, from: TransitionEvent['from'], to: TransitionEvent['to']): TransitionEvent => ({ seq, time: '2026-01-01T00:00:00.000Z', vhid: 1, interface: 'eth0', key: KEY, from, to, reason: 'test' });
+const ev = (seq: number, from: TransitionEvent['from'], to: TransitionEvent['to']): TransitionEvent => ({
+  seq,
+  time: '2026-01-01T00:00:00.000Z',
+  vhid: 1,
+  interface: 'eth0',
+  key: KEY,
+  from,
+  to,
+  reason: 'test',
+});
 
 async function until(what: string, pred: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !pred(); i++) await new Promise((r) => setTimeout(r, 5));
@@ -54,7 +63,10 @@ describe('host service (the child side)', () => {
     svc.receive({ type: 'vip-settled', seq: 1, key: KEY });
     svc.receive({ type: 'init', model: model(), states: [{ key: KEY, state: 'INIT' }], os: 'linux', options: { retryDelayMs: 0 } });
     await until('ready', () => out.some((m) => m.type === 'ready'));
-    assert.deepEqual(out.find((m) => m.type === 'ready'), { type: 'ready', plugins: ['rec'], gated: [KEY] });
+    assert.deepEqual(
+      out.find((m) => m.type === 'ready'),
+      { type: 'ready', plugins: ['rec'], gated: [KEY] },
+    );
     await until('setup done', () => out.some((m) => m.type === 'setup-done'));
     svc.receive({ type: 'transition', ev: ev(2, 'BACKUP', 'MASTER'), states: [] });
     await until('pre-phase done', () => out.some((m) => m.type === 'pre-phase-done' && m.seq === 2));
@@ -72,14 +84,19 @@ describe('host service (the child side)', () => {
         { type: 'demote', group: 'carp', by: 'plugin:rec:self', count: 9 },
       ],
     );
-    const hooks = out.filter((m): m is Extract<FromChild, { type: 'hook' }> => m.type === 'hook').map((m) => `${m.record.hook} ${m.record.seq} ${m.record.result}`);
+    const hooks = out
+      .filter((m): m is Extract<FromChild, { type: 'hook' }> => m.type === 'hook')
+      .map((m) => `${m.record.hook} ${m.record.seq} ${m.record.result}`);
     assert.deepEqual(hooks, ['pre-master 2 ok', 'master 2 ok']);
     svc.receive({ type: 'ping', n: 4 });
     assert.deepEqual(out.at(-1), { type: 'pong', n: 4 });
     svc.receive({ type: 'stop' });
     await svc.done;
     assert.deepEqual(out.at(-1), { type: 'stopped' });
-    assert.ok(out.some((m) => m.type === 'demote' && m.by === 'plugin:rec:self' && m.count === 0), 'its demotions undone at stop');
+    assert.ok(
+      out.some((m) => m.type === 'demote' && m.by === 'plugin:rec:self' && m.count === 0),
+      'its demotions undone at stop',
+    );
   });
 
   it('reports load problems instead of starting, and drops malformed messages', async () => {
@@ -88,10 +105,19 @@ describe('host service (the child side)', () => {
     svc.receive({ type: 'transition', ev: { seq: 'x' }, states: [] });
     svc.receive(null);
     assert.equal(out.filter((m) => m.type === 'log').length, 2);
-    svc.receive({ type: 'init', model: model([{ name: 'nowhere', follow: { kind: 'vhid', ref: KEY }, options: {}, source: 't:9' }]), states: [], os: 'linux', options: {} });
+    svc.receive({
+      type: 'init',
+      model: model([{ name: 'nowhere', follow: { kind: 'vhid', ref: KEY }, options: {}, source: 't:9' }]),
+      states: [],
+      os: 'linux',
+      options: {},
+    });
     await svc.done;
     const failed = out.find((m) => m.type === 'load-failed');
     assert.ok(failed && failed.type === 'load-failed');
-    assert.deepEqual(failed.errors.map((e) => e.code), ['CARPD_ERR_PLUGIN_UNKNOWN']);
+    assert.deepEqual(
+      failed.errors.map((e) => e.code),
+      ['CARPD_ERR_PLUGIN_UNKNOWN'],
+    );
   });
 });

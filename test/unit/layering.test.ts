@@ -44,7 +44,6 @@ const ROOTS: Record<string, readonly string[]> = {
 /** Packages that touch the OS: only src/adapters may import them. */
 const ADAPTER_ONLY = ['raw-socket', 'execa', 'node-cron', 'node:fs', 'fs', 'node:child_process', 'child_process'];
 
-
 interface Violation {
   file: string;
   module: string;

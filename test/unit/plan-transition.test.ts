@@ -22,12 +22,16 @@ const TEMPLATES = join(FIXTURES, 'templates');
 
 function model(): CarpModel {
   const vhids = [vhidCfg(1, 0)];
-  return modelOf(vhids, {
-    plugins: [
-      config('script', { kind: 'vhid', ref: KEY }, { options: { up: '/usr/local/bin/vip-up', down: '/usr/local/bin/vip-down', xparam: 'lan' } }),
-      config('steps', { kind: 'node' }, { options: { table: 'nat' } }),
-    ],
-  }, { pluginDir: join(ROOT, 'plugins') });
+  return modelOf(
+    vhids,
+    {
+      plugins: [
+        config('script', { kind: 'vhid', ref: KEY }, { options: { up: '/usr/local/bin/vip-up', down: '/usr/local/bin/vip-down', xparam: 'lan' } }),
+        config('steps', { kind: 'node' }, { options: { table: 'nat' } }),
+      ],
+    },
+    { pluginDir: join(ROOT, 'plugins') },
+  );
 }
 
 type Seen = Pick<PlanStep, 'phase' | 'plugin' | 'kind' | 'argv' | 'path' | 'changed'>;
@@ -46,7 +50,7 @@ async function realNode(root: string) {
   };
   const files = realFs(root);
   const fs: HostFs = {
-    read: files.read,
+    read: (path) => files.read(path),
     async write(path, content, wopts, tag) {
       const r = await files.write(path, content, wopts);
       if (tag) seen.push({ phase: tag.hook as PlanStep['phase'], plugin: tag.plugin, kind: 'file', path, changed: r.changed });
@@ -73,7 +77,18 @@ async function realNode(root: string) {
 }
 
 const comparable = (steps: PlanStep[]): Seen[] =>
-  steps.filter((s) => s.kind !== 'vip').map((s) => ({ phase: s.phase, plugin: s.plugin!, kind: s.kind, ...(s.argv ? { argv: s.argv } : {}), ...(s.path ? { path: s.path, changed: s.changed! } : {}) }) as Seen);
+  steps
+    .filter((s) => s.kind !== 'vip')
+    .map(
+      (s) =>
+        ({
+          phase: s.phase,
+          plugin: s.plugin!,
+          kind: s.kind,
+          ...(s.argv ? { argv: s.argv } : {}),
+          ...(s.path ? { path: s.path, changed: s.changed! } : {}),
+        }) as Seen,
+    );
 
 describe('carpd plan', () => {
   for (const to of ['MASTER', 'BACKUP'] as const) {
@@ -98,14 +113,21 @@ describe('carpd plan', () => {
       // interleave them; each plugin's own steps come in exactly the planned order.
       const planned = comparable(plan.steps);
       for (const plugin of ['script', 'steps']) {
-        assert.deepEqual(real.seen.filter((s) => s.plugin === plugin), planned.filter((s) => s.plugin === plugin), plugin);
+        assert.deepEqual(
+          real.seen.filter((s) => s.plugin === plugin),
+          planned.filter((s) => s.plugin === plugin),
+          plugin,
+        );
       }
       assert.equal(real.seen.length, planned.length);
       assert.ok(real.seen.length >= 4, 'the comparison covers commands and a file');
       assert.equal(readFileSync(join(planRoot, 'etc/steps/rules.conf'), 'utf8'), readFileSync(join(realRoot, 'etc/steps/rules.conf'), 'utf8'));
       const phases = plan.steps.map((s) => s.phase);
       const vip = phases.indexOf('vip');
-      assert.ok(vip > phases.lastIndexOf(to === 'MASTER' ? 'pre-master' : 'pre-backup') && vip < phases.indexOf(to === 'MASTER' ? 'master' : 'backup'), phases.join(' '));
+      assert.ok(
+        vip > phases.lastIndexOf(to === 'MASTER' ? 'pre-master' : 'pre-backup') && vip < phases.indexOf(to === 'MASTER' ? 'master' : 'backup'),
+        phases.join(' '),
+      );
       assert.deepEqual(plan.scopes, [`vhid:${KEY}`, 'node']);
       await real.stop();
     });
@@ -118,7 +140,10 @@ describe('carpd plan', () => {
     const file = plan.steps.find((s) => s.kind === 'file')!;
     assert.equal(file.path, '/etc/steps/rules.conf');
     assert.equal(file.changed, true);
-    assert.match(file.diff!, /^--- \/dev\/null\n\+\+\+ \/etc\/steps\/rules.conf\n@@ -0,0 \+1,3 @@\n\+table ip nat \{\n\+  dnat to "198.18.0.101" # on "eth0"\n\+\}\n$/);
+    assert.match(
+      file.diff!,
+      /^--- \/dev\/null\n\+\+\+ \/etc\/steps\/rules.conf\n@@ -0,0 \+1,3 @@\n\+table ip nat \{\n\+ {2}dnat to "198.18.0.101" # on "eth0"\n\+\}\n$/,
+    );
     const text = formatPlan(plan).join('\n');
     assert.match(text, /^plan: 1@eth0 BACKUP -> MASTER on linux; scopes: vhid:1@eth0, node$/m);
     assert.match(text, /^ {2}\d+ {2}vip +core +add 198\.18\.0\.101\/24 on eth0; gratuitous ARP$/m);
@@ -129,7 +154,10 @@ describe('carpd plan', () => {
     const m = model();
     m.plugins = [config('files', { kind: 'vhid', ref: KEY }, { options: { site: 'a\nb' } })];
     const plan = await planTransition(m, { key: KEY, to: 'MASTER', os: 'linux', builtinPluginDir: OK, builtinTemplateDir: TEMPLATES });
-    assert.deepEqual(plan.steps.filter((s) => s.kind === 'error').map((s) => [s.phase, s.plugin, s.error!.code]), [['render', 'files', 'CARPD_ERR_HOOK_FAILED']]);
+    assert.deepEqual(
+      plan.steps.filter((s) => s.kind === 'error').map((s) => [s.phase, s.plugin, s.error!.code]),
+      [['render', 'files', 'CARPD_ERR_HOOK_FAILED']],
+    );
   });
 });
 
@@ -154,14 +182,11 @@ describe('carpd plan command', () => {
     assert.deepEqual(r.err, []);
     assert.equal(r.code, 0);
     const lines = r.out.filter((l) => /^ {2}\d/.test(l)).map((l) => l.trim().split(/\s+/).slice(1, 4).join(' '));
-    assert.deepEqual(lines, [
-      'render steps file',
-      'pre-master steps exec',
-      'vip core add',
-      'master script exec',
-      'master steps exec',
-      'master steps exec',
-    ], 'phase by phase; within one, plugins in dependency order (here: by name)');
+    assert.deepEqual(
+      lines,
+      ['render steps file', 'pre-master steps exec', 'vip core add', 'master script exec', 'master steps exec', 'master steps exec'],
+      'phase by phase; within one, plugins in dependency order (here: by name)',
+    );
   });
 
   it('--json gives the same steps as data; --root renders the files there', async () => {
@@ -171,13 +196,17 @@ describe('carpd plan command', () => {
     const plan = JSON.parse(r.out.join('\n')) as { to: string; os: string; steps: PlanStep[] };
     assert.equal(plan.to, 'BACKUP');
     assert.equal(plan.os, 'openbsd');
-    assert.deepEqual(plan.steps.map((s) => `${s.phase} ${s.plugin ?? 'core'} ${s.argv?.join(' ') ?? s.path ?? s.text}`), [
-      'render steps /etc/steps/rules.conf',
-      'pre-backup steps service steps stop',
-      'vip core remove 192.168.1.254/24 from eth0',
-      'backup steps nft delete table ip carpd',
-      'backup script /usr/local/bin/vip-down eth0 192.168.1.254',
-    ], 'going down: reverse order');
+    assert.deepEqual(
+      plan.steps.map((s) => `${s.phase} ${s.plugin ?? 'core'} ${s.argv?.join(' ') ?? s.path ?? s.text}`),
+      [
+        'render steps /etc/steps/rules.conf',
+        'pre-backup steps service steps stop',
+        'vip core remove 192.168.1.254/24 from eth0',
+        'backup steps nft delete table ip carpd',
+        'backup script /usr/local/bin/vip-down eth0 192.168.1.254',
+      ],
+      'going down: reverse order',
+    );
     assert.match(readFileSync(join(root, 'etc/steps/rules.conf'), 'utf8'), /# backup: no rules/);
   });
 

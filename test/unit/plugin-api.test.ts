@@ -26,8 +26,15 @@ test('checkJs accepts a declared option name and rejects a misspelt one in ctx.o
   writeFileSync(typo, plugin('prot'));
   writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
   const program = ts.createProgram([good, typo], {
-    allowJs: true, checkJs: true, noEmit: true, strict: true, skipLibCheck: true, types: ['node'],
-    module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022,
+    allowJs: true,
+    checkJs: true,
+    noEmit: true,
+    strict: true,
+    skipLibCheck: true,
+    types: ['node'],
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    target: ts.ScriptTarget.ES2022,
   });
   const messages = (file: string) =>
     ts.getPreEmitDiagnostics(program, program.getSourceFile(file)).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));

@@ -77,15 +77,26 @@ allow to 192.0.2.253
 allow from 192.0.2.253
 `,
     );
-    assert.ok(g.take().every((c) => c.includes('bgpctl -s /run/carpd/bgpd.sock') || c.includes('bgpd -n')), 'bgpctl talks to the configured socket');
+    assert.ok(
+      g.take().every((c) => c.includes('bgpctl -s /run/carpd/bgpd.sock') || c.includes('bgpd -n')),
+      'bgpctl talks to the configured socket',
+    );
     await g.stop();
   });
 
   it('openbsd: depend on the vhid’s carp interface (auto), a named one, or none', async () => {
     const depends = async (options: Record<string, string>, name?: string) => {
-      const g = await golden({ os: 'openbsd', vhids: [lanVhid(name ? { name } : { name: undefined })], plugins: [{ name: 'bgpd', options: { ...NEIGHBORS, ...options } }] });
+      const g = await golden({
+        os: 'openbsd',
+        vhids: [lanVhid(name ? { name } : { name: undefined })],
+        plugins: [{ name: 'bgpd', options: { ...NEIGHBORS, ...options } }],
+      });
       roots.push(g.root);
-      const lines = g.file('/etc/bgpd.conf').split('\n').filter((l) => l.includes('depend on')).map((l) => l.trim());
+      const lines = g
+        .file('/etc/bgpd.conf')
+        .split('\n')
+        .filter((l) => l.includes('depend on'))
+        .map((l) => l.trim());
       await g.stop();
       return lines;
     };
@@ -144,9 +155,18 @@ allow from 192.0.2.253
   });
 
   it('refuses a missing AS or neighbor and malformed values, at start-up', async () => {
-    const bad: Record<string, string>[] = [{ neighbor: '192.0.2.1 65000' }, { as: '65001' }, { ...NEIGHBORS, neighbor: '192.0.2.1' }, { ...NEIGHBORS, network: '203.0.113.0/24 }' }, { ...NEIGHBORS, socket: '/tmp/a b' }];
+    const bad: Record<string, string>[] = [
+      { neighbor: '192.0.2.1 65000' },
+      { as: '65001' },
+      { ...NEIGHBORS, neighbor: '192.0.2.1' },
+      { ...NEIGHBORS, network: '203.0.113.0/24 }' },
+      { ...NEIGHBORS, socket: '/tmp/a b' },
+    ];
     for (const options of bad) {
-      await assert.rejects(golden({ os: 'linux', plugins: [{ name: 'bgpd', options }] }), (e: unknown) => e instanceof PluginsInvalidError && e.errors.every((x) => x.code === 'CARPD_ERR_PLUGIN_OPTION'));
+      await assert.rejects(
+        golden({ os: 'linux', plugins: [{ name: 'bgpd', options }] }),
+        (e: unknown) => e instanceof PluginsInvalidError && e.errors.every((x) => x.code === 'CARPD_ERR_PLUGIN_OPTION'),
+      );
     }
   });
 

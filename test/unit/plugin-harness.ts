@@ -85,7 +85,8 @@ export async function golden(o: GoldenOptions): Promise<Golden> {
   };
   const states = new Map<string, CarpState>(Object.entries(o.states ?? {}));
   const demotions: string[] = [];
-  const host = new PluginHost({ ...hostDefaults(),
+  const host = new PluginHost({
+    ...hostDefaults(),
     model,
     plugins,
     engine: {
@@ -116,7 +117,7 @@ export async function golden(o: GoldenOptions): Promise<Golden> {
       const [vhid, ifname] = key.split('@');
       states.set(key, to);
       const ev: TransitionEvent = { seq: ++seq, time: '2026-01-01T00:00:00.000Z', vhid: Number(vhid), interface: ifname!, key, from, to, reason };
-      host.handle(ev);
+      void host.handle(ev);
       await host.idle();
     },
     take() {
@@ -140,10 +141,13 @@ export async function goldenPlan(o: GoldenOptions, key: string, to: 'MASTER' | '
 /** A plan's steps as `phase plugin: argv` / `phase plugin: file PATH`. */
 export function planLines(plan: PlanResult): string[] {
   return plan.steps.map((s) =>
-    s.kind === 'exec' ? `${s.phase} ${s.plugin}: ${s.argv!.join(' ')}`
-    : s.kind === 'file' ? `${s.phase} ${s.plugin}: file ${s.path}`
-    : s.kind === 'vip' ? `vip: ${s.text}`
-    : `${s.phase} ${s.plugin}: error ${s.error!.code} ${s.error!.message}`,
+    s.kind === 'exec'
+      ? `${s.phase} ${s.plugin}: ${s.argv!.join(' ')}`
+      : s.kind === 'file'
+        ? `${s.phase} ${s.plugin}: file ${s.path}`
+        : s.kind === 'vip'
+          ? `vip: ${s.text}`
+          : `${s.phase} ${s.plugin}: error ${s.error!.code} ${s.error!.message}`,
   );
 }
 

@@ -135,7 +135,16 @@ describe('httpd plugin', () => {
       const before = g.hooks.length;
       for (let i = 0; i < 100; i++) {
         const to = (i % 2 === 0) === (last === 'BACKUP') ? 'MASTER' : 'BACKUP';
-        g.host.handle({ seq: 1000 + i, time: '2026-01-01T00:00:00.000Z', vhid: 1, interface: 'eth0', key: LAN, from: to === 'MASTER' ? 'BACKUP' : 'MASTER', to, reason: 'flap' });
+        void g.host.handle({
+          seq: 1000 + i,
+          time: '2026-01-01T00:00:00.000Z',
+          vhid: 1,
+          interface: 'eth0',
+          key: LAN,
+          from: to === 'MASTER' ? 'BACKUP' : 'MASTER',
+          to,
+          reason: 'flap',
+        });
       }
       await g.host.idle();
       const runs = g.hooks.slice(before).filter((h) => h.hook === 'render');
@@ -150,7 +159,10 @@ describe('httpd plugin', () => {
     const pid = '/srv/carpd/nginx/nginx.pid';
     const base = 'nginx -e /srv/carpd/nginx/error.log -c /srv/carpd/nginx.conf -p /srv/carpd/nginx';
     const svc = new FakeService({ status: `pgrep -F ${pid} -x nginx`, start: base, stop: `${base} -s stop` }, { lingers: 2 });
-    const g = await httpd({ os: 'linux', answer: svc.answer }, { control: 'direct', prefix: '/srv/carpd/nginx', conf: '/srv/carpd/nginx.conf', root: '/srv/www', port: '8080', server_name: 'www.example.org' });
+    const g = await httpd(
+      { os: 'linux', answer: svc.answer },
+      { control: 'direct', prefix: '/srv/carpd/nginx', conf: '/srv/carpd/nginx.conf', root: '/srv/www', port: '8080', server_name: 'www.example.org' },
+    );
     const st = (hook: string) => `${hook}: pgrep -F ${pid} -x nginx`;
     await g.go(LAN, 'INIT', 'BACKUP');
     await g.go(LAN, 'BACKUP', 'MASTER');
@@ -214,11 +226,18 @@ server {
   });
 
   it('a server on every IPv4 VIP of a group scope', async () => {
-    const vhids = [lanVhid({ addresses: ['198.18.0.101/24', '198.18.0.102/24'] }), vhidCfg(2, 100, { interface: 'eth1', addresses: ['203.0.113.7/24', '2001:db8::7/64'], groups: ['web'] })];
+    const vhids = [
+      lanVhid({ addresses: ['198.18.0.101/24', '198.18.0.102/24'] }),
+      vhidCfg(2, 100, { interface: 'eth1', addresses: ['203.0.113.7/24', '2001:db8::7/64'], groups: ['web'] }),
+    ];
     const g = await golden({ os: 'openbsd', vhids, plugins: [{ name: 'httpd', follow: { kind: 'node' }, options: { root: '/htdocs/site' } }] });
     roots.push(g.root);
     assert.deepEqual(
-      g.file('/etc/carpd/httpd.conf').split('\n').filter((l) => /listen|root/.test(l)).map((l) => l.trim()),
+      g
+        .file('/etc/carpd/httpd.conf')
+        .split('\n')
+        .filter((l) => /listen|root/.test(l))
+        .map((l) => l.trim()),
       ['listen on 198.18.0.101 port 80', 'listen on 198.18.0.102 port 80', 'listen on 203.0.113.7 port 80', 'root "/htdocs/site"'],
     );
     await g.stop();

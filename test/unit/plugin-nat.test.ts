@@ -125,12 +125,18 @@ describe('nat plugin', () => {
     let stderr = 'Error: Could not process rule: No such file or directory\ndelete table ip carpd_nat\n';
     const g = await nat('linux', { answer: (a) => (a[1] === 'delete' ? { exitCode: 1, stderr } : {}) });
     await g.go(LAN, 'INIT', 'BACKUP');
-    assert.ok(g.hooks.every((h) => h.result === 'ok'), JSON.stringify(g.hooks.map((h) => h.error)));
+    assert.ok(
+      g.hooks.every((h) => h.result === 'ok'),
+      JSON.stringify(g.hooks.map((h) => h.error)),
+    );
     stderr = 'Error: Could not process rule: Operation not permitted\n';
     await g.go(LAN, 'BACKUP', 'MASTER');
     await g.go(LAN, 'MASTER', 'BACKUP');
     const failed = g.hooks.filter((h) => h.result !== 'ok');
-    assert.deepEqual(failed.map((h) => [h.hook, h.error?.code]), [['backup', 'CARPD_ERR_HOOK_FAILED']]);
+    assert.deepEqual(
+      failed.map((h) => [h.hook, h.error?.code]),
+      [['backup', 'CARPD_ERR_HOOK_FAILED']],
+    );
     assert.match(failed[0]!.error!.message, /Operation not permitted/);
     await g.stop();
   });
@@ -142,11 +148,19 @@ describe('nat plugin', () => {
       vhidCfg(3, 100, { interface: 'eth2', addresses: ['2001:db8:1::1/64'] }),
     ];
     const g = await nat('linux', { vhids }, { snat: '10.0.0.0/24', interface: 'wan0' });
-    const rules = g.file('/etc/carpd/nat.nft').split('\n').filter((l) => /snat|dnat to/.test(l)).map((l) => l.trim());
+    const rules = g
+      .file('/etc/carpd/nat.nft')
+      .split('\n')
+      .filter((l) => /snat|dnat to/.test(l))
+      .map((l) => l.trim());
     assert.deepEqual(rules, ['oifname "wan0" ip saddr 10.0.0.0/24 snat to 198.18.0.101']);
     await g.stop();
     const n = await nat('linux', { vhids, plugins: [{ name: 'nat', follow: { kind: 'node' }, options: { snat: '10.0.0.0/24', dnat: 'tcp 80 10.0.0.8' } }] });
-    const lines = n.file('/etc/carpd/nat.nft').split('\n').filter((l) => /snat to|dnat to/.test(l)).map((l) => l.trim());
+    const lines = n
+      .file('/etc/carpd/nat.nft')
+      .split('\n')
+      .filter((l) => /snat to|dnat to/.test(l))
+      .map((l) => l.trim());
     assert.deepEqual(lines, [
       'oifname "eth0" ip saddr 10.0.0.0/24 snat to 198.18.0.101',
       'oifname "eth1" ip saddr 10.0.0.0/24 snat to 203.0.113.7',
@@ -157,11 +171,22 @@ describe('nat plugin', () => {
   });
 
   it('refuses values that could steer the rules, at start-up', async () => {
-    const bad: Record<string, string>[] = [{ snat: '10.0.0.0/24; flush ruleset' }, { dnat: 'tcp 80 10.0.0.1 } table x {' }, { snat: '300.0.0.0/8' }, { dnat: 'icmp 1 10.0.0.1' }, { interface: 'eth0"' }, { table: 'x y' }];
+    const bad: Record<string, string>[] = [
+      { snat: '10.0.0.0/24; flush ruleset' },
+      { dnat: 'tcp 80 10.0.0.1 } table x {' },
+      { snat: '300.0.0.0/8' },
+      { dnat: 'icmp 1 10.0.0.1' },
+      { interface: 'eth0"' },
+      { table: 'x y' },
+    ];
     for (const options of bad) {
       await assert.rejects(golden({ os: 'linux', plugins: [{ name: 'nat', options }] }), (e: unknown) => {
         assert.ok(e instanceof PluginsInvalidError);
-        assert.deepEqual(e.errors.map((x) => x.code), ['CARPD_ERR_PLUGIN_OPTION'], JSON.stringify(options));
+        assert.deepEqual(
+          e.errors.map((x) => x.code),
+          ['CARPD_ERR_PLUGIN_OPTION'],
+          JSON.stringify(options),
+        );
         return true;
       });
     }

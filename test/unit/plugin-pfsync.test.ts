@@ -75,7 +75,16 @@ describe('pfsync plugin', () => {
     const g = await pfsync({ os: 'linux', answer: conntrackd(true).answer }, LINUX);
     await g.go(LAN, 'INIT', 'BACKUP');
     g.take();
-    const ev: TransitionEvent = { seq: 99, time: '2026-01-01T00:00:00.000Z', vhid: 1, interface: 'eth0', key: LAN, from: 'BACKUP', to: 'MASTER', reason: 'test' };
+    const ev: TransitionEvent = {
+      seq: 99,
+      time: '2026-01-01T00:00:00.000Z',
+      vhid: 1,
+      interface: 'eth0',
+      key: LAN,
+      from: 'BACKUP',
+      to: 'MASTER',
+      reason: 'test',
+    };
     const gate = g.host.handle(ev);
     assert.ok(gate, 'a scope changes: the engine gets a gate');
     await gate;
@@ -87,7 +96,10 @@ describe('pfsync plugin', () => {
   it('linux, control = direct: conntrackd -d with our own config, lock file and socket', async () => {
     const conf = '/srv/lab/ct.conf';
     const svc = new FakeService({ status: `conntrackd -C ${conf} -s`, start: `conntrackd -C ${conf} -d`, stop: '-' }, { running: false });
-    const g = await pfsync({ os: 'linux', answer: svc.answer }, { ...LINUX, control: 'direct', conf, socket: '/srv/lab/ct.sock', lockfile: '/srv/lab/ct.lock', logfile: '/srv/lab/ct.log' });
+    const g = await pfsync(
+      { os: 'linux', answer: svc.answer },
+      { ...LINUX, control: 'direct', conf, socket: '/srv/lab/ct.sock', lockfile: '/srv/lab/ct.lock', logfile: '/srv/lab/ct.log' },
+    );
     await g.go(LAN, 'INIT', 'BACKUP');
     assert.deepEqual(g.take().slice(-6), [
       `backup: conntrackd -C ${conf} -s`,
@@ -158,7 +170,10 @@ General {
     const g = await pfsync({ os: 'linux', answer: (a) => (a.at(-1) === '-s' ? { exitCode: 1 } : {}) }, LINUX);
     await g.go(LAN, 'INIT', 'BACKUP');
     const failed = g.hooks.filter((h) => h.result !== 'ok');
-    assert.deepEqual(failed.map((h) => h.hook), ['backup']);
+    assert.deepEqual(
+      failed.map((h) => h.hook),
+      ['backup'],
+    );
     assert.match(failed[0]!.error!.message, /does not answer/);
     await g.stop();
   });

@@ -18,15 +18,32 @@ async function relayd(o: Omit<GoldenOptions, 'plugins'>, options: Record<string,
 }
 
 const CASES = [
-  { os: 'openbsd' as const, status: 'rcctl check relayd', start: 'rcctl -f start relayd', stop: 'rcctl stop relayd', main: '/etc/relayd.conf', conf: '/etc/carpd/relayd.conf' },
-  { os: 'freebsd' as const, status: 'service relayd onestatus', start: 'service relayd onestart', stop: 'service relayd onestop', main: '/usr/local/etc/relayd.conf', conf: '/usr/local/etc/carpd/relayd.conf' },
+  {
+    os: 'openbsd' as const,
+    status: 'rcctl check relayd',
+    start: 'rcctl -f start relayd',
+    stop: 'rcctl stop relayd',
+    main: '/etc/relayd.conf',
+    conf: '/etc/carpd/relayd.conf',
+  },
+  {
+    os: 'freebsd' as const,
+    status: 'service relayd onestatus',
+    start: 'service relayd onestart',
+    stop: 'service relayd onestop',
+    main: '/usr/local/etc/relayd.conf',
+    conf: '/usr/local/etc/carpd/relayd.conf',
+  },
 ];
 
 describe('relayd plugin', () => {
   it('refuses to load on Linux, at start-up, saying where it runs', async () => {
     await assert.rejects(golden({ os: 'linux', plugins: [{ name: 'relayd' }] }), (e: unknown) => {
       assert.ok(e instanceof PluginsInvalidError);
-      assert.deepEqual(e.errors.map((x) => x.code), ['CARPD_ERR_PLUGIN_OS']);
+      assert.deepEqual(
+        e.errors.map((x) => x.code),
+        ['CARPD_ERR_PLUGIN_OS'],
+      );
       assert.match(e.errors[0]!.message, /relayd: does not run on linux \(it supports openbsd, freebsd\)/);
       return true;
     });
@@ -35,7 +52,10 @@ describe('relayd plugin', () => {
   for (const c of CASES) {
     it(`${c.os}: started on MASTER, stopped before the VIP goes, relayctl reload when the fragment changed`, async () => {
       const svc = new FakeService(c);
-      const g = await relayd({ os: c.os, answer: svc.answer }, { backends: '10.0.0.11, 10.0.0.12', backend_port: '8080', check: 'http', check_path: '/health' });
+      const g = await relayd(
+        { os: c.os, answer: svc.answer },
+        { backends: '10.0.0.11, 10.0.0.12', backend_port: '8080', check: 'http', check_path: '/health' },
+      );
       await g.go(LAN, 'INIT', 'BACKUP');
       await g.go(LAN, 'BACKUP', 'MASTER');
       await g.go(LAN, 'MASTER', 'BACKUP');
@@ -71,7 +91,11 @@ relay "carpd-1" {
   }
 
   it('without backends the fragment only names the VIPs, one macro each', async () => {
-    const g = await golden({ os: 'openbsd', vhids: [lanVhid({ addresses: ['198.18.0.101/24', '2001:db8::1/64', '198.18.0.102/24'] })], plugins: [{ name: 'relayd', options: { conf: '/etc/relayd.carpd.conf' } }] });
+    const g = await golden({
+      os: 'openbsd',
+      vhids: [lanVhid({ addresses: ['198.18.0.101/24', '2001:db8::1/64', '198.18.0.102/24'] })],
+      plugins: [{ name: 'relayd', options: { conf: '/etc/relayd.carpd.conf' } }],
+    });
     roots.push(g.root);
     assert.deepEqual(g.file('/etc/relayd.carpd.conf').split('\n').slice(3), ['carpd_vip1 = "198.18.0.101"', 'carpd_vip2 = "198.18.0.102"', '']);
     await g.stop();
@@ -80,7 +104,10 @@ relay "carpd-1" {
   it('refuses backends and paths that are not plain values', async () => {
     const bad: Record<string, string>[] = [{ backends: '10.0.0.1 } relay x {' }, { check_path: '/"x' }, { conf: 'relative.conf' }, { check: 'smtp' }];
     for (const options of bad) {
-      await assert.rejects(golden({ os: 'openbsd', plugins: [{ name: 'relayd', options }] }), (e: unknown) => e instanceof PluginsInvalidError && e.errors[0]!.code === 'CARPD_ERR_PLUGIN_OPTION');
+      await assert.rejects(
+        golden({ os: 'openbsd', plugins: [{ name: 'relayd', options }] }),
+        (e: unknown) => e instanceof PluginsInvalidError && e.errors[0]!.code === 'CARPD_ERR_PLUGIN_OPTION',
+      );
     }
   });
 

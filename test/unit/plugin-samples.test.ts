@@ -32,15 +32,25 @@ describe('etc/plugins samples', () => {
       chmodSync(conf, 0o600);
       const { model, diagnostics } = loadConfigFiles([conf]);
       assert.equal(hasErrors(diagnostics), false, JSON.stringify(diagnostics));
-      assert.deepEqual(model.plugins?.map((p) => p.name), [name]);
+      assert.deepEqual(
+        model.plugins?.map((p) => p.name),
+        [name],
+      );
       for (const os of oses) {
         const templates = new Templates({ builtin: TEMPLATES }, os as 'linux');
         const plugins = await loadPlugins(model, { ...loaderPorts, dirs: { builtin: PLUGINS }, os: os as 'linux', templates });
         const key = plugins[0]!.scope.vhids[0]!;
         for (const to of ['MASTER', 'BACKUP'] as const) {
           const plan = await planTransition(model, { key, to, os: os as 'linux', plugins, templates });
-          assert.deepEqual(plan.steps.filter((s) => s.kind === 'error'), [], `${os} ${to}`);
-          assert.ok(plan.steps.some((s) => s.kind === 'exec'), `${os} ${to}: the plan runs something`);
+          assert.deepEqual(
+            plan.steps.filter((s) => s.kind === 'error'),
+            [],
+            `${os} ${to}`,
+          );
+          assert.ok(
+            plan.steps.some((s) => s.kind === 'exec'),
+            `${os} ${to}: the plan runs something`,
+          );
         }
       }
     });

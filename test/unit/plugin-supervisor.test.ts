@@ -121,7 +121,16 @@ class FakeSource extends EventEmitter {
   }
   /** Emits like the engine: the transition, then the gate. */
   flip(to: CarpState): { ev: TransitionEvent; gate: Promise<void> | undefined } {
-    const ev: TransitionEvent = { seq: ++this.seq, time: '2026-01-01T00:00:00.000Z', vhid: 1, interface: 'eth0', key: KEY, from: this.state, to, reason: 'test' };
+    const ev: TransitionEvent = {
+      seq: ++this.seq,
+      time: '2026-01-01T00:00:00.000Z',
+      vhid: 1,
+      interface: 'eth0',
+      key: KEY,
+      from: this.state,
+      to,
+      reason: 'test',
+    };
     this.state = to;
     this.emit('transition', ev);
     return { ev, gate: this.gate?.(ev) };
@@ -160,14 +169,20 @@ async function rig(over: { restartMaxMs?: number } = {}) {
 }
 
 describe('plugin supervisor', () => {
-  it('sends the child its vhid states at start and every transition; the gate waits for that seq\'s pre-phase', async () => {
+  it("sends the child its vhid states at start and every transition; the gate waits for that seq's pre-phase", async () => {
     const r = await rig();
     assert.deepEqual(r.children[0]!.of('init')[0]!.states, [{ key: KEY, state: 'INIT' }]);
     const { ev, gate } = r.source.flip('MASTER');
     assert.ok(gate, 'a gate while the child is ready');
     assert.equal(r.child().of('transition').length, 0, 'nothing sent inside the protocol step');
     await flush();
-    assert.deepEqual(r.child().of('transition').map((m) => m.ev.seq), [ev.seq]);
+    assert.deepEqual(
+      r
+        .child()
+        .of('transition')
+        .map((m) => m.ev.seq),
+      [ev.seq],
+    );
     let done = false;
     void gate.then(() => (done = true));
     r.child().say({ type: 'pre-phase-done', seq: ev.seq + 1 });
@@ -192,12 +207,24 @@ describe('plugin supervisor', () => {
     assert.equal(calls, 0);
     await flush();
     assert.equal(calls, 1);
-    assert.deepEqual(r.child().of('transition').map((m) => m.ev.seq), seqs);
-    assert.deepEqual(r.child().of('vip-settled').map((m) => m.seq), seqs);
+    assert.deepEqual(
+      r
+        .child()
+        .of('transition')
+        .map((m) => m.ev.seq),
+      seqs,
+    );
+    assert.deepEqual(
+      r
+        .child()
+        .of('vip-settled')
+        .map((m) => m.seq),
+      seqs,
+    );
     await stopClean(r);
   });
 
-  it('sends vip-settled only after the state source\'s VIP work has finished', async () => {
+  it("sends vip-settled only after the state source's VIP work has finished", async () => {
     const r = await rig();
     let release!: () => void;
     r.source.settle = new Promise((ok) => (release = ok));
@@ -226,7 +253,7 @@ describe('plugin supervisor', () => {
     await stopping;
   });
 
-  it('applies the child\'s demotions for its own names only, and drops malformed messages', async () => {
+  it("applies the child's demotions for its own names only, and drops malformed messages", async () => {
     const r = await rig();
     const hooks: HookRecord[] = [];
     r.sup.on('hook', (h: HookRecord) => hooks.push(h));
@@ -237,9 +264,21 @@ describe('plugin supervisor', () => {
     r.child().say({ type: 'demote', group: 'carp', by: 'boot', count: 0 });
     r.child().say({ type: 'hook', record: { seq: 1, plugin: 'p', hook: 'nope' } });
     r.child().say('garbage');
-    r.child().say({ type: 'hook', record: { seq: 1, plugin: 'p', hook: 'master', key: KEY, scope: `vhid:${KEY}`, attempt: 1, startedAt: 'x', durationMs: 1, result: 'ok' } });
-    assert.deepEqual([...r.source.ledger], [['carp plugin:p', 50], ['carp boot:plugins', 240]]);
-    assert.deepEqual(hooks.map((h) => `${h.plugin} ${h.hook} ${h.result}`), ['p master ok']);
+    r.child().say({
+      type: 'hook',
+      record: { seq: 1, plugin: 'p', hook: 'master', key: KEY, scope: `vhid:${KEY}`, attempt: 1, startedAt: 'x', durationMs: 1, result: 'ok' },
+    });
+    assert.deepEqual(
+      [...r.source.ledger],
+      [
+        ['carp plugin:p', 50],
+        ['carp boot:plugins', 240],
+      ],
+    );
+    assert.deepEqual(
+      hooks.map((h) => `${h.plugin} ${h.hook} ${h.result}`),
+      ['p master ok'],
+    );
     await stopClean(r);
     assert.deepEqual([...r.source.ledger], [], 'released at stop');
   });
@@ -255,7 +294,14 @@ describe('plugin supervisor', () => {
     r.child().exit(70);
     await flush();
     assert.equal(opened, true, 'the VIP step does not wait for a dead child');
-    assert.deepEqual([...r.source.ledger], [['carp admin', 10], [`carp ${PLUGINS_DEMOTER}`, PLUGINS_DEMOTION]], 'exactly the child\'s entries went');
+    assert.deepEqual(
+      [...r.source.ledger],
+      [
+        ['carp admin', 10],
+        [`carp ${PLUGINS_DEMOTER}`, PLUGINS_DEMOTION],
+      ],
+      "exactly the child's entries went",
+    );
     assert.equal(r.source.flip('BACKUP').gate, undefined, 'no gate while no child runs');
     assert.equal(r.children.length, 1);
     r.timers.advance(999);
@@ -268,7 +314,10 @@ describe('plugin supervisor', () => {
     assert.equal(r.source.ledger.get(`carp ${PLUGINS_DEMOTER}`), PLUGINS_DEMOTION, 'still demoted until set up');
     r.child().say({ type: 'setup-done' });
     assert.deepEqual([...r.source.ledger], [['carp admin', 10]]);
-    assert.deepEqual(r.events.map((e) => e.event), ['ready', 'exit', 'restart', 'ready', 'setup-done']);
+    assert.deepEqual(
+      r.events.map((e) => e.event),
+      ['ready', 'exit', 'restart', 'ready', 'setup-done'],
+    );
     await stopClean(r);
   });
 
@@ -377,7 +426,14 @@ describe('plugin supervisor', () => {
   it('start fails with every load problem the child reports', async () => {
     const source = new FakeSource();
     const c = new FakeChild(9);
-    const sup = new PluginSupervisor({ source, logger: silent, timers: new ManualTimers(), spawn: () => c, init: { model: model(), options: {} }, budgetMs: 500 });
+    const sup = new PluginSupervisor({
+      source,
+      logger: silent,
+      timers: new ManualTimers(),
+      spawn: () => c,
+      init: { model: model(), options: {} },
+      budgetMs: 500,
+    });
     const started = sup.start();
     c.say({ type: 'load-failed', errors: [{ code: 'CARPD_ERR_PLUGIN_UNKNOWN', plugin: 'p', message: 'no such plugin' }] });
     await assert.rejects(started, (e: Error) => e instanceof PluginsInvalidError && e.errors[0]!.code === 'CARPD_ERR_PLUGIN_UNKNOWN');
@@ -393,7 +449,7 @@ async function stopClean(r: Awaited<ReturnType<typeof rig>>): Promise<void> {
 }
 
 describe('messages', () => {
-  it('the child\'s messages are checked field by field', () => {
+  it("the child's messages are checked field by field", () => {
     assert.equal(parseFromChild({ type: 'demote', group: 'carp', by: 'plugin:x', count: 1.5 }), undefined);
     assert.equal(parseFromChild({ type: 'pre-phase-done', seq: '3' }), undefined);
     assert.equal(parseFromChild({ type: 'log', level: 9, message: 'x' }), undefined);
@@ -402,14 +458,18 @@ describe('messages', () => {
     assert.deepEqual(parseFromChild({ type: 'pre-phase-done', seq: 3, extra: 1 }), { type: 'pre-phase-done', seq: 3 });
   });
 
-  it('the daemon\'s messages are checked too, the model\'s fields the host reads included', () => {
+  it("the daemon's messages are checked too, the model's fields the host reads included", () => {
     const good = { type: 'init', model: model(), states: [{ key: KEY, state: 'INIT' }], options: {} };
     assert.equal(parseToChild(good)?.type, 'init');
     const bad = model();
     (bad.vhids[0] as unknown as Record<string, unknown>).addresses = '192.0.2.1/24';
     assert.equal(parseToChild({ ...good, model: bad }), undefined);
     assert.equal(parseToChild({ ...good, states: [{ key: KEY, state: 'UP' }] }), undefined);
-    assert.equal(parseToChild({ type: 'transition', ev: { seq: 1, time: 't', vhid: 1, interface: 'eth0', key: KEY, from: 'INIT', to: 'MASTER' }, states: [] }), undefined, 'no reason');
+    assert.equal(
+      parseToChild({ type: 'transition', ev: { seq: 1, time: 't', vhid: 1, interface: 'eth0', key: KEY, from: 'INIT', to: 'MASTER' }, states: [] }),
+      undefined,
+      'no reason',
+    );
     assert.equal(parseToChild({ type: 'vip-settled', seq: -1, key: KEY }), undefined);
   });
 });
@@ -425,7 +485,10 @@ describe('the real child', () => {
     mkdirSync(m.global.pluginDir, { recursive: true });
     await assert.rejects(startPluginHost(source as never, m, silent, { os: 'linux' }), (e: Error) => {
       assert.ok(e instanceof PluginsInvalidError);
-      assert.deepEqual(e.errors.map((x) => `${x.plugin} ${x.code}`), ['nowhere CARPD_ERR_PLUGIN_UNKNOWN']);
+      assert.deepEqual(
+        e.errors.map((x) => `${x.plugin} ${x.code}`),
+        ['nowhere CARPD_ERR_PLUGIN_UNKNOWN'],
+      );
       return true;
     });
     assert.equal(source.listenerCount('transition'), 0);
@@ -458,7 +521,10 @@ export default { name: 'boom', apiVersion: 1, hooks: {
     };
     try {
       await until('the child died and was restarted', () => events.some((e) => e.event === 'restart'));
-      assert.ok(logs.some((l) => l.includes('uncaught exception') && l.includes('Error: x')), 'the crash is logged through the daemon');
+      assert.ok(
+        logs.some((l) => l.includes('uncaught exception') && l.includes('Error: x')),
+        'the crash is logged through the daemon',
+      );
       await until('set up again', () => events.map((e) => e.event).lastIndexOf('setup-done') > events.findIndex((e) => e.event === 'restart'));
       assert.equal(source.ledger.get(`carp ${PLUGINS_DEMOTER}`), undefined, 'demotion lifted once set up');
       const { ev } = source.flip('MASTER');

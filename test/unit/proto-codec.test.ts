@@ -24,8 +24,14 @@ function testCodec<T>(codec: Codec<T>, value: T): void {
   const returned = codec.encode(value, big, offset);
   assert.equal(returned, big, 'encode into a given buffer returns that buffer');
   assert.deepEqual(big.subarray(offset, offset + buf.length), buf);
-  assert.ok(big.subarray(0, offset).every((b) => b === 0xaa), 'bytes before the offset untouched');
-  assert.ok(big.subarray(offset + buf.length).every((b) => b === 0xaa), 'bytes after the value untouched');
+  assert.ok(
+    big.subarray(0, offset).every((b) => b === 0xaa),
+    'bytes before the offset untouched',
+  );
+  assert.ok(
+    big.subarray(offset + buf.length).every((b) => b === 0xaa),
+    'bytes after the value untouched',
+  );
   assert.deepEqual(codec.decode(big, offset), value);
 }
 
@@ -33,26 +39,58 @@ const md = Buffer.from('0e27580a7795f277f0c8e2e9aa9686897b6173c2', 'hex');
 
 test('carpHeader round-trips an ordinary advertisement', () => {
   testCodec<CarpHeader>(carpHeader, {
-    version: 2, type: 1, vhid: 42, advskew: 0, authlen: 7, demote: 0, advbase: 1,
-    cksum: 0xc21b, counter: 0x3b89b501131154e0n, md,
+    version: 2,
+    type: 1,
+    vhid: 42,
+    advskew: 0,
+    authlen: 7,
+    demote: 0,
+    advbase: 1,
+    cksum: 0xc21b,
+    counter: 0x3b89b501131154e0n,
+    md,
   });
 });
 
 test('carpHeader round-trips extreme field values (bow-out advert, counter 2^64-1)', () => {
   testCodec<CarpHeader>(carpHeader, {
-    version: 15, type: 15, vhid: 255, advskew: 255, authlen: 255, demote: 255, advbase: 255,
-    cksum: 0xffff, counter: 0xffffffffffffffffn, md: Buffer.alloc(20, 0xff),
+    version: 15,
+    type: 15,
+    vhid: 255,
+    advskew: 255,
+    authlen: 255,
+    demote: 255,
+    advbase: 255,
+    cksum: 0xffff,
+    counter: 0xffffffffffffffffn,
+    md: Buffer.alloc(20, 0xff),
   });
   testCodec<CarpHeader>(carpHeader, {
-    version: 0, type: 0, vhid: 0, advskew: 0, authlen: 0, demote: 0, advbase: 0,
-    cksum: 0, counter: 0n, md: Buffer.alloc(20),
+    version: 0,
+    type: 0,
+    vhid: 0,
+    advskew: 0,
+    authlen: 0,
+    demote: 0,
+    advbase: 0,
+    cksum: 0,
+    counter: 0n,
+    md: Buffer.alloc(20),
   });
 });
 
 test('carpHeader lays the fields out as struct carp_header', () => {
   const buf = carpHeader.encode({
-    version: 2, type: 1, vhid: 42, advskew: 0, authlen: 7, demote: 1, advbase: 1,
-    cksum: 0xc21b, counter: 0x3b89b501131154e0n, md,
+    version: 2,
+    type: 1,
+    vhid: 42,
+    advskew: 0,
+    authlen: 7,
+    demote: 1,
+    advbase: 1,
+    cksum: 0xc21b,
+    counter: 0x3b89b501131154e0n,
+    md,
   });
   assert.equal(buf.toString('hex'), '212a00070101c21b3b89b501131154e0' + md.toString('hex'));
   assert.equal(carpHeader.encodingLength(), CARP_HEADER_LEN);
@@ -79,12 +117,28 @@ test('carpHeader decode copies md out of the packet buffer', () => {
 
 test('ipv4Header round-trips', () => {
   testCodec<Ipv4Header>(ipv4Header, {
-    tos: 0x10, totalLength: 56, id: 0x1234, flags: 0b010, fragOffset: 0, ttl: 255, protocol: 112,
-    cksum: 0xabcd, src: '10.200.0.1', dst: '224.0.0.18',
+    tos: 0x10,
+    totalLength: 56,
+    id: 0x1234,
+    flags: 0b010,
+    fragOffset: 0,
+    ttl: 255,
+    protocol: 112,
+    cksum: 0xabcd,
+    src: '10.200.0.1',
+    dst: '224.0.0.18',
   });
   testCodec<Ipv4Header>(ipv4Header, {
-    tos: 0xff, totalLength: 0xffff, id: 0xffff, flags: 0b111, fragOffset: 0x1fff, ttl: 0, protocol: 255,
-    cksum: 0xffff, src: '255.255.255.255', dst: '0.0.0.0',
+    tos: 0xff,
+    totalLength: 0xffff,
+    id: 0xffff,
+    flags: 0b111,
+    fragOffset: 0x1fff,
+    ttl: 0,
+    protocol: 255,
+    cksum: 0xffff,
+    src: '255.255.255.255',
+    dst: '0.0.0.0',
   });
 });
 

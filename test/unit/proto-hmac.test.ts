@@ -67,7 +67,10 @@ test('a link-local embedded scope is zeroed, as OpenBSD does with s6_addr16[1]',
 test('the key is the password truncated to 19 bytes', () => {
   const long = 'abcdefghijklmnopqrstuvwxyz';
   const ctx = makeAuthContext(long, 1, ['192.0.2.1']);
-  const msg = [[0x02, 0x01, 0x01], [192, 0, 2, 1]];
+  const msg = [
+    [0x02, 0x01, 0x01],
+    [192, 0, 2, 1],
+  ];
   assert.deepEqual(signAdvert(ctx, COUNTER), expectedMd('abcdefghijklmnopqrs', msg, COUNTER));
   assert.notDeepEqual(signAdvert(ctx, COUNTER), expectedMd('abcdefghijklmnopqrst', msg, COUNTER));
   assert.equal(ctx.key.length, 19);
@@ -76,7 +79,14 @@ test('the key is the password truncated to 19 bytes', () => {
 
 test('an empty key is allowed (kernel CARP without pass)', () => {
   const ctx = makeAuthContext('', 3, ['198.51.100.7']);
-  const want = expectedMd(Buffer.alloc(0), [[0x02, 0x01, 0x03], [198, 51, 100, 7]], 5n);
+  const want = expectedMd(
+    Buffer.alloc(0),
+    [
+      [0x02, 0x01, 0x03],
+      [198, 51, 100, 7],
+    ],
+    5n,
+  );
   assert.deepEqual(signAdvert(ctx, 5n), want);
   assert.ok(verifyAdvert(ctx, 5n, want));
 });
@@ -97,7 +107,11 @@ test('verify rejects a wrong md, a wrong length, a wrong key and a different add
 
 test('makeAuthContext throws AddressError (code CARPD_ERR_ADDRESS) on a bad address', () => {
   for (const bad of ['10.0.0', '300.1.1.1', 'fe80::1::2', 'host.example', '1:2:3:4:5:6:7:8:9', '']) {
-    assert.throws(() => makeAuthContext('pw', 1, [bad]), (e: unknown) => e instanceof AddressError && e.code === 'CARPD_ERR_ADDRESS', bad);
+    assert.throws(
+      () => makeAuthContext('pw', 1, [bad]),
+      (e: unknown) => e instanceof AddressError && e.code === 'CARPD_ERR_ADDRESS',
+      bad,
+    );
   }
 });
 

@@ -93,7 +93,10 @@ test('inspect prints keepalived VRRPv3 adverts as version 3, unchecked', async (
     assert.equal(o.auth, 'unchecked');
     assert.equal(o.maxadvint, 100);
   }
-  assert.ok(objs.some((o) => o.priority === 0), 'the resigning advert');
+  assert.ok(
+    objs.some((o) => o.priority === 0),
+    'the resigning advert',
+  );
 });
 
 test('inspect --passfile reads the first line and refuses a world-readable file without echoing it', async () => {

@@ -34,9 +34,21 @@ test('a good advert is accepted with its header, addresses and context', () => {
   assert.equal(r.dst, '224.0.0.18');
   assert.equal(r.ttl, 255);
   assert.equal(r.ctx, ctx);
-  assert.deepEqual({ ...r.header, md: undefined, cksum: undefined }, {
-    version: 2, type: 1, vhid: 42, advskew: 50, authlen: 7, demote: 0, advbase: 1, counter: 77n, md: undefined, cksum: undefined,
-  });
+  assert.deepEqual(
+    { ...r.header, md: undefined, cksum: undefined },
+    {
+      version: 2,
+      type: 1,
+      vhid: 42,
+      advskew: 50,
+      authlen: 7,
+      demote: 0,
+      advbase: 1,
+      counter: 77n,
+      md: undefined,
+      cksum: undefined,
+    },
+  );
 });
 
 test('bytes after the 36 CARP bytes are ignored, as the kernels sum only the header', () => {
@@ -62,7 +74,10 @@ test('an IP total length too short for the header is badlen, ahead of the checks
   p.writeUInt16BE(20 + 35, 2);
   p[30] ^= 0xff;
   assert.equal(reason(checkAdvert(p, lookup)), 'badlen');
-  const vrrp3 = Buffer.concat([encodeIpv4Header({ src: '10.200.0.1', dst: '224.0.0.18', ttl: 255, tos: 0, protocol: 112, payloadLength: 12 }), Buffer.alloc(12)]);
+  const vrrp3 = Buffer.concat([
+    encodeIpv4Header({ src: '10.200.0.1', dst: '224.0.0.18', ttl: 255, tos: 0, protocol: 112, payloadLength: 12 }),
+    Buffer.alloc(12),
+  ]);
   assert.equal(reason(checkAdvert(vrrp3, lookup)), 'badlen', 'a 12-byte VRRPv3 advert');
 });
 

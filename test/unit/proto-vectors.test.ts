@@ -10,7 +10,9 @@ import { ipPayloadOf, PcapFormatError, readPcap, type PcapRecord } from '../../s
 /** test/fixtures/vectors/ in the source tree (this file runs from dist/test/unit/). */
 const VECTORS = new URL('../../../test/fixtures/vectors/', import.meta.url);
 const vector = (name: string): Buffer => readFileSync(new URL(name, VECTORS));
-const UCARP_FILES = readdirSync(VECTORS).filter((f) => /^ucarp-.*\.pcap$/.test(f)).sort();
+const UCARP_FILES = readdirSync(VECTORS)
+  .filter((f) => /^ucarp-.*\.pcap$/.test(f))
+  .sort();
 
 const ctx = makeAuthContext('s3cretPass', 42, ['10.200.0.100']);
 
@@ -59,7 +61,7 @@ for (const file of UCARP_FILES) {
   });
 }
 
-test('A\'s first advert in s1 (vectors/README.md) is rebuilt byte for byte by buildAdvert', () => {
+test("A's first advert in s1 (vectors/README.md) is rebuilt byte for byte by buildAdvert", () => {
   const first = carpPackets('ucarp-s1-basic-failover.pcap')[0]!;
   const payload = first.ip.subarray(20, 56);
   assert.equal(payload.toString('hex'), '212a00070001c21b3b89b501131154e00e27580a7795f277f0c8e2e9aa9686897b6173c2');
@@ -118,10 +120,21 @@ test('readPcap reads both byte orders and ns timestamps alike', () => {
   const frames = framesOf('ucarp-s1-basic-failover.pcap');
   const ref = [...readPcap(writePcap(1, frames))];
   const be = [...readPcap(writePcap(1, frames, { be: true }))];
-  const ns = [...readPcap(writePcap(1, frames.map((f) => ({ ...f, frac: f.frac * 1000 })), { nanos: true }))];
+  const ns = [
+    ...readPcap(
+      writePcap(
+        1,
+        frames.map((f) => ({ ...f, frac: f.frac * 1000 })),
+        { nanos: true },
+      ),
+    ),
+  ];
   assert.equal(ref.length, frames.length);
   assert.deepEqual(be, ref);
-  assert.deepEqual(ns.map((r) => [r.ts, r.data]), ref.map((r) => [r.ts, r.data]));
+  assert.deepEqual(
+    ns.map((r) => [r.ts, r.data]),
+    ref.map((r) => [r.ts, r.data]),
+  );
   assert.equal(ns[0]!.tsText, `${ref[0]!.tsText}000`);
   assert.equal(ref[0]!.linktype, 1);
   assert.ok(Math.abs(ref[0]!.ts - Number(ref[0]!.tsText)) < 1e-6);

@@ -37,7 +37,12 @@ function stubCarpd(dir: string): string {
  */
 function runScript(script: string, arg: string, env: Record<string, string>, bin: string): { code: number | null; lines: string[]; trace: string[] } {
   const r = spawnSync('dash', [script, arg], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', ...env }, timeout: 10_000 });
-  const clean = (text: string) => text.replaceAll(bin, '/usr/local/bin').split('\n').map((l) => l.replace(/[ \t]+/g, ' ').trim()).filter(Boolean);
+  const clean = (text: string) =>
+    text
+      .replaceAll(bin, '/usr/local/bin')
+      .split('\n')
+      .map((l) => l.replace(/[ \t]+/g, ' ').trim())
+      .filter(Boolean);
   return { code: r.status, lines: clean(r.stdout), trace: clean(r.stderr) };
 }
 
@@ -115,7 +120,8 @@ run_rc_command() {
     const script = join(dir, 'carpd');
     const text = renderServiceFile(readFileSync(join(RCD_DIR, 'carpd'), 'utf8'), bin).replace('. /etc/rc.subr', `. ${join(dir, 'rc.subr')}`);
     writeFileSync(script, text, { mode: 0o755 });
-    return (arg: string, env: Record<string, string> = {}) => runScript(script, arg, { RC_CONF: join(dir, 'rc.conf'), PIDFILE_FIXTURE: join(dir, 'pid'), ...env }, bin);
+    return (arg: string, env: Record<string, string> = {}) =>
+      runScript(script, arg, { RC_CONF: join(dir, 'rc.conf'), PIDFILE_FIXTURE: join(dir, 'pid'), ...env }, bin);
   }
 
   const FB_CONF = 'carpd_enable="YES"\ncarpd_config="/usr/local/etc/carpd.conf /usr/local/etc/carpd.d/lan.conf"\ncarpd_flags="--log-level 6"\n';
@@ -157,7 +163,11 @@ run_rc_command() {
     assert.deepEqual(rc('stop').lines, ['Stopping carpd.', 'RUN: kill -TERM 4242']);
     assert.deepEqual(rc('reload').lines, [FB_CHECK, 'configuration OK', 'RUN: kill -HUP 4242']);
     assert.deepEqual(rc('reload', { CHECK_EXIT: '1' }).lines, [FB_CHECK, 'carpd.conf:3: bad']);
-    assert.deepEqual(rc('status'), { code: 0, lines: ['carpd is running as pid 4242.'], trace: ['check_pidfile /var/run/carpd.pid /usr/local/bin/carpd node'] });
+    assert.deepEqual(rc('status'), {
+      code: 0,
+      lines: ['carpd is running as pid 4242.'],
+      trace: ['check_pidfile /var/run/carpd.pid /usr/local/bin/carpd node'],
+    });
     assert.deepEqual(rc('check').lines, [FB_CHECK, 'configuration OK']);
     const down = freebsd(t, FB_CONF)('status');
     assert.equal(down.code, 1);
@@ -305,7 +315,10 @@ describe('carpd install-service', () => {
     writeFileSync(join(root, 'etc/default/carpd'), 'CARPD_OPTS="--log-level 7"\n');
     writeFileSync(script, '# edited\n');
     const again = await install(['--prefix', root, '--os', 'linux', '--init', 'sysv', '--bin', '/opt/carpd/bin']);
-    assert.ok(again.some((l) => l.startsWith(`kept ${script}`)), again.join('\n'));
+    assert.ok(
+      again.some((l) => l.startsWith(`kept ${script}`)),
+      again.join('\n'),
+    );
     assert.equal(readFileSync(script, 'utf8'), '# edited\n');
     await install(['--prefix', root, '--os', 'linux', '--init', 'sysv', '--bin', '/opt/carpd/bin', '--force']);
     assert.notEqual(readFileSync(script, 'utf8'), '# edited\n');
@@ -328,6 +341,8 @@ describe('carpd install-service', () => {
 
   it('refuses an unknown OS or init system', async () => {
     await assert.rejects(installServiceCommand(['--os', 'plan9'], { out: () => undefined, err: () => undefined }), { code: 'CARPD_ERR_USAGE' });
-    await assert.rejects(installServiceCommand(['--init', 'upstart', '--os', 'linux'], { out: () => undefined, err: () => undefined }), { code: 'CARPD_ERR_USAGE' });
+    await assert.rejects(installServiceCommand(['--init', 'upstart', '--os', 'linux'], { out: () => undefined, err: () => undefined }), {
+      code: 'CARPD_ERR_USAGE',
+    });
   });
 });

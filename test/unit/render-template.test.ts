@@ -61,11 +61,14 @@ describe('renderString', () => {
   });
 
   it('a missing variable is an error naming every missing name, in sections and partials too', () => {
-    assert.throws(() => renderString('{{a}} {{b.c}} {{#list}}{{x}}{{/list}}', { list: [{ y: 1 }], b: {} }, none), (e: Error & { code?: string }) => {
-      assert.equal(e.code, 'CARPD_ERR_TEMPLATE_VARIABLE');
-      assert.match(e.message, /"a", "b\.c", "x"/);
-      return true;
-    });
+    assert.throws(
+      () => renderString('{{a}} {{b.c}} {{#list}}{{x}}{{/list}}', { list: [{ y: 1 }], b: {} }, none),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'CARPD_ERR_TEMPLATE_VARIABLE');
+        assert.match(e.message, /"a", "b\.c", "x"/);
+        return true;
+      },
+    );
     assert.throws(() => renderString('{{#tls}}on{{/tls}}', {}, none), { code: 'CARPD_ERR_TEMPLATE_VARIABLE' });
     assert.throws(() => renderString('{{> inc}}', {}, none, () => '{{port}}'), { code: 'CARPD_ERR_TEMPLATE_VARIABLE' });
   });
@@ -76,8 +79,14 @@ describe('renderString', () => {
   });
 
   it('a secret value never appears in an error message', () => {
-    assert.throws(() => renderString('{{pw}}\n{{x}}', { pw: 'hunter2\n' }, escaperFor('conf-quoted')), (e: Error) => !e.message.includes('hunter2'));
-    assert.throws(() => renderString('{{missing}}', { pw: 'hunter2' }, none), (e: Error) => !e.message.includes('hunter2'));
+    assert.throws(
+      () => renderString('{{pw}}\n{{x}}', { pw: 'hunter2\n' }, escaperFor('conf-quoted')),
+      (e: Error) => !e.message.includes('hunter2'),
+    );
+    assert.throws(
+      () => renderString('{{missing}}', { pw: 'hunter2' }, none),
+      (e: Error) => !e.message.includes('hunter2'),
+    );
   });
 
   it('a syntax error has its code', () => {
@@ -105,11 +114,9 @@ describe('Templates', () => {
     assert.equal(t.render('web', 'page', { n: 2 }, { escape: 'none' }), 'head\nbody 2\n');
     assert.throws(() => t.render('web', 'nope', {}, { escape: 'none' }), { code: 'CARPD_ERR_TEMPLATE_MISSING' });
     assert.throws(() => t.render('web', '../etc/passwd', {}, { escape: 'none' }), { code: 'CARPD_ERR_TEMPLATE_NAME' });
-    assert.deepEqual(t.candidates('web', 'x', '/p/templates').map((p) => p.slice(p.indexOf('web') >= 0 && !p.startsWith('/p') ? p.indexOf('web') : 0)), [
-      'web/x.linux.mustache',
-      'web/x.mustache',
-      '/p/templates/x.linux.mustache',
-      '/p/templates/x.mustache',
-    ]);
+    assert.deepEqual(
+      t.candidates('web', 'x', '/p/templates').map((p) => p.slice(p.indexOf('web') >= 0 && !p.startsWith('/p') ? p.indexOf('web') : 0)),
+      ['web/x.linux.mustache', 'web/x.mustache', '/p/templates/x.linux.mustache', '/p/templates/x.mustache'],
+    );
   });
 });

@@ -5,7 +5,16 @@ import { ucarpScriptFor as scriptFor } from '../../src/proto/ucarp-scripts.js';
 import type { TransitionEvent } from '../../src/daemon/engine.js';
 import { vhidCfg } from '../helpers/fake-wire.js';
 
-const ev = (from: TransitionEvent['from'], to: TransitionEvent['to'], reason = 'x'): TransitionEvent => ({ seq: 1, time: '', vhid: 1, interface: 'eth0', key: '1@eth0', from, to, reason });
+const ev = (from: TransitionEvent['from'], to: TransitionEvent['to'], reason = 'x'): TransitionEvent => ({
+  seq: 1,
+  time: '',
+  vhid: 1,
+  interface: 'eth0',
+  key: '1@eth0',
+  from,
+  to,
+  reason,
+});
 const plain = { neutral: false, shutdown: false };
 
 describe('ucarp script rules', () => {

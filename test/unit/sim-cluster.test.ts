@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { TransitionEvent } from '../../src/daemon/engine.js';
 import { carpHeader } from '../../src/proto/carp-header.js';
 import { Sim, vhidCfg } from '../helpers/fake-wire.js';
 
@@ -252,17 +253,21 @@ describe('phase gate', () => {
     assert.deepEqual(b.net.actions, ['del 198.18.0.101/24 eth0'], 'the second budget starts when the first step is done');
     sim2.time.advance(1);
     await settle();
-    assert.deepEqual(b.net.actions, ['del 198.18.0.101/24 eth0', 'add 198.18.0.101/24 eth0', 'garp 198.18.0.101/24 eth0'], 'a hung pre-phase does not keep the VIP away');
+    assert.deepEqual(
+      b.net.actions,
+      ['del 198.18.0.101/24 eth0', 'add 198.18.0.101/24 eth0', 'garp 198.18.0.101/24 eth0'],
+      'a hung pre-phase does not keep the VIP away',
+    );
     assert.ok(b.logs.some((l) => l.includes('pre-master phase still running after 30 ms')));
   });
 });
 
 describe('order of effects', () => {
-  it('a transition listener runs after the new master\'s advert has left', () => {
+  it("a transition listener runs after the new master's advert has left", () => {
     const sim = new Sim();
     const a = sim.add('a', 1, [vhidCfg(1, 0)]);
     const sentAtTransition: number[] = [];
-    a.engine.on('transition', (ev) => {
+    a.engine.on('transition', (ev: TransitionEvent) => {
       if (ev.to === 'MASTER') sentAtTransition.push(sim.wire.log.filter((p) => p.node === 'a').length);
     });
     a.engine.start();
@@ -348,7 +353,10 @@ describe('socket lifecycle', () => {
     sim.time.advance(10_000);
     const ports = sim.wire.ports.filter((p) => p.node === 'n2' && p.ifname === 'eth0');
     assert.equal(ports.length, 2, 'a new socket after link up');
-    assert.deepEqual(ports.map((p) => p.closed), [true, false]);
+    assert.deepEqual(
+      ports.map((p) => p.closed),
+      [true, false],
+    );
     assert.deepEqual(sim.masters(KEY), ['n1'], 'n2 hears n1 on the new socket and stays BACKUP');
   });
 });
