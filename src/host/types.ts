@@ -1,7 +1,7 @@
 /**
  * The plugin API (version 1): what a plugin folder's `plugin.js` default-exports, and what its
  * hooks receive. Plugins are plain ES modules; they can type themselves with
- * `/** @type {import('carpd/plugin-api').PluginDeclaration} *\/` (src/plugin-api.ts; README.md here).
+ * `/** @type {import('carpd/plugin-api').PluginDeclaration} *\/` (src/plugin-api.ts; docs/plugins.md).
  */
 import type { RunResult } from '../ports/exec.js';
 import type { CarpState } from '../ports/state-source.js';
@@ -36,7 +36,7 @@ export interface OptionSpec {
   description?: string;
 }
 
-/** Default schedule of a plugin's `checkHealth` (the operator may override it, see README.md). */
+/** Default schedule of a plugin's `checkHealth` (the operator may override it, see docs/plugins.md). */
 export interface HealthSpec {
   intervalMs?: number;
   /** A node-cron expression instead of an interval. */
