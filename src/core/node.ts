@@ -58,8 +58,8 @@ export type NodeInput =
   | { type: 'link'; ifname: string; up: boolean }
   /** The outcome of a VIP add the node asked for. */
   | { type: 'vip-result'; key: string; cidr: string; ok: boolean; error?: string }
-  /** Whether an advert on `ifname` left (raw socket send result). */
-  | { type: 'send-result'; ifname: string; ok: boolean }
+  /** Whether adverts on `ifname` left (raw socket send results): one failure, or `count` good sends in a row. */
+  | { type: 'send-result'; ifname: string; ok: boolean; count?: number }
   /** The pre-phase of transition `seq` finished (or there was none to wait for). */
   | { type: 'phase-done'; key: string; seq: number }
   /** Whether a pre-phase gate is installed, and its budget. */
@@ -200,7 +200,7 @@ export class CarpNode {
         this.vipResult(input.key, input.cidr, input.ok, input.error, now, out);
         break;
       case 'send-result':
-        this.sendResult(input.ifname, input.ok, now, out);
+        this.sendResult(input.ifname, input.ok, input.count ?? 1, now, out);
         break;
       case 'phase-done': {
         const s = this.slots.get(input.key);
@@ -460,7 +460,7 @@ export class CarpNode {
    * an interface demote the node by senderr_demotion; three good ones in a row, or the link coming
    * back, undo it.
    */
-  private sendResult(ifname: string, ok: boolean, now: number, out: NodeEffect[]): void {
+  private sendResult(ifname: string, ok: boolean, count: number, now: number, out: NodeEffect[]): void {
     if (!this.running) return;
     let h = this.sendHealth.get(ifname);
     if (!h) this.sendHealth.set(ifname, (h = { failedInRow: 0, okInRow: 0 }));
@@ -475,7 +475,8 @@ export class CarpNode {
       return;
     }
     h.failedInRow = 0;
-    if (++h.okInRow >= SENDERR_MAX && this.ledger.held(DEFAULT_GROUP, by) > 0) {
+    h.okInRow += count;
+    if (h.okInRow >= SENDERR_MAX && this.ledger.held(DEFAULT_GROUP, by) > 0) {
       out.push({ type: 'log', level: LOG.STATE, message: `carp: ${ifname}: adverts go out again; demotion undone` });
       this.ledger.set(DEFAULT_GROUP, by, 0);
       this.refreshDemotion(now, out);

@@ -86,6 +86,8 @@ export class Engine extends EventEmitter implements StateSource {
   private readonly ifAddress = new Map<string, string | undefined>();
   /** Send errors reported per interface, to tell a good send from a failed one. */
   private readonly sendErrors = new Map<string, number>();
+  /** Adverts sent in this turn per interface, with the error count before the first: reported together. */
+  private readonly sentThisTurn = new Map<string, { count: number; errorsBefore: number }>();
   /** Monotonic time a CARP packet from a peer last arrived, per interface. */
   private readonly peerHeard = new Map<string, number>();
   private readonly limiter = new RateLimiter(60_000);
@@ -131,9 +133,20 @@ export class Engine extends EventEmitter implements StateSource {
       } finally {
         this.performing = false;
       }
+      // Send errors are reported in microtasks queued by each send(); one queued after the whole
+      // burst sees them all, and tells the node about the burst's good sends in one input.
+      if (this.sentThisTurn.size > 0) queueMicrotask(this.reportSends);
     }
     this.arm();
   }
+
+  private reportSends = (): void => {
+    const sent = [...this.sentThisTurn];
+    this.sentThisTurn.clear();
+    for (const [ifname, s] of sent) {
+      if ((this.sendErrors.get(ifname) ?? 0) === s.errorsBefore) this.feed({ type: 'send-result', ifname, ok: true, count: s.count });
+    }
+  };
 
   /** Open sockets, create machines, and start every vhid (INIT → BACKUP when its link is up). */
   start(): void {
@@ -330,12 +343,10 @@ export class Engine extends EventEmitter implements StateSource {
         if (!w || !socket) return;
         w.counter = (w.counter + 1n) & U64;
         const payload = buildAdvert(w.ctx, { advbase: fx.advbase, advskew: fx.advskew, demote: fx.demote, counter: w.counter });
-        const errorsBefore = this.sendErrors.get(fx.ifname) ?? 0;
+        const turn = this.sentThisTurn.get(fx.ifname);
+        if (turn) turn.count++;
+        else this.sentThisTurn.set(fx.ifname, { count: 1, errorsBefore: this.sendErrors.get(fx.ifname) ?? 0 });
         socket.send(payload, w.cfg.peer);
-        // Errors are reported in a microtask queued by send(); one queued after it sees them.
-        queueMicrotask(() => {
-          if ((this.sendErrors.get(fx.ifname) ?? 0) === errorsBefore) this.feed({ type: 'send-result', ifname: fx.ifname, ok: true });
-        });
         w.stats.advertsSent++;
         this.stats.carps_opackets++;
         break;
