@@ -338,13 +338,13 @@ export abstract class KernelSourceBase extends EventEmitter {
 
   demote(group: string, by: string, delta: number): number {
     const total = this.ledgerImpl.adjust(group, by, delta);
-    this.queueDemotion(group);
+    void this.queueDemotion(group);
     return total;
   }
 
   setDemotion(group: string, by: string, count: number): number {
     const total = this.ledgerImpl.set(group, by, count);
-    this.queueDemotion(group);
+    void this.queueDemotion(group);
     return total;
   }
 

@@ -30,7 +30,7 @@ async function rig(t: TestContext, opts: Partial<FreebsdKernelOptions> & { demot
   const k = await FakeKernel.start({ os: 'freebsd', vhids: VHIDS, pollMs: 10, demotion: opts.demotion ?? 0 });
   const src = new FreebsdKernelCarpSource({ devdPath: k.devd!.path, env: fakeEnv(k), backoffMinMs: 20, backoffMaxMs: 200, snapshotIntervalMs: 0, ...opts });
   const events: TransitionEvent[] = [];
-  src.on('transition', (ev) => events.push(ev));
+  src.on('transition', (ev: TransitionEvent) => events.push(ev));
   t.after(async () => {
     await src.stop();
     await k.stop();
