@@ -191,11 +191,14 @@ export abstract class KernelSourceBase extends EventEmitter {
     };
     e.lastTransition = { seq: ev.seq, time: ev.time, from, to, reason };
     this.logger.log(LOG.STATE, `carp: ${e.key}: ${from} -> ${to} (${reason})`);
-    // A listener that throws must not stop the others, nor the source.
-    try {
-      this.emit('transition', ev);
-    } catch (err) {
-      this.logger.log(LOG.ERR, `carp: ${e.key}: transition listener failed: ${err instanceof Error ? err.message : String(err)}`);
+    // A listener that throws must not stop the others, nor the source: each is called on its own
+    // (EventEmitter.emit would skip the listeners after a throwing one); raw, so once() wrappers remove themselves.
+    for (const fn of this.rawListeners('transition') as ((ev: TransitionEvent) => void)[]) {
+      try {
+        fn(ev);
+      } catch (err) {
+        this.logger.log(LOG.ERR, `carp: ${e.key}: transition listener failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
     }
     // The pre-phase still runs (pre-master hooks), but the kernel already holds or dropped the VIP.
     try {
