@@ -149,7 +149,8 @@ export abstract class KernelSourceBase extends EventEmitter {
     try {
       const r = await this.exec(argv, { timeoutMs: this.commandTimeoutMs, ...(this.opts.env ? { env: this.opts.env } : {}) });
       const ok = r.exitCode === 0;
-      if (!ok) this.logger.log(LOG.WARN, `carp: kernel: ${argv[0]} failed: ${r.spawnError ?? r.signal ?? `exit ${r.exitCode}`} ${r.stderr.trim().slice(0, 200)}`);
+      if (!ok)
+        this.logger.log(LOG.WARN, `carp: kernel: ${argv[0]} failed: ${r.spawnError ?? r.signal ?? `exit ${r.exitCode}`} ${r.stderr.trim().slice(0, 200)}`);
       return { ok, stdout: r.stdout, stderr: r.stderr };
     } catch (err) {
       this.logger.log(LOG.WARN, `carp: kernel: ${argv[0]} failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -353,9 +354,11 @@ export abstract class KernelSourceBase extends EventEmitter {
 
   /** The kernel write runs after the ones before it; a failed write is retried by the next call. */
   protected queueDemotion(group: string): Promise<void> {
-    this.demotionQueue = this.demotionQueue.then(() => this.writeDemotion(group)).catch((err: unknown) => {
-      this.logger.log(LOG.ERR, `carp: kernel: demotion of ${group} failed: ${err instanceof Error ? err.message : String(err)}`);
-    });
+    this.demotionQueue = this.demotionQueue
+      .then(() => this.writeDemotion(group))
+      .catch((err: unknown) => {
+        this.logger.log(LOG.ERR, `carp: kernel: demotion of ${group} failed: ${err instanceof Error ? err.message : String(err)}`);
+      });
     return this.demotionQueue;
   }
 

@@ -61,7 +61,10 @@ test('freebsd: start reads ifconfig and announces what the kernel already runs, 
   assert.deepEqual(src.status().find((s) => s.key === '1@igb0')!.addresses, ['198.51.100.1/24', '198.51.100.10/32']);
   assert.deepEqual(src.capabilities, { forceState: true, prePhaseHoldsVip: false, packetCounters: false });
   assert.equal(src.refreshGarp(), 0);
-  assert.equal(Object.values(src.stats).every((n) => n === 0), true);
+  assert.equal(
+    Object.values(src.stats).every((n) => n === 0),
+    true,
+  );
   assert.equal(src.badAuthByPeer.size, 0);
   await src.netSettled('1@igb0');
 });

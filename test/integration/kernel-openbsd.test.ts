@@ -72,7 +72,10 @@ test('openbsd: start reads ifconfig carp, keyed VHID@carpdev with carpN as the n
       ['ifconfig', '-g', 'carp'],
     ],
   );
-  assert.deepEqual(k.calls().find((c) => c[0] === 'route'), ['route', '-n', 'monitor']);
+  assert.deepEqual(
+    k.calls().find((c) => c[0] === 'route'),
+    ['route', '-n', 'monitor'],
+  );
 });
 
 test('openbsd: route monitor RTM_IFINFO lines produce transitions, confirmed with ifconfig carpN', async (t) => {
@@ -83,7 +86,10 @@ test('openbsd: route monitor RTM_IFINFO lines produce transitions, confirmed wit
   await eventually(() => events.length >= 1, 5000, 'first transition');
   k.setState(2, 'carp1', 'MASTER');
   await eventually(() => events.length >= 2, 5000, 'second transition');
-  assert.deepEqual(events.map(brief), ['1@em0 MASTER->BACKUP kernel: route monitor carp0 link backup', '2@em1 BACKUP->MASTER kernel: route monitor carp1 link master']);
+  assert.deepEqual(events.map(brief), [
+    '1@em0 MASTER->BACKUP kernel: route monitor carp0 link backup',
+    '2@em1 BACKUP->MASTER kernel: route monitor carp1 link master',
+  ]);
   assert.equal(events[1]!.interface, 'em1');
   assert.equal(events[1]!.vhid, 2);
   assert.ok(k.calls().some((c) => c.join(' ') === 'ifconfig carp1'));
@@ -101,7 +107,9 @@ test('openbsd: a link word that ifconfig contradicts is not believed', async (t)
   assert.deepEqual(events, []);
   // Lines of other interfaces and other messages are skipped without a command.
   const before = k.calls().length;
-  mon.last.h.onStdout('got message of size 176 on Sat Nov 28 10:00:00 2026\nRTM_IFINFO: iface status change: len 176, if# 1, name em0, link: active, mtu: 1500, flags:<UP>\n');
+  mon.last.h.onStdout(
+    'got message of size 176 on Sat Nov 28 10:00:00 2026\nRTM_IFINFO: iface status change: len 176, if# 1, name em0, link: active, mtu: 1500, flags:<UP>\n',
+  );
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(k.calls().length, before);
 });
@@ -113,7 +121,10 @@ test('openbsd: when route monitor exits it is restarted with a growing backoff, 
   assert.deepEqual(mon.last.argv, ['route', '-n', 'monitor']);
   events.length = 0;
   mon.last.h.onExit('route exited (code 1)');
-  assert.deepEqual([...timers.due.values()].map((d) => d.ms), [20]);
+  assert.deepEqual(
+    [...timers.due.values()].map((d) => d.ms),
+    [20],
+  );
   // Changed while no monitor ran.
   k.setState(2, 'carp1', 'MASTER');
   assert.equal(timers.fire(20), 1);
@@ -121,7 +132,10 @@ test('openbsd: when route monitor exits it is restarted with a growing backoff, 
   await src.idle();
   assert.deepEqual(events.map(brief), ['2@em1 BACKUP->MASTER kernel snapshot: was BACKUP, now MASTER']);
   mon.last.h.onExit('route exited (code 1)');
-  assert.deepEqual([...timers.due.values()].map((d) => d.ms), [40]);
+  assert.deepEqual(
+    [...timers.due.values()].map((d) => d.ms),
+    [40],
+  );
   await src.stop();
   assert.equal(timers.due.size, 0);
   assert.equal(src.monitorStarts, 2);
@@ -139,7 +153,12 @@ test('openbsd: stop ends the route monitor it started', async (t) => {
 
 test('openbsd: a real route monitor that exits is restarted and keeps reporting', async (t) => {
   const k = await FakeKernel.start({ os: 'openbsd', vhids: VHIDS, pollMs: 10 });
-  const src = new OpenbsdKernelCarpSource({ env: { ...fakeEnv(k), FAKE_KERNEL_MONITOR_MS: '400' }, backoffMinMs: 20, backoffMaxMs: 100, snapshotIntervalMs: 0 });
+  const src = new OpenbsdKernelCarpSource({
+    env: { ...fakeEnv(k), FAKE_KERNEL_MONITOR_MS: '400' },
+    backoffMinMs: 20,
+    backoffMaxMs: 100,
+    snapshotIntervalMs: 0,
+  });
   const events: TransitionEvent[] = [];
   src.on('transition', (ev: TransitionEvent) => events.push(ev));
   t.after(async () => {

@@ -77,10 +77,13 @@ test('pfSense config.xml: CARP VIPs give VHID@IF names through the interfaces ta
   const r = parsePfsenseVips(PFSENSE);
   assert.equal(r.kind, 'vips');
   if (r.kind !== 'vips') return;
-  assert.deepEqual([...r.names], [
-    ['1@igb0', 'WAN <shared> VIP'],
-    ['2@igb1', 'LAN gateway & DNS, LAN v6'],
-  ]);
+  assert.deepEqual(
+    [...r.names],
+    [
+      ['1@igb0', 'WAN <shared> VIP'],
+      ['2@igb1', 'LAN gateway & DNS, LAN v6'],
+    ],
+  );
   assert.deepEqual(
     r.vips.map((v) => `${v.vhid}@${v.ifname ?? '?'} ${v.friendly} ${v.subnet ?? ''}`),
     ['1@igb0 wan 198.51.100.1', '2@igb1 lan 192.0.2.1', '2@igb1 lan 2001:db8:200::1', '7@igb1.100 opt1 '],

@@ -229,7 +229,9 @@ function openbsdState(): FakeKernelState {
     demotion: 0,
     seq: 0,
     changes: [],
-    vhids: [{ ifname: 'carp0', carpdev: 'em0', vhid: 1, state: 'MASTER', advbase: 1, advskew: 0, addresses: ['198.51.100.1/24', 'fe80::200:5eff:fe00:101/64'] }],
+    vhids: [
+      { ifname: 'carp0', carpdev: 'em0', vhid: 1, state: 'MASTER', advbase: 1, advskew: 0, addresses: ['198.51.100.1/24', 'fe80::200:5eff:fe00:101/64'] },
+    ],
   };
 }
 
