@@ -340,16 +340,22 @@ export abstract class KernelSourceBase extends EventEmitter {
     });
   }
 
+  /** Before start() only the ledger moves (start writes it); after stop() nothing is written again. */
   demote(group: string, by: string, delta: number): number {
     const total = this.ledgerImpl.adjust(group, by, delta);
-    void this.queueDemotion(group);
+    if (this.running) void this.queueDemotion(group);
     return total;
   }
 
   setDemotion(group: string, by: string, count: number): number {
     const total = this.ledgerImpl.set(group, by, count);
-    void this.queueDemotion(group);
+    if (this.running) void this.queueDemotion(group);
     return total;
+  }
+
+  /** Writes what the ledger held before start(). */
+  protected applyLedger(): void {
+    for (const g of new Set(this.ledgerImpl.entries().map((e) => e.group))) void this.queueDemotion(g);
   }
 
   /** The kernel write runs after the ones before it; a failed write is retried by the next call. */

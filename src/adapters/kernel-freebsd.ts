@@ -44,6 +44,7 @@ export class FreebsdKernelCarpSource extends KernelSourceBase implements StateSo
     this.connect();
     // Read the kernel at once as well: devd may be down, the state is in ifconfig anyway.
     await this.snapshotNow();
+    this.applyLedger();
     this.armSnapshots();
   }
 

@@ -55,6 +55,7 @@ export class OpenbsdKernelCarpSource extends KernelSourceBase implements StateSo
     // The monitor first, then the snapshot: a change in between is then in one of the two.
     this.startMonitor();
     await this.snapshotNow();
+    this.applyLedger();
     this.armSnapshots();
   }
 

@@ -257,3 +257,24 @@ test('openbsd: link-local addresses are not VIPs, and a demotion the kernel refu
   await src.stop();
   assert.equal(sk.st.demotion, 250);
 });
+
+test('freebsd: a demotion set before start is written at start, and none after stop', async (t) => {
+  const sk = new ScriptedKernel(freebsdState(), 'freebsd');
+  sk.st.demotion = 4;
+  const src = new FreebsdKernelCarpSource({ devdPath: '/nonexistent/devd.pipe', exec: sk.exec, timers: new ManualTimers(), snapshotIntervalMs: 0 });
+  t.after(() => src.stop());
+  assert.equal(src.setDemotion('carp', 'config', 20), 20);
+  assert.equal(sk.calls.length, 0);
+  await src.start();
+  await src.idle();
+  assert.equal(sk.st.demotion, 24);
+  await src.stop();
+  assert.equal(sk.st.demotion, 4);
+  src.demote('carp', 'late', 50);
+  await src.idle();
+  assert.equal(sk.st.demotion, 4);
+  assert.deepEqual(
+    sk.calls.filter((c) => c[0] === 'sysctl' && c[1]!.includes('=')).map((c) => c[1]),
+    ['net.inet.carp.demotion=20', 'net.inet.carp.demotion=-20'],
+  );
+});
