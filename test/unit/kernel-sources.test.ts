@@ -11,7 +11,8 @@ import { test, type TestContext } from 'node:test';
 import { Backoff } from '../../src/adapters/kernel-common.js';
 import { FreebsdKernelCarpSource } from '../../src/adapters/kernel-freebsd.js';
 import { OpenbsdKernelCarpSource } from '../../src/adapters/kernel-openbsd.js';
-import type { SpawnStream } from '../../src/adapters/kernel-spawn.js';
+import { spawnStream, type SpawnStream } from '../../src/adapters/kernel-spawn.js';
+import { createKernelCarpSource, kernelOsOf } from '../../src/adapters/kernel-carp.js';
 import type { RunOptions, RunResult } from '../../src/ports/exec.js';
 import type { TransitionEvent } from '../../src/ports/state-source.js';
 import { FakeDevd } from '../helpers/fake-kernel/devd-server.js';
@@ -277,4 +278,31 @@ test('freebsd: a demotion set before start is written at start, and none after s
     sk.calls.filter((c) => c[0] === 'sysctl' && c[1]!.includes('=')).map((c) => c[1]),
     ['net.inet.carp.demotion=20', 'net.inet.carp.demotion=-20'],
   );
+});
+
+test('spawnStream streams a child output and reports its exit once; a missing command is reported, not thrown', async () => {
+  const out: string[] = [];
+  const exits: string[] = [];
+  spawnStream([process.execPath, '-e', 'process.stdout.write("RTM line\\n")'], undefined, {
+    onStdout: (c) => out.push(c),
+    onExit: (d) => exits.push(d),
+  });
+  await eventually(() => exits.length === 1, 5000, 'child exit');
+  assert.equal(out.join(''), 'RTM line\n');
+  assert.match(exits[0]!, /exited \(code 0\)/);
+  const missing: string[] = [];
+  const child = spawnStream(['/nonexistent/route', '-n', 'monitor'], undefined, { onStdout: () => undefined, onExit: (d) => missing.push(d) });
+  await eventually(() => missing.length === 1, 5000, 'spawn failure');
+  assert.match(missing[0]!, /cannot run \/nonexistent\/route: ENOENT/);
+  child.stop();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(missing.length, 1);
+});
+
+test('createKernelCarpSource picks the source by OS', () => {
+  assert.ok(createKernelCarpSource('freebsd') instanceof FreebsdKernelCarpSource);
+  assert.ok(createKernelCarpSource('openbsd') instanceof OpenbsdKernelCarpSource);
+  assert.equal(kernelOsOf('freebsd'), 'freebsd');
+  assert.equal(kernelOsOf('linux'), undefined);
+  assert.equal(createKernelCarpSource('openbsd').kind, 'kernel');
 });
