@@ -258,10 +258,12 @@ export abstract class KernelSourceBase extends EventEmitter {
       if (!stale && e.state !== v.state) this.transition(e, v.state, `kernel snapshot: was ${e.state}, now ${v.state}`);
     }
     for (const [key, e] of [...this.entries]) {
-      if (seen.has(key)) continue;
+      // An event about it during the run says it is there still; the next snapshot decides.
+      if (seen.has(key) || (this.eventGen.get(key) ?? 0) !== (gens.get(key) ?? 0)) continue;
       // The vhid was removed from the kernel (ifconfig IF -vhid N, carpN destroyed).
       if (e.state !== 'INIT') this.transition(e, 'INIT', 'kernel snapshot: vhid gone');
       this.entries.delete(key);
+      this.eventGen.delete(key);
     }
   }
 
