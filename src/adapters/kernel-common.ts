@@ -136,6 +136,15 @@ export abstract class KernelSourceBase extends EventEmitter {
     this.backoff = new Backoff(opts.backoffMinMs ?? DEFAULTS.backoffMinMs, opts.backoffMaxMs ?? DEFAULTS.backoffMaxMs);
   }
 
+  /** Typed for the one event the port defines (EventEmitter's own signature takes any listener). */
+  override on(event: 'transition', fn: (ev: TransitionEvent) => void): this {
+    return super.on(event, fn);
+  }
+
+  override off(event: 'transition', fn: (ev: TransitionEvent) => void): this {
+    return super.off(event, fn);
+  }
+
   get ledger(): DemotionView {
     return this.ledgerImpl;
   }

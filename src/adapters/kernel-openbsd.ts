@@ -158,7 +158,10 @@ export class OpenbsdKernelCarpSource extends KernelSourceBase implements StateSo
   protected async readSnapshot(): Promise<KernelVhid[] | undefined> {
     // `ifconfig carp` lists the members of the carp group, which every carpN joins (carp_clone_create()).
     const r = await this.runCmd(['ifconfig', 'carp']);
-    if (!r.ok) return undefined;
+    // With no carpN left the group is gone: printgroup() fails with ENOENT, printif() then finds no
+    // `carp<digit>` name and says `carp: no such interface` (exit 1) — every vhid is gone.
+    if (!r.ok) return /^(?:ifconfig: )?carp: no such interface\s*$/.test(r.stderr) ? [] : undefined;
+    if (r.stdout.trim() === '') return [];
     const parsed = parseOpenbsdIfconfig(r.stdout);
     if (parsed.kind !== 'ifconfig') {
       this.logger.log(LOG.WARN, `carp: kernel: cannot read ifconfig carp: ${parsed.reason}`);

@@ -80,6 +80,8 @@ class ScriptedKernel {
       // The output is what the kernel said when the command ran; holding delays only its delivery.
       const only = args[0] === undefined || args[0] === 'carp' ? (args[0] === 'carp' ? 'carp' : undefined) : args[0];
       const text = this.os === 'freebsd' ? freebsdIfconfig(this.st, only) : openbsdIfconfig(this.st, only);
+      // printif(): nothing matched the name (OpenBSD's carp group is gone with its last member).
+      if (text === '' && only !== undefined) return fail(`${only}: no such interface\n`);
       if (this.holdNext) {
         this.holdNext = false;
         await new Promise<void>((r) => (this.held = { release: r }));
@@ -305,4 +307,23 @@ test('createKernelCarpSource picks the source by OS', () => {
   assert.equal(kernelOsOf('freebsd'), 'freebsd');
   assert.equal(kernelOsOf('linux'), undefined);
   assert.equal(createKernelCarpSource('openbsd').kind, 'kernel');
+});
+
+test('openbsd: when the last carp interface is destroyed, its vhids go to INIT and leave the status', async (t) => {
+  const sk = new ScriptedKernel(openbsdState(), 'openbsd');
+  const src = new OpenbsdKernelCarpSource({ exec: sk.exec, spawn: quietMonitor, timers: new ManualTimers(), snapshotIntervalMs: 0 });
+  const events: TransitionEvent[] = [];
+  src.on('transition', (ev) => events.push(ev));
+  t.after(() => src.stop());
+  await src.start();
+  sk.st.vhids = [];
+  await src.snapshotNow();
+  assert.deepEqual(events.map(brief), ['1@em0 INIT->MASTER kernel snapshot: found MASTER', '1@em0 MASTER->INIT kernel snapshot: vhid gone']);
+  assert.deepEqual(src.status(), []);
+  // Any other failure of ifconfig changes nothing.
+  sk.st = openbsdState();
+  await src.snapshotNow();
+  sk.failNext = (argv) => argv[0] === 'ifconfig';
+  await src.snapshotNow();
+  assert.equal(src.status().length, 1);
 });
