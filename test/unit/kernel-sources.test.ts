@@ -11,7 +11,9 @@ import { test, type TestContext } from 'node:test';
 import { Backoff } from '../../src/adapters/kernel-common.js';
 import { FreebsdKernelCarpSource } from '../../src/adapters/kernel-freebsd.js';
 import { OpenbsdKernelCarpSource } from '../../src/adapters/kernel-openbsd.js';
-import { spawnStream, type SpawnStream } from '../../src/adapters/kernel-spawn.js';
+import { spawnStream, type SpawnStream, type StreamHandlers } from '../../src/adapters/kernel-spawn.js';
+import { parseSysctlInt } from '../../src/sources/freebsd-sysctl.js';
+import { fixture } from '../helpers/fake-kernel/fixtures.js';
 import { createKernelCarpSource, kernelOsOf } from '../../src/adapters/kernel-carp.js';
 import type { RunOptions, RunResult } from '../../src/ports/exec.js';
 import type { TransitionEvent } from '../../src/ports/state-source.js';
@@ -326,4 +328,83 @@ test('openbsd: when the last carp interface is destroyed, its vhids go to INIT a
   sk.failNext = (argv) => argv[0] === 'ifconfig';
   await src.snapshotNow();
   assert.equal(src.status().length, 1);
+});
+
+/** An exec port answering with the recorded outputs of test/fixtures/kernel. */
+function recorded(calls: string[][], ifconfigText: string, extra: (argv: readonly string[]) => RunResult | undefined = () => undefined) {
+  return async (argv: readonly string[]): Promise<RunResult> => {
+    calls.push([...argv]);
+    const x = extra(argv);
+    if (x) return x;
+    if (argv[0] === 'sysctl') return ok(fixture('freebsd-sysctl-demotion-n.txt'));
+    if (argv[0] === 'ifconfig' && argv[1] === '-g') return ok(fixture('openbsd-ifconfig-g-carp.txt'));
+    if (argv[0] === 'ifconfig' && argv.length <= 2) return ok(ifconfigText);
+    return ok('');
+  };
+}
+
+test('freebsd: the recorded ifconfig of a pfSense-like box gives every vhid, INIT ones listed without a transition', async (t) => {
+  const calls: string[][] = [];
+  const src = new FreebsdKernelCarpSource({
+    devdPath: '/nonexistent/devd.pipe',
+    exec: recorded(calls, fixture('freebsd-ifconfig-carp.txt')),
+    timers: new ManualTimers(),
+    snapshotIntervalMs: 0,
+  });
+  const events: TransitionEvent[] = [];
+  src.on('transition', (ev) => events.push(ev));
+  t.after(() => src.stop());
+  await src.start();
+  assert.deepEqual(
+    src.status().map((s) => `${s.key} ${s.state} ${s.advbase}/${s.advskew} ${s.addresses.join(',')}`),
+    [
+      '1@igb0 MASTER 1/0 198.51.100.1/24,198.51.100.10/32',
+      '3@igb0 MASTER 1/0 2001:db8:100::1/64',
+      '2@igb1 BACKUP 1/100 192.0.2.1/24',
+      '4@igb1 INIT 2/50 192.0.2.4/24,2001:db8:200::1/64',
+    ],
+  );
+  assert.deepEqual(
+    events.map((e) => e.key),
+    ['1@igb0', '3@igb0', '2@igb1'],
+  );
+  const d = parseSysctlInt(fixture('freebsd-sysctl-demotion-n.txt'));
+  assert.equal(src.status()[0]!.demote, d.kind === 'value' ? Math.min(255, d.value) : -1);
+});
+
+test('openbsd: the recorded ifconfig with carpnodes gives one key per vhid on its carpdev; an RTM_IFINFO of carp1 confirms both of its vhids', async (t) => {
+  const calls: string[][] = [];
+  let text = fixture('openbsd-ifconfig-carp.txt');
+  const mon = { h: undefined as StreamHandlers | undefined };
+  const spawn: SpawnStream = (_argv, _env, h) => {
+    mon.h = h;
+    return { stop: () => undefined };
+  };
+  const exec = recorded(calls, '', (argv) => (argv[0] === 'ifconfig' && argv.length <= 2 && argv[1] !== '-g' ? ok(text) : undefined));
+  const src = new OpenbsdKernelCarpSource({ exec, spawn, timers: new ManualTimers(), snapshotIntervalMs: 0 });
+  const events: TransitionEvent[] = [];
+  src.on('transition', (ev) => events.push(ev));
+  t.after(() => src.stop());
+  await src.start();
+  assert.deepEqual(
+    src.status().map((s) => `${s.key} ${s.name ?? ''} ${s.state} ${s.advskew}`),
+    ['1@em0 carp0 MASTER 0', '3@em1 carp1 MASTER 0', '4@em1 carp1 BACKUP 100', '2@em1 carp2 BACKUP 100', '9@em1 carp3 INIT 0'],
+  );
+  events.length = 0;
+  // carp1's vhid 4 takes over too; the link word stays "master", so only ifconfig tells.
+  text = text.replace('\t\tstate BACKUP vhid 4 advskew 100', '\t\tstate MASTER vhid 4 advskew 100');
+  mon.h!.onStdout(
+    'got message of size 176 on Sat Nov 28 10:00:00 2026\nRTM_IFINFO: iface status change: len 176, if# 7, name carp1, link: master, mtu: 1500, flags:<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST>\n',
+  );
+  await eventually(() => events.length >= 1, 2000, 'carpnode transition');
+  await src.idle();
+  assert.deepEqual(events.map(brief), ['4@em1 BACKUP->MASTER kernel: route monitor carp1 link master']);
+  assert.ok(calls.some((c) => c.join(' ') === 'ifconfig carp1'));
+  // Forcing one vhid of carp1 names the carp interface: the kernel moves all of its vhids.
+  assert.equal(src.force('3@em1', 'BACKUP'), true);
+  await src.idle();
+  assert.deepEqual(
+    calls.find((c) => c.includes('state')),
+    ['ifconfig', 'carp1', 'state', 'backup'],
+  );
 });
