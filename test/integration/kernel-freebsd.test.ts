@@ -236,3 +236,18 @@ test('freebsd: stop closes the devd connection and no reconnect follows', async 
   assert.equal(k.devd!.clientCount, 0);
   assert.equal(src.connects, 1);
 });
+
+test('freebsd: with the real timers the periodic snapshot corrects a missed event by itself', async (t) => {
+  const { k, src, events } = await rig(t, { snapshotIntervalMs: 150 });
+  events.length = 0;
+  updateState(k.statePath, (st) => {
+    st.vhids.find((v) => v.vhid === 3)!.state = 'BACKUP';
+  });
+  await eventually(() => events.length >= 1, 5000, 'periodic correction');
+  assert.deepEqual(events.map(brief), ['3@igb0 MASTER->BACKUP kernel snapshot: was MASTER, now BACKUP']);
+  await src.stop();
+  // Stopped: no further ifconfig runs.
+  const n = k.calls().length;
+  await new Promise((r) => setTimeout(r, 400));
+  assert.equal(k.calls().length, n);
+});
