@@ -1,6 +1,15 @@
 /**
  * One entry point for the composition root that will wire the kernel's CARP into `carpd run`:
  * FreeBSD, pfSense and OPNsense follow devd; OpenBSD follows route monitor.
+ *
+ * Wiring, as the tests use it: `const src = createKernelCarpSource(os, { logger, names })`,
+ * listeners on 'transition' (plugin host, event log, metrics) and the phase gate set before
+ * `await src.start()` — start emits `INIT -> STATE` (reason `kernel snapshot: found STATE`) for
+ * every vhid the kernel already runs, so followers converge as with the engine's start; demotions
+ * set before start are written at start. On shutdown `await src.stop()` takes back exactly the
+ * demotion carpd added. `names` (e.g. parsePfsenseVips(config.xml).names) labels vhids in status.
+ * Both sources can force a state: the port's remark that OpenBSD cannot predates the reading of
+ * setcarp_state() recorded in test/fixtures/kernel/README.md.
  */
 import { FreebsdKernelCarpSource, type FreebsdKernelOptions } from './kernel-freebsd.js';
 import { OpenbsdKernelCarpSource, type OpenbsdKernelOptions } from './kernel-openbsd.js';
