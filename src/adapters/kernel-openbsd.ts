@@ -41,6 +41,7 @@ export class OpenbsdKernelCarpSource extends KernelSourceBase implements StateSo
   private readonly applied = new Map<string, number>();
   /** RTM_IFINFO confirmations run one after the other, in the order the kernel sent them. */
   private confirmQueue: Promise<void> = Promise.resolve();
+  private readonly confirmPending = new Set<string>();
   /** `route -n monitor` starts so far, for tests and logs. */
   monitorStarts = 0;
 
@@ -67,9 +68,14 @@ export class OpenbsdKernelCarpSource extends KernelSourceBase implements StateSo
     this.restartTimer = undefined;
     this.monitor?.stop();
     this.monitor = undefined;
-    await this.confirmQueue;
     await this.idle();
     await this.releaseDemotion([...this.applied.keys()]);
+  }
+
+  /** Also waits for the RTM_IFINFO confirmations under way. */
+  override async idle(): Promise<void> {
+    await this.confirmQueue;
+    await super.idle();
   }
 
   private startMonitor(): void {
@@ -117,11 +123,16 @@ export class OpenbsdKernelCarpSource extends KernelSourceBase implements StateSo
       return;
     }
     for (const k of keys) this.noteEvent(k);
+    // A confirmation queued and not started yet will read the newer state anyway: a burst of
+    // events for one interface costs one ifconfig, so the queue stays bounded by the interfaces.
+    if (this.confirmPending.has(ifname)) return;
+    this.confirmPending.add(ifname);
     const linkState = ev.carpState;
     this.confirmQueue = this.confirmQueue.then(() => this.confirm(ifname, ev.linkState, linkState)).catch(() => undefined);
   }
 
   private async confirm(ifname: string, link: string, linkState: CarpState): Promise<void> {
+    this.confirmPending.delete(ifname);
     const r = await this.runCmd(['ifconfig', ifname]);
     const parsed = r.ok ? parseOpenbsdIfconfig(r.stdout) : undefined;
     const iface = parsed?.kind === 'ifconfig' ? parsed.interfaces.find((i) => i.ifname === ifname) : undefined;

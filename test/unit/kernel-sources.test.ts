@@ -408,3 +408,26 @@ test('openbsd: the recorded ifconfig with carpnodes gives one key per vhid on it
     ['ifconfig', 'carp1', 'state', 'backup'],
   );
 });
+
+test('openbsd: a burst of RTM_IFINFO lines for one carp interface costs one confirming ifconfig per run', async (t) => {
+  const calls: string[][] = [];
+  const mon = { h: undefined as StreamHandlers | undefined };
+  const spawn: SpawnStream = (_argv, _env, h) => {
+    mon.h = h;
+    return { stop: () => undefined };
+  };
+  const src = new OpenbsdKernelCarpSource({
+    exec: recorded(calls, fixture('openbsd-ifconfig-carp.txt')),
+    spawn,
+    timers: new ManualTimers(),
+    snapshotIntervalMs: 0,
+  });
+  t.after(() => src.stop());
+  await src.start();
+  const line = 'RTM_IFINFO: iface status change: len 176, if# 9, name carp2, link: backup, mtu: 1500, flags:<UP>\n';
+  mon.h!.onStdout(line.repeat(50));
+  await src.idle();
+  await new Promise((r) => setTimeout(r, 20));
+  const confirms = calls.filter((c) => c.join(' ') === 'ifconfig carp2').length;
+  assert.ok(confirms >= 1 && confirms <= 2, `${confirms} confirmations`);
+});
