@@ -88,6 +88,8 @@ interface Instance {
   lastTransition?: LastTransition;
   seenAt: number;
   toMaster: number;
+  /** counters.fifoLines when its last notify line arrived (0: none). */
+  lastLine: number;
 }
 
 /** One instance as a dump reports it, data or JSON. */
@@ -148,6 +150,8 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
   private readonly decoder = new StringDecoder('utf8');
   private phaseGate: ((ev: TransitionEvent) => Promise<void> | undefined) | undefined;
   private pid: number | undefined;
+  /** Whether `pid` was alive when last looked at. */
+  private pidAlive = false;
   private pidTimer: NodeJS.Timeout | undefined;
   private resnapTimer: NodeJS.Timeout | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
@@ -201,7 +205,6 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
     this.pidTimer.unref();
     this.resnapTimer = setInterval(() => void this.snapshot('periodic'), this.opts.resnapshotMs);
     this.resnapTimer.unref();
-    this.pid = await this.readPid();
     await this.snapshot('start');
   }
 
@@ -276,6 +279,7 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
       case 'instance': {
         const known = this.instances.get(l.name);
         const inst = known ?? this.addInstance(l.name);
+        inst.lastLine = this.counters.fifoLines;
         inst.effectivePriority = l.priority;
         inst.kaState = l.state;
         this.move(inst, l.carpState, `keepalived: ${l.state}, priority ${l.priority}`);
@@ -288,7 +292,7 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
   }
 
   private addInstance(name: string): Instance {
-    const inst: Instance = { name, state: 'INIT', kaState: 'INIT', vips: [], trackFiles: [], lastReason: 'not seen yet', seenAt: this.now(), toMaster: 0 };
+    const inst: Instance = { name, state: 'INIT', kaState: 'INIT', vips: [], trackFiles: [], lastReason: 'not seen yet', seenAt: this.now(), toMaster: 0, lastLine: 0 };
     this.instances.set(name, inst);
     return inst;
   }
@@ -362,8 +366,10 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
     if (!this.running) return;
     await this.checkFifo();
     const pid = await this.readPid();
-    if (pid === this.pid) return;
-    this.log(LOG.INFO, `keepalived: pid ${this.pid ?? 'none'} -> ${pid ?? 'none'}; taking a fresh state dump`);
+    // kill -9 leaves the pid file behind: the same pid, no longer alive, is keepalived gone too.
+    const alive = pid !== undefined && this.alive(pid);
+    if (pid === this.pid && alive === this.pidAlive) return;
+    this.log(LOG.INFO, `keepalived: pid ${this.pid ?? 'none'} -> ${pid ?? 'none'}${alive ? '' : ' (not running)'}; taking a fresh state dump`);
     this.pid = pid;
     await this.snapshot('pid');
   }
@@ -394,22 +400,23 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
 
   private async snapshotOnce(why: string): Promise<boolean> {
     const pid = await this.readPid();
-    if (pid === undefined || !this.alive(pid)) {
-      this.pid = pid;
+    this.pid = pid;
+    this.pidAlive = pid !== undefined && this.alive(pid);
+    if (pid === undefined || !this.pidAlive) {
       this.notRunning(pid === undefined ? `no pid in ${this.opts.pidFile}` : `pid ${pid} is gone`);
       return false;
     }
-    this.pid = pid;
     const age = await this.io.processAgeMs(pid);
     if (age !== undefined && age < START_GRACE_MS) await sleep(START_GRACE_MS - age);
     if (!this.running) return false;
     const kinds: ('data' | 'json')[] = this.opts.dump === 'auto' ? ['data', 'json'] : [this.opts.dump];
     for (const kind of kinds) {
+      const mark = this.counters.fifoLines;
       const dump = await this.takeDump(pid, kind);
       if (!this.running) return false;
       if (dump) {
         this.counters.dumps++;
-        this.apply(dump, `keepalived state dump (${why})`);
+        this.apply(dump, `keepalived state dump (${why})`, mark);
         return true;
       }
     }
@@ -479,17 +486,20 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
     return undefined;
   }
 
-  /** A dump is the truth: states move to it, instances it lacks are gone. */
-  private apply(dump: Dump, reason: string): void {
+  /**
+   * A dump is the truth: states move to it, instances it lacks are gone. Except for an instance
+   * whose notify line came in after the signal (line number > `mark`): keepalived may have
+   * written the dump before that change, and the line is at least as new as the dump.
+   */
+  private apply(dump: Dump, reason: string, mark: number): void {
     const names = new Set(dump.instances.map((d) => d.name));
     for (const [name, inst] of this.instances) {
-      if (names.has(name)) continue;
+      if (names.has(name) || inst.lastLine > mark) continue;
       this.move(inst, 'INIT', `${reason}: instance no longer configured`);
       this.instances.delete(name);
     }
     for (const d of dump.instances) {
       const inst = this.instances.get(d.name) ?? this.addInstance(d.name);
-      inst.kaState = d.kaState;
       if (d.vrid !== undefined) inst.vrid = d.vrid;
       if (d.interface !== undefined) inst.interface = d.interface;
       if (d.priority !== undefined) inst.priority = d.priority;
@@ -498,6 +508,8 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
       if (d.masterRouter !== undefined || d.state !== 'BACKUP') inst.masterRouter = d.masterRouter;
       inst.vips = d.vips;
       if (d.trackFiles) inst.trackFiles = d.trackFiles;
+      if (inst.lastLine > mark) continue;
+      inst.kaState = d.kaState;
       if (inst.state !== d.state) this.move(inst, d.state, `${reason}: ${d.kaState}`);
     }
     for (const g of dump.groups ?? []) {
@@ -583,11 +595,11 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
     this.phaseGate = gate;
   }
 
-  netSettled(): Promise<void> {
+  netSettled(_key: string): Promise<void> {
     return Promise.resolve();
   }
 
-  force(): boolean {
+  force(_key: string, _state: 'MASTER' | 'BACKUP', _reason?: string, _holdMs?: number): boolean {
     return false;
   }
 
