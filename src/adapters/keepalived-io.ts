@@ -47,7 +47,12 @@ function errnoCode(e: unknown): string | undefined {
 
 export const realKeepalivedIo: KeepalivedIo = {
   async ensureFifo(path) {
-    const st = await lstat(path).catch((e: unknown) => (errnoCode(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+    let st;
+    try {
+      st = await lstat(path);
+    } catch (e) {
+      if (errnoCode(e) !== 'ENOENT') throw e;
+    }
     if (st?.isFIFO()) return;
     if (st) throw new Error(`${path} exists and is not a FIFO`);
     // Node has no mkfifo(3); coreutils' mkfifo is on every Debian.
@@ -118,7 +123,10 @@ export const realKeepalivedIo: KeepalivedIo = {
 
   async processAgeMs(pid) {
     // Field 22 of /proc/PID/stat is the start time in clock ticks since boot (USER_HZ, 100 on Linux).
-    const [statText, uptime] = await Promise.all([readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined), readFile('/proc/uptime', 'utf8').catch(() => undefined)]);
+    const [statText, uptime] = await Promise.all([
+      readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined),
+      readFile('/proc/uptime', 'utf8').catch(() => undefined),
+    ]);
     if (statText === undefined || uptime === undefined) return undefined;
     const fields = statText.slice(statText.lastIndexOf(')') + 2).split(' ');
     const start = Number(fields[19]);

@@ -292,7 +292,17 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
   }
 
   private addInstance(name: string): Instance {
-    const inst: Instance = { name, state: 'INIT', kaState: 'INIT', vips: [], trackFiles: [], lastReason: 'not seen yet', seenAt: this.now(), toMaster: 0, lastLine: 0 };
+    const inst: Instance = {
+      name,
+      state: 'INIT',
+      kaState: 'INIT',
+      vips: [],
+      trackFiles: [],
+      lastReason: 'not seen yet',
+      seenAt: this.now(),
+      toMaster: 0,
+      lastLine: 0,
+    };
     this.instances.set(name, inst);
     return inst;
   }

@@ -137,7 +137,7 @@ test('KeepalivedSource follows real keepalived: start-up state, demotion handove
     }
     await Promise.all(nodes.map((n) => n.source!.start()));
 
-    await t.test("keepalived names its dump signals: SIGUSR1 for keepalived.data, SIGRTMIN+2 for JSON (Debian builds --enable-json)", async () => {
+    await t.test('keepalived names its dump signals: SIGUSR1 for keepalived.data, SIGRTMIN+2 for JSON (Debian builds --enable-json)', async () => {
       assert.equal(await realKeepalivedIo.signum('DATA'), 10);
       assert.equal(await realKeepalivedIo.signum('JSON'), 36);
     });
@@ -172,7 +172,10 @@ test('KeepalivedSource follows real keepalived: start-up state, demotion handove
         if (ping) await sleep(1_000);
         a.source!.setDemotion('carp', 'test', demote ? 100 : 0);
         await a.source!.demotionWritten();
-        await waitFor(() => stateOf(to) === 'MASTER' && stateOf(from) === 'BACKUP', { timeoutMs: 15_000, what: `handover ${i} to ${to.name}${dumpOnFailure()}` });
+        await waitFor(() => stateOf(to) === 'MASTER' && stateOf(from) === 'BACKUP', {
+          timeoutMs: 15_000,
+          what: `handover ${i} to ${to.name}${dumpOnFailure()}`,
+        });
         if (ping) {
           await lab.waitExit(ping, 15_000);
           const m = /(\d+) packets transmitted, (\d+) received/.exec(pingOut);
@@ -250,7 +253,17 @@ test('KeepalivedSource follows real keepalived: start-up state, demotion handove
       const bPid = pidOf(b.pidFile);
       process.kill(bPid, 'SIGTERM');
       await waitFor(() => stateOf(b) === 'INIT', { timeoutMs: 10_000, what: 'b INIT after stop' });
-      await waitFor(async () => { try { process.kill(bPid, 0); return false; } catch { return true; } }, { timeoutMs: 10_000, what: 'b exit' });
+      await waitFor(
+        async () => {
+          try {
+            process.kill(bPid, 0);
+            return false;
+          } catch {
+            return true;
+          }
+        },
+        { timeoutMs: 10_000, what: 'b exit' },
+      );
       await sleep(500);
       startKeepalived(lab, b, kaLog);
       await waitFor(() => stateOf(b) === 'BACKUP', { timeoutMs: 10_000, what: `b BACKUP after restart${dumpOnFailure()}` });
@@ -259,7 +272,10 @@ test('KeepalivedSource follows real keepalived: start-up state, demotion handove
       a.source!.setDemotion('carp', 'test', 100);
       await waitFor(() => stateOf(b) === 'MASTER', { timeoutMs: 15_000, what: `b MASTER${dumpOnFailure()}` });
       assert.ok(b.source!.counters.fifoLines > n, 'b read notify lines after the restart');
-      assert.ok(b.logs.some((l) => l.includes('reopening')), 'b reopened its FIFO');
+      assert.ok(
+        b.logs.some((l) => l.includes('reopening')),
+        'b reopened its FIFO',
+      );
     });
 
     await Promise.all(nodes.map((n) => n.source!.stop()));

@@ -55,7 +55,11 @@ test('lines written by successive writers all arrive: a writer closing is no end
     const fifo = join(dir, 'k.fifo');
     await io.ensureFifo(fifo);
     let got = '';
-    const reader = await io.openFifo(fifo, (c) => (got += c.toString()), (e) => assert.fail(e));
+    const reader = await io.openFifo(
+      fifo,
+      (c) => (got += c.toString()),
+      (e) => assert.fail(e),
+    );
     writeAsKeepalived(fifo, 'INSTANCE "VI_1" BACKUP 100\n');
     await until(() => got.includes('BACKUP'));
     writeAsKeepalived(fifo, 'INSTANCE "VI_1" MASTER 100\n');

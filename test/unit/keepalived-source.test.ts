@@ -156,7 +156,10 @@ test('FAULT, STOP and DELETED hold no VIP: the instance goes INIT, and DELETED f
   const { io, src, events } = setup({ running: false });
   await src.start();
   io.write('INSTANCE "VI_1" MASTER 100\nINSTANCE "VI_1" FAULT 100\nINSTANCE "VI_1" BACKUP 100\nINSTANCE "VI_1" DELETED 100\n');
-  assert.deepEqual(events.map((e) => e.to), ['MASTER', 'INIT', 'BACKUP', 'INIT']);
+  assert.deepEqual(
+    events.map((e) => e.to),
+    ['MASTER', 'INIT', 'BACKUP', 'INIT'],
+  );
   assert.deepEqual(src.status(), []);
   await src.stop();
 });
@@ -166,7 +169,10 @@ test('GROUP lines are sync-group events, not vhid transitions', async () => {
   await src.start();
   io.write('GROUP "G1" MASTER 0\n');
   assert.deepEqual(events, []);
-  assert.deepEqual(groups.map((g) => `${g.key} ${g.from}->${g.to}`), ['GROUP@G1 INIT->MASTER']);
+  assert.deepEqual(
+    groups.map((g) => `${g.key} ${g.from}->${g.to}`),
+    ['GROUP@G1 INIT->MASTER'],
+  );
   assert.deepEqual(src.syncGroups(), [{ name: 'G1', state: 'MASTER', kaState: 'MASTER' }]);
   await src.stop();
 });
@@ -193,33 +199,54 @@ test('a dump read half-written is not believed: reads go on until two agree', as
   const full = data('MASTER');
   const { src, events } = setup({ dump: () => [full.slice(0, full.indexOf('   State')), full.slice(0, full.indexOf('   Interface')), full] });
   await src.start();
-  assert.deepEqual(events.map((e) => `${e.to} ${e.vhid}@${e.interface}`), ['MASTER 51@eth0']);
+  assert.deepEqual(
+    events.map((e) => `${e.to} ${e.vhid}@${e.interface}`),
+    ['MASTER 51@eth0'],
+  );
   assert.deepEqual(src.status()[0]!.addresses, ['198.51.100.100/24']);
   await src.stop();
 });
 
 test('a notify line that arrives while a dump is taken wins over the dump, which may be older', async () => {
-  let io: FakeIo | undefined;
-  const { io: fake, src, events } = setup({
-    dump: () => {
-      // keepalived wrote the dump (BACKUP), then went MASTER and wrote its notify line before we read the dump.
-      io!.write('INSTANCE "VI_1" MASTER 150\n');
-      return [data('BACKUP')];
-    },
-  });
-  io = fake;
+  const { io, src, events } = setup();
+  io.onDump = () => {
+    // keepalived wrote the dump (BACKUP), then went MASTER and wrote its notify line before we read the dump.
+    io.write('INSTANCE "VI_1" MASTER 150\n');
+    return [data('BACKUP')];
+  };
   await src.start();
-  assert.deepEqual(events.map((e) => e.to), ['MASTER']);
+  assert.deepEqual(
+    events.map((e) => e.to),
+    ['MASTER'],
+  );
   assert.equal(src.status()[0]!.vhid, 51);
   await src.stop();
 });
 
 test('an unreadable data dump falls back to the JSON dump (SIGJSON)', async () => {
-  const json = JSON.stringify([{ data: { iname: 'VI_1', ifp_ifname: 'eth0', vrid: 51, base_priority: 150, effective_priority: 150, state: 1, vips: ['198.51.100.100/24 dev eth0 scope global'] } }]);
+  const json = JSON.stringify([
+    {
+      data: {
+        iname: 'VI_1',
+        ifp_ifname: 'eth0',
+        vrid: 51,
+        base_priority: 150,
+        effective_priority: 150,
+        state: 1,
+        vips: ['198.51.100.100/24 dev eth0 scope global'],
+      },
+    },
+  ]);
   const { io, src, events } = setup({ dump: (sig) => [sig === 10 ? 'garbage without sections\n' : json] });
   await src.start();
-  assert.deepEqual(io.signals.map(([, s]) => s), [10, 36]);
-  assert.deepEqual(events.map((e) => `${e.key} ${e.to}`), ['INSTANCE@VI_1 BACKUP']);
+  assert.deepEqual(
+    io.signals.map(([, s]) => s),
+    [10, 36],
+  );
+  assert.deepEqual(
+    events.map((e) => `${e.key} ${e.to}`),
+    ['INSTANCE@VI_1 BACKUP'],
+  );
   await src.stop();
 });
 
@@ -237,13 +264,19 @@ test('keepalived gone (kill -9): its instances go INIT; a new pid takes a fresh 
   await src.start();
   io.alive.delete(4242);
   await sleep(250);
-  assert.deepEqual(events.map((e) => e.to), ['MASTER', 'INIT']);
+  assert.deepEqual(
+    events.map((e) => e.to),
+    ['MASTER', 'INIT'],
+  );
   assert.match(events[1]!.reason, /not running/);
   state = 'BACKUP';
   io.alive.add(4343);
   io.put(PID, '4343\n');
   await sleep(250);
-  assert.deepEqual(events.map((e) => e.to), ['MASTER', 'INIT', 'BACKUP']);
+  assert.deepEqual(
+    events.map((e) => e.to),
+    ['MASTER', 'INIT', 'BACKUP'],
+  );
   assert.equal(src.keepalivedPid, 4343);
   await src.stop();
 });
@@ -270,7 +303,10 @@ test('demotion goes into the track file as the ledger total, capped below FAULT,
   await src.demotionWritten();
   // keepalived reads −254 as FAULT (process_update_vrrp_track_file_status()): a demoted node must still take over when alone.
   assert.equal(io.files.get(TRACK), `${MAX_TRACK_VALUE}\n`);
-  assert.deepEqual(src.ledger.entries().map((e) => `${e.group}/${e.by}=${e.count}`), ['carp/health=20', 'carp/maintenance=100', 'web/plugin=200']);
+  assert.deepEqual(
+    src.ledger.entries().map((e) => `${e.group}/${e.by}=${e.count}`),
+    ['carp/health=20', 'carp/maintenance=100', 'web/plugin=200'],
+  );
   await src.stop();
   assert.equal(io.files.get(TRACK), '0\n');
 });
