@@ -3,7 +3,8 @@
  * and dump files, a signal, and an atomic write of the track file. Tests pass a fake.
  */
 import { constants, fstat, open, close } from 'node:fs';
-import { lstat, readFile, stat } from 'node:fs/promises';
+import { lstat, mkdir, readFile, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { Socket } from 'node:net';
 import { writeAtomic } from './atomic-write.js';
 import { run } from './exec.js';
@@ -31,6 +32,8 @@ export interface KeepalivedIo {
   identity(path: string): Promise<FileIdentity | undefined>;
   /** Sends `signal` (a number: SIGJSON is a real-time signal without a name) to `pid`; false when no such process. */
   signal(pid: number, signal: number): boolean;
+  /** The process's command name (/proc/PID/comm), or undefined when there is no such process. */
+  processName(pid: number): Promise<string | undefined>;
   /** How long the process has been running (ms), or undefined when unknown. */
   processAgeMs(pid: number): Promise<number | undefined>;
   /** Replaces the file by rename, so keepalived's read (after inotify) never sees half of it. */
@@ -55,7 +58,9 @@ export const realKeepalivedIo: KeepalivedIo = {
     }
     if (st?.isFIFO()) return;
     if (st) throw new Error(`${path} exists and is not a FIFO`);
-    // Node has no mkfifo(3); coreutils' mkfifo is on every Debian.
+    await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+    // Node has no mkfifo(3); coreutils' mkfifo is on every Debian. carpd runs as root, which
+    // keepalived's fifo_open() requires of a FIFO it did not make (owner: its uid or the fifo user).
     const r = await run(['mkfifo', '-m', '0600', path], { timeoutMs: CMD_TIMEOUT_MS });
     if (r.exitCode !== 0 && !(await lstat(path).catch(() => undefined))?.isFIFO()) {
       throw new Error(`mkfifo ${path}: ${r.stderr.trim() || r.spawnError || `exit ${r.exitCode}`}`);
@@ -119,6 +124,11 @@ export const realKeepalivedIo: KeepalivedIo = {
       if (errnoCode(e) === 'ESRCH') return false;
       throw e;
     }
+  },
+
+  async processName(pid) {
+    const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => undefined);
+    return comm?.trimEnd();
   },
 
   async processAgeMs(pid) {

@@ -146,7 +146,9 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
   private readonly now: () => number;
   private seq = 0;
   private fifo: FifoReader | undefined;
-  private readonly splitter = new LineSplitter();
+  private splitter = new LineSplitter();
+  /** A pid check is under way (they run on an interval and must not overlap). */
+  private checking = false;
   private readonly decoder = new StringDecoder('utf8');
   private phaseGate: ((ev: TransitionEvent) => Promise<void> | undefined) | undefined;
   private pid: number | undefined;
@@ -199,7 +201,12 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    await this.openFifo();
+    try {
+      await this.openFifo();
+    } catch (err) {
+      this.running = false;
+      throw err;
+    }
     await this.writeTracks();
     this.pidTimer = setInterval(() => void this.checkPid(), this.opts.pidCheckMs);
     this.pidTimer.unref();
@@ -225,11 +232,18 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
   private async openFifo(): Promise<void> {
     const path = this.opts.fifo;
     await this.io.ensureFifo(path);
-    this.fifo = await this.io.openFifo(
+    // A partial line from a FIFO we no longer read must not prefix the first line of the next one.
+    this.splitter = new LineSplitter();
+    const reader = await this.io.openFifo(
       path,
       (chunk) => this.onChunk(chunk),
-      (err) => this.log(LOG.ERR, `keepalived: reading ${path}: ${err.message}`),
+      (err) => {
+        this.log(LOG.ERR, `keepalived: reading ${path}: ${err.message}; reopening it`);
+        reader.close();
+        if (this.fifo === reader) this.fifo = undefined;
+      },
     );
+    this.fifo = reader;
   }
 
   /**
@@ -237,10 +251,12 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
    * started is gone after keepalived's restart, and the new one is another inode.
    */
   private async checkFifo(): Promise<void> {
-    if (!this.fifo || (await this.fifo.stillAtPath())) return;
-    this.log(LOG.WARN, `keepalived: ${this.opts.fifo} was replaced or removed; reopening it`);
-    this.fifo.close();
-    this.fifo = undefined;
+    if (this.fifo) {
+      if (await this.fifo.stillAtPath()) return;
+      this.log(LOG.WARN, `keepalived: ${this.opts.fifo} was replaced or removed; reopening it`);
+      this.fifo.close();
+      this.fifo = undefined;
+    }
     try {
       if (this.running) await this.openFifo();
     } catch (err) {
@@ -373,11 +389,20 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
   }
 
   private async checkPid(): Promise<void> {
-    if (!this.running) return;
+    if (!this.running || this.checking) return;
+    this.checking = true;
+    try {
+      await this.checkPidOnce();
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private async checkPidOnce(): Promise<void> {
     await this.checkFifo();
     const pid = await this.readPid();
     // kill -9 leaves the pid file behind: the same pid, no longer alive, is keepalived gone too.
-    const alive = pid !== undefined && this.alive(pid);
+    const alive = pid !== undefined && (await this.alive(pid));
     if (pid === this.pid && alive === this.pidAlive) return;
     this.log(LOG.INFO, `keepalived: pid ${this.pid ?? 'none'} -> ${pid ?? 'none'}${alive ? '' : ' (not running)'}; taking a fresh state dump`);
     this.pid = pid;
@@ -411,7 +436,7 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
   private async snapshotOnce(why: string): Promise<boolean> {
     const pid = await this.readPid();
     this.pid = pid;
-    this.pidAlive = pid !== undefined && this.alive(pid);
+    this.pidAlive = pid !== undefined && (await this.alive(pid));
     if (pid === undefined || !this.pidAlive) {
       this.notRunning(pid === undefined ? `no pid in ${this.opts.pidFile}` : `pid ${pid} is gone`);
       return false;
@@ -434,8 +459,13 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
     return false;
   }
 
-  private alive(pid: number): boolean {
-    return this.io.signal(pid, 0);
+  /**
+   * A pid file outlives a keepalived killed with -9, and its pid may since belong to another
+   * program, which SIGUSR1 would kill: only a live process named keepalived is signalled.
+   */
+  private async alive(pid: number): Promise<boolean> {
+    if (!this.io.signal(pid, 0)) return false;
+    return (await this.io.processName(pid)) === 'keepalived';
   }
 
   /** keepalived is gone: none of its instances holds anything now. */

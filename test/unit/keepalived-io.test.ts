@@ -125,10 +125,12 @@ test('the track file is replaced whole, and a rewrite changes its identity', asy
   }
 });
 
-test('a signal to a pid that does not exist reports false; the age of this process is known', async () => {
+test('a pid that does not exist is not signalled and has no name; this process has a name and an age', async () => {
   assert.equal(io.signal(process.pid, 0), true);
   // pid_max is at most 2^22 on Linux: this pid cannot exist.
   assert.equal(io.signal(2 ** 22 + 1, 0), false);
+  assert.equal(await io.processName(process.pid), 'node');
+  assert.equal(await io.processName(2 ** 22 + 1), undefined);
   const age = await io.processAgeMs(process.pid);
   assert.ok(age !== undefined && age >= 0 && age < 600_000, `age ${age}`);
 });

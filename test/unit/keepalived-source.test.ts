@@ -93,6 +93,10 @@ class FakeIo implements KeepalivedIo {
     }
     return true;
   }
+  names = new Map<number, string>();
+  async processName(pid: number): Promise<string | undefined> {
+    return this.alive.has(pid) ? (this.names.get(pid) ?? 'keepalived') : undefined;
+  }
   async processAgeMs(): Promise<number> {
     return 60_000;
   }
@@ -278,6 +282,16 @@ test('keepalived gone (kill -9): its instances go INIT; a new pid takes a fresh 
     ['MASTER', 'INIT', 'BACKUP'],
   );
   assert.equal(src.keepalivedPid, 4343);
+  await src.stop();
+});
+
+test('a pid file naming another program (pid reused after kill -9) is never signalled', async () => {
+  const { io, src, events } = setup({ dump: () => [data('MASTER')] });
+  io.names.set(4242, 'sshd');
+  await src.start();
+  assert.deepEqual(io.signals, []);
+  assert.deepEqual(events, []);
+  assert.equal(src.counters.dumps, 0);
   await src.stop();
 });
 
