@@ -247,8 +247,9 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
   }
 
   /**
-   * keepalived unlinks a FIFO it created when it exits; a FIFO made by keepalived before carpd
-   * started is gone after keepalived's restart, and the new one is another inode.
+   * keepalived may unlink a FIFO it created when it exits (notify_fifo_close() in the current
+   * sources; Debian's 2.2.7 was seen to leave it), and an admin may remove it: whatever is at the
+   * path now, if it is not the inode we read, is opened (or made) again.
    */
   private async checkFifo(): Promise<void> {
     if (this.fifo) {
