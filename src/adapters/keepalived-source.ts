@@ -61,7 +61,11 @@ export interface KeepalivedSourceOptions {
   dump?: 'data' | 'json' | 'auto';
   /** How often the pid file is read (ms). */
   pidCheckMs?: number;
-  /** How often a fresh dump corrects missed fifo lines (ms). */
+  /**
+   * How often a fresh dump corrects missed fifo lines (ms; default 5 min). Lines are lost only
+   * when the FIFO's pipe buffer fills while carpd stalls, and each dump costs a log line in
+   * keepalived ("Printing VRRP data … on signal"), so this is rare.
+   */
   resnapshotMs?: number;
   /** How long a dump may take to appear (ms). */
   dumpTimeoutMs?: number;
@@ -178,7 +182,7 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
       jsonFile: opts.jsonFile ?? '/tmp/keepalived.json',
       dump: opts.dump ?? 'auto',
       pidCheckMs: Math.max(100, opts.pidCheckMs ?? 1_000),
-      resnapshotMs: Math.max(1_000, opts.resnapshotMs ?? 60_000),
+      resnapshotMs: Math.max(1_000, opts.resnapshotMs ?? 300_000),
       dumpTimeoutMs: Math.max(100, opts.dumpTimeoutMs ?? 3_000),
       wallClock: opts.wallClock,
     };

@@ -199,6 +199,23 @@ test('keepalived started first: the SIGUSR1 dump at start sets states, vrid, int
   await src.stop();
 });
 
+test('an instance first heard on the FIFO asks for a dump, which fills in its vrid, interface and VIPs', async () => {
+  let dumps = 0;
+  const { io, src, events } = setup({ dump: () => [dumps++ === 0 ? '------< VRRP Topology >------\n' : data('BACKUP')] });
+  await src.start();
+  io.write('INSTANCE "VI_1" BACKUP 150\n');
+  assert.deepEqual(
+    events.map((e) => `${e.key} ${e.vhid}@${e.interface} ${e.to}`),
+    ['INSTANCE@VI_1 0@ BACKUP'],
+  );
+  await sleep(400);
+  assert.equal(dumps, 2);
+  const st = src.status()[0]!;
+  assert.equal(`${st.vhid}@${st.interface} ${st.addresses.join(',')}`, '51@eth0 198.51.100.100/24');
+  assert.equal(events.length, 1);
+  await src.stop();
+});
+
 test('a dump read half-written is not believed: reads go on until two agree', async () => {
   const full = data('MASTER');
   const { src, events } = setup({ dump: () => [full.slice(0, full.indexOf('   State')), full.slice(0, full.indexOf('   Interface')), full] });
