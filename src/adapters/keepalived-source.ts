@@ -398,6 +398,8 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
     this.checking = true;
     try {
       await this.checkPidOnce();
+    } catch (err) {
+      this.log(LOG.ERR, `keepalived: checking ${this.opts.pidFile}: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
       this.checking = false;
     }
@@ -429,7 +431,12 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
       // Bounded: at most one extra round for requests that came in meanwhile.
       for (let round = 0; round < 2 && this.running; round++) {
         this.dumpAgain = false;
-        ok = await this.snapshotOnce(why);
+        // Runs from timers with nobody to catch: a failure (EPERM, say) is logged, never thrown.
+        ok = await this.snapshotOnce(why).catch((err: unknown) => {
+          this.counters.dumpFailures++;
+          this.log(LOG.ERR, `keepalived: state dump failed: ${err instanceof Error ? err.message : String(err)}`);
+          return false;
+        });
         if (!this.dumpAgain) break;
       }
       return ok;

@@ -312,6 +312,18 @@ test('a pid file naming another program (pid reused after kill -9) is never sign
   await src.stop();
 });
 
+test('a signal keepalived may not receive (EPERM) is logged and counted, never thrown', async () => {
+  const { io, src, logs } = setup();
+  io.signal = (_pid: number, sig: number) => {
+    if (sig === 0) return true;
+    throw Object.assign(new Error('kill EPERM'), { code: 'EPERM' });
+  };
+  await src.start();
+  assert.equal(src.counters.dumpFailures, 1);
+  assert.ok(logs.some((l) => l.includes('EPERM')));
+  await src.stop();
+});
+
 test('a FIFO that keepalived removed or replaced is opened again', async () => {
   const { io, src } = setup({ running: false });
   await src.start();
