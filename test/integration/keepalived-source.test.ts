@@ -189,8 +189,11 @@ test('KeepalivedSource follows real keepalived: start-up state, demotion handove
       }
       report.push(`pings lost at 100/s during a demotion handover: ${losses.map((l) => `${l}/${PINGS}`).join(', ')}`);
       assert.equal(readFileSync(a.trackFile, 'utf8'), '0\n');
-      // keepalived's new master GARPs on its transition while the old one keeps the VIP until it
-      // hears the higher priority: make-before-break, so the loss stays small.
+      // Not always 0: vrrp_state_master_tx() sends the new master's advert before
+      // vrrp_state_become_master() adds the VIP and sends the gratuitous ARPs (keepalived commit
+      // ff6e13a1, v2.2.0: "the old master needs to remove the VIPs before we send the gratuitous
+      // ARPs"), so for a moment neither answers at the MAC the client has cached: break before
+      // make. Seen: 0 in most handovers, 1 of 600 in some.
       for (const l of losses) assert.ok(l <= 10, `lost ${l} of ${PINGS}`);
     });
 
