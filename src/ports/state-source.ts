@@ -91,7 +91,7 @@ export interface DemotionView {
 
 /** What an engine can and cannot do; carpctl and the README say the same in one place. */
 export interface StateSourceCapabilities {
-  /** `carpctl force` works (OpenBSD's kernel has no forced state). */
+  /** `carpctl force` works (keepalived has no forced state). */
   forceState: boolean;
   /** A pre-master hook runs before the VIP is added (false where the kernel adds it before we hear). */
   prePhaseHoldsVip: boolean;
