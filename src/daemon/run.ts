@@ -86,6 +86,7 @@ export function commandLineReloader(argv: readonly string[] = process.argv.slice
   let format: string | undefined;
   let logLevel: number | undefined;
   let control: string | undefined;
+  let engine: string | undefined;
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.startsWith('--') ? a.indexOf('=') : -1;
@@ -97,10 +98,14 @@ export function commandLineReloader(argv: readonly string[] = process.argv.slice
     } else if (name === '--format') format = value();
     else if (name === '--log-level') logLevel = Number(value());
     else if (name === '--control') control = value();
+    else if (name === '--engine') engine = value();
   }
   if (files.length === 0) return undefined;
   return () => {
-    const r = loadConfigFiles(files, format !== undefined ? { format } : {});
+    const r = loadConfigFiles(files, {
+      ...(format !== undefined ? { format } : {}),
+      ...(engine === 'carpd' || engine === 'kernel' || engine === 'keepalived' ? { engine } : {}),
+    });
     if (logLevel !== undefined && Number.isInteger(logLevel)) r.model.global.log = logLevel;
     if (control !== undefined) r.model.global.control = control;
     return r;
