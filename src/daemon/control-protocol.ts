@@ -35,6 +35,8 @@ export const ControlCode = {
   NO_VHID: 'CARPD_ERR_NO_VHID',
   NO_GROUP: 'CARPD_ERR_NO_GROUP',
   UNAVAILABLE: 'CARPD_ERR_CONTROL_UNAVAILABLE',
+  /** The engine lacks the capability (engine-caps.ts says which and why). */
+  UNSUPPORTED: 'CARPD_ERR_ENGINE_UNSUPPORTED',
   INTERNAL: 'CARPD_ERR_CONTROL_INTERNAL',
   ...LISTEN_CODES,
   CONNECT: 'CARPD_ERR_CONTROL_CONNECT',
