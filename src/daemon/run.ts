@@ -15,7 +15,7 @@ import { RawTransport } from '../adapters/raw-transport.js';
 import { listenUnix } from '../adapters/unix-socket.js';
 import { formatDiagnostic } from '../config/errors.js';
 import type { LoadResult } from '../config/load.js';
-import type { CarpModel } from '../config/model.js';
+import type { CarpModel, VhidConfig } from '../config/model.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
 import { PluginsInvalidError } from '../host/errors.js';
 import type { HookRecord } from '../host/log.js';
@@ -144,7 +144,14 @@ function buildRunner(model: CarpModel, opts: DaemonOptions, levelled: Logger): R
     const os = kernelOsFor(model);
     // load.ts refuses engine = kernel without a BSD; this is the same rule at the last moment.
     if (os === undefined) throw new Error('engine = kernel needs FreeBSD or OpenBSD (or kernel_os)');
-    const src = createKernelCarpSource(os, { logger: levelled, ...(model.global.devdSocket ? { devdPath: model.global.devdSocket } : {}) });
+    // CARPD_KERNEL_PATH: where ifconfig, sysctl and route are looked up (commands get a scrubbed
+    // PATH); the integration tests put the simulated kernel's tools there.
+    const toolPath = process.env.CARPD_KERNEL_PATH;
+    const src = createKernelCarpSource(os, {
+      logger: levelled,
+      ...(model.global.devdSocket ? { devdPath: model.global.devdSocket } : {}),
+      ...(toolPath ? { env: { PATH: toolPath } } : {}),
+    });
     return { source: src, start: () => src.start(), stop: () => src.stop() };
   }
   if (engineKind === 'keepalived') {
@@ -171,6 +178,27 @@ function buildRunner(model: CarpModel, opts: DaemonOptions, levelled: Logger): R
     start: async () => engine.start(),
     stop: () => engine.stop(),
   };
+}
+
+/**
+ * The model the plugin host sees where carpd follows another engine: carpd's settings and plugins,
+ * with the vhids the engine reported at start (a vhid it adds later is not in any plugin's scope
+ * until carpd restarts).
+ */
+export function followedModel(model: CarpModel, source: Pick<StateSource, 'status'>, label: string): CarpModel {
+  const vhids: VhidConfig[] = source.status().map((s) => ({
+    key: s.key,
+    vhid: s.vhid,
+    interface: s.interface,
+    addresses: [...s.addresses],
+    advbase: s.advbase,
+    advskew: s.advskew,
+    password: '',
+    source: label,
+    ...(s.name !== undefined ? { name: s.name } : {}),
+    groups: s.groups.filter((g) => g !== DEFAULT_GROUP),
+  }));
+  return { ...model, vhids };
 }
 
 /** Starts the daemon and resolves with the exit code once it has shut down cleanly. */
@@ -254,13 +282,29 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     maintenance.restore();
   }
 
+  const startRunner = async (): Promise<boolean> => {
+    try {
+      await runner.start();
+      return true;
+    } catch (err) {
+      logger.log(LOG.ERR, `carpd: cannot start: ${err instanceof Error ? err.message : String(err)}`);
+      return false;
+    }
+  };
+  // A followed engine's vhids are the kernel's or keepalived's: the source starts first (it reads
+  // them), and the plugin host validates its plugins against them.
+  if (followed && !(await startRunner())) {
+    await control?.close();
+    return 1;
+  }
+
   // The plugin host starts before the CARP sockets open: every plugin is validated first (a bad
   // one stops start-up, not a failover at 3 a.m.), and it holds its own boot demotion until every
   // set-up has succeeded. Hook runs go to the event log that `carpctl events` serves.
   let plugins: { stop(): Promise<void> } | undefined;
   if (!opts.hupExits && ((model.plugins?.length ?? 0) > 0 || (model.health?.length ?? 0) > 0)) {
     try {
-      const ph = await startPluginHost(engine, model, logger);
+      const ph = await startPluginHost(engine, followed ? followedModel(model, engine, engineLabel(engine)) : model, logger);
       ph.host.on('hook', (h: HookRecord) =>
         events.publish({
           type: 'hook',
@@ -280,14 +324,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     } catch (err) {
       const list = err instanceof PluginsInvalidError ? err.errors : [err as Error];
       for (const e of list) logger.log(LOG.ERR, `carpd: plugin: ${e.message}${(e as { code?: string }).code ? ` [${(e as { code?: string }).code}]` : ''}`);
+      if (followed) await runner.stop();
       await control?.close();
       return 1;
     }
   }
-  try {
-    await runner.start();
-  } catch (err) {
-    logger.log(LOG.ERR, `carpd: cannot start: ${err instanceof Error ? err.message : String(err)}`);
+  if (!followed && !(await startRunner())) {
     await plugins?.stop();
     await control?.close();
     return 1;
