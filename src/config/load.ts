@@ -254,9 +254,9 @@ export function loadConfig(files: string[], opts: LoadOptions, ctx: ParseContext
     globalFrom.engine = { file: '--engine', line: 0 };
   }
   const engineDiags = engineDiagnostics(model, globalFrom.engine, diagnostics, opts.platform, order[0] ?? 'config');
-  if (model.global.engine === 'kernel' || model.global.engine === 'keepalived') {
-    // The kernel's carp is what this engine follows: the warnings that it takes the adverts from
-    // carpd's own engine do not apply.
+  if (model.global.engine === 'kernel' || model.global.engine === 'keepalived' || (model.global.engine === undefined && engineDiags.length > 0)) {
+    // The kernel's carp is what this engine follows, or the engine error says it in its place:
+    // the warnings that it takes the adverts from carpd's own engine do not apply.
     for (let i = diagnostics.length - 1; i >= 0; i--) if (diagnostics[i]!.code === Code.WARN_KERNEL_CARP) diagnostics.splice(i, 1);
   }
   diagnostics.push(...engineDiags);
