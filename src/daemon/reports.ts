@@ -143,7 +143,8 @@ function plural(n: number, word: string): string {
 export function formatStatus(d: StatusData): string[] {
   const out: string[] = [];
   for (const v of d.vhids) {
-    out.push(`${v.interface}: carp: ${v.state} vhid ${v.vhid} advbase ${v.advbase} advskew ${v.advskew}`);
+    // keepalived's instances have no interface until a state dump names it: the key stands in.
+    out.push(`${v.interface || v.key}: carp: ${v.state} vhid ${v.vhid} advbase ${v.advbase} advskew ${v.advskew}`);
     out.push(`\taddresses: ${v.addresses.join(' ')}`);
     if (v.demote > 0) out.push(`\tdemoted: advertising advskew ${v.wireAdvskew} demote ${v.demote}`);
     if (v.state === 'MASTER') out.push(`\tmaster: this node${v.masterSrc ? ` (${v.masterSrc})` : ''}`);
