@@ -18,7 +18,7 @@ import { eventually } from '../helpers/kernel-source.js';
 const CARPCTL_JS = CARPD_JS.replace(/carpd\.js$/, 'carpctl.js');
 
 test(
-  'carpd run, engine = keepalived: logs the keepalived.conf lines, names the engine, refuses a forced state, demotes through the track_file',
+  'carpd run, engine = keepalived: logs the keepalived.conf lines, names the engine, refuses a forced state, reloads its own settings on HUP, demotes through the track_file',
   { timeout: 60_000 },
   async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'carpd-run-keepalived-'));
@@ -59,6 +59,14 @@ test(
       assert.equal(forced.status, 1);
       assert.match(forced.stderr, /engine keepalived cannot force a vhid into a state/);
       assert.match(forced.stderr, /CARPD_ERR_ENGINE_UNSUPPORTED/);
+
+      // HUP reloads carpd's own settings only: the instances are keepalived's.
+      child.kill('SIGHUP');
+      await eventually(
+        () => lines.some((l) => l.includes("SIGHUP: configuration reloaded: carpd's settings; the vhids are keepalived's")),
+        10_000,
+        'the reload',
+      );
 
       assert.equal(ctl('demote', '+3').status, 0);
       await eventually(() => readFileSync(track, 'utf8').trim() === '3', 10_000, 'the track_file at 3');
