@@ -134,6 +134,7 @@ export const CARPD_SECTION: SectionSchema = {
     { key: 'keepalived_fifo', field: 'keepalivedFifo', parse: path },
     { key: 'keepalived_pidfile', field: 'keepalivedPidfile', parse: path },
     { key: 'keepalived_track_file', field: 'keepalivedTrackFile', parse: path },
+    { key: 'keepalived_dump_dir', field: 'keepalivedDumpDir', parse: path },
     { key: 'hook_timeout', field: 'hookTimeoutMs', parse: map(duration('s'), (ms) => (ms === 0 ? { ok: false, expected: 'more than 0' } : ok(ms))) },
   ],
 };

@@ -145,6 +145,7 @@ const GLOBAL_NAMES: Record<keyof GlobalConfig, string> = {
   keepalivedFifo: 'keepalived_fifo',
   keepalivedPidfile: 'keepalived_pidfile',
   keepalivedTrackFile: 'keepalived_track_file',
+  keepalivedDumpDir: 'keepalived_dump_dir',
 };
 
 /**

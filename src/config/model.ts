@@ -52,6 +52,8 @@ export interface GlobalConfig {
   keepalivedPidfile?: string;
   /** engine = keepalived: the track_file carpd writes its demotion into. */
   keepalivedTrackFile?: string;
+  /** engine = keepalived: keepalived's $TMPDIR, where its state dumps appear (default /tmp). */
+  keepalivedDumpDir?: string;
 }
 
 export interface VhidConfig {

@@ -3,6 +3,7 @@
  * the control socket (carpctl), maintenance mode, schedules, metrics, and signals (HUP reload,
  * TERM/INT clean shutdown, USR1 status dump, USR2 for ucarp mode).
  */
+import { join } from 'node:path';
 import { MonotonicClock } from '../adapters/clock.js';
 import { loadConfigFiles } from '../adapters/config-files.js';
 import { nodeCron } from '../adapters/cron.js';
@@ -161,6 +162,8 @@ function buildRunner(model: CarpModel, opts: DaemonOptions, levelled: Logger): R
       ...(g.keepalivedFifo ? { fifo: g.keepalivedFifo } : {}),
       ...(g.keepalivedPidfile ? { pidFile: g.keepalivedPidfile } : {}),
       ...(g.keepalivedTrackFile ? { trackFile: g.keepalivedTrackFile } : {}),
+      // keepalived writes its dumps into its own $TMPDIR (a PrivateTmp= unit has its own /tmp).
+      ...(g.keepalivedDumpDir ? { dataFile: join(g.keepalivedDumpDir, 'keepalived.data'), jsonFile: join(g.keepalivedDumpDir, 'keepalived.json') } : {}),
     });
     return { source: src, start: () => src.start(), stop: () => src.stop() };
   }
