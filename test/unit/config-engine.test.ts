@@ -39,10 +39,13 @@ test('the engine keys parse into model.global', (t) => {
   assert.equal(r.model.global.devdSocket, '/tmp/devd.pipe');
   const ka = d.write(
     'ka.conf',
-    `[carpd]\nengine = keepalived\nkeepalived_fifo = /run/x.fifo\nkeepalived_pidfile = /run/k.pid\nkeepalived_track_file = /run/x.demote\n`,
+    `[carpd]\nengine = keepalived\nkeepalived_fifo = /run/x.fifo\nkeepalived_pidfile = /run/k.pid\nkeepalived_track_file = /run/x.demote\nkeepalived_dump_dir = /run/ka\n`,
   );
   const g = loadConfigFiles([ka]).model.global;
-  assert.deepEqual([g.engine, g.keepalivedFifo, g.keepalivedPidfile, g.keepalivedTrackFile], ['keepalived', '/run/x.fifo', '/run/k.pid', '/run/x.demote']);
+  assert.deepEqual(
+    [g.engine, g.keepalivedFifo, g.keepalivedPidfile, g.keepalivedTrackFile, g.keepalivedDumpDir],
+    ['keepalived', '/run/x.fifo', '/run/k.pid', '/run/x.demote', '/run/ka'],
+  );
 });
 
 test('a bad engine or kernel_os is a value error at its line', (t) => {
