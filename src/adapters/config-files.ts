@@ -37,7 +37,9 @@ export function diskContext(root?: string): ParseContext {
 
 /** Loads and validates config files from the disk (see loadConfig). */
 export function loadConfigFiles(files: string[], opts: LoadOptions = {}): LoadResult {
-  return loadConfig(files, opts, diskContext(opts.root));
+  // CARPD_KERNEL_OS stands in for the platform where tests simulate a BSD on Linux.
+  const platform = opts.platform ?? process.env.CARPD_KERNEL_OS ?? process.platform;
+  return loadConfig(files, { ...opts, platform }, diskContext(opts.root));
 }
 
 function readError(e: unknown): string {

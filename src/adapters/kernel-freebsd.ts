@@ -24,6 +24,7 @@ export interface FreebsdKernelOptions extends KernelSourceOptions {
 }
 
 export class FreebsdKernelCarpSource extends KernelSourceBase implements StateSource {
+  readonly os = 'freebsd' as const;
   private readonly devdPath: string;
   private sock: Socket | undefined;
   private reconnectTimer: unknown;

@@ -33,6 +33,7 @@ function isLinkLocal6(cidr: string): boolean {
 }
 
 export class OpenbsdKernelCarpSource extends KernelSourceBase implements StateSource {
+  readonly os = 'openbsd' as const;
   private readonly spawn: SpawnStream;
   private monitor: StreamingChild | undefined;
   private monitorStarted = 0;

@@ -112,7 +112,7 @@ export function toRequest(p: Parsed): ControlRequest {
     }
     case 'state': {
       const [key, state] = p.args;
-      if (p.args.length !== 2 || !key || !/^\d{1,3}@\S+$/.test(key)) throw new CtlUsageError('usage: carpctl state VHID@IF MASTER|BACKUP');
+      if (p.args.length !== 2 || !key || !/^(\d{1,3}|INSTANCE)@\S+$/.test(key)) throw new CtlUsageError('usage: carpctl state VHID@IF MASTER|BACKUP');
       const s = state!.toUpperCase();
       if (s !== 'MASTER' && s !== 'BACKUP') throw new CtlUsageError('state: MASTER or BACKUP');
       return { cmd: 'state', key, state: s };

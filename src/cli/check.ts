@@ -72,14 +72,14 @@ export function formatOption(p: ParsedArgs, name = '--format'): string | undefin
 function usage(cmd: string, message: string, io: Io): number {
   io.err(`carpd ${cmd}: ${message}`);
   const extra = cmd === 'check' ? ' [--peer FILE...] [--peer-format F]' : cmd === 'config' ? ' [--show-secrets]' : '';
-  io.err(`usage: carpd ${cmd} -c FILE [-c FILE]... [--format F]${extra}`);
+  io.err(`usage: carpd ${cmd} -c FILE [-c FILE]... [--format F] [--engine E]${extra}`);
   return EXIT_USAGE;
 }
 
 function load(cmd: string, args: string[], withValue: string[], flags: string[], io: Io): { result: LoadResult; parsed: ParsedArgs } | number {
   let p: ParsedArgs;
   try {
-    p = parseArgs(args, ['-c', '--config', '--format', ...withValue], flags);
+    p = parseArgs(args, ['-c', '--config', '--format', '--engine', ...withValue], flags);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     return usage(cmd, e.message, io);
@@ -90,5 +90,9 @@ function load(cmd: string, args: string[], withValue: string[], flags: string[],
   if (files.length === 0) return usage(cmd, `${cmd} needs at least one -c FILE`, io);
   const format = formatOption(p);
   if (typeof format === 'object') return usage(cmd, format.error, io);
-  return { result: loadConfigFiles(files, format !== undefined ? { format } : {}), parsed: p };
+  const engine = last(p, '--engine');
+  if (engine !== undefined && engine !== 'carpd' && engine !== 'kernel' && engine !== 'keepalived') {
+    return usage(cmd, '--engine must be one of carpd, kernel, keepalived', io);
+  }
+  return { result: loadConfigFiles(files, { ...(format !== undefined ? { format } : {}), ...(engine !== undefined ? { engine } : {}) }), parsed: p };
 }

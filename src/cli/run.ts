@@ -3,15 +3,20 @@ import { formatDiagnostic, hasErrors } from '../config/errors.js';
 import { loadConfigFiles } from '../adapters/config-files.js';
 import { createLogger } from '../adapters/logger.js';
 import { commandLineReloader, runDaemon } from '../daemon/run.js';
+import type { EngineName } from '../config/model.js';
 import type { Io } from '../ports/io.js';
+
+const ENGINES: readonly EngineName[] = ['carpd', 'kernel', 'keepalived'];
 import { intOpt, last, parseArgs, UsageError } from './args.js';
 
 export async function runCommand(args: string[], io: Io): Promise<number> {
-  const p = parseArgs(args, ['-c', '--config', '--control', '--log-level', '--log-file', '--format'], ['--log-timestamps']);
+  const p = parseArgs(args, ['-c', '--config', '--control', '--log-level', '--log-file', '--format', '--engine'], ['--log-timestamps']);
   const files = [...(p.opts.get('-c') ?? []), ...(p.opts.get('--config') ?? [])];
   if (files.length === 0) throw new UsageError('run needs at least one -c FILE');
   const format = last(p, '--format');
-  const { model, diagnostics } = loadConfigFiles(files, format ? { format } : {});
+  const engine = last(p, '--engine');
+  if (engine !== undefined && !ENGINES.includes(engine as EngineName)) throw new UsageError(`--engine must be one of ${ENGINES.join(', ')}`);
+  const { model, diagnostics } = loadConfigFiles(files, { ...(format ? { format } : {}), ...(engine ? { engine: engine as EngineName } : {}) });
   for (const d of diagnostics) io.err(formatDiagnostic(d));
   if (hasErrors(diagnostics)) return 1;
   if (p.opts.has('--log-level')) model.global.log = intOpt(p, '--log-level', 0, 7, model.global.log);

@@ -38,9 +38,9 @@ const UCARP_VARS = [
   'ucarp_facility',
   'ucarp_xparam',
 ];
-const CARPD_VARS = ['carpd_enable', 'carpd_config', 'carpd_flags'];
+const CARPD_VARS = ['carpd_enable', 'carpd_config', 'carpd_flags', 'carpd_engine'];
 /** `carpd run` options that make sense in carpd_flags. */
-const CARPD_RUN_OPTIONS = ['-c', '--config', '--control', '--log-level', '--log-file', '--format'];
+const CARPD_RUN_OPTIONS = ['-c', '--config', '--control', '--log-level', '--log-file', '--format', '--engine'];
 const CARPD_RUN_FLAGS = ['--log-timestamps'];
 
 /** A CARP interface name of the legacy (FreeBSD < 10) kind. */
@@ -70,6 +70,14 @@ export function parseFreebsdRcConf(text: string, file: string, ctx: ParseContext
     diags.push(
       warning(at(kld.line), Code.WARN_KERNEL_CARP, "kld_list loads the kernel's carp, which would own IP protocol 112 and take the adverts from carpd"),
     );
+  }
+
+  // carp_load belongs in loader.conf, but an rc.conf that says it shows the kernel's carp is meant.
+  for (const name of ['carp_load', 'if_carp_load']) {
+    const v = vars.get(name);
+    if (v !== undefined && parseRcBool(v.value) === true) {
+      diags.push(warning(at(v.line), Code.WARN_KERNEL_CARP, `${name}="YES": the kernel's carp would own IP protocol 112 and take the adverts from carpd`));
+    }
   }
 
   const entries = interfaceEntries(vars, at, diags);
@@ -171,6 +179,15 @@ export function parseFreebsdRcConf(text: string, file: string, ctx: ParseContext
 
   ucarpVhid(vars, file, ctx, opts, r);
   carpdVars(vars, at, diags);
+  const engineVar = vars.get('carpd_engine');
+  if (engineVar !== undefined) {
+    if (['carpd', 'kernel', 'keepalived'].includes(engineVar.value)) {
+      r.globalSet.engine = engineVar.value as 'carpd' | 'kernel' | 'keepalived';
+      r.globalSources.engine = at(engineVar.line);
+    } else {
+      diags.push(error(at(engineVar.line), Code.CONFIG_VALUE, `carpd_engine must be carpd, kernel or keepalived, not "${engineVar.value}"`));
+    }
+  }
 
   const ucarpOn = vars.get('ucarp_enable');
   const carpdOn = vars.get('carpd_enable');

@@ -128,6 +128,13 @@ export const CARPD_SECTION: SectionSchema = {
     { key: 'pre_phase_budget', field: 'prePhaseBudgetMs', parse: duration('ms') },
     { key: 'plugin_dir', field: 'pluginDir', parse: path },
     { key: 'template_dir', field: 'templateDir', parse: path },
+    { key: 'engine', field: 'engine', parse: oneOf('carpd', 'kernel', 'keepalived') },
+    { key: 'devd_socket', field: 'devdSocket', parse: path },
+    { key: 'kernel_os', field: 'kernelOs', parse: oneOf('freebsd', 'openbsd') },
+    { key: 'keepalived_fifo', field: 'keepalivedFifo', parse: path },
+    { key: 'keepalived_pidfile', field: 'keepalivedPidfile', parse: path },
+    { key: 'keepalived_track_file', field: 'keepalivedTrackFile', parse: path },
+    { key: 'keepalived_dump_dir', field: 'keepalivedDumpDir', parse: path },
     { key: 'hook_timeout', field: 'hookTimeoutMs', parse: map(duration('s'), (ms) => (ms === 0 ? { ok: false, expected: 'more than 0' } : ok(ms))) },
   ],
 };

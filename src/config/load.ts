@@ -8,7 +8,7 @@ import type { ParseContext } from '../ports/config-files.js';
 import { parseFreebsdRcConf } from './freebsd-carp.js';
 import { isBundle, parseHostnameBundle, parseHostnameIf } from './hostname-carp.js';
 import { parseLoaderConf } from './loader-conf.js';
-import type { CarpModel, ExtraSection, GlobalConfig, GroupConfig, HealthConfig, PluginConfig, VhidConfig } from './model.js';
+import type { CarpModel, EngineName, ExtraSection, GlobalConfig, GroupConfig, HealthConfig, PluginConfig, VhidConfig } from './model.js';
 import { canonicalIp } from './netaddr.js';
 import { parseSysconfigVip } from './sysconfig-carp.js';
 import { parseSysctlConf } from './sysctl-conf.js';
@@ -41,6 +41,13 @@ export interface LoadOptions {
   format?: string;
   /** Absolute paths written inside configs (`source /etc/…`, network-scripts) are looked up under this root. */
   root?: string;
+  /**
+   * The platform carpd runs on (process.platform, or CARPD_KERNEL_OS in tests): on the BSDs there
+   * is no default engine. Absent: the engine defaults to carpd.
+   */
+  platform?: string;
+  /** `carpd run --engine` (the rc.d scripts' carpd_engine): overrides the files' engine. */
+  engine?: EngineName;
 }
 
 export interface LoadResult {
@@ -132,6 +139,13 @@ const GLOBAL_NAMES: Record<keyof GlobalConfig, string> = {
   templateDir: 'template_dir',
   hookTimeoutMs: 'hook_timeout',
   demotion: 'demotion',
+  engine: 'engine',
+  devdSocket: 'devd_socket',
+  kernelOs: 'kernel_os',
+  keepalivedFifo: 'keepalived_fifo',
+  keepalivedPidfile: 'keepalived_pidfile',
+  keepalivedTrackFile: 'keepalived_track_file',
+  keepalivedDumpDir: 'keepalived_dump_dir',
 };
 
 /**
@@ -236,7 +250,18 @@ export function loadConfig(files: string[], opts: LoadOptions, ctx: ParseContext
   if (health.length > 0) model.health = health;
   if (maintenance) model.maintenance = maintenance;
   if (groups.length > 0) model.groups = groups;
-  diagnostics.push(...resolveRefs(refs, model, sectionKeys));
+  if (opts.engine !== undefined) {
+    global.engine = opts.engine;
+    globalFrom.engine = { file: '--engine', line: 0 };
+  }
+  const engineDiags = engineDiagnostics(model, globalFrom.engine, diagnostics, opts.platform, order[0] ?? 'config');
+  if (model.global.engine === 'kernel' || model.global.engine === 'keepalived' || (model.global.engine === undefined && engineDiags.length > 0)) {
+    // The kernel's carp is what this engine follows, or the engine error says it in its place:
+    // the warnings that it takes the adverts from carpd's own engine do not apply.
+    for (let i = diagnostics.length - 1; i >= 0; i--) if (diagnostics[i]!.code === Code.WARN_KERNEL_CARP) diagnostics.splice(i, 1);
+  }
+  diagnostics.push(...engineDiags);
+  diagnostics.push(...resolveRefs(refs, model, sectionKeys, model.global.engine === 'kernel' || model.global.engine === 'keepalived'));
   diagnostics.push(...validateModel(model));
   diagnostics.push(...validateNetwork(model, interfaces));
   // Report in file order (an included file right after the one that read it), then line order.
@@ -246,6 +271,56 @@ export function loadConfig(files: string[], opts: LoadOptions, ctx: ParseContext
   };
   diagnostics.sort((a, b) => rank(a) - rank(b) || a.line - b.line);
   return { model, diagnostics, interfaces };
+}
+
+/** The BSD a platform name (or kernel_os) means, if any. */
+function bsdOf(platform: string | undefined): 'freebsd' | 'openbsd' | undefined {
+  return platform === 'freebsd' || platform === 'openbsd' ? platform : undefined;
+}
+
+/**
+ * Which engine runs CARP. On Linux carpd's own, by default. On the BSDs there is no default: the
+ * kernel's carp owns IP protocol 112 once loaded, and carpd's engine cannot run beside it, so the
+ * admin chooses; where the files load the kernel's carp, the answer is `engine = kernel`.
+ */
+function engineDiagnostics(
+  model: CarpModel,
+  engineAt: SourceRef | undefined,
+  diagnostics: readonly Diagnostic[],
+  platform: string | undefined,
+  firstFile: string,
+): Diagnostic[] {
+  const g = model.global;
+  const os = g.kernelOs ?? bsdOf(platform);
+  if (g.engine === 'kernel' && os === undefined) {
+    return [
+      error(
+        engineAt ?? { file: firstFile, line: 0 },
+        Code.ENGINE,
+        `engine = kernel follows FreeBSD's or OpenBSD's CARP, and this is ${platform ?? 'not a BSD'}; set kernel_os = freebsd or openbsd, or choose engine = carpd or keepalived`,
+      ),
+    ];
+  }
+  if (g.engine !== undefined || os === undefined) return [];
+  const kernelCarp = diagnostics.find((d) => d.code === Code.WARN_KERNEL_CARP);
+  if (kernelCarp !== undefined) {
+    return [
+      error(
+        { file: kernelCarp.file, line: kernelCarp.line },
+        Code.ENGINE,
+        `no engine is set, and this file loads the kernel's carp: set engine = kernel in [carpd] (carpd_engine="kernel" in rc.conf). ` +
+          'The kernel then runs CARP and carpd follows it; carpd cannot own IP protocol 112 beside it',
+      ),
+    ];
+  }
+  return [
+    error(
+      { file: firstFile, line: 0 },
+      Code.ENGINE,
+      `no engine is set, and on ${os} there is no default: set engine = kernel in [carpd] to follow the kernel's CARP ` +
+        `(pfSense, OPNsense, ${os === 'openbsd' ? 'hostname.carpN' : 'ifconfig vhid'} configs), or engine = carpd with the kernel's carp not loaded`,
+    ),
+  ];
 }
 
 /** What differs between two definitions of one vhid, by field name (never by value). */
@@ -288,14 +363,15 @@ function sourceRef(source: string): SourceRef {
  * interface name (`carp0`) or vhid number when only one vhid has it; a group by any vhid's
  * groups or a `[group.NAME]` section.
  */
-function resolveRefs(refs: PendingRef[], model: CarpModel, sectionKeys: Map<string, string>): Diagnostic[] {
+function resolveRefs(refs: PendingRef[], model: CarpModel, sectionKeys: Map<string, string>, followed = false): Diagnostic[] {
   const out: Diagnostic[] = [];
   const groups = new Set<string>([CARP_GROUP]);
   for (const v of model.vhids) for (const g of v.groups ?? []) groups.add(g);
   for (const g of model.groups ?? []) groups.add(g.name);
   for (const ref of refs) {
     if (ref.kind === 'group') {
-      if (!groups.has(ref.ref)) out.push(error(ref.where, Code.REFERENCE, `group "${ref.ref}" has no vhid and no [group.${ref.ref}] section`));
+      // A followed engine's groups are the kernel's or keepalived's, not in carpd's files.
+      if (!groups.has(ref.ref) && !followed) out.push(error(ref.where, Code.REFERENCE, `group "${ref.ref}" has no vhid and no [group.${ref.ref}] section`));
       continue;
     }
     const byNumber = model.vhids.filter((v) => String(v.vhid) === ref.ref);
@@ -304,7 +380,10 @@ function resolveRefs(refs: PendingRef[], model: CarpModel, sectionKeys: Map<stri
       model.vhids.find((v) => v.key === ref.ref)?.key ??
       model.vhids.find((v) => v.name === ref.ref)?.key ??
       (byNumber.length === 1 ? byNumber[0]!.key : undefined);
-    if (key === undefined) {
+    if (key === undefined && followed && /^[^@\s]+@[^@\s]+$/.test(ref.ref)) {
+      // The kernel or keepalived defines the vhids: VHID@IF (INSTANCE@NAME) is taken as written.
+      ref.resolve(ref.ref);
+    } else if (key === undefined) {
       out.push(error(ref.where, Code.REFERENCE, `"${ref.ref}" names no vhid (a [vhid.NAME] section name, VHID@INTERFACE, a carp interface or a vhid number)`));
     } else {
       ref.resolve(key);

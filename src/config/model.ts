@@ -2,6 +2,10 @@
 
 export type MasterDownFormula = 'freebsd' | 'openbsd';
 
+/** Who runs CARP: carpd's own engine, the kernel's CARP (carpd follows it), or keepalived. */
+export type EngineName = 'carpd' | 'kernel' | 'keepalived';
+export type KernelOsName = 'freebsd' | 'openbsd';
+
 export interface GlobalConfig {
   /** net.inet.carp.allow: accept and send CARP at all. */
   allow: boolean;
@@ -36,6 +40,20 @@ export interface GlobalConfig {
    * the `carp` group, on top of any boot demotion.
    */
   demotion?: number;
+  /** Who runs CARP; unset: carpd on Linux, an error on the BSDs (load.ts engineDiagnostics). */
+  engine?: EngineName;
+  /** engine = kernel: devd's stream socket (FreeBSD). Default /var/run/devd.pipe. */
+  devdSocket?: string;
+  /** engine = kernel: which kernel to follow; default from the platform (tests set it). */
+  kernelOs?: KernelOsName;
+  /** engine = keepalived: the notify_fifo carpd creates and reads. */
+  keepalivedFifo?: string;
+  /** engine = keepalived: keepalived's pid file. */
+  keepalivedPidfile?: string;
+  /** engine = keepalived: the track_file carpd writes its demotion into. */
+  keepalivedTrackFile?: string;
+  /** engine = keepalived: keepalived's $TMPDIR, where its state dumps appear (default /tmp). */
+  keepalivedDumpDir?: string;
 }
 
 export interface VhidConfig {

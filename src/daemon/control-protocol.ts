@@ -35,6 +35,8 @@ export const ControlCode = {
   NO_VHID: 'CARPD_ERR_NO_VHID',
   NO_GROUP: 'CARPD_ERR_NO_GROUP',
   UNAVAILABLE: 'CARPD_ERR_CONTROL_UNAVAILABLE',
+  /** The engine lacks the capability (engine-caps.ts says which and why). */
+  UNSUPPORTED: 'CARPD_ERR_ENGINE_UNSUPPORTED',
   INTERNAL: 'CARPD_ERR_CONTROL_INTERNAL',
   ...LISTEN_CODES,
   CONNECT: 'CARPD_ERR_CONTROL_CONNECT',
@@ -85,7 +87,9 @@ export function parseRequest(line: string): ControlRequest {
       return { cmd: 'demote', ...(group !== undefined ? { group } : {}), ...(reset ? { reset } : { delta: delta as number }) };
     }
     case 'state': {
-      if (typeof r.key !== 'string' || !/^\d{1,3}@[A-Za-z0-9_.:@-]{1,15}$/.test(r.key)) bad('"key" must be VHID@IF');
+      // INSTANCE@NAME is keepalived's key: accepted here so the engine itself can say what it cannot do.
+      if (typeof r.key !== 'string' || !/^(\d{1,3}@[A-Za-z0-9_.:@-]{1,15}|INSTANCE@[A-Za-z0-9_.:@-]{1,64})$/.test(r.key))
+        bad('"key" must be VHID@IF or INSTANCE@NAME');
       if (r.state !== 'MASTER' && r.state !== 'BACKUP') bad('"state" must be MASTER or BACKUP');
       return { cmd: 'state', key: r.key as string, state: r.state as 'MASTER' | 'BACKUP' };
     }

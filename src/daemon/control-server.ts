@@ -12,6 +12,7 @@ import type { DaemonEvent, EventLog } from './event-log.js';
 import type { Maintenance } from './maintenance.js';
 import { renderMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
+import { unsupported } from './engine-caps.js';
 import { demotionReport, statsReport, statusReport, type ControlCounters } from './reports.js';
 
 /** The ledger name of `carpctl demote`. */
@@ -167,6 +168,7 @@ export class ControlServer {
         return { group, total, admin };
       }
       case 'state': {
+        if (!engine.capabilities.forceState) throw unsupported(engine, 'forceState');
         if (!engine.force(req.key, req.state, 'user requested')) throw new ControlError(ControlCode.NO_VHID, `no vhid ${req.key}`);
         this.admin('state', `${req.key} forced to ${req.state}`);
         return engine.status().find((s) => s.key === req.key);

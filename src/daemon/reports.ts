@@ -6,6 +6,7 @@ import { netstatLines, type CarpStats } from '../proto/counters.js';
 import type { StateSource, VhidStatus } from '../ports/state-source.js';
 import type { DaemonEvent, EventLog, TransitionRecord } from './event-log.js';
 import type { Maintenance } from './maintenance.js';
+import { engineLabel, limitations } from './engine-caps.js';
 
 /** A MASTER that has heard no peer for this long gets a diagnosis line. */
 export const NO_PEER_MS = 60_000;
@@ -23,6 +24,10 @@ export interface GroupDemotion {
 }
 
 export interface StatusData {
+  /** Who runs CARP: `carpd`, `kernel (freebsd)`, `keepalived`. */
+  engine?: string;
+  /** What that engine cannot do (engine-caps.ts). */
+  limits?: string[];
   vhids: VhidReport[];
   demotion: GroupDemotion[];
   maintenance?: MaintenanceIntent & { demote: number };
@@ -106,6 +111,8 @@ export function statusReport(engine: StateSource, events?: EventLog, maintenance
   const vhids = engine.status();
   const last = events?.lastTransition();
   return {
+    engine: engineLabel(engine),
+    ...(engine.kind !== 'carpd' ? { limits: limitations(engine) } : {}),
     vhids: vhids.map((v) => {
       const badAuth = bad.filter((b) => b.key === v.key).map(({ src, count }) => ({ src, count }));
       return { ...v, badAuth, diagnosis: diagnose(v, badAuth) };
@@ -136,7 +143,8 @@ function plural(n: number, word: string): string {
 export function formatStatus(d: StatusData): string[] {
   const out: string[] = [];
   for (const v of d.vhids) {
-    out.push(`${v.interface}: carp: ${v.state} vhid ${v.vhid} advbase ${v.advbase} advskew ${v.advskew}`);
+    // keepalived's instances have no interface until a state dump names it: the key stands in.
+    out.push(`${v.interface || v.key}: carp: ${v.state} vhid ${v.vhid} advbase ${v.advbase} advskew ${v.advskew}`);
     out.push(`\taddresses: ${v.addresses.join(' ')}`);
     if (v.demote > 0) out.push(`\tdemoted: advertising advskew ${v.wireAdvskew} demote ${v.demote}`);
     if (v.state === 'MASTER') out.push(`\tmaster: this node${v.masterSrc ? ` (${v.masterSrc})` : ''}`);
@@ -154,6 +162,8 @@ export function formatStatus(d: StatusData): string[] {
     const m = d.maintenance;
     out.push(m.on ? `maintenance: on since ${m.since} (${m.by})${m.until ? ` until ${m.until}` : ''}, demote ${m.demote}` : 'maintenance: off');
   }
+  if (d.engine !== undefined) out.push(`engine: ${d.engine}`);
+  for (const l of d.limits ?? []) out.push(`\t${l}`);
   if (d.lastTransition) {
     const t = d.lastTransition;
     out.push(`last transition: ${t.key} ${t.from} -> ${t.to} (${t.reason}) at ${t.time}`);

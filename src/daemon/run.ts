@@ -3,27 +3,33 @@
  * the control socket (carpctl), maintenance mode, schedules, metrics, and signals (HUP reload,
  * TERM/INT clean shutdown, USR1 status dump, USR2 for ucarp mode).
  */
+import { join } from 'node:path';
 import { MonotonicClock } from '../adapters/clock.js';
 import { loadConfigFiles } from '../adapters/config-files.js';
 import { nodeCron } from '../adapters/cron.js';
 import { run } from '../adapters/exec.js';
 import { FileIntentStore } from '../adapters/intent-file.js';
+import { KeepalivedSource } from '../adapters/keepalived-source.js';
+import { createKernelCarpSource, kernelOsOf, type KernelOs } from '../adapters/kernel-carp.js';
 import { interfaceExists, LinuxNet } from '../adapters/linux-net.js';
 import { RawTransport } from '../adapters/raw-transport.js';
 import { listenUnix } from '../adapters/unix-socket.js';
 import { formatDiagnostic } from '../config/errors.js';
 import type { LoadResult } from '../config/load.js';
-import type { CarpModel } from '../config/model.js';
+import type { CarpModel, VhidConfig } from '../config/model.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
 import { PluginsInvalidError } from '../host/errors.js';
 import type { HookRecord } from '../host/log.js';
 import { LOG, type Logger } from '../ports/logger.js';
 import type { NetBackend } from '../ports/net.js';
+import type { StateSource } from '../ports/state-source.js';
 import { netstatLines } from '../proto/counters.js';
+import { keepalivedConfSnippet } from '../sources/keepalived-conf.js';
 import type { ScriptPolicy } from '../proto/ucarp-scripts.js';
 import { DEFAULT_CONTROL_PATH, ControlCode } from './control-protocol.js';
 import { ControlServer } from './control-server.js';
 import { Engine, type TransitionEvent } from './engine.js';
+import { engineLabel } from './engine-caps.js';
 import { EventLog } from './event-log.js';
 import { Maintenance } from './maintenance.js';
 import { MetricsServer, renderMetrics } from './metrics.js';
@@ -63,12 +69,12 @@ export interface DaemonOptions {
 }
 
 /** One line per vhid, in ifconfig's words. */
-export function statusLines(engine: Engine): string[] {
+export function statusLines(engine: StateSource): string[] {
   return engine.status().map((s) => `${s.interface}: carp: ${s.state} vhid ${s.vhid} advbase ${s.advbase} advskew ${s.advskew}`);
 }
 
 /** SIGUSR1: status with diagnosis, demotions, counters and bad-auth peers, one log line each. */
-export function dumpStatus(engine: Engine, logger: Logger, events?: EventLog, maintenance?: Maintenance): void {
+export function dumpStatus(engine: StateSource, logger: Logger, events?: EventLog, maintenance?: Maintenance): void {
   for (const l of formatStatus(statusReport(engine, events, maintenance))) logger.log(0, l.replace(/^\t/, '  '));
   logger.log(0, 'carp:');
   for (const l of netstatLines(engine.stats, false)) logger.log(0, l);
@@ -86,6 +92,7 @@ export function commandLineReloader(argv: readonly string[] = process.argv.slice
   let format: string | undefined;
   let logLevel: number | undefined;
   let control: string | undefined;
+  let engine: string | undefined;
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.startsWith('--') ? a.indexOf('=') : -1;
@@ -97,10 +104,14 @@ export function commandLineReloader(argv: readonly string[] = process.argv.slice
     } else if (name === '--format') format = value();
     else if (name === '--log-level') logLevel = Number(value());
     else if (name === '--control') control = value();
+    else if (name === '--engine') engine = value();
   }
   if (files.length === 0) return undefined;
   return () => {
-    const r = loadConfigFiles(files, format !== undefined ? { format } : {});
+    const r = loadConfigFiles(files, {
+      ...(format !== undefined ? { format } : {}),
+      ...(engine === 'carpd' || engine === 'kernel' || engine === 'keepalived' ? { engine } : {}),
+    });
     if (logLevel !== undefined && Number.isInteger(logLevel)) r.model.global.log = logLevel;
     if (control !== undefined) r.model.global.control = control;
     return r;
@@ -112,6 +123,87 @@ export function stateDirFor(model: CarpModel): string {
   return model.global.stateDir ?? process.env.STATE_DIRECTORY?.split(':')[0] ?? (process.platform === 'linux' ? '/var/lib/carpd' : '/var/db/carpd');
 }
 
+/** A state source with its life: carpd's Engine, the kernel's CARP followed, or keepalived followed. */
+interface Runner {
+  source: StateSource;
+  /** Only carpd's own engine: reconfiguration, ucarp's signals. */
+  engine?: Engine;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The kernel to follow: kernel_os, CARPD_KERNEL_OS (tests simulate a BSD on Linux), the platform. */
+export function kernelOsFor(model: CarpModel, env: NodeJS.ProcessEnv = process.env, platform: string = process.platform): KernelOs | undefined {
+  const forced = env.CARPD_KERNEL_OS;
+  return model.global.kernelOs ?? (forced === 'freebsd' || forced === 'openbsd' ? forced : kernelOsOf(platform));
+}
+
+function buildRunner(model: CarpModel, opts: DaemonOptions, levelled: Logger): Runner {
+  const { logger } = opts;
+  const engineKind = model.global.engine ?? 'carpd';
+  if (engineKind === 'kernel') {
+    const os = kernelOsFor(model);
+    // load.ts refuses engine = kernel without a BSD; this is the same rule at the last moment.
+    if (os === undefined) throw new Error('engine = kernel needs FreeBSD or OpenBSD (or kernel_os)');
+    // CARPD_KERNEL_PATH: where ifconfig, sysctl and route are looked up (commands get a scrubbed
+    // PATH); the integration tests put the simulated kernel's tools there.
+    const toolPath = process.env.CARPD_KERNEL_PATH;
+    const src = createKernelCarpSource(os, {
+      logger: levelled,
+      ...(model.global.devdSocket ? { devdPath: model.global.devdSocket } : {}),
+      ...(toolPath ? { env: { PATH: toolPath } } : {}),
+    });
+    return { source: src, start: () => src.start(), stop: () => src.stop() };
+  }
+  if (engineKind === 'keepalived') {
+    const g = model.global;
+    const src = new KeepalivedSource({
+      logger: levelled,
+      ...(g.keepalivedFifo ? { fifo: g.keepalivedFifo } : {}),
+      ...(g.keepalivedPidfile ? { pidFile: g.keepalivedPidfile } : {}),
+      ...(g.keepalivedTrackFile ? { trackFile: g.keepalivedTrackFile } : {}),
+      // keepalived writes its dumps into its own $TMPDIR (a PrivateTmp= unit has its own /tmp).
+      ...(g.keepalivedDumpDir ? { dataFile: join(g.keepalivedDumpDir, 'keepalived.data'), jsonFile: join(g.keepalivedDumpDir, 'keepalived.json') } : {}),
+    });
+    return { source: src, start: () => src.start(), stop: () => src.stop() };
+  }
+  const engine = new Engine(model, {
+    transport: new RawTransport(),
+    // The backend's own messages obey the configured level like the engine's.
+    net: opts.net ?? new LinuxNet({ logger: levelled }),
+    clock: new MonotonicClock(),
+    logger,
+    handoverHoldMs: HANDOVER_HOLD_MS,
+  });
+  return {
+    source: engine,
+    engine,
+    start: async () => engine.start(),
+    stop: () => engine.stop(),
+  };
+}
+
+/**
+ * The model the plugin host sees where carpd follows another engine: carpd's settings and plugins,
+ * with the vhids the engine reported at start (a vhid it adds later is not in any plugin's scope
+ * until carpd restarts).
+ */
+export function followedModel(model: CarpModel, source: Pick<StateSource, 'status'>, label: string): CarpModel {
+  const vhids: VhidConfig[] = source.status().map((s) => ({
+    key: s.key,
+    vhid: s.vhid,
+    interface: s.interface,
+    addresses: [...s.addresses],
+    advbase: s.advbase,
+    advskew: s.advskew,
+    password: '',
+    source: label,
+    ...(s.name !== undefined ? { name: s.name } : {}),
+    groups: s.groups.filter((g) => g !== DEFAULT_GROUP),
+  }));
+  return { ...model, vhids };
+}
+
 /** Starts the daemon and resolves with the exit code once it has shut down cleanly. */
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const { logger } = opts;
@@ -120,14 +212,29 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const say = (level: number, msg: string) => {
     if (level <= model.global.log || level <= 0) logger.log(level, msg);
   };
-  const engine = new Engine(model, {
-    transport: new RawTransport(),
-    // The backend's own messages obey the configured level like the engine's.
-    net: opts.net ?? new LinuxNet({ logger: { log: (level, msg) => level <= model.global.log && logger.log(level, msg) } }),
-    clock: new MonotonicClock(),
-    logger,
-    handoverHoldMs: HANDOVER_HOLD_MS,
-  });
+  const levelled: Logger = { log: (level, msg) => level <= model.global.log && logger.log(level, msg) };
+  let runner: Runner;
+  try {
+    runner = buildRunner(model, opts, levelled);
+  } catch (err) {
+    logger.log(LOG.ERR, `carpd: cannot start: ${(err as Error).message}`);
+    return 1;
+  }
+  // Everything below talks to the StateSource port; only reload and ucarp's signals need the Engine.
+  const engine = runner.source;
+  const own = runner.engine;
+  const followed = own === undefined;
+  if (engine instanceof KeepalivedSource) {
+    // keepalived tells carpd nothing unless its configuration says so: print what it needs.
+    const g = model.global;
+    logger.log(LOG.STATE, 'carpd: following keepalived; keepalived.conf needs:');
+    for (const l of keepalivedConfSnippet({
+      ...(g.keepalivedFifo ? { fifo: g.keepalivedFifo } : {}),
+      ...(g.keepalivedTrackFile ? { trackFile: g.keepalivedTrackFile } : {}),
+    }).split('\n')) {
+      if (l !== '') logger.log(LOG.STATE, `carpd:   ${l}`);
+    }
+  }
   const events = new EventLog();
   const scripts = new ScriptQueue(logger, run);
   const policy = opts.scripts ?? { neutral: false, shutdown: true };
@@ -172,9 +279,26 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       if (code !== ControlCode.IN_USE && code !== ControlCode.NOT_SOCKET) return 1;
       control = undefined;
     }
-    // Boot: stay demoted until set-up is done.
-    engine.setDemotion(DEFAULT_GROUP, BOOT_DEMOTER, BOOT_DEMOTION);
+    // Boot: stay demoted until set-up is done. Not where carpd follows: the kernel or keepalived
+    // already runs CARP, and a carpd restart must not move the VIPs.
+    if (!followed) engine.setDemotion(DEFAULT_GROUP, BOOT_DEMOTER, BOOT_DEMOTION);
     maintenance.restore();
+  }
+
+  const startRunner = async (): Promise<boolean> => {
+    try {
+      await runner.start();
+      return true;
+    } catch (err) {
+      logger.log(LOG.ERR, `carpd: cannot start: ${err instanceof Error ? err.message : String(err)}`);
+      return false;
+    }
+  };
+  // A followed engine's vhids are the kernel's or keepalived's: the source starts first (it reads
+  // them), and the plugin host validates its plugins against them.
+  if (followed && !(await startRunner())) {
+    await control?.close();
+    return 1;
   }
 
   // The plugin host starts before the CARP sockets open: every plugin is validated first (a bad
@@ -183,7 +307,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   let plugins: { stop(): Promise<void> } | undefined;
   if (!opts.hupExits && ((model.plugins?.length ?? 0) > 0 || (model.health?.length ?? 0) > 0)) {
     try {
-      const ph = await startPluginHost(engine, model, logger);
+      const ph = await startPluginHost(engine, followed ? followedModel(model, engine, engineLabel(engine)) : model, logger);
       ph.host.on('hook', (h: HookRecord) =>
         events.publish({
           type: 'hook',
@@ -203,25 +327,25 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     } catch (err) {
       const list = err instanceof PluginsInvalidError ? err.errors : [err as Error];
       for (const e of list) logger.log(LOG.ERR, `carpd: plugin: ${e.message}${(e as { code?: string }).code ? ` [${(e as { code?: string }).code}]` : ''}`);
+      if (followed) await runner.stop();
       await control?.close();
       return 1;
     }
   }
-  try {
-    engine.start();
-  } catch (err) {
-    logger.log(LOG.ERR, `carpd: cannot start: ${err instanceof Error ? err.message : String(err)}`);
+  if (!followed && !(await startRunner())) {
     await plugins?.stop();
     await control?.close();
     return 1;
   }
   // Sockets are open and nothing else is pending: the boot hold ends.
-  if (serviceOn) engine.setDemotion(DEFAULT_GROUP, BOOT_DEMOTER, 0);
-  const ifs = [...new Set(model.vhids.map((v) => v.interface))];
-  say(
-    LOG.STATE,
-    `carpd: running ${model.vhids.length} vhid(s) on ${ifs.join(', ')}${control ? `; control socket ${model.global.control ?? DEFAULT_CONTROL_PATH}` : ''}`,
-  );
+  if (serviceOn && !followed) engine.setDemotion(DEFAULT_GROUP, BOOT_DEMOTER, 0);
+  const socketNote = control ? `; control socket ${model.global.control ?? DEFAULT_CONTROL_PATH}` : '';
+  if (followed) {
+    say(LOG.STATE, `carpd: following ${engineLabel(engine)}: ${engine.status().length} vhid(s)${socketNote}`);
+  } else {
+    const ifs = [...new Set(model.vhids.map((v) => v.interface))];
+    say(LOG.STATE, `carpd: running ${model.vhids.length} vhid(s) on ${ifs.join(', ')}${socketNote}`);
+  }
 
   if (serviceOn) {
     schedules = new Schedules({ engine, cron: nodeCron, ...(maintenance ? { maintenance } : {}), logger });
@@ -262,21 +386,27 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         say(LOG.WARN, 'carpd: SIGHUP: a new control socket path takes effect at the next restart');
       }
       next.global.control = model.global.control;
+      if ((next.global.engine ?? 'carpd') !== (model.global.engine ?? 'carpd')) {
+        say(LOG.ERR, 'carpd: SIGHUP: a new engine takes effect at the next restart; keeping the running configuration');
+        events.publish({ type: 'admin', time: new Date().toISOString(), action: 'reload', detail: 'refused: engine changed' });
+        return;
+      }
       if (!next.global.allow) say(LOG.WARN, 'carpd: SIGHUP: net.inet.carp.allow is off in the new configuration; stop carpd to stop CARP');
       if (plugins && JSON.stringify([next.plugins, next.health]) !== JSON.stringify([model.plugins, model.health])) {
         say(LOG.WARN, 'carpd: SIGHUP: plugin and health check changes take effect at the next restart');
       }
       // Interfaces that do not exist (a typo, a VLAN not created yet) would fail half-way through
-      // the reconfiguration: refuse the reload instead, before anything changes.
-      const missing = [...new Set(next.vhids.map((v) => v.interface))].filter((i) => !interfaceExists(i));
+      // the reconfiguration: refuse the reload instead, before anything changes. A followed
+      // engine's vhids are the kernel's or keepalived's: only carpd's own settings reload.
+      const missing = own ? [...new Set(next.vhids.map((v) => v.interface))].filter((i) => !interfaceExists(i)) : [];
       if (missing.length > 0) {
         say(LOG.ERR, `carpd: SIGHUP: no such interface: ${missing.join(', ')}; keeping the running configuration`);
         events.publish({ type: 'admin', time: new Date().toISOString(), action: 'reload', detail: `refused: no such interface ${missing.join(', ')}` });
         return;
       }
-      let res;
+      let res = { added: [] as string[], removed: [] as string[], changed: [] as string[], unchanged: [] as string[] };
       try {
-        res = engine.reconfigure(next);
+        if (own) res = own.reconfigure(next);
       } catch (err) {
         say(LOG.ERR, `carpd: SIGHUP: applying the configuration failed: ${(err as Error).message}; the vhids it had not reached keep their old settings`);
         return;
@@ -290,7 +420,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       }
       await metrics?.reconfigure(model.global.metrics).catch((err: unknown) => say(LOG.ERR, `carpd: metrics: ${(err as Error).message}`));
       const list = (xs: string[]) => (xs.length ? ` (${xs.join(', ')})` : '');
-      const detail = `${res.added.length} added${list(res.added)}, ${res.removed.length} removed${list(res.removed)}, ${res.changed.length} changed${list(res.changed)}, ${res.unchanged.length} unchanged`;
+      const detail = followed
+        ? `carpd's settings; the vhids are ${engineLabel(engine)}'s`
+        : `${res.added.length} added${list(res.added)}, ${res.removed.length} removed${list(res.removed)}, ${res.changed.length} changed${list(res.changed)}, ${res.unchanged.length} unchanged`;
       say(LOG.STATE, `carpd: SIGHUP: configuration reloaded: ${detail}`);
       events.publish({ type: 'admin', time: new Date().toISOString(), action: 'reload', detail });
     } finally {
@@ -315,7 +447,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       schedules?.stop();
       // Bow out, release the VIPs, undo our demotions (the maintenance intent stays on disk).
       // The plugin host stops right after the engine, so its backup hooks see the last transitions.
-      engine
+      runner
         .stop()
         .then(() => plugins?.stop())
         .then(() => scripts.drain())
@@ -345,7 +477,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     on('SIGTERM', () => shutdown('SIGTERM'));
     on('SIGINT', () => shutdown('SIGINT'));
     on('SIGHUP', () => (opts.hupExits ? shutdown('SIGHUP') : void reload().catch((err: unknown) => say(LOG.ERR, `carpd: SIGHUP: ${(err as Error).message}`))));
-    on('SIGUSR1', () => (opts.onUsr1 ? opts.onUsr1(engine) : dumpStatus(engine, logger, events, maintenance)));
-    on('SIGUSR2', () => opts.onUsr2?.(engine));
+    on('SIGUSR1', () => (opts.onUsr1 && own ? opts.onUsr1(own) : dumpStatus(engine, logger, events, maintenance)));
+    on('SIGUSR2', () => own && opts.onUsr2?.(own));
   });
 }

@@ -174,6 +174,18 @@ run_rc_command() {
     assert.deepEqual(down.lines, ['carpd is not running.']);
   });
 
+  it('FreeBSD carpd_engine is passed as --engine to both carpd check and carpd run', (t) => {
+    const rc = freebsd(t, 'carpd_enable="YES"\ncarpd_engine="kernel"\n');
+    const r = rc('start');
+    assert.equal(r.code, 0);
+    assert.deepEqual(r.lines, [
+      'carpd check -c /usr/local/etc/carpd.conf --engine kernel',
+      'configuration OK',
+      'Starting carpd.',
+      'RUN: limits -C daemon /usr/sbin/daemon -f -S -T carpd -p /var/run/carpd.pid /usr/local/bin/carpd run -c /usr/local/etc/carpd.conf --engine kernel',
+    ]);
+  });
+
   /**
    * OpenBSD rc.subr (etc/rc.d/rc.subr 1.160), reduced: `${_name}_flags` / `_logger` from rc.conf.local
    * override daemon_flags / daemon_logger; pexp defaults to "$daemon $daemon_flags"; rc_exec runs
@@ -250,6 +262,15 @@ rc_cmd() {
     assert.deepEqual(rc('reload').lines, ['RUN: pkill -HUP -T 0 -xf "node /usr/local/bin/carpd run -c /etc/carpd.conf"', 'carpd(ok)']);
     assert.deepEqual(rc('stop').lines, ['RUN: pkill -TERM -T 0 -xf "node /usr/local/bin/carpd run -c /etc/carpd.conf"', 'carpd(ok)']);
     assert.deepEqual(rc('check').lines, ['RUN: pgrep -T 0 -q -xf "node /usr/local/bin/carpd run -c /etc/carpd.conf"']);
+  });
+
+  it('OpenBSD flags with --engine kernel (as the script documents): carpd check gets it too', (t) => {
+    const rc = openbsd(t, { carpd_flags: '-c /etc/carpd.conf --engine kernel' });
+    assert.deepEqual(rc('start').lines.slice(0, 3), [
+      'carpd check -c /etc/carpd.conf --engine kernel',
+      'configuration OK',
+      'RUN: su -fl -c daemon -s /bin/sh root -c "set -o pipefail; /usr/local/bin/carpd run -c /etc/carpd.conf --engine kernel 2>&1 | logger -isp daemon.info -t carpd"',
+    ]);
   });
 
   it('the systemd unit: check before start, HUP reload, restart on failure, only CAP_NET_RAW and CAP_NET_ADMIN', () => {
