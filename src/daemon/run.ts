@@ -307,7 +307,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   let plugins: { stop(): Promise<void> } | undefined;
   if (!opts.hupExits && ((model.plugins?.length ?? 0) > 0 || (model.health?.length ?? 0) > 0)) {
     try {
-      const ph = await startPluginHost(engine, followed ? followedModel(model, engine, engineLabel(engine)) : model, logger);
+      // A followed engine (kernel, keepalived) already runs CARP and holds its VIPs: restarting
+      // carpd must not demote it while the plugins set up, or a preempting peer takes the VIPs.
+      const ph = followed
+        ? await startPluginHost(engine, followedModel(model, engine, engineLabel(engine)), logger, { bootDemotion: 0 })
+        : await startPluginHost(engine, model, logger);
       ph.host.on('hook', (h: HookRecord) =>
         events.publish({
           type: 'hook',

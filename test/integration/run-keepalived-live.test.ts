@@ -74,6 +74,8 @@ test(
         const st = spawnSync(process.execPath, [CARPCTL_JS, '-s', sock, 'status'], { encoding: 'utf8', timeout: 10_000 });
         assert.match(st.stdout, /^eth0: carp: MASTER vhid 51 /m, st.stdout);
         assert.match(st.stdout, /^engine: keepalived$/m);
+        // carpd's start (its plugins' set-up included) must not have moved keepalived's priority.
+        assert.ok(!kaLog.some((l) => /effective priority/i.test(l)), kaLog.filter((l) => /priority/i.test(l)).join('\n'));
 
         lab.kill(ka, 'SIGTERM');
         await lab.waitExit(ka, 10_000);
