@@ -413,7 +413,10 @@ export class KeepalivedSource extends EventEmitter implements StateSource {
     if (pid === this.pid && alive === this.pidAlive) return;
     this.log(LOG.INFO, `keepalived: pid ${this.pid ?? 'none'} -> ${pid ?? 'none'}${alive ? '' : ' (not running)'}; taking a fresh state dump`);
     this.pid = pid;
-    await this.snapshot('pid');
+    this.pidAlive = alive;
+    // Not awaited: a dump still waiting on the keepalived that died (up to dumpTimeoutMs per kind)
+    // must not hold up noticing the next one; snapshot() runs one more round for this request.
+    void this.snapshot('pid');
   }
 
   /**
