@@ -95,7 +95,8 @@ export class Engine extends EventEmitter implements StateSource {
   private readonly outbox: NodeEffect[] = [];
   private performing = false;
   private phaseGate: ((ev: TransitionEvent) => Promise<void> | undefined) | undefined;
-  private readonly events = new Map<number, TransitionEvent>();
+  /** The transition just emitted: the node puts each `phase` right after its `transition`. */
+  private lastEvent: TransitionEvent | undefined;
   private lastReconfigure: ReconfigureResult | undefined;
   private stopLinks?: () => void;
 
@@ -371,7 +372,7 @@ export class Engine extends EventEmitter implements StateSource {
           reason: fx.reason,
         };
         w.lastTransition = { seq: ev.seq, time: ev.time, from: ev.from, to: ev.to, reason: ev.reason };
-        this.events.set(ev.seq, ev);
+        this.lastEvent = ev;
         // A listener that throws must not skip the effects that follow, nor crash the daemon.
         try {
           this.emit('transition', ev);
@@ -381,8 +382,7 @@ export class Engine extends EventEmitter implements StateSource {
         break;
       }
       case 'phase': {
-        const ev = this.events.get(fx.seq);
-        this.events.delete(fx.seq);
+        const ev = this.lastEvent?.seq === fx.seq ? this.lastEvent : undefined;
         let gate: Promise<void> | undefined;
         try {
           gate = ev && this.phaseGate?.(ev);
