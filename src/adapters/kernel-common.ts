@@ -153,6 +153,32 @@ export abstract class KernelSourceBase extends EventEmitter {
   protected abstract readSnapshot(): Promise<KernelVhid[] | undefined>;
   /** Brings the kernel's counter for `group` in line with carpd's share; resolves when written. */
   protected abstract writeDemotion(group: string): Promise<void>;
+  /** Start following the kernel's events (devd, route monitor). */
+  protected abstract openEvents(): void;
+  /** Stop following them: close the socket or end the child, cancel its retry. */
+  protected abstract closeEvents(): void;
+  /** The groups in which carpd may have demoted, to take back at stop. */
+  protected abstract demotedGroups(): string[];
+
+  /** Follows the events first, then reads the kernel: a change in between is in one of the two. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.openEvents();
+    await this.snapshotNow();
+    this.applyLedger();
+    this.armSnapshots();
+  }
+
+  /** Stops following, then takes back exactly the demotion carpd added. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.stopSnapshots();
+    this.closeEvents();
+    await this.idle();
+    await this.releaseDemotion(this.demotedGroups());
+  }
 
   protected async runCmd(argv: string[]): Promise<{ ok: boolean; stdout: string; stderr: string }> {
     try {

@@ -38,28 +38,21 @@ export class FreebsdKernelCarpSource extends KernelSourceBase implements StateSo
     this.devdPath = opts.devdPath ?? DEVD_PIPE;
   }
 
-  /** Connects to devd (the first snapshot follows the connection) and arms the periodic snapshot. */
-  async start(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
+  /** Connects to devd; the kernel is read at start as well, since devd may be down. */
+  protected openEvents(): void {
     this.connect();
-    // Read the kernel at once as well: devd may be down, the state is in ifconfig anyway.
-    await this.snapshotNow();
-    this.applyLedger();
-    this.armSnapshots();
   }
 
-  /** Undoes carpd's demotion share, closes the socket, clears the timers. */
-  async stop(): Promise<void> {
-    if (!this.running) return;
-    this.running = false;
-    this.stopSnapshots();
+  protected closeEvents(): void {
     this.timers.clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     this.sock?.destroy();
     this.sock = undefined;
-    await this.idle();
-    await this.releaseDemotion([DEFAULT_GROUP]);
+  }
+
+  /** FreeBSD has one global demotion counter. */
+  protected demotedGroups(): string[] {
+    return [DEFAULT_GROUP];
   }
 
   private connect(): void {

@@ -51,26 +51,19 @@ export class OpenbsdKernelCarpSource extends KernelSourceBase implements StateSo
     this.spawn = opts.spawn ?? spawnStream;
   }
 
-  async start(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    // The monitor first, then the snapshot: a change in between is then in one of the two.
+  protected openEvents(): void {
     this.startMonitor();
-    await this.snapshotNow();
-    this.applyLedger();
-    this.armSnapshots();
   }
 
-  async stop(): Promise<void> {
-    if (!this.running) return;
-    this.running = false;
-    this.stopSnapshots();
+  protected closeEvents(): void {
     this.timers.clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
     this.monitor?.stop();
     this.monitor = undefined;
-    await this.idle();
-    await this.releaseDemotion([...this.applied.keys()]);
+  }
+
+  protected demotedGroups(): string[] {
+    return [...this.applied.keys()];
   }
 
   /** Also waits for the RTM_IFINFO confirmations under way. */
