@@ -39,7 +39,7 @@ import { newStats, type CarpStats } from '../proto/counters.js';
 import { DEFAULT_FIFO, DEFAULT_TRACK_FILE } from '../sources/keepalived-conf.js';
 import { parseKeepalivedData, type KeepalivedTrackRef } from '../sources/keepalived-data.js';
 import { parseKeepalivedFifoLine } from '../sources/keepalived-fifo.js';
-import { parseKeepalivedJson } from '../sources/keepalived-json.js';
+import { parseKeepalivedJson, type KeepalivedJsonInstance } from '../sources/keepalived-json.js';
 import { LineSplitter } from '../sources/text.js';
 import { realKeepalivedIo, type FifoReader, type FileIdentity, type KeepalivedIo } from './keepalived-io.js';
 
@@ -724,21 +724,28 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** The fields both dumps carry. */
+function dumpInstance(i: KeepalivedJsonInstance): DumpInstance {
+  return {
+    name: i.name,
+    state: i.carpState,
+    kaState: i.state,
+    ...(i.vrid !== undefined ? { vrid: i.vrid } : {}),
+    ...(i.interface !== undefined ? { interface: i.interface } : {}),
+    ...(i.priority !== undefined ? { priority: i.priority } : {}),
+    ...(i.effectivePriority !== undefined ? { effectivePriority: i.effectivePriority } : {}),
+    vips: i.vips,
+  };
+}
+
 function fromData(text: string): Dump | string {
   const d = parseKeepalivedData(text);
   if (d.kind === 'invalid') return d.reason;
   return {
     instances: d.instances.map((i) => ({
-      name: i.name,
-      state: i.carpState,
-      kaState: i.state,
-      ...(i.vrid !== undefined ? { vrid: i.vrid } : {}),
-      ...(i.interface !== undefined ? { interface: i.interface } : {}),
-      ...(i.priority !== undefined ? { priority: i.priority } : {}),
-      ...(i.effectivePriority !== undefined ? { effectivePriority: i.effectivePriority } : {}),
+      ...dumpInstance(i),
       ...(i.syncGroup !== undefined ? { syncGroup: i.syncGroup } : {}),
       ...(i.masterRouter !== undefined ? { masterRouter: i.masterRouter } : {}),
-      vips: i.vips,
       trackFiles: i.trackFiles,
     })),
     groups: d.groups,
@@ -748,16 +755,5 @@ function fromData(text: string): Dump | string {
 function fromJson(text: string): Dump | string {
   const d = parseKeepalivedJson(text);
   if (d.kind === 'invalid') return d.reason;
-  return {
-    instances: d.instances.map((i) => ({
-      name: i.name,
-      state: i.carpState,
-      kaState: i.state,
-      ...(i.vrid !== undefined ? { vrid: i.vrid } : {}),
-      ...(i.interface !== undefined ? { interface: i.interface } : {}),
-      ...(i.priority !== undefined ? { priority: i.priority } : {}),
-      ...(i.effectivePriority !== undefined ? { effectivePriority: i.effectivePriority } : {}),
-      vips: i.vips,
-    })),
-  };
+  return { instances: d.instances.map(dumpInstance) };
 }

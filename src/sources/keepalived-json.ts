@@ -11,22 +11,11 @@
  * `state` and `wantstate` as numbers (VRRP_STATE_INIT 0, BACK 1, MAST 2, FAULT 3 in
  * keepalived/include/vrrp.h), `version`, and `vips` / `evips` as arrays of format_ipaddress() strings.
  */
-import { ipaddressToCidr, type KeepalivedDumpState } from './keepalived-data.js';
-import { MAX_TEXT, quote, reject, type CarpState, type Reject } from './text.js';
+import { ipaddressToCidr, type KeepalivedDumpState, type KeepalivedInstance } from './keepalived-data.js';
+import { MAX_TEXT, quote, reject, type Reject } from './text.js';
 
-export interface KeepalivedJsonInstance {
-  name: string;
-  state: KeepalivedDumpState;
-  carpState: CarpState;
-  interface?: string;
-  vrid?: number;
-  priority?: number;
-  effectivePriority?: number;
-  /** The priority heard from the master; meaningful in BACKUP. */
-  masterPriority?: number;
-  vips: string[];
-  excludedVips: string[];
-}
+/** What the JSON dump says of an instance: the data dump's fields but for sync group, master and track files. */
+export type KeepalivedJsonInstance = Omit<KeepalivedInstance, 'syncGroup' | 'masterRouter' | 'trackFiles'>;
 
 export type KeepalivedJson = { kind: 'json'; instances: KeepalivedJsonInstance[] } | Reject;
 
