@@ -229,8 +229,15 @@ test('KeepalivedSource follows real keepalived: start-up state, demotion handove
 
     await t.test('kill -9 of the master keepalived: the backup source reports MASTER, the dead one INIT', async () => {
       const t0 = Date.now();
-      for (const p of [a.pidFile, a.vrrpPidFile]) process.kill(pidOf(p), 'SIGKILL');
+      // A real kill -9 of both: the parent is stopped first, so its death does not hand the VRRP
+      // child the SIGTERM (PDEATHSIG) that lets it leave cleanly; and the child must be gone
+      // before a restart, or the new keepalived finds it still running and gives up.
+      const [parent, vrrp] = [pidOf(a.pidFile), pidOf(a.vrrpPidFile)];
+      process.kill(parent, 'SIGSTOP');
+      process.kill(vrrp, 'SIGKILL');
+      process.kill(parent, 'SIGKILL');
       await lab.waitExit(kaA, 5_000);
+      await waitFor(() => !existsSync(`/proc/${vrrp}`), { timeoutMs: 5_000, what: 'the VRRP child gone' });
       await waitFor(() => stateOf(b) === 'MASTER', { timeoutMs: 10_000, what: `b MASTER after kill -9${dumpOnFailure()}` });
       const took = Date.now() - t0;
       await waitFor(() => stateOf(a) === 'INIT', { timeoutMs: 5_000, what: 'a INIT' });
