@@ -42,14 +42,9 @@ test(
     const ctl = (...args: string[]) => spawnSync(process.execPath, [CARPCTL_JS, '-s', sock, ...args], { encoding: 'utf8', timeout: 10_000 });
     try {
       await eventually(() => lines.some((l) => l.includes('carpd: following keepalived')), 15_000, 'carpd following keepalived');
-      assert.ok(
-        lines.some((l) => l.endsWith(notifyFifoLine(fifo))),
-        'the notify_fifo line',
-      );
-      assert.ok(
-        lines.some((l) => l.endsWith(`file ${track}`)),
-        'the track_file line',
-      );
+      // The header and the lines under it are separate writes: wait for each line, not only the header.
+      await eventually(() => lines.some((l) => l.endsWith(notifyFifoLine(fifo))), 10_000, 'the notify_fifo line');
+      await eventually(() => lines.some((l) => l.endsWith(`file ${track}`)), 10_000, 'the track_file line');
       assert.match(ctl('status').stdout, /^engine: keepalived$/m);
 
       // Through the fifo, as keepalived announces an instance.
