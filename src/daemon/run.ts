@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { MonotonicClock } from '../adapters/clock.js';
 import { loadConfigFiles } from '../adapters/config-files.js';
 import { nodeCron } from '../adapters/cron.js';
+import { realTimers } from '../adapters/host-timers.js';
 import { run } from '../adapters/exec.js';
 import { FileIntentStore } from '../adapters/intent-file.js';
 import { KeepalivedSource } from '../adapters/keepalived-source.js';
@@ -352,7 +353,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   }
 
   if (serviceOn) {
-    schedules = new Schedules({ engine, cron: nodeCron, ...(maintenance ? { maintenance } : {}), logger });
+    schedules = new Schedules({ engine, cron: nodeCron, timers: realTimers, ...(maintenance ? { maintenance } : {}), logger });
     schedules.start(model);
     metrics = new MetricsServer(
       () => renderMetrics({ engine, events, ...(maintenance ? { maintenance } : {}), ...(control ? { control: control.stats } : {}) }),

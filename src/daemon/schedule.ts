@@ -5,6 +5,7 @@
  */
 import type { Cron } from '../ports/cron.js';
 import { LOG, type Logger } from '../ports/logger.js';
+import type { HostTimers } from '../ports/timers.js';
 import type { CarpModel } from '../config/model.js';
 import type { Maintenance } from './maintenance.js';
 
@@ -16,8 +17,11 @@ const MAX_DELAY_MS = 0x7fffffff;
 export interface ScheduleDeps {
   engine: { refreshGarp(): number };
   cron: Cron;
+  /** The garp refresh and a window's end (a port, so the tests run on a simulated clock). */
+  timers: HostTimers;
   maintenance?: Maintenance;
   logger: Logger;
+  /** Wall-clock ms (Date.now): a window's end is recorded as a date, to survive a restart. */
   now?: () => number;
 }
 
@@ -37,8 +41,8 @@ export function checkSchedules(model: CarpModel, validCron: (expression: string)
 /** The running schedules; `start` again (after `stop`) on reload. */
 export class Schedules {
   private tasks: (() => void)[] = [];
-  private garpTimer: NodeJS.Timeout | undefined;
-  private leaveTimer: NodeJS.Timeout | undefined;
+  private garpTimer: unknown;
+  private leaveTimer: unknown;
 
   constructor(private readonly deps: ScheduleDeps) {
     const l = deps.logger;
@@ -70,23 +74,23 @@ export class Schedules {
       if (st.on && st.by === SCHEDULE && st.until) this.armLeave(Date.parse(st.until));
     }
     const every = model.global.garpRefresh;
-    if (every !== undefined && Number.isFinite(every) && every > 0) {
-      this.garpTimer = setInterval(
-        () => {
-          const n = this.deps.engine.refreshGarp();
-          if (n > 0) this.deps.logger.log(LOG.DEBUG, `carpd: gratuitous ARP refresh for ${n} vhid(s)`);
-        },
-        Math.max(1000, every * 1000),
-      );
-    }
+    if (every !== undefined && Number.isFinite(every) && every > 0) this.armGarp(Math.max(1000, every * 1000));
+  }
+
+  private armGarp(ms: number): void {
+    this.garpTimer = this.deps.timers.setTimeout(() => {
+      const n = this.deps.engine.refreshGarp();
+      if (n > 0) this.deps.logger.log(LOG.DEBUG, `carpd: gratuitous ARP refresh for ${n} vhid(s)`);
+      this.armGarp(ms);
+    }, ms);
   }
 
   stop(): void {
     for (const stop of this.tasks) stop();
     this.tasks = [];
-    if (this.garpTimer) clearInterval(this.garpTimer);
+    if (this.garpTimer !== undefined) this.deps.timers.clearTimeout(this.garpTimer);
     this.garpTimer = undefined;
-    if (this.leaveTimer) clearTimeout(this.leaveTimer);
+    if (this.leaveTimer !== undefined) this.deps.timers.clearTimeout(this.leaveTimer);
     this.leaveTimer = undefined;
   }
 
@@ -108,7 +112,7 @@ export class Schedules {
   private leave(): void {
     const mt = this.deps.maintenance;
     if (!mt || !mt.state.on || mt.state.by !== SCHEDULE) return;
-    if (this.leaveTimer) clearTimeout(this.leaveTimer);
+    if (this.leaveTimer !== undefined) this.deps.timers.clearTimeout(this.leaveTimer);
     this.leaveTimer = undefined;
     try {
       mt.set(false, SCHEDULE);
@@ -118,13 +122,14 @@ export class Schedules {
   }
 
   private armLeave(at: number): void {
-    if (this.leaveTimer) clearTimeout(this.leaveTimer);
+    if (this.leaveTimer !== undefined) this.deps.timers.clearTimeout(this.leaveTimer);
+    this.leaveTimer = undefined;
     const left = at - this.now();
     if (!Number.isFinite(left) || left <= 0) {
       this.leave();
       return;
     }
-    this.leaveTimer = setTimeout(
+    this.leaveTimer = this.deps.timers.setTimeout(
       () => {
         this.leaveTimer = undefined;
         if (at - this.now() > 0) this.armLeave(at);
