@@ -84,8 +84,11 @@ export default { name: 'spin', apiVersion: 1, hooks: { master() {
     const gaps = times.slice(1).map((t, i) => t - times[i]!);
     const worst = Math.max(...gaps);
     t.diagnostic(`${times.length} adverts during the spin; largest gap ${worst.toFixed(1)} ms`);
+    // In one process the spin would leave a 5 s gap; scheduling noise on a shared 2-CPU machine is
+    // tens of ms. 150 ms keeps the claim (adverts on time, far inside the 3 s master-down) without
+    // failing on a busy machine.
     assert.ok(
-      worst <= ADVBASE_MS + 50,
+      worst <= ADVBASE_MS + 150,
       `the largest gap between adverts during the spin was ${worst.toFixed(1)} ms (gaps ${gaps.map((g) => g.toFixed(0)).join(', ')})`,
     );
     assert.equal((await status(lab, b))?.vhids[0]?.state, 'BACKUP', 'the peer stayed BACKUP');
