@@ -164,6 +164,8 @@ export class FakeNet implements NetBackend {
   readonly kernel = new Map<string, string[]>();
   /** promote_secondaries per interface (absent: 0). */
   readonly promote = new Map<string, number>();
+  /** Secondaries the kernel deleted with their primary (`cidr@ifname`), in order. */
+  readonly cascaded: string[] = [];
   /** How many of the next addVip calls fail (like `ip addr add` timing out). */
   failAdds = 0;
   private watcher?: (ifname: string, up: boolean) => void;
@@ -217,6 +219,7 @@ export class FakeNet implements NetBackend {
     const primary = !list.slice(0, i).some((c) => sameSubnet(c, gone));
     let removed = [gone];
     if (primary && (this.promote.get(ifname) ?? 0) === 0) removed = [gone, ...list.slice(i + 1).filter((c) => sameSubnet(c, gone))];
+    for (const c of removed.slice(1)) this.cascaded.push(`${c}@${ifname}`);
     this.kernel.set(
       ifname,
       list.filter((c) => !removed.includes(c)),
