@@ -189,7 +189,7 @@ export function formatStats(d: StatsData): string[] {
   if (d.vhids.length) out.push('per vhid:');
   for (const v of d.vhids) {
     out.push(
-      `\t${v.key}: ${plural(v.advertsSent, 'advert')} sent, ${plural(v.advertsReceived, 'advert')} received, ${plural(v.transitionsToMaster, 'transition')} to master, ${v.badauth} discarded for bad authentication${v.vipRestored !== undefined ? `, ${v.vipRestored} VIP(s) re-added` : ''}${v.vipRemoved !== undefined ? `, ${v.vipRemoved} VIP(s) removed` : ''}`,
+      `\t${v.key}: ${plural(v.advertsSent, 'advert')} sent, ${plural(v.advertsReceived, 'advert')} received, ${plural(v.transitionsToMaster, 'transition')} to master, ${v.badauth} discarded for bad authentication${v.vipRestored ? `, ${plural(v.vipRestored, 'VIP')} re-added after vanishing` : ''}${v.vipRemoved ? `, ${plural(v.vipRemoved, 'VIP')} removed while not MASTER` : ''}`,
     );
   }
   if (d.badAuth.length) out.push('bad authentication by peer:');
