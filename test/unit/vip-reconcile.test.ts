@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { addressKey, CarpNode, type NodeConfig, type NodeEffect } from '../../src/core/node.js';
+import { interfaceAddresses, monitorIfname } from '../../src/adapters/linux-net.js';
 import { renderMetrics } from '../../src/daemon/metrics.js';
 import { carpHeader } from '../../src/proto/carp-header.js';
 import { formatStats, formatStatus, statsReport, statusReport } from '../../src/daemon/reports.js';
@@ -276,5 +277,36 @@ describe('vip-check in the pure node', () => {
     assert.deepEqual(vipFx(node.step({ type: 'vip-check', addresses: {}, why: 'test' }, 4)), []);
     assert.equal(addressKey('2001:DB8:0:0::0001/64'), addressKey('2001:db8::1'));
     assert.equal(addressKey('::ffff:10.0.0.1'), addressKey('::ffff:a00:1'));
+  });
+});
+
+describe('LinuxNet reading the kernel', () => {
+  it('folds labelled addresses (eth0:1) into their interface and drops the IPv6 scope', () => {
+    const info = (cidr: string, family: 'IPv4' | 'IPv6' = 'IPv4') => ({
+      address: cidr.split('/')[0]!,
+      netmask: '',
+      family,
+      mac: '02:00:00:00:00:01',
+      internal: false,
+      cidr,
+      ...(family === 'IPv6' ? { scopeid: 2 } : {}),
+    });
+    const got = interfaceAddresses(
+      {
+        eth0: [info('198.18.0.1/24'), info('10.250.8.1/24'), info('fe80::1%eth0/64', 'IPv6')],
+        'eth0:1': [info('10.250.8.9/24')],
+        eth1: [info('10.0.0.1/24')],
+      } as Parameters<typeof interfaceAddresses>[0],
+      ['eth0'],
+    );
+    assert.deepEqual(got, { eth0: ['198.18.0.1/24', '10.250.8.1/24', 'fe80::1/64', '10.250.8.9/24'] });
+  });
+
+  it('names the interface of an ip -o monitor address line, added or deleted', () => {
+    assert.equal(monitorIfname('3: v0    inet 10.250.8.5/24 scope global secondary v0\\       valid_lft forever preferred_lft forever'), 'v0');
+    assert.equal(monitorIfname('Deleted 2: eth0    inet 10.250.8.2/24 scope global secondary eth0\\       valid_lft forever'), 'eth0');
+    assert.equal(monitorIfname('Deleted 7: eth0.10    inet6 2001:db8::1/64 scope global \\       valid_lft forever'), 'eth0.10');
+    assert.equal(monitorIfname('[ADDR]3: v0    inet 10.0.0.1/24 scope global v0'), 'v0');
+    assert.equal(monitorIfname('3: v0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500'), undefined);
   });
 });
