@@ -198,7 +198,10 @@ export class Engine extends EventEmitter implements StateSource {
           `carp: ${ifname}: set net.ipv4.conf.${ifname}.promote_secondaries = 1 (was 0), so deleting a VIP that is its subnet's primary address does not delete the other VIPs of that subnet`,
         );
       } else if (before === undefined) {
-        this.log(LOG.WARN, `carp: ${ifname}: cannot read or set net.ipv4.conf.${ifname}.promote_secondaries; VIPs lost with a deleted primary are re-added by the reconcile`);
+        this.log(
+          LOG.WARN,
+          `carp: ${ifname}: cannot read or set net.ipv4.conf.${ifname}.promote_secondaries; VIPs lost with a deleted primary are re-added by the reconcile`,
+        );
       }
     }
   }
@@ -234,7 +237,8 @@ export class Engine extends EventEmitter implements StateSource {
           this.feed({ type: 'vip-check', addresses, skip, why });
         },
         (err: unknown) => {
-          if (this.limiter.allow('vip-check')) this.log(LOG.WARN, `carp: cannot list the addresses of ${ifnames.join(', ')}: ${err instanceof Error ? err.message : String(err)}`);
+          if (this.limiter.allow('vip-check'))
+            this.log(LOG.WARN, `carp: cannot list the addresses of ${ifnames.join(', ')}: ${err instanceof Error ? err.message : String(err)}`);
         },
       )
       .finally(() => {

@@ -118,7 +118,7 @@ export function renderMetrics(src: MetricsSource): string {
     w.family(
       'carpd_vhid_vip_restored_total',
       'counter',
-      "VIPs of the vhid found missing from the kernel while MASTER and added again (a deleted primary address took them, or someone deleted them).",
+      'VIPs of the vhid found missing from the kernel while MASTER and added again (a deleted primary address took them, or someone deleted them).',
       repaired.map(({ s, c }) => [vl(s), c?.vipRestored ?? 0]),
     );
     w.family(

@@ -146,7 +146,7 @@ function sameSubnet(a: string, b: string): boolean {
   const y = v4(b);
   if (!x || !y || x.len !== y.len) return false;
   const mask = x.len === 0 ? 0 : (~0 << (32 - x.len)) >>> 0;
-  return ((x.addr & mask) >>> 0) === ((y.addr & mask) >>> 0);
+  return (x.addr & mask) >>> 0 === (y.addr & mask) >>> 0;
 }
 
 /**

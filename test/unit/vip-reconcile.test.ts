@@ -149,7 +149,10 @@ describe('VIP reconcile against the kernel (FakeNet with Linux promote_secondari
     const a = sim.add('a', 1, [vhidCfg(1, 0, { addresses: [vip(1)] }), vhidCfg(2, 0, { addresses: [vip(2)] })]);
     a.engine.start();
     assert.equal(a.net.promote.get('eth0'), 1);
-    assert.ok(a.logs.some((l) => l.includes('set net.ipv4.conf.eth0.promote_secondaries = 1 (was 0)')), a.logs.join('\n'));
+    assert.ok(
+      a.logs.some((l) => l.includes('set net.ipv4.conf.eth0.promote_secondaries = 1 (was 0)')),
+      a.logs.join('\n'),
+    );
     await run(sim, 5_000);
     assert.ok(a.net.isPrimary('eth0', vip(1)));
     a.engine.force('1@eth0', 'BACKUP');
@@ -200,7 +203,10 @@ describe('VIP reconcile against the kernel (FakeNet with Linux promote_secondari
     b.net.kernelAdd('eth0', vip(1));
     await settle();
     assert.deepEqual(b.net.kernel.get('eth0'), ['198.18.0.2/24', '10.250.8.200/24']);
-    assert.ok(b.logs.some((l) => l.includes(`VIP ${vip(1)} still on eth0 while BACKUP`) && l.endsWith('removed')), b.logs.join('\n'));
+    assert.ok(
+      b.logs.some((l) => l.includes(`VIP ${vip(1)} still on eth0 while BACKUP`) && l.endsWith('removed')),
+      b.logs.join('\n'),
+    );
     assert.equal((b.engine.vhidStats('1@eth0') as { vipRemoved?: number }).vipRemoved, 1);
     assert.ok(m.net.vips.has(`${vip(1)}@eth0`));
   });
@@ -246,7 +252,17 @@ describe('vip-check in the pure node', () => {
     demotions: [],
     vipCheckMs: 5_000,
     vhids: [
-      { key: '1@eth0', vhid: 1, ifname: 'eth0', addresses: ['2001:DB8:0::1/64', '10.0.0.1/24'], advbase: 1, advskew: 0, deadRatio: 3, groups: ['carp'], fingerprint: '1' },
+      {
+        key: '1@eth0',
+        vhid: 1,
+        ifname: 'eth0',
+        addresses: ['2001:DB8:0::1/64', '10.0.0.1/24'],
+        advbase: 1,
+        advskew: 0,
+        deadRatio: 3,
+        groups: ['carp'],
+        fingerprint: '1',
+      },
     ],
   });
   const vipFx = (fx: NodeEffect[]) => fx.filter((e) => e.type === 'vip' || e.type === 'vip-repaired').map((e) => JSON.stringify(e));
