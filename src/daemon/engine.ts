@@ -67,10 +67,6 @@ interface Wire {
   stats: VhidCounters;
   /** Serializes VIP and ARP work for this vhid so add/del never reorder. */
   netQueue: Promise<void>;
-  /** VIP adds and deletes queued or running, and a count bumped as each is queued and ends: a
-   * kernel address list read while either moved may not show this vhid's work yet. */
-  vipBusy: number;
-  vipGen: number;
   /** Monotonic time the vhid was started. */
   startedAt: number;
   lastHeard?: HeardAdvert;
@@ -115,6 +111,12 @@ export class Engine extends EventEmitter implements StateSource {
   /** A VIP check is reading the kernel's list; another asked for meanwhile runs after it. */
   private checking = false;
   private checkAgain: string | undefined;
+  /**
+   * Per vhid key (kept across a reconfigure that rebuilds the wire): VIP adds and deletes queued or
+   * running, and a count bumped as each is queued and as it ends. A kernel address list read while
+   * either moved may not show that vhid's work yet.
+   */
+  private readonly vipWork = new Map<string, { busy: number; gen: number }>();
   /** promote_secondaries as last seen per interface, to say once when someone turns it off. */
   private readonly promoteSeen = new Map<string, number | undefined>();
 
@@ -227,13 +229,13 @@ export class Engine extends EventEmitter implements StateSource {
     }
     this.checking = true;
     const ifnames = [...this.byIf.keys()];
-    const gens = new Map([...this.wires].map(([key, w]) => [key, w.vipGen]));
+    const gens = new Map([...this.vipWork].map(([key, v]) => [key, v.gen]));
     this.watchPromote(ifnames);
     net
       .addresses(ifnames)
       .then(
         (addresses) => {
-          const skip = [...this.wires].filter(([key, w]) => w.vipBusy > 0 || w.vipGen !== gens.get(key)).map(([key]) => key);
+          const skip = [...this.vipWork].filter(([key, v]) => v.busy > 0 || v.gen !== gens.get(key)).map(([key]) => key);
           this.feed({ type: 'vip-check', addresses, skip, why });
         },
         (err: unknown) => {
@@ -324,8 +326,6 @@ export class Engine extends EventEmitter implements StateSource {
         counter: w?.counter ?? this.random(8).readBigUInt64BE(0),
         stats: w?.stats ?? { advertsSent: 0, advertsReceived: 0, transitionsToMaster: 0, badauth: 0, vipRestored: 0, vipRemoved: 0 },
         netQueue: w?.netQueue ?? Promise.resolve(),
-        vipBusy: w?.vipBusy ?? 0,
-        vipGen: w?.vipGen ?? 0,
         startedAt: w?.startedAt ?? now,
         ...(w?.lastHeard ? { lastHeard: w.lastHeard } : {}),
         ...(w?.lastTransition ? { lastTransition: w.lastTransition } : {}),
@@ -510,11 +510,14 @@ export class Engine extends EventEmitter implements StateSource {
       case 'vip': {
         const w = this.wires.get(fx.key);
         if (!w) return;
-        w.vipBusy++;
-        w.vipGen++;
+        let work = this.vipWork.get(fx.key);
+        if (!work) this.vipWork.set(fx.key, (work = { busy: 0, gen: 0 }));
+        const v = work;
+        v.busy++;
+        v.gen++;
         const done = () => {
-          w.vipBusy--;
-          w.vipGen++;
+          v.busy--;
+          v.gen++;
         };
         if (fx.op === 'add') {
           this.enqueueNet(w, `add ${fx.cidr}`, async () => {

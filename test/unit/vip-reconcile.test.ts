@@ -228,6 +228,22 @@ describe('VIP reconcile against the kernel (FakeNet with Linux promote_secondari
     assert.deepEqual(a.net.actions, [`add-failed ${vip(1)} eth0`, `garp ${vip(1)} eth0`, `add ${vip(1)} eth0`, `garp ${vip(1)} eth0`]);
   });
 
+  it('a reload that rebuilds a vhid while its VIP add is in flight does not leave it unchecked', async () => {
+    const sim = new Sim();
+    const cfg = vhidCfg(1, 0, { addresses: [vip(1)] });
+    const a = sim.add('a', 1, [cfg]);
+    a.engine.start();
+    await settle();
+    a.engine.force('1@eth0', 'MASTER');
+    // The add is queued, not yet done; a new password rebuilds the vhid's wire meanwhile.
+    a.engine.reconfigure({ global: { allow: true, preempt: false, log: 7 }, vhids: [{ ...cfg, password: 'other' }] });
+    await run(sim, 1_000);
+    assert.equal(sim.state('a', '1@eth0'), 'MASTER');
+    a.net.kernelDel('eth0', vip(1));
+    await settle();
+    assert.ok(a.net.vips.has(`${vip(1)}@eth0`), 'the vhid is still reconciled after the reload');
+  });
+
   it('the counter shows in carpctl status, stats and the metrics', async () => {
     const sim = new Sim();
     const a = sim.add('a', 1, [vhidCfg(1, 0, { addresses: [vip(1)] })]);
