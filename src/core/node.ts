@@ -526,7 +526,7 @@ export class CarpNode {
           out.push({
             type: 'log',
             level: LOG.WARN,
-            message: `carp: ${key}: VIP ${cidr} vanished from ${ifname} while ${s.machine.state} (found by ${why}); re-added`,
+            message: `carp: ${key}: VIP ${cidr} vanished from ${ifname} while ${s.machine.state === 'MASTER' ? 'MASTER' : 'held for a handover'} (found by ${why}); re-added`,
           });
           this.queue(s, { type: 'vip', op: 'add', key, ifname, cidr });
           this.queue(s, { type: 'garp', key, ifname, cidr });
