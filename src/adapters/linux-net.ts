@@ -2,11 +2,12 @@
  * Linux NetBackend: VIPs with iproute2, gratuitous ARP with arping, unsolicited neighbour
  * advertisements on a raw ICMPv6 socket, and link state from sysfs.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { run } from './exec.js';
+import { spawnStream, type SpawnStream, type StreamingChild } from './kernel-spawn.js';
 import type { RunResult } from '../ports/exec.js';
 import type { Logger } from '../ports/logger.js';
 import type { NetBackend } from '../ports/net.js';
@@ -30,7 +31,14 @@ export interface LinuxNetOptions {
   timeoutMs?: number;
   /** How often watchLinks polls sysfs. Default 200 ms. */
   pollMs?: number;
+  /** Starts `ip monitor` (tests pass a fake). */
+  spawn?: SpawnStream;
+  /** Where net.ipv4.conf lives. Default /proc/sys/net/ipv4/conf. */
+  sysctlDir?: string;
 }
+
+/** How long after `ip monitor address` exits it is started again. */
+const MONITOR_RESTART_MS = 1_000;
 
 const IFNAME_RE = /^[A-Za-z0-9_.:@-]{1,15}$/;
 
@@ -69,11 +77,89 @@ export class LinuxNet implements NetBackend {
   private readonly ipQueue: { argv: string[]; benign: RegExp; resolve: () => void; reject: (e: Error) => void }[] = [];
   /** arping waits a second after its one packet: bound how many run at once. */
   private readonly arpingSlots = new Slots(ARPING_CONCURRENCY);
+  private readonly spawn: SpawnStream;
+  private readonly sysctlDir: string;
 
   constructor(opts: LinuxNetOptions = {}) {
     this.logger = opts.logger;
     this.timeoutMs = opts.timeoutMs ?? 5_000;
     this.pollMs = opts.pollMs ?? 200;
+    this.spawn = opts.spawn ?? spawnStream;
+    this.sysctlDir = opts.sysctlDir ?? '/proc/sys/net/ipv4/conf';
+  }
+
+  /**
+   * Every address of `ifnames`, from getifaddrs(3) (os.networkInterfaces(), one netlink dump in
+   * glibc): no process is spawned, so a check costs well under a millisecond with hundreds of VIPs
+   * and never stalls the advert loop the way an `ip` spawn can. libuv leaves out interfaces that
+   * are not up and running, so an interface whose link is down is not in the result, and the
+   * reconcile leaves it alone (its vhids are INIT). An IPv4 address with a label (`eth0:1`) is
+   * listed under that label: it counts for its interface.
+   */
+  async addresses(ifnames: string[]): Promise<Record<string, string[]>> {
+    for (const ifname of ifnames) checkIfname(ifname);
+    return interfaceAddresses(networkInterfaces(), ifnames);
+  }
+
+  /**
+   * `ip -o monitor address`: one line per address added or deleted anywhere in the namespace;
+   * `cb` hears those of `ifnames`. Started again a second after it exits; the periodic check
+   * covers the gap.
+   */
+  watchAddresses(ifnames: string[], cb: (ifname: string) => void): () => void {
+    for (const ifname of ifnames) checkIfname(ifname);
+    const wanted = new Set(ifnames);
+    let stopped = false;
+    let child: StreamingChild | undefined;
+    let restart: NodeJS.Timeout | undefined;
+    let partial = '';
+    let said = false;
+    const start = () => {
+      partial = '';
+      child = this.spawn(['ip', '-o', 'monitor', 'address'], undefined, {
+        onStdout: (chunk) => {
+          const lines = (partial + chunk).split('\n');
+          partial = lines.pop() ?? '';
+          for (const line of lines) {
+            const ifname = monitorIfname(line);
+            if (ifname === undefined || !wanted.has(ifname)) continue;
+            try {
+              cb(ifname);
+            } catch (err) {
+              this.log(3, `address watcher callback failed for ${ifname}: ${(err as Error).message}`);
+            }
+          }
+        },
+        onExit: (detail) => {
+          child = undefined;
+          if (stopped) return;
+          if (!said) this.log(4, `ip monitor address: ${detail}; VIPs are checked periodically only until it runs again`);
+          said = true;
+          restart = setTimeout(start, MONITOR_RESTART_MS);
+          restart.unref();
+        },
+      });
+    };
+    start();
+    return () => {
+      stopped = true;
+      if (restart) clearTimeout(restart);
+      child?.stop();
+    };
+  }
+
+  /** net.ipv4.conf.IFNAME.promote_secondaries before, set to 1 when asked; undefined when unreadable. */
+  promoteSecondaries(ifname: string, set: boolean): number | undefined {
+    checkIfname(ifname);
+    const file = `${this.sysctlDir}/${ifname}/promote_secondaries`;
+    try {
+      const before = Number.parseInt(readFileSync(file, 'utf8').trim(), 10);
+      if (set && before !== 1) writeFileSync(file, '1\n');
+      return Number.isNaN(before) ? undefined : before;
+    } catch (err) {
+      this.log(7, `${file}: ${(err as Error).message}`);
+      return undefined;
+    }
   }
 
   async addVip(ifname: string, cidr: string): Promise<void> {
@@ -225,6 +311,28 @@ export class LinuxNet implements NetBackend {
 }
 
 const ARPING_CONCURRENCY = 32;
+
+/** The addresses of `ifnames` (labels `IF:x` folded into `IF`) in os.networkInterfaces()'s answer, as `address/prefix`. */
+export function interfaceAddresses(all: NodeJS.Dict<NetworkInterfaceInfo[]>, ifnames: string[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  const wanted = new Set(ifnames);
+  for (const [name, list] of Object.entries(all)) {
+    const ifname = name.split(':')[0]!;
+    if (!wanted.has(ifname) || !list) continue;
+    const into = (out[ifname] ??= []);
+    for (const a of list) if (a.cidr) into.push(a.cidr.replace(/%[^/]*/, ''));
+  }
+  return out;
+}
+
+/**
+ * The interface an `ip -o monitor address` line is about: `3: eth0    inet 10.0.0.5/24 …` or
+ * `Deleted 3: eth0    inet …` (with `[ADDR]` in front when ip monitors several kinds).
+ */
+export function monitorIfname(line: string): string | undefined {
+  const m = /^(?:\[[A-Z]+\]\s*)?(?:Deleted\s+)?\d+:\s+([^\s@]+)(?:@\S+)?\s+inet6?\s/.exec(line);
+  return m?.[1];
+}
 
 /**
  * `ip -force -batch -` reports each failed line as its error text followed by

@@ -39,6 +39,11 @@ export interface NodeConfig {
   /** Standing demotions of the configuration, held by `config`. */
   demotions: { group: string; count: number }[];
   vhids: NodeVhid[];
+  /**
+   * How often to compare the VIPs with the kernel's address list (a `check-vips` effect, answered
+   * with `vip-check`); the first check is at start. 0 or absent: never (the shell cannot list).
+   */
+  vipCheckMs?: number;
 }
 
 /** What `reconfigure` did, by vhid key. */
@@ -70,6 +75,12 @@ export type NodeInput =
   | { type: 'force'; key: string; state: 'MASTER' | 'BACKUP'; reason: string; holdMs?: number }
   /** Gratuitous ARP for every VIP of every MASTER (the periodic refresh). */
   | { type: 'garp-refresh' }
+  /**
+   * The kernel's addresses now, per interface (`address/prefix`), for the reconcile: a MASTER's
+   * VIP that is missing is added again, a VIP still on a BACKUP is removed. `skip`: vhids with VIP
+   * work in flight, which the list may not show yet. `why`: what prompted the look, for the log.
+   */
+  | { type: 'vip-check'; addresses: Record<string, string[]>; skip?: string[]; why: string }
   | { type: 'shutdown' };
 
 /** VIP work, performed by the shell in order per vhid. */
@@ -83,11 +94,16 @@ export type NodeEffect =
   | { type: 'phase'; key: string; seq: number }
   | NetEffect
   | { type: 'log'; level: number; message: string }
-  | { type: 'reconfigured'; result: ReconfigureResult };
+  | { type: 'reconfigured'; result: ReconfigureResult }
+  /** Read the kernel's addresses of the node's interfaces and answer with `vip-check`. */
+  | { type: 'check-vips' }
+  /** The reconcile found a VIP the kernel disagreed on and queued its repair (for the counters). */
+  | { type: 'vip-repaired'; key: string; cidr: string; op: 'add' | 'del' };
 
 /** A policy timer, as data: the shell arms one real timer for the earliest of these and the machines'. */
 export interface NamedTimer {
-  timer: 'retry' | 'hold' | 'budget';
+  /** `check`: the periodic VIP reconcile (key ''). */
+  timer: 'retry' | 'hold' | 'budget' | 'check';
   key: string;
   dueAt: number;
   /** retry: the address to add again. */
@@ -233,6 +249,9 @@ export class CarpNode {
         }
         break;
       }
+      case 'vip-check':
+        this.reconcile(input.addresses, new Set(input.skip ?? []), input.why, now, out);
+        break;
       case 'garp-refresh':
         for (const s of this.slots.values()) {
           if (s.machine.state !== 'MASTER') continue;
@@ -258,6 +277,16 @@ export class CarpNode {
     this.applyConfigDemotion(config);
     this.refreshDemotion(now, out);
     for (const s of this.slots.values()) this.apply(s, { type: 'start', linkUp: links[s.cfg.ifname] !== false }, now, out);
+    // The first look is at once: a carpd killed with -9 left its VIPs behind, and this BACKUP must
+    // not answer ARP for addresses the new master holds.
+    this.armCheck(now);
+  }
+
+  private armCheck(dueAt: number): void {
+    const every = this.config?.vipCheckMs ?? 0;
+    const id = timerId({ timer: 'check', key: '' });
+    if (every > 0) this.named.set(id, { timer: 'check', key: '', dueAt });
+    else this.named.delete(id);
   }
 
   private addSlot(v: NodeVhid): Slot {
@@ -386,6 +415,11 @@ export class CarpNode {
       const id = timerId(t);
       if (this.named.get(id) !== t) continue;
       this.named.delete(id);
+      if (t.timer === 'check') {
+        this.armCheck(now + (this.config?.vipCheckMs ?? 0));
+        out.push({ type: 'check-vips' });
+        continue;
+      }
       const s = this.slots.get(t.key);
       if (!s) continue;
       if (t.timer === 'hold') {
@@ -405,6 +439,9 @@ export class CarpNode {
         }
       } else if (t.timer === 'retry' && t.cidr !== undefined && s.machine.state === 'MASTER' && s.cfg.addresses.includes(t.cidr)) {
         this.queue(s, { type: 'vip', op: 'add', key: s.cfg.key, ifname: s.cfg.ifname, cidr: t.cidr });
+        // The gratuitous ARP of the transition went out while the address was missing (and failed):
+        // the neighbours hear about it once it is really there.
+        this.queue(s, { type: 'garp', key: s.cfg.key, ifname: s.cfg.ifname, cidr: t.cidr });
         this.flush(s, now, out);
       }
     }
@@ -453,6 +490,58 @@ export class CarpNode {
       this.named.set(timerId({ timer: 'retry', key, cidr }), { timer: 'retry', key, cidr, dueAt: now + delay });
     }
     this.refreshDemotion(now, out);
+  }
+
+  /**
+   * Keep every VIP true to the state, against the kernel's address list. Linux deletes every
+   * secondary address of a subnet with its primary while net.ipv4.conf.IF.promote_secondaries is 0
+   * (net/ipv4/devinet.c, __inet_del_ifa()): a VIP that became the primary of its /24 on this node
+   * takes the other vhids' VIPs with it when it leaves, and a MASTER goes on advertising without
+   * its addresses. Anyone else (`ip addr del`, a network manager) can do the same. So a MASTER's
+   * (or a handover's held) VIP that is missing is added again, through the same add as a
+   * transition: its result, failure demotion and retry backoff are those of `vipResult`; and a
+   * VIP of a vhid that is not MASTER is removed, as keepalived does for its own VIPs only: an
+   * address no vhid of carpd lists is never touched. Vhids with VIP work queued or in flight are
+   * left for the next look, since the list may predate that work.
+   */
+  private reconcile(present: Record<string, string[]>, skip: Set<string>, why: string, now: number, out: NodeEffect[]): void {
+    if (!this.running) return;
+    const holds = (s: Slot) => s.machine.state === 'MASTER' || s.held;
+    // Two vhids listing one address (a misconfiguration carpd check warns about): the one that
+    // holds it wins, a BACKUP does not delete it from under a MASTER.
+    const wanted = new Set<string>();
+    for (const s of this.slots.values()) if (holds(s)) for (const cidr of s.cfg.addresses) wanted.add(`${s.cfg.ifname} ${addressKey(cidr)}`);
+    for (const s of this.slots.values()) {
+      const { key, ifname } = s.cfg;
+      const list = present[ifname];
+      if (!list || skip.has(key) || s.pending.length > 0) continue;
+      const have = new Set(list.map(addressKey));
+      const want = holds(s);
+      for (const cidr of s.cfg.addresses) {
+        const there = have.has(addressKey(cidr));
+        if (want && !there) {
+          // An add that failed has its own retry with backoff; it is not news.
+          if (s.failing.has(cidr) || this.named.has(timerId({ timer: 'retry', key, cidr }))) continue;
+          out.push({ type: 'vip-repaired', key, cidr, op: 'add' });
+          out.push({
+            type: 'log',
+            level: LOG.WARN,
+            message: `carp: ${key}: VIP ${cidr} vanished from ${ifname} while ${s.machine.state === 'MASTER' ? 'MASTER' : 'held for a handover'} (found by ${why}); re-added`,
+          });
+          this.queue(s, { type: 'vip', op: 'add', key, ifname, cidr });
+          this.queue(s, { type: 'garp', key, ifname, cidr });
+        } else if (!want && there && !wanted.has(`${ifname} ${addressKey(cidr)}`)) {
+          out.push({ type: 'vip-repaired', key, cidr, op: 'del' });
+          out.push({
+            type: 'log',
+            level: LOG.WARN,
+            message: `carp: ${key}: VIP ${cidr} still on ${ifname} while ${s.machine.state} (found by ${why}); removed`,
+          });
+          this.queue(s, { type: 'vip', op: 'del', key, ifname, cidr });
+        }
+      }
+      this.flush(s, now, out);
+    }
   }
 
   /**
@@ -545,6 +634,8 @@ export class CarpNode {
     this.applyConfigDemotion(next);
     this.refreshDemotion(now, out);
     for (const s of fresh) this.apply(s, { type: 'start', linkUp: links[s.cfg.ifname] !== false }, now, out);
+    // New vhids may find their addresses left behind: look at once (also picks up a new interval).
+    this.armCheck(now);
     out.push({ type: 'reconfigured', result: res });
   }
 
@@ -598,4 +689,25 @@ export class CarpNode {
     this.running = false;
     this.ledger.clear();
   }
+}
+
+/**
+ * An address without its prefix, in one spelling: IPv4 as is, IPv6 as eight lower-case hex groups
+ * without leading zeros (the configuration may say 2001:DB8:0::1, the kernel says 2001:db8::1).
+ * The prefix is left out on purpose: a VIP present with another prefix is present.
+ */
+export function addressKey(cidr: string): string {
+  const addr = (cidr.split('/')[0] ?? '').split('%')[0]!.toLowerCase();
+  if (!addr.includes(':')) return addr;
+  let text = addr;
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    const o = v4.slice(1).map(Number);
+    text = `${text.slice(0, v4.index)}${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  return groups.map((g) => Number.parseInt(g || '0', 16).toString(16)).join(':');
 }

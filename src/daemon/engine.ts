@@ -40,7 +40,15 @@ export interface EngineOptions {
    * the VIP this long so the new master's gratuitous ARP lands before ours goes. 0 (default): off.
    */
   handoverHoldMs?: number;
+  /**
+   * How often the VIPs are compared with the kernel's address list, besides every kernel address
+   * event (when the net backend can list addresses). Default VIP_CHECK_MS; 0: events only.
+   */
+  vipCheckMs?: number;
 }
+
+/** The periodic VIP reconcile: one address listing for all interfaces every 5 s. */
+export const VIP_CHECK_MS = 5_000;
 
 /** A peer's advert as last heard for a vhid, with the monotonic time it arrived. */
 export interface HeardAdvert {
@@ -99,6 +107,18 @@ export class Engine extends EventEmitter implements StateSource {
   private lastEvent: TransitionEvent | undefined;
   private lastReconfigure: ReconfigureResult | undefined;
   private stopLinks?: () => void;
+  private stopAddresses?: () => void;
+  /** A VIP check is reading the kernel's list; another asked for meanwhile runs after it. */
+  private checking = false;
+  private checkAgain: string | undefined;
+  /**
+   * Per vhid key (kept across a reconfigure that rebuilds the wire): VIP adds and deletes queued or
+   * running, and a count bumped as each is queued and as it ends. A kernel address list read while
+   * either moved may not show that vhid's work yet.
+   */
+  private readonly vipWork = new Map<string, { busy: number; gen: number }>();
+  /** promote_secondaries as last seen per interface, to say once when someone turns it off. */
+  private readonly promoteSeen = new Map<string, number | undefined>();
 
   constructor(
     private model: CarpModel,
@@ -154,7 +174,98 @@ export class Engine extends EventEmitter implements StateSource {
     if (this.node.isRunning) return;
     this.syncWires(this.model);
     this.watchLinks();
+    this.promoteSecondaries([...this.byIf.keys()]);
+    this.watchAddresses();
     this.feed({ type: 'start', config: this.nodeConfig(this.model), links: this.links() });
+  }
+
+  /**
+   * Linux deletes every secondary address of a subnet with its primary unless
+   * net.ipv4.conf.IF.promote_secondaries is 1 (net/ipv4/devinet.c, __inet_del_ifa()); a VIP that
+   * became a subnet's primary would take the other VIPs with it when its vhid leaves. Set it on
+   * carpd's interfaces, as keepalived does for its `promote_secondaries` instances
+   * (keepalived/vrrp/vrrp_if_config.c, set_promote_secondaries()) and systemd's sysctl defaults do
+   * for every interface. Left set at exit: the VIPs carpd deletes on the way out need it too.
+   */
+  private promoteSecondaries(ifnames: string[]): void {
+    const net = this.opts.net;
+    if (!net.promoteSecondaries) return;
+    for (const ifname of ifnames) {
+      if (this.promoteSeen.has(ifname)) continue;
+      const before = net.promoteSecondaries(ifname, true);
+      this.promoteSeen.set(ifname, before === undefined ? undefined : 1);
+      if (before === 0) {
+        this.log(
+          LOG.WARN,
+          `carp: ${ifname}: set net.ipv4.conf.${ifname}.promote_secondaries = 1 (was 0), so deleting a VIP that is its subnet's primary address does not delete the other VIPs of that subnet`,
+        );
+      } else if (before === undefined) {
+        this.log(
+          LOG.WARN,
+          `carp: ${ifname}: cannot read or set net.ipv4.conf.${ifname}.promote_secondaries; VIPs lost with a deleted primary are re-added by the reconcile`,
+        );
+      }
+    }
+  }
+
+  private watchAddresses(): void {
+    this.stopAddresses?.();
+    const net = this.opts.net;
+    if (!net.addresses || !net.watchAddresses) return;
+    this.stopAddresses = net.watchAddresses([...this.byIf.keys()], () => this.checkVips('an address event'));
+  }
+
+  /**
+   * Read the kernel's addresses of every interface (one listing) and hand them to the node, which
+   * decides what to add back or remove. One check at a time; asks that arrive meanwhile become one
+   * more check after it, so a burst of address events costs two listings, not one each.
+   */
+  private checkVips(why: string): void {
+    const net = this.opts.net;
+    if (!net.addresses || !this.node.isRunning) return;
+    if (this.checking) {
+      this.checkAgain ??= why;
+      return;
+    }
+    this.checking = true;
+    const ifnames = [...this.byIf.keys()];
+    const gens = new Map([...this.vipWork].map(([key, v]) => [key, v.gen]));
+    this.watchPromote(ifnames);
+    net
+      .addresses(ifnames)
+      .then(
+        (addresses) => {
+          const skip = [...this.vipWork].filter(([key, v]) => v.busy > 0 || v.gen !== gens.get(key)).map(([key]) => key);
+          this.feed({ type: 'vip-check', addresses, skip, why });
+        },
+        (err: unknown) => {
+          if (this.limiter.allow('vip-check'))
+            this.log(LOG.WARN, `carp: cannot list the addresses of ${ifnames.join(', ')}: ${err instanceof Error ? err.message : String(err)}`);
+        },
+      )
+      .finally(() => {
+        this.checking = false;
+        const again = this.checkAgain;
+        this.checkAgain = undefined;
+        if (again !== undefined) this.checkVips(again);
+      });
+  }
+
+  /** Someone turned promote_secondaries off again: say so once; the reconcile covers for it. */
+  private watchPromote(ifnames: string[]): void {
+    const net = this.opts.net;
+    if (!net.promoteSecondaries) return;
+    for (const ifname of ifnames) {
+      const was = this.promoteSeen.get(ifname);
+      const now = net.promoteSecondaries(ifname, false);
+      this.promoteSeen.set(ifname, now);
+      if (now === 0 && was !== 0) {
+        this.log(
+          LOG.WARN,
+          `carp: ${ifname}: net.ipv4.conf.${ifname}.promote_secondaries is 0 again: deleting a primary address deletes the VIPs of its subnet; carpd re-adds what a MASTER loses`,
+        );
+      }
+    }
   }
 
   private links(): Record<string, boolean> {
@@ -168,6 +279,8 @@ export class Engine extends EventEmitter implements StateSource {
       ifdownDemotion: model.global.ifdownDemotion ?? 240,
       senderrDemotion: model.global.senderrDemotion ?? 240,
       handoverHoldMs: this.opts.handoverHoldMs ?? 0,
+      // A backend that cannot list addresses (ucarp mode: the scripts own the VIPs) is not checked.
+      vipCheckMs: this.opts.net.addresses ? (this.opts.vipCheckMs ?? VIP_CHECK_MS) : 0,
       // net.inet.carp.demotion (sysctl.conf) or `demotion` in carpd.conf, and [group.NAME] demote.
       demotions: [
         ...(model.global.demotion ? [{ group: DEFAULT_GROUP, count: model.global.demotion }] : []),
@@ -211,7 +324,7 @@ export class Engine extends EventEmitter implements StateSource {
         cfg,
         ctx: makeAuthContext(cfg.password, cfg.vhid, cfg.addresses),
         counter: w?.counter ?? this.random(8).readBigUInt64BE(0),
-        stats: w?.stats ?? { advertsSent: 0, advertsReceived: 0, transitionsToMaster: 0, badauth: 0 },
+        stats: w?.stats ?? { advertsSent: 0, advertsReceived: 0, transitionsToMaster: 0, badauth: 0, vipRestored: 0, vipRemoved: 0 },
         netQueue: w?.netQueue ?? Promise.resolve(),
         startedAt: w?.startedAt ?? now,
         ...(w?.lastHeard ? { lastHeard: w.lastHeard } : {}),
@@ -397,19 +510,39 @@ export class Engine extends EventEmitter implements StateSource {
       case 'vip': {
         const w = this.wires.get(fx.key);
         if (!w) return;
+        let work = this.vipWork.get(fx.key);
+        if (!work) this.vipWork.set(fx.key, (work = { busy: 0, gen: 0 }));
+        const v = work;
+        v.busy++;
+        v.gen++;
+        const done = () => {
+          v.busy--;
+          v.gen++;
+        };
         if (fx.op === 'add') {
           this.enqueueNet(w, `add ${fx.cidr}`, async () => {
             try {
               await this.opts.net.addVip(fx.ifname, fx.cidr);
             } catch (err) {
+              done();
               this.feed({ type: 'vip-result', key: fx.key, cidr: fx.cidr, ok: false, error: err instanceof Error ? err.message : String(err) });
               return;
             }
+            done();
             this.feed({ type: 'vip-result', key: fx.key, cidr: fx.cidr, ok: true });
           });
         } else {
-          this.enqueueNet(w, `del ${fx.cidr}`, () => this.opts.net.delVip(fx.ifname, fx.cidr));
+          this.enqueueNet(w, `del ${fx.cidr}`, () => this.opts.net.delVip(fx.ifname, fx.cidr).finally(done));
         }
+        break;
+      }
+      case 'check-vips':
+        this.checkVips('the periodic check');
+        break;
+      case 'vip-repaired': {
+        const s = this.wires.get(fx.key)?.stats;
+        if (s && fx.op === 'add') s.vipRestored = (s.vipRestored ?? 0) + 1;
+        else if (s) s.vipRemoved = (s.vipRemoved ?? 0) + 1;
         break;
       }
       case 'garp': {
@@ -539,7 +672,11 @@ export class Engine extends EventEmitter implements StateSource {
     }
     this.syncWires(next);
     const ifsAfter = new Set(this.byIf.keys());
-    if (ifsAfter.size !== ifsBefore.size || [...ifsAfter].some((i) => !ifsBefore.has(i))) this.watchLinks();
+    if (ifsAfter.size !== ifsBefore.size || [...ifsAfter].some((i) => !ifsBefore.has(i))) {
+      this.watchLinks();
+      this.promoteSecondaries([...ifsAfter]);
+      this.watchAddresses();
+    }
     this.feed({ type: 'reconfigure', config: this.nodeConfig(next), links: this.links() });
     const nextKeys = new Set(next.vhids.map((v) => v.key));
     for (const key of keysBefore) {
@@ -573,6 +710,8 @@ export class Engine extends EventEmitter implements StateSource {
     if (!this.node.isRunning) return;
     this.feed({ type: 'shutdown' });
     this.stopLinks?.();
+    this.stopAddresses?.();
+    this.stopAddresses = undefined;
     await Promise.all([...this.wires.values()].map((w) => w.netQueue));
     // The bow-outs went out with sendto(2); one queued on a full socket buffer needs a moment.
     await new Promise((r) => setTimeout(r, SOCKET_FLUSH_MS));

@@ -112,6 +112,22 @@ export function renderMetrics(src: MetricsSource): string {
     'Transitions of the vhid to MASTER.',
     per.map(({ s, c }) => [vl(s), c?.transitionsToMaster ?? 0]),
   );
+  // Only carpd's own engine reconciles VIPs; a followed engine reports no such counter.
+  const repaired = per.filter(({ c }) => c?.vipRestored !== undefined || c?.vipRemoved !== undefined);
+  if (repaired.length > 0) {
+    w.family(
+      'carpd_vhid_vip_restored_total',
+      'counter',
+      'VIPs of the vhid found missing from the kernel while MASTER and added again (a deleted primary address took them, or someone deleted them).',
+      repaired.map(({ s, c }) => [vl(s), c?.vipRestored ?? 0]),
+    );
+    w.family(
+      'carpd_vhid_vip_removed_total',
+      'counter',
+      'VIPs of the vhid found on the interface while not MASTER and removed.',
+      repaired.map(({ s, c }) => [vl(s), c?.vipRemoved ?? 0]),
+    );
+  }
   if (src.events) {
     const t: [Record<string, string>, number][] = [];
     for (const [key, byState] of src.events.transitions) for (const [to, n] of Object.entries(byState)) t.push([{ key, to }, n ?? 0]);

@@ -41,6 +41,9 @@ export interface VhidCounters {
   advertsReceived: number;
   transitionsToMaster: number;
   badauth: number;
+  /** VIPs re-added after they vanished while MASTER, and removed while not MASTER (carpd's engine). */
+  vipRestored?: number;
+  vipRemoved?: number;
 }
 
 export interface ControlCounters {
@@ -88,6 +91,15 @@ export function diagnose(v: VhidStatus, badAuth: { src: string; count: number }[
   return out;
 }
 
+/** The VIP reconcile's repairs of a vhid, in words (nothing when there were none). */
+function vipRepairs(engine: StateSource, key: string): string[] {
+  const c = engine.vhidStats(key);
+  const out: string[] = [];
+  if (c?.vipRestored) out.push(`VIP re-added ${plural(c.vipRestored, 'time')} after it vanished from the interface while MASTER (see the log)`);
+  if (c?.vipRemoved) out.push(`VIP removed ${plural(c.vipRemoved, 'time')} from the interface while not MASTER (see the log)`);
+  return out;
+}
+
 /** Every demotion group in use, with its total and who holds what. */
 export function demotionReport(engine: StateSource, vhids: VhidStatus[] = engine.status()): GroupDemotion[] {
   const groups = new Set<string>([DEFAULT_GROUP]);
@@ -115,7 +127,7 @@ export function statusReport(engine: StateSource, events?: EventLog, maintenance
     ...(engine.kind !== 'carpd' ? { limits: limitations(engine) } : {}),
     vhids: vhids.map((v) => {
       const badAuth = bad.filter((b) => b.key === v.key).map(({ src, count }) => ({ src, count }));
-      return { ...v, badAuth, diagnosis: diagnose(v, badAuth) };
+      return { ...v, badAuth, diagnosis: [...diagnose(v, badAuth), ...vipRepairs(engine, v.key)] };
     }),
     demotion: demotionReport(engine, vhids),
     ...(maintenance ? { maintenance: maintenance.state } : {}),
@@ -177,7 +189,7 @@ export function formatStats(d: StatsData): string[] {
   if (d.vhids.length) out.push('per vhid:');
   for (const v of d.vhids) {
     out.push(
-      `\t${v.key}: ${plural(v.advertsSent, 'advert')} sent, ${plural(v.advertsReceived, 'advert')} received, ${plural(v.transitionsToMaster, 'transition')} to master, ${v.badauth} discarded for bad authentication`,
+      `\t${v.key}: ${plural(v.advertsSent, 'advert')} sent, ${plural(v.advertsReceived, 'advert')} received, ${plural(v.transitionsToMaster, 'transition')} to master, ${v.badauth} discarded for bad authentication${v.vipRestored ? `, ${plural(v.vipRestored, 'VIP')} re-added after vanishing` : ''}${v.vipRemoved ? `, ${plural(v.vipRemoved, 'VIP')} removed while not MASTER` : ''}`,
     );
   }
   if (d.badAuth.length) out.push('bad authentication by peer:');

@@ -79,6 +79,10 @@ export interface VhidCounters {
   advertsReceived: number;
   transitionsToMaster: number;
   badauth: number;
+  /** VIPs of a MASTER found missing from the kernel and added again (carpd's engine only). */
+  vipRestored?: number;
+  /** VIPs found on the interface while not MASTER and removed (carpd's engine only). */
+  vipRemoved?: number;
 }
 
 /** A read-only view of the demotion ledger. */

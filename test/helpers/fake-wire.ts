@@ -132,16 +132,58 @@ export class FakeWire {
   }
 }
 
-/** Records VIP and ARP actions; links can be flipped by tests. */
+/** An IPv4 address/prefix as numbers; undefined for IPv6 (which has no primary/secondary rule). */
+function v4(cidr: string): { addr: number; len: number } | undefined {
+  const [a = '', p] = cidr.split('/');
+  const o = a.split('.').map(Number);
+  if (o.length !== 4 || o.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) return undefined;
+  return { addr: ((o[0]! << 24) | (o[1]! << 16) | (o[2]! << 8) | o[3]!) >>> 0, len: p === undefined ? 32 : Number(p) };
+}
+
+/** Same prefix length and same subnet: Linux's test for "secondary of" (inet_ifa_match with equal masks). */
+function sameSubnet(a: string, b: string): boolean {
+  const x = v4(a);
+  const y = v4(b);
+  if (!x || !y || x.len !== y.len) return false;
+  const mask = x.len === 0 ? 0 : (~0 << (32 - x.len)) >>> 0;
+  return (x.addr & mask) >>> 0 === (y.addr & mask) >>> 0;
+}
+
+/**
+ * Records VIP and ARP actions; links can be flipped by tests. The addresses are kept per interface
+ * in the kernel's order, the node's own address first (a bare address in `addrs` taking /24), and
+ * follow Linux's primary/secondary rule (net/ipv4/devinet.c): the first IPv4 address of a subnet
+ * and prefix length is its primary, the later ones its secondaries, and deleting a primary deletes
+ * its secondaries too unless `promote` is set for the interface (promote_secondaries, 0 by default
+ * as in the kernel), when the next one becomes primary.
+ */
 export class FakeNet implements NetBackend {
-  readonly vips = new Set<string>();
   readonly actions: string[] = [];
   readonly links = new Map<string, boolean>();
+  /** Interface → addresses (`addr/prefix`), in order. */
+  readonly kernel = new Map<string, string[]>();
+  /** promote_secondaries per interface (absent: 0). */
+  readonly promote = new Map<string, number>();
+  /** Secondaries the kernel deleted with their primary (`cidr@ifname`), in order. */
+  readonly cascaded: string[] = [];
   /** How many of the next addVip calls fail (like `ip addr add` timing out). */
   failAdds = 0;
   private watcher?: (ifname: string, up: boolean) => void;
+  private addressWatcher?: { ifnames: Set<string>; cb: (ifname: string) => void };
 
-  constructor(private readonly addrs: Record<string, string>) {}
+  constructor(private readonly addrs: Record<string, string>) {
+    for (const [ifname, a] of Object.entries(addrs)) this.kernel.set(ifname, [a.includes('/') ? a : `${a}/24`]);
+  }
+
+  /** The VIPs on the interfaces (every address but the node's own), as `cidr@ifname`. */
+  get vips(): Set<string> {
+    const out = new Set<string>();
+    for (const [ifname, list] of this.kernel) {
+      const own = this.addrs[ifname]?.split('/')[0];
+      for (const cidr of list) if (cidr.split('/')[0] !== own) out.add(`${cidr}@${ifname}`);
+    }
+    return out;
+  }
 
   async addVip(ifname: string, cidr: string): Promise<void> {
     if (this.failAdds > 0) {
@@ -150,12 +192,78 @@ export class FakeNet implements NetBackend {
       throw new Error('ip: timed out');
     }
     this.actions.push(`add ${cidr} ${ifname}`);
-    this.vips.add(`${cidr}@${ifname}`);
+    this.kernelAdd(ifname, cidr);
   }
   async delVip(ifname: string, cidr: string): Promise<void> {
     this.actions.push(`del ${cidr} ${ifname}`);
-    this.vips.delete(`${cidr}@${ifname}`);
+    this.kernelDel(ifname, cidr);
   }
+
+  /** `ip addr add` as the kernel does it (already there: nothing happens). */
+  kernelAdd(ifname: string, cidr: string): void {
+    let list = this.kernel.get(ifname);
+    if (!list) this.kernel.set(ifname, (list = []));
+    const addr = cidr.split('/')[0];
+    if (list.some((c) => c.split('/')[0] === addr)) return;
+    list.push(cidr);
+    this.addressEvent(ifname);
+  }
+
+  /** `ip addr del` as the kernel does it: a primary takes its secondaries unless promote is on. Returns what went. */
+  kernelDel(ifname: string, cidr: string): string[] {
+    const list = this.kernel.get(ifname) ?? [];
+    const addr = cidr.split('/')[0];
+    const i = list.findIndex((c) => c.split('/')[0] === addr);
+    if (i < 0) return [];
+    const gone = list[i]!;
+    const primary = !list.slice(0, i).some((c) => sameSubnet(c, gone));
+    let removed = [gone];
+    if (primary && (this.promote.get(ifname) ?? 0) === 0) removed = [gone, ...list.slice(i + 1).filter((c) => sameSubnet(c, gone))];
+    for (const c of removed.slice(1)) this.cascaded.push(`${c}@${ifname}`);
+    this.kernel.set(
+      ifname,
+      list.filter((c) => !removed.includes(c)),
+    );
+    this.addressEvent(ifname);
+    return removed;
+  }
+
+  /** Whether `cidr` is the primary address of its subnet on the interface now. */
+  isPrimary(ifname: string, cidr: string): boolean {
+    const list = this.kernel.get(ifname) ?? [];
+    const addr = cidr.split('/')[0];
+    const i = list.findIndex((c) => c.split('/')[0] === addr);
+    return i >= 0 && !list.slice(0, i).some((c) => sameSubnet(c, list[i]!));
+  }
+
+  private addressEvent(ifname: string): void {
+    const w = this.addressWatcher;
+    // The kernel's event arrives later, from another process (ip monitor): never inside the call.
+    if (w?.ifnames.has(ifname)) queueMicrotask(() => w.cb(ifname));
+  }
+
+  async addresses(ifnames: string[]): Promise<Record<string, string[]>> {
+    const out: Record<string, string[]> = {};
+    for (const ifname of ifnames) {
+      const list = this.kernel.get(ifname);
+      if (list) out[ifname] = [...list];
+    }
+    return out;
+  }
+  watchAddresses(ifnames: string[], cb: (ifname: string) => void): () => void {
+    const w = { ifnames: new Set(ifnames), cb };
+    this.addressWatcher = w;
+    return () => {
+      if (this.addressWatcher === w) this.addressWatcher = undefined;
+    };
+  }
+  promoteSecondaries(ifname: string, set: boolean): number | undefined {
+    if (!this.kernel.has(ifname)) return undefined;
+    const before = this.promote.get(ifname) ?? 0;
+    if (set) this.promote.set(ifname, 1);
+    return before;
+  }
+
   async garp(ifname: string, cidr: string): Promise<void> {
     this.actions.push(`garp ${cidr} ${ifname}`);
   }
