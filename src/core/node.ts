@@ -9,6 +9,7 @@
 import { DEFAULT_GROUP, DemotionLedger } from './demotion.js';
 import { LOG } from './levels.js';
 import { VhidMachine, type Advert, type CarpState, type Input as MachineInput, type MasterDownFormula } from './machine.js';
+import { ReplayGuard } from './replay.js';
 
 /** One vhid as the node needs it; the shell derives it from the configuration. */
 export interface NodeVhid {
@@ -25,6 +26,11 @@ export interface NodeVhid {
   groups: string[];
   /** The vhid's configuration in canonical form: equal means unchanged on reconfigure. */
   fingerprint: string;
+  /**
+   * Where our advert counter starts (random, from the shell; the kernels' carp_prepare_ad()
+   * starts at a random 64-bit value too). Absent: the vhid number, for tests of the election.
+   */
+  counter?: bigint;
 }
 
 export interface NodeConfig {
@@ -51,8 +57,11 @@ export interface ReconfigureResult {
 
 export type NodeInput =
   | { type: 'start'; config: NodeConfig; links: Record<string, boolean> }
-  /** An authenticated advert from a peer for `key`. */
-  | { type: 'advert'; key: string; advert: Advert }
+  /**
+   * An authenticated advert from a peer for `key`, with its counter. Without a counter (tests of
+   * the election alone) the replay check is skipped; the shell always passes it.
+   */
+  | { type: 'advert'; key: string; advert: Advert; counter?: bigint }
   /** The shell's one timer fired: every machine timer and named timer due is served. */
   | { type: 'tick' }
   | { type: 'link'; ifname: string; up: boolean }
@@ -77,7 +86,10 @@ export type NetEffect =
   { type: 'vip'; op: 'add' | 'del'; key: string; ifname: string; cidr: string } | { type: 'garp'; key: string; ifname: string; cidr: string };
 
 export type NodeEffect =
-  | { type: 'send'; key: string; ifname: string; advbase: number; advskew: number; demote: number }
+  /** Send an advert with this counter (the node owns the counter: src/core/replay.ts). */
+  | { type: 'send'; key: string; ifname: string; advbase: number; advskew: number; demote: number; counter: bigint }
+  /** An authenticated advert dropped because its counter was seen before (carps_replay). */
+  | { type: 'replay'; key: string; src: string; counter: bigint }
   | { type: 'transition'; key: string; seq: number; from: CarpState; to: CarpState; reason: string }
   /** Ask the plugin host's pre-phase for transition `seq`; answer with `phase-done`. */
   | { type: 'phase'; key: string; seq: number }
@@ -120,6 +132,8 @@ interface Slot {
   held: boolean;
   /** Addresses whose add failed and has not worked since, with the retries made. */
   failing: Map<string, number>;
+  /** The vhid's counters: ours to send, and the check of every peer's. */
+  replay: ReplayGuard;
 }
 
 function timerId(t: Pick<NamedTimer, 'timer' | 'key' | 'cidr' | 'seq'>): string {
@@ -187,7 +201,7 @@ export class CarpNode {
         break;
       case 'advert': {
         const s = this.slots.get(input.key);
-        if (s && this.running) this.apply(s, { type: 'advert', advert: input.advert }, now, out);
+        if (s && this.running) this.advert(s, input.advert, input.counter, now, out);
         break;
       }
       case 'tick':
@@ -260,7 +274,30 @@ export class CarpNode {
     for (const s of this.slots.values()) this.apply(s, { type: 'start', linkUp: links[s.cfg.ifname] !== false }, now, out);
   }
 
-  private addSlot(v: NodeVhid): Slot {
+  /**
+   * A peer's advert: its counter first (src/core/replay.ts explains the rule and its corner
+   * cases), then the election. A machine in INIT ignores adverts, and so does the check: a vhid
+   * whose link is down learns nothing from what it cannot answer.
+   */
+  private advert(s: Slot, advert: Advert, counter: bigint | undefined, now: number, out: NodeEffect[]): void {
+    if (counter !== undefined && s.machine.state !== 'INIT') {
+      const verdict = s.replay.check(counter, now, s.machine.masterDownMs());
+      if (verdict === 'replay') {
+        out.push({ type: 'replay', key: s.cfg.key, src: advert.src, counter });
+        return;
+      }
+      if (verdict === 'resync') {
+        out.push({
+          type: 'log',
+          level: LOG.INFO,
+          message: `carp: ${s.cfg.key}: counter from ${advert.src} accepted after a silence (a restarted peer?); our counter follows it`,
+        });
+      }
+    }
+    this.apply(s, { type: 'advert', advert }, now, out);
+  }
+
+  private addSlot(v: NodeVhid, replay?: ReplayGuard): Slot {
     const cfg = this.config!;
     const machine = new VhidMachine({
       key: v.key,
@@ -272,7 +309,7 @@ export class CarpNode {
       deadRatio: v.deadRatio,
       ...(v.srcip ? { srcip: v.srcip } : {}),
     });
-    const s: Slot = { cfg: v, machine, pending: [], held: false, failing: new Map() };
+    const s: Slot = { cfg: v, machine, pending: [], held: false, failing: new Map(), replay: replay ?? new ReplayGuard(v.counter ?? BigInt(v.vhid)) };
     this.slots.set(v.key, s);
     return s;
   }
@@ -282,7 +319,9 @@ export class CarpNode {
     const fx = s.machine.step(input, now);
     const { key, ifname } = s.cfg;
     // The advert leaves before anything else happens, listeners included.
-    for (const e of fx) if (e.type === 'send') out.push({ type: 'send', key, ifname, advbase: e.advbase, advskew: e.advskew, demote: e.demote });
+    for (const e of fx) {
+      if (e.type === 'send') out.push({ type: 'send', key, ifname, advbase: e.advbase, advskew: e.advskew, demote: e.demote, counter: s.replay.next() });
+    }
     let handover = false;
     for (const e of fx) {
       switch (e.type) {
@@ -511,6 +550,8 @@ export class CarpNode {
     }
     const nextByKey = new Map(next.vhids.map((v) => [v.key, v]));
     const ifsBefore = new Set(this.interfaces());
+    /** Counters of vhids started afresh: the peers know them, and a vhid's counter never goes back. */
+    const guards = new Map<string, ReplayGuard>();
     this.config = next;
     for (const s of this.slots.values()) {
       s.machine.cfg.preempt = next.preempt;
@@ -527,6 +568,7 @@ export class CarpNode {
       } else if ((v.srcip ?? '') !== (s.cfg.srcip ?? '')) {
         // The source address is the machine's tie-break and the socket's: start afresh.
         this.removeSlot(s, now, out);
+        guards.set(key, s.replay);
         res.changed.push(key);
       } else {
         this.updateSlot(s, v, now, out);
@@ -536,7 +578,7 @@ export class CarpNode {
     const fresh: Slot[] = [];
     for (const v of next.vhids) {
       if (this.slots.has(v.key)) continue;
-      fresh.push(this.addSlot(v));
+      fresh.push(this.addSlot(v, guards.get(v.key)));
       if (!res.changed.includes(v.key)) res.added.push(v.key);
     }
     const ifsAfter = new Set(this.interfaces());
