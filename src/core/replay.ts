@@ -82,7 +82,7 @@ export const SEEN_MAX = 64;
 /** An epoch's past: counters up to FAR below its first one count as already seen (~2^40 adverts). */
 export const FAR = 1n << 40n;
 /** Epochs (counter ranges) remembered. */
-export const EPOCHS_MAX = 4;
+export const EPOCHS_MAX = 16;
 /** Silence, in master-down intervals, after which a counter outside every epoch is accepted. */
 export const RESYNC_INTERVALS = 3;
 /** Our step: 2..257, never 1 (see (a)). */
@@ -131,11 +131,9 @@ export class ReplayGuard {
 
   /** The counter for our next advert; it counts as seen from now on. */
   next(): bigint {
-    if (this.top === undefined) {
-      this.startEpoch(BigInt.asUintN(64, this.seed));
-      return this.top!;
-    }
-    const c = BigInt.asUintN(64, this.top + STRIDE_MIN + (this.random() % STRIDE_SPAN));
+    // The seed counts as sent: a vhid the node starts afresh is seeded with its last counter.
+    if (this.top === undefined) this.startEpoch(BigInt.asUintN(64, this.seed));
+    const c = BigInt.asUintN(64, this.top! + STRIDE_MIN + (this.random() % STRIDE_SPAN));
     this.advance(c);
     return c;
   }
@@ -152,19 +150,21 @@ export class ReplayGuard {
       return 'first';
     }
     const ahead = serialDiff(c, this.top);
-    if (ahead > 0n) {
+    if (ahead > 0n && ahead < FAR) {
       // Newer than anything seen, unless it belongs to an epoch we resynced away from.
       if (this.epochs.slice(0, -1).some((e) => inEpoch(c, e))) return 'replay';
-      if (ahead >= FAR) this.startEpoch(c);
-      else this.advance(c);
+      this.advance(c);
       this.lastAccepted = now;
       return 'newer';
     }
-    if (-ahead < WINDOW && serialDiff(c, this.floor) > 0n && !this.seen.includes(c)) {
+    if (ahead <= 0n && -ahead < WINDOW && serialDiff(c, this.floor) > 0n && !this.seen.includes(c)) {
       this.remember(c);
       this.lastAccepted = now;
       return 'late';
     }
+    // Far ahead or far behind: another epoch. Taken only after the silence, and only when it is
+    // not one we know: on the 2^64 ring, "far ahead" is just as likely for a capture from before
+    // a cold restart of the cluster as for a restarted peer.
     const silent = this.lastAccepted === undefined || now - this.lastAccepted >= RESYNC_INTERVALS * masterDownMs;
     if (silent && !this.epochs.some((e) => inEpoch(c, e))) {
       this.startEpoch(c);
