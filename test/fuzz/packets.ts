@@ -47,7 +47,9 @@ const MAX_FAILURES = 100;
 /** RSS may grow this much past its level after warm-up. */
 const RSS_BOUND_MB = 128;
 
-const DROPS = COUNTER_NAMES.filter((n) => !['carps_ipackets', 'carps_ipackets6', 'carps_opackets', 'carps_opackets6', 'carps_onomem', 'carps_ostates', 'carps_preempt'].includes(n));
+const DROPS = COUNTER_NAMES.filter(
+  (n) => !['carps_ipackets', 'carps_ipackets6', 'carps_opackets', 'carps_opackets6', 'carps_onomem', 'carps_ostates', 'carps_preempt'].includes(n),
+);
 
 type Expect = 'ignored' | 'auth' | 'hdrops' | 'badttl' | 'badlen' | 'badsum' | 'badver' | 'badvhid' | 'badauth';
 
@@ -147,10 +149,7 @@ export const packets: FuzzTarget = async (opts: FuzzOptions): Promise<FuzzReport
   };
   const model: CarpModel = {
     global: { allow: true, preempt: true, log: 2 },
-    vhids: [
-      vhidCfg(VHID, 100, { addresses: [`${VIP}/24`], password: PASSWORD }),
-      vhidCfg(VHID2, 50, { addresses: [`${VIP2}/24`], password: PASSWORD2 }),
-    ],
+    vhids: [vhidCfg(VHID, 100, { addresses: [`${VIP}/24`], password: PASSWORD }), vhidCfg(VHID2, 50, { addresses: [`${VIP2}/24`], password: PASSWORD2 })],
   };
   let logLines = 0;
   const engine = new Engine(model, {
@@ -246,7 +245,8 @@ export const packets: FuzzTarget = async (opts: FuzzOptions): Promise<FuzzReport
       }
       case 10: {
         // A valid advert for a vhid we do not have, or a mutated fresh one.
-        if (r.int(2)) return ipPacket('10.200.0.1', buildAdvert(makeAuthContext(PASSWORD, 1 + r.int(255), [VIP]), { advbase: 1, advskew: 0, demote: 0, counter: newest }));
+        if (r.int(2))
+          return ipPacket('10.200.0.1', buildAdvert(makeAuthContext(PASSWORD, 1 + r.int(255), [VIP]), { advbase: 1, advskew: 0, demote: 0, counter: newest }));
         return mutateBits(pooled());
       }
       case 11: {
@@ -325,7 +325,8 @@ export const packets: FuzzTarget = async (opts: FuzzOptions): Promise<FuzzReport
       const rss = process.memoryUsage.rss();
       if (i === Math.max(10_000, Math.floor(opts.count / 20 / 10_000) * 10_000)) baseRss = rss;
       peakRss = Math.max(peakRss, rss);
-      if (baseRss > 0 && rss > baseRss + RSS_BOUND_MB * 1024 * 1024) fail(i, `RSS ${(rss / 1048576).toFixed(0)} MB, more than ${RSS_BOUND_MB} MB over ${(baseRss / 1048576).toFixed(0)} MB after warm-up`);
+      if (baseRss > 0 && rss > baseRss + RSS_BOUND_MB * 1024 * 1024)
+        fail(i, `RSS ${(rss / 1048576).toFixed(0)} MB, more than ${RSS_BOUND_MB} MB over ${(baseRss / 1048576).toFixed(0)} MB after warm-up`);
       if (i % 100_000 === 0 && i > 0) opts.log(`packets: ${i} of ${opts.count}, ${failures.length} failures, RSS ${(rss / 1048576).toFixed(0)} MB`);
     }
   }

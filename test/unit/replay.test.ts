@@ -254,7 +254,7 @@ describe('replay protection: the counter (pure)', () => {
     assert.equal(g.check(x, 30, 3000), 'replay', 'our own advert');
   });
 
-  it('after the silence only a counter outside every epoch is taken; our own and our peers\' old ones never', () => {
+  it("after the silence only a counter outside every epoch is taken; our own and our peers' old ones never", () => {
     const g = new ReplayGuard(1n << 60n);
     const ours = [g.next(), g.next(), g.next()];
     assert.equal(g.check(ours[2]! + 5n, 0, 1000), 'newer');
