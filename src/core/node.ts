@@ -9,7 +9,7 @@
 import { DEFAULT_GROUP, DemotionLedger } from './demotion.js';
 import { LOG } from './levels.js';
 import { VhidMachine, type Advert, type CarpState, type Input as MachineInput, type MasterDownFormula } from './machine.js';
-import { ReplayGuard } from './replay.js';
+import { ReplayGuard, type ReplayProtection } from './replay.js';
 
 /** One vhid as the node needs it; the shell derives it from the configuration. */
 export interface NodeVhid {
@@ -42,6 +42,8 @@ export interface NodeConfig {
   senderrDemotion: number;
   /** Make-before-break: how long a demoted master that yields keeps its VIP. 0: off. */
   handoverHoldMs: number;
+  /** How strictly advert counters are checked (src/core/replay.ts). Default `once`. */
+  replayProtection?: ReplayProtection;
   /** Standing demotions of the configuration, held by `config`. */
   demotions: { group: string; count: number }[];
   vhids: NodeVhid[];
@@ -281,7 +283,7 @@ export class CarpNode {
    */
   private advert(s: Slot, advert: Advert, counter: bigint | undefined, now: number, out: NodeEffect[]): void {
     if (counter !== undefined && s.machine.state !== 'INIT') {
-      const verdict = s.replay.check(counter, now, s.machine.masterDownMs());
+      const verdict = s.replay.check(counter, now, s.machine.masterDownMs(), this.config?.replayProtection ?? 'once');
       if (verdict === 'replay') {
         out.push({ type: 'replay', key: s.cfg.key, src: advert.src, counter });
         return;

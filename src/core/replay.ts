@@ -89,7 +89,20 @@ export const RESYNC_INTERVALS = 3;
 const STRIDE_MIN = 2n;
 const STRIDE_SPAN = 256n;
 
-export type ReplayVerdict = 'first' | 'newer' | 'late' | 'resync' | 'replay';
+export type ReplayVerdict = 'first' | 'newer' | 'late' | 'resync' | 'once' | 'replay';
+
+/**
+ * `[carpd] replay_protection`. strict: the rules above, for segments where every CARP speaker is
+ * carpd. once (the default): also accept, once each, counters outside every range we know,
+ * because a kernel or ucarp MASTER that has heard no advert since it started draws a new random
+ * counter for every advert (sc_init_counter: OpenBSD/FreeBSD carp_prepare_ad(), ucarp
+ * carp_prepare_ad(); test/fixtures/vectors/ucarp-s1-basic-failover.pcap shows it) and strict
+ * would take it for a replay. off: accept every counter, as the kernels do.
+ */
+export type ReplayProtection = 'strict' | 'once' | 'off';
+
+/** Random counters remembered per vhid in `once` mode (~17 min of a lone kernel master's adverts at advbase 1). */
+export const ONCE_MAX = 1024;
 
 /** c − ref as a 64-bit serial difference (RFC 1982): in (−2^63, 2^63), positive when c is newer; exactly 2^63 apart counts as older. */
 export function serialDiff(c: bigint, ref: bigint): bigint {
@@ -111,6 +124,8 @@ export class ReplayGuard {
   private epochs: Epoch[] = [];
   /** Monotonic time of the last accepted advert; undefined: none yet. */
   private lastAccepted: number | undefined;
+  /** Counters outside every epoch accepted in `once` mode, oldest first. */
+  private once = new Set<bigint>();
   /** xorshift64 state for our stride. */
   private prng: bigint;
 
@@ -142,8 +157,15 @@ export class ReplayGuard {
    * Judge a peer's authenticated counter and remember it when accepted. `masterDownMs` is the
    * vhid's current master-down interval (the silence before a resync is counted in them).
    */
-  check(counter: bigint, now: number, masterDownMs: number): ReplayVerdict {
+  check(counter: bigint, now: number, masterDownMs: number, mode: ReplayProtection = 'strict'): ReplayVerdict {
     const c = BigInt.asUintN(64, counter);
+    if (mode === 'off') {
+      // The kernels' behaviour; our counter still rises above what we hear (corner case (b)).
+      if (this.top === undefined || serialDiff(c, this.top) >= FAR || serialDiff(c, this.top) < 0n) this.startEpoch(c);
+      else this.advance(c);
+      this.lastAccepted = now;
+      return 'newer';
+    }
     if (this.top === undefined) {
       this.startEpoch(c);
       this.lastAccepted = now;
@@ -166,10 +188,17 @@ export class ReplayGuard {
     // not one we know: on the 2^64 ring, "far ahead" is just as likely for a capture from before
     // a cold restart of the cluster as for a restarted peer.
     const silent = this.lastAccepted === undefined || now - this.lastAccepted >= RESYNC_INTERVALS * masterDownMs;
-    if (silent && !this.epochs.some((e) => inEpoch(c, e))) {
+    if (this.once.has(c) || this.epochs.some((e) => inEpoch(c, e))) return 'replay';
+    if (silent) {
       this.startEpoch(c);
       this.lastAccepted = now;
       return 'resync';
+    }
+    if (mode === 'once') {
+      this.once.add(c);
+      if (this.once.size > ONCE_MAX) this.once.delete(this.once.values().next().value!);
+      this.lastAccepted = now;
+      return 'once';
     }
     return 'replay';
   }

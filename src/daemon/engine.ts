@@ -168,6 +168,7 @@ export class Engine extends EventEmitter implements StateSource {
       ifdownDemotion: model.global.ifdownDemotion ?? 240,
       senderrDemotion: model.global.senderrDemotion ?? 240,
       handoverHoldMs: this.opts.handoverHoldMs ?? 0,
+      replayProtection: model.global.replayProtection ?? 'once',
       // net.inet.carp.demotion (sysctl.conf) or `demotion` in carpd.conf, and [group.NAME] demote.
       demotions: [
         ...(model.global.demotion ? [{ group: DEFAULT_GROUP, count: model.global.demotion }] : []),

@@ -30,6 +30,7 @@ function replays(n: SimNode): number {
 class ScriptedPeer {
   counter: bigint;
   sent = 0;
+  heard = false;
   private socket: CarpSocket;
   private readonly ctx = makeAuthContext('secret', 1, vhidCfg(1, 0).addresses);
   private running = false;
@@ -40,13 +41,16 @@ class ScriptedPeer {
     readonly name: string,
     readonly addr: string,
     counter: bigint,
-    private readonly opts: { advskew: number; copies: boolean },
+    private readonly opts: { advskew: number; copies: boolean; random?: boolean },
   ) {
     this.counter = counter;
     this.socket = sim.wire.transport(name, () => addr).open({ ifname: 'eth0', srcip: addr, group: '224.0.0.18' });
     this.socket.onMessage((pkt) => {
       const res = checkAdvert(pkt, () => this.ctx);
-      if (res.ok && this.opts.copies) this.counter = res.header.counter;
+      if (res.ok && this.opts.copies) {
+        this.counter = res.header.counter;
+        this.heard = true;
+      }
     });
   }
 
@@ -62,7 +66,9 @@ class ScriptedPeer {
 
   private tick = (): void => {
     if (!this.running) return;
-    this.counter = (this.counter + 1n) % U64;
+    // A kernel or ucarp that has heard nobody draws a new random counter for every advert
+    // (sc_init_counter in carp_prepare_ad()); one that has heard an advert counts up.
+    this.counter = this.opts.random && !this.heard ? BigInt.asUintN(64, this.counter * 6364136223846793005n + 1442695040888963407n) : (this.counter + 1n) % U64;
     this.socket.send(buildAdvert(this.ctx, { advbase: 1, advskew: this.opts.advskew, demote: 0, counter: this.counter }));
     this.sent++;
     this.timer = this.sim.time.schedule(this.sim.time.now + 1000 + (this.opts.advskew * 1000) / 256, this.tick);
@@ -141,7 +147,8 @@ describe('replay protection: the attacks', () => {
 describe('replay protection: peers', () => {
   it('a restarted peer with an older random counter is taken after 3 master-down intervals of silence, and its old adverts stay dropped', () => {
     const sim = new Sim();
-    const a = sim.add('a', 1, [vhidCfg(1, 50)]);
+    // strict: in the default mode (once) an unknown counter is taken at once (next test).
+    const a = sim.add('a', 1, [vhidCfg(1, 50)], { replayProtection: 'strict' });
     const p0 = 0x1234_5678_9abc_def0n;
     const peer = new ScriptedPeer(sim, 'p', '198.18.0.2', p0, { advskew: 0, copies: false });
     peer.start();
@@ -174,6 +181,33 @@ describe('replay protection: peers', () => {
     sim.time.advance(10_000);
     assert.equal(sim.state('a', KEY), 'BACKUP');
     assert.equal(replays(a), dropped + 1, 'the restarted peer is followed from then on');
+  });
+
+  it('a kernel or ucarp master that has heard nobody (a random counter per advert) is followed in the default mode, and its replays dropped', () => {
+    for (const mode of ['once', 'strict'] as const) {
+      const sim = new Sim();
+      const a = sim.add('a', 1, [vhidCfg(1, 50)], { replayProtection: mode });
+      const u = new ScriptedPeer(sim, 'u', '198.18.0.2', 0x0123_4567_89ab_cdefn, { advskew: 0, copies: true, random: true });
+      u.start();
+      a.engine.start();
+      sim.time.advance(30_000);
+      if (mode === 'strict') {
+        // Why `once` is the default: strict takes the random counters for replays and takes over.
+        assert.ok(
+          a.events.some((e) => e.to === 'MASTER'),
+          'strict: carpd took over from the lone ucarp',
+        );
+        continue;
+      }
+      assert.equal(u.heard, false, 'u heard nobody: its counters stayed random');
+      assert.equal(sim.state('a', KEY), 'BACKUP', JSON.stringify(a.events));
+      assert.equal(replays(a), 0);
+      const cap = captured(sim.wire, 'u');
+      sim.time.advance(500);
+      assert.ok(inject(sim.wire, 'a', ipPacket('198.18.0.2', restamp(cap, { advbase: 255, advskew: 255 }))));
+      assert.equal(sim.state('a', KEY), 'BACKUP', 'a replayed bow-out of a random counter is still a replay');
+      assert.equal(replays(a), 1);
+    }
   });
 
   it('a copying peer whose counter went backwards (it copied a replay) is ignored at most master-down + one interval, then wins', () => {
