@@ -115,6 +115,8 @@ export const SENDERR_MAX = 3;
 /** First retry of a failed VIP add, doubling up to the max. */
 export const VIP_RETRY_MS = 1000;
 export const VIP_RETRY_MAX_MS = 30_000;
+/** Sources per vhid whose single counter is remembered (OpenBSD's replay cookie). */
+export const COOKIE_SOURCES = 16;
 /** How far ahead of its due time a timer is served together with an earlier one. */
 export const TIMER_BATCH_MS = 2;
 
@@ -136,6 +138,8 @@ interface Slot {
   failing: Map<string, number>;
   /** The vhid's counters: ours to send, and the check of every peer's. */
   replay: ReplayGuard;
+  /** Per source: its first accepted advert, while it has never sent another counter (OpenBSD's cookie). */
+  cookies: Map<string, { counter: bigint; advbase: number; advskew: number; demote: number } | null>;
 }
 
 function timerId(t: Pick<NamedTimer, 'timer' | 'key' | 'cidr' | 'seq'>): string {
@@ -282,8 +286,28 @@ export class CarpNode {
    * whose link is down learns nothing from what it cannot answer.
    */
   private advert(s: Slot, advert: Advert, counter: bigint | undefined, now: number, out: NodeEffect[]): void {
+    const mode = this.config?.replayProtection ?? 'once';
     if (counter !== undefined && s.machine.state !== 'INIT') {
-      const verdict = s.replay.check(counter, now, s.machine.masterDownMs(), this.config?.replayProtection ?? 'once');
+      let verdict = s.replay.check(counter, now, s.machine.masterDownMs(), mode);
+      // OpenBSD sends one random counter for ever (ip_carp.c carp_prepare_ad(): vhe_replay_cookie),
+      // so its every advert after the first repeats a counter. In `once` mode a source whose
+      // adverts have only ever carried one counter may repeat it, with the same advbase, advskew
+      // and demote: an unchanged copy says what that master says (this is as far as counters can
+      // protect an OpenBSD master), while a re-stamped one, or one from another source, is dropped.
+      // A new demote or a bow-out from such a master is dropped too: the backup then waits its
+      // master-down time instead of reacting at once.
+      const cookie = s.cookies.get(advert.src);
+      if (mode === 'once') {
+        const same = (c: typeof cookie) =>
+          !!c && c.counter === counter && c.advbase === advert.advbase && c.advskew === advert.advskew && c.demote === advert.demote;
+        if (verdict === 'replay' && same(cookie)) verdict = 'once';
+        else if (verdict !== 'replay') {
+          if (cookie === undefined) {
+            if (s.cookies.size >= COOKIE_SOURCES) s.cookies.delete(s.cookies.keys().next().value!);
+            s.cookies.set(advert.src, { counter, advbase: advert.advbase, advskew: advert.advskew, demote: advert.demote });
+          } else if (cookie && cookie.counter !== counter) s.cookies.set(advert.src, null);
+        }
+      }
       if (verdict === 'replay') {
         out.push({ type: 'replay', key: s.cfg.key, src: advert.src, counter });
         return;
@@ -311,7 +335,15 @@ export class CarpNode {
       deadRatio: v.deadRatio,
       ...(v.srcip ? { srcip: v.srcip } : {}),
     });
-    const s: Slot = { cfg: v, machine, pending: [], held: false, failing: new Map(), replay: replay ?? new ReplayGuard(v.counter ?? BigInt(v.vhid)) };
+    const s: Slot = {
+      cfg: v,
+      machine,
+      pending: [],
+      held: false,
+      failing: new Map(),
+      replay: replay ?? new ReplayGuard(v.counter ?? BigInt(v.vhid)),
+      cookies: new Map(),
+    };
     this.slots.set(v.key, s);
     return s;
   }

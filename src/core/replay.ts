@@ -59,8 +59,8 @@
  *   sc_init_counter, ucarp likewise, carpd from the engine's random source). If it hears anyone
  *   before it advertises (it starts BACKUP and listens a master-down interval) it copies or raises
  *   to the current stream and nothing special happens. If it advertises first and its counter is
- *   newer, rule (1) takes it (a jump of FAR or more starts a new epoch). If it is older, it is
- *   taken only after RESYNC_INTERVALS master-down intervals in which this vhid accepted nothing
+ *   newer, rule (1) takes it (a jump of FAR or more starts a new epoch). If it is older, `once`
+ *   mode takes it at once (e); `strict` takes it only after RESYNC_INTERVALS master-down intervals in which this vhid accepted nothing
  *   from anyone, and only if it lies outside every epoch we know: a random 64-bit start falls
  *   within one (2^41 wide) with probability ~2^-23, while any captured advert of ours or our peers'
  *   lies inside. Then our own counter moves to the new epoch too.
@@ -68,6 +68,12 @@
  *   after it. A node that restarts and becomes MASTER without hearing any peer starts a fresh
  *   epoch, so such captures are outside everything it knows, and a MASTER with only backups is
  *   always "silent". The window closes when it hears any peer of the old stream.
+ * (e) Random counters. A kernel or ucarp MASTER that has not heard any advert since it started
+ *   draws a new random counter for every advert (sc_init_counter in carp_prepare_ad(); the first
+ *   adverts of test/fixtures/vectors/ucarp-s1-basic-failover.pcap). There is no order to check,
+ *   so `once` mode (the default, ReplayProtection below) accepts a counter outside every epoch
+ *   once and remembers the last ONCE_MAX of them; `strict` leaves them to the resync rule, and a
+ *   carpd backup would take over from such a master.
  * (d) The counter is a u64 starting at a random value: all comparisons are serial (RFC 1982),
  *   so the wrap from 2^64 − 1 to 0 is "newer" and a counter 2^63 away is "older".
  */

@@ -41,7 +41,7 @@ class ScriptedPeer {
     readonly name: string,
     readonly addr: string,
     counter: bigint,
-    private readonly opts: { advskew: number; copies: boolean; random?: boolean },
+    private readonly opts: { advskew: number; copies: boolean; random?: boolean; constant?: boolean },
   ) {
     this.counter = counter;
     this.socket = sim.wire.transport(name, () => addr).open({ ifname: 'eth0', srcip: addr, group: '224.0.0.18' });
@@ -68,7 +68,11 @@ class ScriptedPeer {
     if (!this.running) return;
     // A kernel or ucarp that has heard nobody draws a new random counter for every advert
     // (sc_init_counter in carp_prepare_ad()); one that has heard an advert counts up.
-    this.counter = this.opts.random && !this.heard ? BigInt.asUintN(64, this.counter * 6364136223846793005n + 1442695040888963407n) : (this.counter + 1n) % U64;
+    this.counter = this.opts.constant
+      ? this.counter
+      : this.opts.random && !this.heard
+        ? BigInt.asUintN(64, this.counter * 6364136223846793005n + 1442695040888963407n)
+        : (this.counter + 1n) % U64;
     this.socket.send(buildAdvert(this.ctx, { advbase: 1, advskew: this.opts.advskew, demote: 0, counter: this.counter }));
     this.sent++;
     this.timer = this.sim.time.schedule(this.sim.time.now + 1000 + (this.opts.advskew * 1000) / 256, this.tick);
@@ -208,6 +212,35 @@ describe('replay protection: peers', () => {
       assert.equal(sim.state('a', KEY), 'BACKUP', 'a replayed bow-out of a random counter is still a replay');
       assert.equal(replays(a), 1);
     }
+  });
+
+  it('an OpenBSD master (one random counter for ever) is followed in the default mode; a re-stamped copy of its advert is dropped', () => {
+    const sim = new Sim();
+    const a = sim.add('a', 1, [vhidCfg(1, 50)]);
+    const o = new ScriptedPeer(sim, 'o', '198.18.0.2', 0x0bad_cafe_0000_0001n, { advskew: 0, copies: false, constant: true });
+    o.start();
+    a.engine.start();
+    sim.time.advance(30_000);
+    assert.equal(sim.state('a', KEY), 'BACKUP', JSON.stringify(a.events));
+    assert.equal(replays(a), 0);
+    const cap = captured(sim.wire, 'o');
+    sim.time.advance(300);
+    for (const [src, f] of [
+      ['198.18.0.2', { advbase: 255, advskew: 255 }],
+      ['198.18.0.2', { advskew: 0, advbase: 0 }],
+      ['198.18.0.9', {}],
+    ] as const) {
+      assert.ok(inject(sim.wire, 'a', ipPacket(src, restamp(cap, f))));
+    }
+    assert.equal(sim.state('a', KEY), 'BACKUP');
+    assert.equal(replays(a), 3);
+    // In strict mode the repeated counter is a replay: carpd takes over (why `once` is the default).
+    const sim2 = new Sim();
+    const b = sim2.add('b', 1, [vhidCfg(1, 50)], { replayProtection: 'strict' });
+    new ScriptedPeer(sim2, 'o', '198.18.0.2', 0x0bad_cafe_0000_0001n, { advskew: 0, copies: false, constant: true }).start();
+    b.engine.start();
+    sim2.time.advance(10_000);
+    assert.ok(b.events.some((e) => e.to === 'MASTER'));
   });
 
   it('a copying peer whose counter went backwards (it copied a replay) is ignored at most master-down + one interval, then wins', () => {
