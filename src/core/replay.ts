@@ -8,10 +8,12 @@
  * outside it. Anyone on the segment can capture one advert and send it again re-stamped: 255/255
  * makes a backup take over ("master bowed out") while the master lives, 0/0 every 500 ms keeps the
  * real master down. The kernels leave the hole open ("XXX Replay protection goes here" in
- * FreeBSD carp_input_c(), OpenBSD carp_proto_input_c()) and simply copy the counter:
+ * FreeBSD carp_input_c(), old OpenBSD carp_proto_input_c()) and simply copy the counter:
  * `sc->sc_counter = tmp_counter`; ucarp does the same in src/carp.c packethandler()
  * (`sc.sc_counter = tmp_counter` on every valid advert, in any state) and increments it by one in
- * carp_prepare_ad().
+ * carp_prepare_ad(). Until they hear an advert they draw a random counter per advert (e), and
+ * current OpenBSD sends one random constant for ever (vhe_replay_cookie; src/core/node.ts lets
+ * such a source repeat it unchanged in `once` mode).
  *
  * The rule. The counter is the only authenticated field, so the only thing that can tell a fresh
  * advert from a copy is its counter value; and since the source address is not authenticated,
@@ -33,7 +35,8 @@
  * 0), and not inside an epoch we left; or (2) "late": at most WINDOW behind `top`, newer than the
  * floor, and not seen before; or (3) a resync: the vhid has accepted nothing for
  * RESYNC_INTERVALS master-down intervals and the counter lies outside every epoch we know
- * (starting FAR below it). Everything else is a replay: dropped, counted as carps_replay.
+ * (starting FAR below it); or (4), in `once` mode only, outside every epoch and not among the
+ * last ONCE_MAX such counters (e). Everything else is a replay: dropped, counted as carps_replay.
  *
  * The corner cases:
  *
