@@ -174,6 +174,8 @@ export const packets: FuzzTarget = async (opts: FuzzOptions): Promise<FuzzReport
     [VHID, new Set()],
     [VHID2, new Set()],
   ]);
+  /** Per `vhid source`: the one counter (with advbase, advskew, demote) it has sent, null once it sent another. */
+  const onlyCounter = new Map<string, string | null>();
   /** Recently accepted adverts of ours and the vectors', for re-stamps with old counters. */
   const old: Buffer[] = [...vecs.slice(0, 8)];
   let newest = 1n << 62n;
@@ -308,7 +310,16 @@ export const packets: FuzzTarget = async (opts: FuzzOptions): Promise<FuzzReport
       const seen = accepted.get(ref.vhid!)!;
       if (got === undefined) {
         acceptedCount++;
-        if (seen.has(ref.counter!)) fail(i, `vhid ${ref.vhid} accepted counter ${ref.counter} a second time`);
+        // OpenBSD's constant counter: a source that has only ever sent one counter may repeat it
+        // with the same advbase, advskew and demote (src/core/node.ts, `once` mode).
+        const off = (pkt[0]! & 15) * 4;
+        const src = `${ref.vhid} ${pkt[12]}.${pkt[13]}.${pkt[14]}.${pkt[15]}`;
+        const fields = `${ref.counter} ${pkt[off + 5]} ${pkt[off + 2]} ${pkt[off + 4]}`;
+        const only = onlyCounter.get(src);
+        const cookieRepeat = only === fields;
+        if (only === undefined) onlyCounter.set(src, fields);
+        else if (only !== null && only.split(' ')[0] !== String(ref.counter)) onlyCounter.set(src, null);
+        if (seen.has(ref.counter!) && !cookieRepeat) fail(i, `vhid ${ref.vhid} accepted counter ${ref.counter} a second time`);
         if (sent.get(ref.vhid!)!.has(ref.counter!)) fail(i, `accepted our own counter ${ref.counter}`);
         seen.add(ref.counter!);
         if (seen.size > 4096) seen.delete(seen.values().next().value!);
