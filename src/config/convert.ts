@@ -70,6 +70,7 @@ export function toCarpdConf(model: CarpModel, opts: ConvertOptions = {}): Conver
   };
   put('control', g.control);
   put('master_down', g.masterDown);
+  put('replay_protection', g.replayProtection);
   put('ifdown_demotion', g.ifdownDemotion);
   put('senderr_demotion', g.senderrDemotion);
   put('demotion', g.demotion);

@@ -119,6 +119,7 @@ export const CARPD_SECTION: SectionSchema = {
     { key: 'log', field: 'log', parse: intIn(0, 7) },
     { key: 'control', field: 'control', parse: path },
     { key: 'master_down', field: 'masterDown', parse: oneOf('freebsd', 'openbsd') },
+    { key: 'replay_protection', field: 'replayProtection', parse: oneOf('strict', 'once', 'off') },
     { key: 'ifdown_demotion', field: 'ifdownDemotion', parse: intIn(0, 255) },
     { key: 'senderr_demotion', field: 'senderrDemotion', parse: intIn(0, 255) },
     { key: 'demotion', field: 'demotion', parse: intIn(0, 255) },

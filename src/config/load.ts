@@ -129,6 +129,7 @@ const GLOBAL_NAMES: Record<keyof GlobalConfig, string> = {
   log: 'log',
   control: 'control',
   masterDown: 'master_down',
+  replayProtection: 'replay_protection',
   ifdownDemotion: 'ifdown_demotion',
   senderrDemotion: 'senderr_demotion',
   stateDir: 'state_dir',

@@ -17,6 +17,8 @@ export interface GlobalConfig {
   control?: string;
   /** Which master-down formula BACKUP uses (PROTOCOL.md "Timers"). */
   masterDown?: MasterDownFormula;
+  /** How strictly advert counters are checked against replays (src/core/replay.ts). Default once. */
+  replayProtection?: 'strict' | 'once' | 'off';
   /** Demotion added while an interface has no carrier (FreeBSD ifdown_demotion_factor). */
   ifdownDemotion?: number;
   /** Demotion added after repeated send errors (FreeBSD senderr_demotion_factor). */

@@ -9,6 +9,7 @@
 import { DEFAULT_GROUP, DemotionLedger } from './demotion.js';
 import { LOG } from './levels.js';
 import { VhidMachine, type Advert, type CarpState, type Input as MachineInput, type MasterDownFormula } from './machine.js';
+import { ReplayGuard, type ReplayProtection } from './replay.js';
 
 /** One vhid as the node needs it; the shell derives it from the configuration. */
 export interface NodeVhid {
@@ -25,6 +26,11 @@ export interface NodeVhid {
   groups: string[];
   /** The vhid's configuration in canonical form: equal means unchanged on reconfigure. */
   fingerprint: string;
+  /**
+   * Where our advert counter starts (random, from the shell; the kernels' carp_prepare_ad()
+   * starts at a random 64-bit value too). Absent: the vhid number, for tests of the election.
+   */
+  counter?: bigint;
 }
 
 export interface NodeConfig {
@@ -36,6 +42,8 @@ export interface NodeConfig {
   senderrDemotion: number;
   /** Make-before-break: how long a demoted master that yields keeps its VIP. 0: off. */
   handoverHoldMs: number;
+  /** How strictly advert counters are checked (src/core/replay.ts). Default `once`. */
+  replayProtection?: ReplayProtection;
   /** Standing demotions of the configuration, held by `config`. */
   demotions: { group: string; count: number }[];
   vhids: NodeVhid[];
@@ -56,8 +64,11 @@ export interface ReconfigureResult {
 
 export type NodeInput =
   | { type: 'start'; config: NodeConfig; links: Record<string, boolean> }
-  /** An authenticated advert from a peer for `key`. */
-  | { type: 'advert'; key: string; advert: Advert }
+  /**
+   * An authenticated advert from a peer for `key`, with its counter. Without a counter (tests of
+   * the election alone) the replay check is skipped; the shell always passes it.
+   */
+  | { type: 'advert'; key: string; advert: Advert; counter?: bigint }
   /** The shell's one timer fired: every machine timer and named timer due is served. */
   | { type: 'tick' }
   | { type: 'link'; ifname: string; up: boolean }
@@ -88,7 +99,10 @@ export type NetEffect =
   { type: 'vip'; op: 'add' | 'del'; key: string; ifname: string; cidr: string } | { type: 'garp'; key: string; ifname: string; cidr: string };
 
 export type NodeEffect =
-  | { type: 'send'; key: string; ifname: string; advbase: number; advskew: number; demote: number }
+  /** Send an advert with this counter (the node owns the counter: src/core/replay.ts). */
+  | { type: 'send'; key: string; ifname: string; advbase: number; advskew: number; demote: number; counter: bigint }
+  /** An authenticated advert dropped because its counter was seen before (carps_replay). */
+  | { type: 'replay'; key: string; src: string; counter: bigint }
   | { type: 'transition'; key: string; seq: number; from: CarpState; to: CarpState; reason: string }
   /** Ask the plugin host's pre-phase for transition `seq`; answer with `phase-done`. */
   | { type: 'phase'; key: string; seq: number }
@@ -117,6 +131,8 @@ export const SENDERR_MAX = 3;
 /** First retry of a failed VIP add, doubling up to the max. */
 export const VIP_RETRY_MS = 1000;
 export const VIP_RETRY_MAX_MS = 30_000;
+/** Sources per vhid whose single counter is remembered (OpenBSD's replay cookie). */
+export const COOKIE_SOURCES = 16;
 /** How far ahead of its due time a timer is served together with an earlier one. */
 export const TIMER_BATCH_MS = 2;
 
@@ -136,6 +152,10 @@ interface Slot {
   held: boolean;
   /** Addresses whose add failed and has not worked since, with the retries made. */
   failing: Map<string, number>;
+  /** The vhid's counters: ours to send, and the check of every peer's. */
+  replay: ReplayGuard;
+  /** Per source: its first accepted advert, while it has never sent another counter (OpenBSD's cookie). */
+  cookies: Map<string, { counter: bigint; advbase: number; advskew: number; demote: number } | null>;
 }
 
 function timerId(t: Pick<NamedTimer, 'timer' | 'key' | 'cidr' | 'seq'>): string {
@@ -203,7 +223,7 @@ export class CarpNode {
         break;
       case 'advert': {
         const s = this.slots.get(input.key);
-        if (s && this.running) this.apply(s, { type: 'advert', advert: input.advert }, now, out);
+        if (s && this.running) this.advert(s, input.advert, input.counter, now, out);
         break;
       }
       case 'tick':
@@ -289,7 +309,50 @@ export class CarpNode {
     else this.named.delete(id);
   }
 
-  private addSlot(v: NodeVhid): Slot {
+  /**
+   * A peer's advert: its counter first (src/core/replay.ts explains the rule and its corner
+   * cases), then the election. A machine in INIT ignores adverts, and so does the check: a vhid
+   * whose link is down learns nothing from what it cannot answer.
+   */
+  private advert(s: Slot, advert: Advert, counter: bigint | undefined, now: number, out: NodeEffect[]): void {
+    const mode = this.config?.replayProtection ?? 'once';
+    if (counter !== undefined && s.machine.state !== 'INIT') {
+      let verdict = s.replay.check(counter, now, s.machine.masterDownMs(), mode);
+      // OpenBSD sends one random counter for ever (ip_carp.c carp_prepare_ad(): vhe_replay_cookie),
+      // so its every advert after the first repeats a counter. In `once` mode a source whose
+      // adverts have only ever carried one counter may repeat it, with the same advbase, advskew
+      // and demote: an unchanged copy says what that master says (this is as far as counters can
+      // protect an OpenBSD master), while a re-stamped one, or one from another source, is dropped.
+      // A new demote or a bow-out from such a master is dropped too: the backup then waits its
+      // master-down time instead of reacting at once.
+      const cookie = s.cookies.get(advert.src);
+      if (mode === 'once') {
+        const same = (c: typeof cookie) =>
+          !!c && c.counter === counter && c.advbase === advert.advbase && c.advskew === advert.advskew && c.demote === advert.demote;
+        if (verdict === 'replay' && same(cookie)) verdict = 'once';
+        else if (verdict !== 'replay') {
+          if (cookie === undefined) {
+            if (s.cookies.size >= COOKIE_SOURCES) s.cookies.delete(s.cookies.keys().next().value!);
+            s.cookies.set(advert.src, { counter, advbase: advert.advbase, advskew: advert.advskew, demote: advert.demote });
+          } else if (cookie && cookie.counter !== counter) s.cookies.set(advert.src, null);
+        }
+      }
+      if (verdict === 'replay') {
+        out.push({ type: 'replay', key: s.cfg.key, src: advert.src, counter });
+        return;
+      }
+      if (verdict === 'resync') {
+        out.push({
+          type: 'log',
+          level: LOG.INFO,
+          message: `carp: ${s.cfg.key}: counter from ${advert.src} accepted after a silence (a restarted peer?); our counter follows it`,
+        });
+      }
+    }
+    this.apply(s, { type: 'advert', advert }, now, out);
+  }
+
+  private addSlot(v: NodeVhid, replay?: ReplayGuard): Slot {
     const cfg = this.config!;
     const machine = new VhidMachine({
       key: v.key,
@@ -301,7 +364,15 @@ export class CarpNode {
       deadRatio: v.deadRatio,
       ...(v.srcip ? { srcip: v.srcip } : {}),
     });
-    const s: Slot = { cfg: v, machine, pending: [], held: false, failing: new Map() };
+    const s: Slot = {
+      cfg: v,
+      machine,
+      pending: [],
+      held: false,
+      failing: new Map(),
+      replay: replay ?? new ReplayGuard(v.counter ?? BigInt(v.vhid)),
+      cookies: new Map(),
+    };
     this.slots.set(v.key, s);
     return s;
   }
@@ -311,7 +382,9 @@ export class CarpNode {
     const fx = s.machine.step(input, now);
     const { key, ifname } = s.cfg;
     // The advert leaves before anything else happens, listeners included.
-    for (const e of fx) if (e.type === 'send') out.push({ type: 'send', key, ifname, advbase: e.advbase, advskew: e.advskew, demote: e.demote });
+    for (const e of fx) {
+      if (e.type === 'send') out.push({ type: 'send', key, ifname, advbase: e.advbase, advskew: e.advskew, demote: e.demote, counter: s.replay.next() });
+    }
     let handover = false;
     for (const e of fx) {
       switch (e.type) {
@@ -600,6 +673,8 @@ export class CarpNode {
     }
     const nextByKey = new Map(next.vhids.map((v) => [v.key, v]));
     const ifsBefore = new Set(this.interfaces());
+    /** Counters of vhids started afresh: the peers know them, and a vhid's counter never goes back. */
+    const guards = new Map<string, ReplayGuard>();
     this.config = next;
     for (const s of this.slots.values()) {
       s.machine.cfg.preempt = next.preempt;
@@ -616,6 +691,7 @@ export class CarpNode {
       } else if ((v.srcip ?? '') !== (s.cfg.srcip ?? '')) {
         // The source address is the machine's tie-break and the socket's: start afresh.
         this.removeSlot(s, now, out);
+        guards.set(key, s.replay);
         res.changed.push(key);
       } else {
         this.updateSlot(s, v, now, out);
@@ -625,7 +701,7 @@ export class CarpNode {
     const fresh: Slot[] = [];
     for (const v of next.vhids) {
       if (this.slots.has(v.key)) continue;
-      fresh.push(this.addSlot(v));
+      fresh.push(this.addSlot(v, guards.get(v.key)));
       if (!res.changed.includes(v.key)) res.added.push(v.key);
     }
     const ifsAfter = new Set(this.interfaces());

@@ -63,6 +63,7 @@ export interface HeardAdvert {
 interface Wire {
   cfg: VhidConfig;
   ctx: AuthContext;
+  /** Our last advert's counter (random at first): where the node starts numbering this vhid. */
   counter: bigint;
   stats: VhidCounters;
   /** Serializes VIP and ARP work for this vhid so add/del never reorder. */
@@ -73,7 +74,6 @@ interface Wire {
   lastTransition?: LastTransition;
 }
 
-const U64 = (1n << 64n) - 1n;
 /** How long a closing socket is left to flush a bow-out queued on a full buffer. */
 const SOCKET_FLUSH_MS = 20;
 /** How many distinct bad-authentication sources are counted one by one. */
@@ -281,6 +281,7 @@ export class Engine extends EventEmitter implements StateSource {
       handoverHoldMs: this.opts.handoverHoldMs ?? 0,
       // A backend that cannot list addresses (ucarp mode: the scripts own the VIPs) is not checked.
       vipCheckMs: this.opts.net.addresses ? (this.opts.vipCheckMs ?? VIP_CHECK_MS) : 0,
+      replayProtection: model.global.replayProtection ?? 'once',
       // net.inet.carp.demotion (sysctl.conf) or `demotion` in carpd.conf, and [group.NAME] demote.
       demotions: [
         ...(model.global.demotion ? [{ group: DEFAULT_GROUP, count: model.global.demotion }] : []),
@@ -299,6 +300,7 @@ export class Engine extends EventEmitter implements StateSource {
           ...(srcip ? { srcip } : {}),
           groups: groupsOf(cfg, model),
           fingerprint: canonical(cfg),
+          ...(this.wires.has(cfg.key) ? { counter: this.wires.get(cfg.key)!.counter } : {}),
         };
       }),
     };
@@ -404,14 +406,16 @@ export class Engine extends EventEmitter implements StateSource {
     this.stats.carps_ipackets++;
     const w = wireOf(res.header.vhid);
     if (!w) return;
-    w.stats.advertsReceived++;
-    // FreeBSD and ucarp copy the peer's counter on every valid receive.
-    w.counter = res.header.counter;
-    const { advbase, advskew, demote } = res.header;
-    w.lastHeard = { src: res.src, advbase, advskew, demote, at: now };
+    const { advbase, advskew, demote, counter } = res.header;
     if (this.model.global.log >= LOG.DEBUG)
-      this.log(LOG.DEBUG, `carp: ${w.cfg.key}: advert from ${res.src} advbase ${advbase} advskew ${advskew} demote ${demote}`);
-    this.feed({ type: 'advert', key: w.cfg.key, advert: { src: res.src, advbase, advskew, demote } }, now);
+      this.log(LOG.DEBUG, `carp: ${w.cfg.key}: advert from ${res.src} advbase ${advbase} advskew ${advskew} demote ${demote} counter ${counter}`);
+    // The node judges the counter (src/core/replay.ts) before the election; a replay is counted
+    // by the 'replay' effect, and only an advert it took is the vhid's last heard.
+    const replays = this.stats.carps_replay;
+    this.feed({ type: 'advert', key: w.cfg.key, advert: { src: res.src, advbase, advskew, demote }, counter }, now);
+    if (this.stats.carps_replay !== replays) return;
+    w.stats.advertsReceived++;
+    w.lastHeard = { src: res.src, advbase, advskew, demote, at: now };
   }
 
   private onLink(ifname: string, up: boolean): void {
@@ -455,8 +459,9 @@ export class Engine extends EventEmitter implements StateSource {
         const w = this.wires.get(fx.key);
         const socket = this.sockets.get(fx.ifname);
         if (!w || !socket) return;
-        w.counter = (w.counter + 1n) & U64;
-        const payload = buildAdvert(w.ctx, { advbase: fx.advbase, advskew: fx.advskew, demote: fx.demote, counter: w.counter });
+        // The node numbers our adverts (src/core/replay.ts: newer than anything the vhid has seen).
+        w.counter = fx.counter;
+        const payload = buildAdvert(w.ctx, { advbase: fx.advbase, advskew: fx.advskew, demote: fx.demote, counter: fx.counter });
         const turn = this.sentThisTurn.get(fx.ifname);
         if (turn) turn.count++;
         else this.sentThisTurn.set(fx.ifname, { count: 1, errorsBefore: this.sendErrors.get(fx.ifname) ?? 0 });
@@ -561,6 +566,12 @@ export class Engine extends EventEmitter implements StateSource {
         });
         break;
       }
+      case 'replay':
+        this.stats[dropCounter('replay')]++;
+        if (this.limiter.allow(`replay ${fx.src} ${fx.key}`)) {
+          this.log(LOG.BADPKT, `carp: ${fx.key}: packet from ${fx.src} dropped: replay (counter ${fx.counter} seen before)`);
+        }
+        break;
       case 'log':
         this.log(fx.level, fx.message);
         break;

@@ -32,6 +32,7 @@ const DROPS: CounterName[] = [
   'carps_badauth',
   'carps_badvhid',
   'carps_badaddrs',
+  'carps_replay',
 ];
 
 function esc(v: string): string {

@@ -1,4 +1,8 @@
-/** Counter names of `struct carpstats` (FreeBSD/OpenBSD sys/netinet/ip_carp.h), in struct order. */
+/**
+ * Counter names of `struct carpstats` (FreeBSD/OpenBSD sys/netinet/ip_carp.h), in struct order,
+ * plus carpd's own `carps_replay` after the kernels' drop counters: the kernels have no replay
+ * protection ("XXX Replay protection goes here" in carp_input_c()), so no counter for it.
+ */
 export const COUNTER_NAMES = [
   'carps_ipackets',
   'carps_ipackets6',
@@ -11,6 +15,7 @@ export const COUNTER_NAMES = [
   'carps_badauth',
   'carps_badvhid',
   'carps_badaddrs',
+  'carps_replay',
   'carps_opackets',
   'carps_opackets6',
   'carps_onomem',
@@ -23,9 +28,10 @@ export type CarpStats = Record<CounterName, number>;
 
 /**
  * Why a received packet was dropped: the counter name without `carps_`. checkAdvert returns all
- * but `badif`: the interface check belongs to whoever owns the socket.
+ * but `badif` (the interface check belongs to whoever owns the socket) and `replay` (an
+ * authenticated advert whose counter this vhid has seen before: src/core/replay.ts, the node).
  */
-export type DropReason = 'badif' | 'badttl' | 'hdrops' | 'badlen' | 'badsum' | 'badver' | 'badvhid' | 'badauth';
+export type DropReason = 'badif' | 'badttl' | 'hdrops' | 'badlen' | 'badsum' | 'badver' | 'badvhid' | 'badauth' | 'replay';
 
 /** The counter a drop increments. */
 export function dropCounter(reason: DropReason): CounterName {
@@ -55,6 +61,8 @@ const NETSTAT_FORMAT: Record<CounterName, { indent: 1 | 2; fmt: string }> = {
   carps_badauth: { indent: 2, fmt: 'discarded for bad authentication' },
   carps_badvhid: { indent: 2, fmt: 'discarded for bad vhid' },
   carps_badaddrs: { indent: 2, fmt: 'discarded because of a bad address list' },
+  // carpd's own; worded like its neighbours.
+  carps_replay: { indent: 2, fmt: 'discarded as replayed (counter seen before)' },
   carps_opackets: { indent: 1, fmt: 'packet%s sent (IPv4)' },
   carps_opackets6: { indent: 1, fmt: 'packet%s sent (IPv6)' },
   carps_onomem: { indent: 2, fmt: 'send failed due to mbuf memory error' },

@@ -156,6 +156,7 @@ test('the sample configuration in etc/ parses once its passfile exists', () => {
     'pluginDir',
     'prePhaseBudgetMs',
     'preempt',
+    'replayProtection',
     'senderrDemotion',
     'stateDir',
     'templateDir',
