@@ -251,6 +251,11 @@ export class Engine extends EventEmitter implements StateSource {
       this.sendErrors.set(cfg.interface, (this.sendErrors.get(cfg.interface) ?? 0) + 1);
       this.feed({ type: 'send-result', ifname: cfg.interface, ok: false });
     });
+    // A receive error is not a send error: counted on its own, and the adapter reopens the socket.
+    socket.onReceiveError?.((err) => {
+      this.stats.carps_ierrors++;
+      if (this.limiter.allow(`recverr ${cfg.interface}`)) this.log(LOG.WARN, `carp: receive error on ${cfg.interface}: ${err.message}; reopening the socket`);
+    });
     this.sockets.set(cfg.interface, socket);
     return socket;
   }

@@ -1,4 +1,7 @@
-/** Counter names of `struct carpstats` (FreeBSD/OpenBSD sys/netinet/ip_carp.h), in struct order. */
+/**
+ * Counter names of `struct carpstats` (FreeBSD/OpenBSD sys/netinet/ip_carp.h), in struct order,
+ * then carpd's own (not in the kernels' struct), which netstat's format below words the same way.
+ */
 export const COUNTER_NAMES = [
   'carps_ipackets',
   'carps_ipackets6',
@@ -16,6 +19,8 @@ export const COUNTER_NAMES = [
   'carps_onomem',
   'carps_ostates',
   'carps_preempt',
+  // carpd's own: receive errors on the CARP socket (each one reopens it), apart from send errors.
+  'carps_ierrors',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -60,6 +65,7 @@ const NETSTAT_FORMAT: Record<CounterName, { indent: 1 | 2; fmt: string }> = {
   carps_onomem: { indent: 2, fmt: 'send failed due to mbuf memory error' },
   carps_ostates: { indent: 2, fmt: 'state update%s sent' },
   carps_preempt: { indent: 1, fmt: 'transition%s to master' },
+  carps_ierrors: { indent: 1, fmt: 'receive error%s (socket reopened)' },
 };
 
 /** The wording of each `netstat -s -p carp` line, plural form ("packets received (IPv4)"). */
