@@ -292,7 +292,7 @@ export async function floodBench(opts: FloodBenchOptions): Promise<boolean> {
       const pass = transitions.length === 0 && mState === 'MASTER' && after.state === 'BACKUP' && logCount < 100;
       if (!pass) ok = false;
       console.log(
-        `| ${sc.name} | ${fr.pps} | ${fr.sent} | ${transitions.length}${pass ? '' : ' **FAIL**'} | ${mState} | ${after.state} | ${logCount} | ${after.received - before.received} | ${cpu.map((c) => c.toFixed(1)).join(' / ')} | ${rss.map((r) => r.toFixed(1)).join(' / ')} | ${drops || '-'} |`,
+        `| ${sc.name} | ${fr.pps}${fr.errors ? ` (${fr.errors} ENOBUFS)` : ""} | ${fr.sent} | ${transitions.length}${pass ? '' : ' **FAIL**'} | ${mState} | ${after.state} | ${logCount} | ${after.received - before.received} | ${cpu.map((c) => c.toFixed(1)).join(' / ')} | ${rss.map((r) => r.toFixed(1)).join(' / ')} | ${drops || '-'} |`,
       );
       for (const t of transitions) console.log(`  transition: ${t}`);
       if (!pass && (mState !== 'MASTER' || after.state !== 'BACKUP')) {
