@@ -360,6 +360,8 @@ class RawCarpSocket implements CarpSocket {
   /** A receive-side error: reported apart from send errors, then the socket is replaced. */
   private receiveFailed(err: Error): void {
     if (this.closed) return;
+    // A wake-up with nothing to read (or a signal) is no failure: the socket is fine.
+    if (/temporarily unavailable|EAGAIN|EWOULDBLOCK|Interrupted system call/i.test(err.message)) return;
     this.dropSocket();
     const e = err instanceof Error ? err : new Error(String(err));
     for (const cb of this.recvErrorCbs) cb(e);

@@ -255,13 +255,19 @@ export async function floodBench(opts: FloodBenchOptions): Promise<boolean> {
     await sleep(300);
     const b = startCarpd(lab, lab.node('backup'), 100, opts.guard, passfile);
     const daemons = [m, b];
-    await waitFor(() => m.lines.some((l) => l.includes('-> MASTER')), { timeoutMs: 15_000, what: 'the master' });
-    await waitFor(() => b.lines.some((l) => l.includes('INIT -> BACKUP')), { timeoutMs: 15_000, what: 'the backup' });
+    try {
+      await waitFor(() => m.lines.some((l) => l.includes('-> MASTER')), { timeoutMs: 20_000, what: 'the master' });
+      await waitFor(() => b.lines.some((l) => l.includes('INIT -> BACKUP')), { timeoutMs: 20_000, what: 'the backup' });
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; master said: ${m.lines.join(' | ')}; backup said: ${b.lines.join(' | ')}`);
+    }
     await sleep(3000);
     // A replay: an advert signed with the real key (what a capture of the master would hold).
     const replay = buildAdvert(makeAuthContext(PASSWORD, 1, [VIP]), { advbase: 1, advskew: 0, demote: 0, counter: 12345n }).toString('hex');
     console.log(`\n## Flood (guard ${opts.guard}, ${opts.seconds} s per scenario, sender: C sendmmsg on a raw socket in a third namespace)\n`);
-    console.log('| scenario | sender pkt/s | sent | transitions | master | backup | log lines | valid adverts received by the backup | CPU % master / backup | RSS MB master / backup | kernel drops (backup) |');
+    console.log(
+      '| scenario | sender pkt/s | sent | transitions | master | backup | log lines | valid adverts received by the backup | CPU % master / backup | RSS MB master / backup | kernel drops (backup) |',
+    );
     console.log('|---|---|---|---|---|---|---|---|---|---|---|');
     for (const sc of SCENARIOS) {
       if (opts.scenario && !sc.name.includes(opts.scenario)) continue;
@@ -292,7 +298,7 @@ export async function floodBench(opts: FloodBenchOptions): Promise<boolean> {
       const pass = transitions.length === 0 && mState === 'MASTER' && after.state === 'BACKUP' && logCount < 100;
       if (!pass) ok = false;
       console.log(
-        `| ${sc.name} | ${fr.pps}${fr.errors ? ` (${fr.errors} ENOBUFS)` : ""} | ${fr.sent} | ${transitions.length}${pass ? '' : ' **FAIL**'} | ${mState} | ${after.state} | ${logCount} | ${after.received - before.received} | ${cpu.map((c) => c.toFixed(1)).join(' / ')} | ${rss.map((r) => r.toFixed(1)).join(' / ')} | ${drops || '-'} |`,
+        `| ${sc.name} | ${fr.pps}${fr.errors ? ` (${fr.errors} ENOBUFS)` : ''} | ${fr.sent} | ${transitions.length}${pass ? '' : ' **FAIL**'} | ${mState} | ${after.state} | ${logCount} | ${after.received - before.received} | ${cpu.map((c) => c.toFixed(1)).join(' / ')} | ${rss.map((r) => r.toFixed(1)).join(' / ')} | ${drops || '-'} |`,
       );
       for (const t of transitions) console.log(`  transition: ${t}`);
       if (!pass && (mState !== 'MASTER' || after.state !== 'BACKUP')) {

@@ -99,7 +99,10 @@ describe('drop logging under a spoofed-source flood (defect 3)', () => {
     assert.equal(lines[1], 'carp: eth0: 5000 packets dropped for badauth from at least 1024 sources in 60 s');
     const b = sim.node('b').engine;
     assert.equal(b.stats.carps_badauth, 5000);
-    assert.equal([...b.badAuthByPeer.values()].reduce((a, n) => a + n, 0), 5000);
+    assert.equal(
+      [...b.badAuthByPeer.values()].reduce((a, n) => a + n, 0),
+      5000,
+    );
   });
 
   it('a quiet interface after a flood logs the next bad packet at once again', () => {
