@@ -14,9 +14,14 @@
  *   checks, in the same order, as checkAdvert in src/proto/advert.ts and FreeBSD's carp_input);
  * - sources that cannot be a peer: not in a subnet of the interface (its IPv4 prefixes, minus the
  *   VIPs) and not a configured unicast peer. Random spoofed sources mostly stop here;
- * - more than a peer could send: per source, more than 2 × (vhids on the interface) + 8 packets a
- *   second (a peer sends one advert per vhid per advbase, and advbase is at least 1 s), counted in
- *   a dynamic set (a `meter`). A full set drops new sources rather than letting them through.
+ * - more than a peer could send: per source, more than (vhids on the interface) + 2 packets a
+ *   second, with a burst of 2 × vhids + 4 (a peer sends one advert per vhid per advbase, advbase is
+ *   at least 1 s, and a master that starts or bows out sends all its vhids at once), counted in a
+ *   dynamic set (a `meter`). A full set drops new sources rather than letting them through. The
+ *   rate is kept low on purpose: spoofed sources inside the segment's subnet each get that much
+ *   through, so a /24 lets at most 252 × 3 = 756 forged adverts a second reach carpd for one
+ *   vhid (with 2 × vhids + 8 it was 2,520/s, and a backup on this 2-core machine lost its master
+ *   once in 30 s at that rate).
  *
  * What it cannot do: an attacker who sends from a legitimate peer's own address at line rate
  * shares that peer's per-source budget, and only the HMAC tells them apart. Another VRRP/CARP
@@ -45,8 +50,10 @@ export interface GuardInterface {
   vhids: number[];
   /** Sources allowed (networks `a.b.c.d/len` or single addresses); empty: any source. */
   sources: string[];
-  /** Packets per second per source, and the burst. */
+  /** Packets per second per source. */
   rate: number;
+  /** Packets a source may send at once above the rate. */
+  burst: number;
   /** Size of the per-source set. */
   setSize: number;
 }
@@ -94,7 +101,8 @@ export function guardPlan(model: CarpModel, addrs: InterfaceAddresses = networkI
       ifname,
       vhids: [...e.vhids].sort((a, b) => a - b),
       sources,
-      rate: 2 * n + 8,
+      rate: n + 2,
+      burst: 2 * n + 4,
       setSize: sources.length === 0 ? MAX_SET : Math.max(64, Math.min(MAX_SET, span + e.peers.size)),
     });
   }
@@ -127,7 +135,7 @@ export function guardRuleset(ifs: GuardInterface[]): string {
     );
     if (g.sources.length) lines.push(`\t\tip saddr != { ${g.sources.join(', ')} } counter drop comment "badsrc"`);
     lines.push(
-      `\t\tupdate @src_${i} { ip saddr limit rate over ${g.rate}/second burst ${g.rate} packets } counter drop comment "flood"`,
+      `\t\tupdate @src_${i} { ip saddr limit rate over ${g.rate}/second burst ${g.burst} packets } counter drop comment "flood"`,
       // The update above breaks (adds nothing) when the set is full: such a source is dropped too.
       `\t\tip saddr != @src_${i} counter drop comment "full"`,
       '\t}',
