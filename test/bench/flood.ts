@@ -259,7 +259,7 @@ export async function floodBench(opts: FloodBenchOptions): Promise<boolean> {
       await waitFor(() => m.lines.some((l) => l.includes('-> MASTER')), { timeoutMs: 20_000, what: 'the master' });
       await waitFor(() => b.lines.some((l) => l.includes('INIT -> BACKUP')), { timeoutMs: 20_000, what: 'the backup' });
     } catch (err) {
-      throw new Error(`${(err as Error).message}; master said: ${m.lines.join(' | ')}; backup said: ${b.lines.join(' | ')}`);
+      throw new Error(`${(err as Error).message}; master said: ${m.lines.join(' | ')}; backup said: ${b.lines.join(' | ')}`, { cause: err });
     }
     await sleep(3000);
     // A replay: an advert signed with the real key (what a capture of the master would hold).
