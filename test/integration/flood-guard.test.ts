@@ -1,7 +1,8 @@
 /**
  * flood_guard = nft for real, in lab namespaces: carpd creates its own table (inet carpd_guard)
  * at start, the kernel drops a small flood of forged CARP before carpd's socket sees it, the
- * table survives a kill -9 and a restart replaces it without error, and a clean stop removes it.
+ * table survives a kill -9 and a restart replaces it without error, a SIGHUP reloads it with the
+ * vhids, and a clean stop removes it.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -105,6 +106,12 @@ test('flood_guard = nft: carpd’s table drops forged CARP in the kernel, surviv
       assert.ok(again);
       assert.equal((again.match(/chain prerouting/g) ?? []).length, 1, 'one table, one chain');
       assert.match(again, /counter packets 0 bytes 0 drop comment "badttl"/, 'a fresh table (counters at zero)');
+
+      // SIGHUP with one more vhid: the table follows the configuration.
+      writeFileSync(conf, ['[carpd]', 'log = 2', 'flood_guard = nft', ...vhid(1), ...vhid(7), ...vhid(9), ''].join('\n'), { mode: 0o600 });
+      lab.kill(d2.child, 'SIGHUP');
+      await waitFor(() => d2.lines.find((l) => l.includes('configuration reloaded')), { timeoutMs: 15_000, what: 'the reload' });
+      assert.match((await table(lab, b.ns)) ?? '', /@th,8,8 != \{ 0x1, 0x7, 0x9 \}/);
 
       lab.kill(d2.child, 'SIGTERM');
       assert.equal(await lab.waitExit(d2.child, 10_000), 0);
