@@ -42,9 +42,10 @@ async function table(lab: Lab, ns: string): Promise<string | undefined> {
   return r.exitCode === 0 ? r.stdout : undefined;
 }
 
-async function counters(lab: Lab, node: LabNode, d: Daemon): Promise<Record<string, number>> {
+async function counters(lab: Lab, node: LabNode, d: Daemon): Promise<Record<string, number> & { badAuthSources: string[] }> {
   const r = await lab.exec(node.ns, [process.execPath, CARPCTL_JS, '-s', d.sock, 'stats', '--json']);
-  return (JSON.parse(r.stdout) as { counters: Record<string, number> }).counters;
+  const j = JSON.parse(r.stdout) as { counters: Record<string, number>; badAuth: { src: string }[] };
+  return Object.assign(j.counters, { badAuthSources: j.badAuth.map((b) => b.src) });
 }
 
 test('flood_guard = nft: carpd’s table drops forged CARP in the kernel, survives kill -9 + restart, goes at exit', TEST, async (t) => {
@@ -86,14 +87,17 @@ test('flood_guard = nft: carpd’s table drops forged CARP in the kernel, surviv
       await runFlooder(lab, x.ns, bin, ['eth0', '10.0.0.0/24', 'badauth', '3000', '10', '1'], 10);
       const k = await guardCounters(lab, b.ns);
       const c1 = await counters(lab, b, d1);
-      assert.equal(k.badttl, 3000, JSON.stringify(k));
-      assert.equal(k.badsrc, 3000, JSON.stringify(k));
-      // The per-source limit lets a burst and ~4/s through; the rest die in the kernel.
-      assert.ok((k.flood ?? 0) >= 2900, JSON.stringify(k));
+      // The sender runs flat out; the bridge may lose a few of its packets before b sees them
+      // (netdev backlog), so up to 10% are allowed to go missing, none to be counted twice.
+      const near = (n: number | undefined) => n !== undefined && n >= 2700 && n <= 3000;
+      assert.ok(near(k.badttl), JSON.stringify(k));
+      assert.ok(near(k.badsrc), JSON.stringify(k));
       assert.equal(c1.carps_badttl! - c0.carps_badttl!, 0, 'carpd never saw a bad-TTL packet');
+      assert.deepEqual(c1.badAuthSources, [x.address], 'nor an off-subnet one');
+      // The per-source limit lets a burst and ~4/s through; the rest die in the kernel.
       const seen = c1.carps_badauth! - c0.carps_badauth!;
       assert.ok(seen > 0 && seen <= 100, `carpd saw ${seen} of 3000 forged adverts`);
-      assert.equal(seen + (k.flood ?? 0), 3000);
+      assert.ok(near(seen + (k.flood ?? 0)), JSON.stringify({ seen, k }));
 
       // kill -9: nobody removes the table; the restart replaces it in one transaction.
       lab.kill(d1.child, 'SIGKILL');
