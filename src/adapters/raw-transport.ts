@@ -7,6 +7,7 @@ import { isIPv4 } from 'node:net';
 import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import type { CarpSocket, OpenSocketOptions, Transport } from '../ports/transport.js';
+import type { HostTimers } from '../ports/timers.js';
 
 export const CARP_PROTO = 112;
 export const CARP_GROUP_V4 = '224.0.0.18';
@@ -81,8 +82,8 @@ export const SOCKOPTS = {
 
 const LINUX: SockoptTable = SOCKOPTS.linux;
 
-/** The part of raw-socket (CommonJS, untyped) this file uses. */
-interface RawSocket {
+/** The part of raw-socket (CommonJS, untyped) this file uses; tests hand in a fake of it. */
+export interface RawSocket {
   setOption(level: number, option: number, value: number): void;
   setOption(level: number, option: number, value: Buffer, length: number): void;
   send(buffer: Buffer, offset: number, length: number, address: string, cb: (err: Error | null, bytes: number) => void): void;
@@ -97,6 +98,28 @@ interface RawSocketModule {
   AddressFamily: { IPv4: number; IPv6: number };
 }
 const raw = createRequire(import.meta.url)('raw-socket') as RawSocketModule;
+
+/** What RawTransport needs from the world; the defaults are raw-socket, sysfs and Node's timers. */
+export interface RawTransportDeps {
+  /** Opens an unconfigured raw IPv4 socket for protocol 112. */
+  createSocket: () => RawSocket;
+  ifindex: (ifname: string) => number;
+  /** The reopen backoff's timer. */
+  timers: Pick<HostTimers, 'setTimeout' | 'clearTimeout'>;
+}
+
+/** The first reopen after a receive error waits this long; each failed reopen doubles it, up to REOPEN_MAX_MS. */
+export const REOPEN_MIN_MS = 100;
+export const REOPEN_MAX_MS = 5000;
+
+const defaultDeps: RawTransportDeps = {
+  createSocket: () => raw.createSocket({ protocol: CARP_PROTO, addressFamily: raw.AddressFamily.IPv4 }),
+  ifindex: (ifname) => ifindexOf(ifname),
+  timers: {
+    setTimeout: (fn, ms) => setTimeout(fn, ms),
+    clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+  },
+};
 
 /** Error with a stable code, thrown by `open` when the socket cannot be set up. */
 export class TransportError extends Error {
@@ -157,38 +180,61 @@ function bigBuffer(socket: RawSocket, force: number, plain: number): void {
 
 /** Opens raw CARP sockets on Linux. */
 export class RawTransport implements Transport {
+  private readonly deps: RawTransportDeps;
+
+  constructor(deps: Partial<RawTransportDeps> = {}) {
+    this.deps = { ...defaultDeps, ...deps };
+  }
+
   open(opts: OpenSocketOptions): CarpSocket {
-    return RawCarpSocket.open(opts);
+    return new RawCarpSocket(opts, this.deps);
   }
 }
 
+/**
+ * One interface's CARP socket. A receive error does not leave it deaf: raw-socket emits 'error'
+ * when recvfrom(2) fails in its onRecvReady (the socket stays open) or when libuv's poll reports
+ * an error (its onError then closes the socket). Either way a socket that failed once is not
+ * trusted again: it is closed and a fresh one, bound and joined like the first, is opened after
+ * REOPEN_MIN_MS, doubling up to REOPEN_MAX_MS while opening fails. Before this, one error marked
+ * the socket closed until a link-up event, so a BACKUP heard nothing more and promoted itself.
+ */
 class RawCarpSocket implements CarpSocket {
+  readonly ifname: string;
   private readonly messageCbs: Array<(ipPacket: Buffer) => void> = [];
   private readonly errorCbs: Array<(err: Error) => void> = [];
+  private readonly recvErrorCbs: Array<(err: Error) => void> = [];
+  private readonly group: string;
+  private readonly srcip: string;
+  /** The live socket; undefined between a receive error and the reopen. */
+  private socket: RawSocket | undefined;
+  private mreqn: Buffer;
   private closed = false;
+  private reopenTimer: unknown;
+  private reopenDelay = REOPEN_MIN_MS;
 
-  private constructor(
-    readonly ifname: string,
-    private readonly group: string,
-    private readonly mreqn: Buffer,
-    private readonly socket: RawSocket,
+  constructor(
+    opts: OpenSocketOptions,
+    private readonly deps: RawTransportDeps,
   ) {
-    socket.on('message', (buffer: Buffer) => this.deliver(buffer));
-    // raw-socket closes the socket itself after an 'error'; the daemon hears of it here.
-    socket.on('error', (err: Error) => this.fail(err));
+    this.ifname = opts.ifname;
+    this.group = opts.group ?? CARP_GROUP_V4;
+    this.srcip = opts.srcip ?? '0.0.0.0';
+    const { socket, mreqn } = this.openRaw();
+    this.mreqn = mreqn;
+    this.attach(socket);
   }
 
-  static open(opts: OpenSocketOptions): RawCarpSocket {
-    const { ifname } = opts;
-    const group = opts.group ?? CARP_GROUP_V4;
-    const srcip = opts.srcip ?? '0.0.0.0';
-    const ifindex = ifindexOf(ifname);
-    const mreqn = ipMreqn(group, srcip, ifindex);
+  /** A raw socket bound to the interface and joined to the group. Throws TransportError. */
+  private openRaw(): { socket: RawSocket; mreqn: Buffer } {
+    const { ifname, srcip } = this;
+    const ifindex = this.deps.ifindex(ifname);
+    const mreqn = ipMreqn(this.group, srcip, ifindex);
     const ifOnly = ipMreqn('0.0.0.0', srcip, ifindex);
 
     let socket: RawSocket;
     try {
-      socket = raw.createSocket({ protocol: CARP_PROTO, addressFamily: raw.AddressFamily.IPv4 });
+      socket = this.deps.createSocket();
     } catch (err) {
       throw new TransportError(`cannot open raw socket on ${ifname}: ${(err as Error).message}`, { cause: err });
     }
@@ -218,12 +264,25 @@ class RawCarpSocket implements CarpSocket {
       socket.close();
       throw err;
     }
-    return new RawCarpSocket(ifname, group, mreqn, socket);
+    return { socket, mreqn };
+  }
+
+  private attach(socket: RawSocket): void {
+    this.socket = socket;
+    socket.on('message', (buffer: Buffer) => {
+      if (socket !== this.socket) return;
+      this.reopenDelay = REOPEN_MIN_MS; // this socket works: the next error starts the backoff afresh
+      this.deliver(buffer);
+    });
+    socket.on('error', (err: Error) => {
+      if (socket === this.socket) this.receiveFailed(err);
+    });
   }
 
   send(payload: Buffer, dst: string = this.group): void {
-    if (this.closed) {
-      this.reportLater(new TransportError(`send on closed socket ${this.ifname}`));
+    const socket = this.socket;
+    if (this.closed || !socket) {
+      this.reportLater(new TransportError(this.closed ? `send on closed socket ${this.ifname}` : `send on ${this.ifname}: the socket is being reopened`));
       return;
     }
     if (!isIPv4(dst)) {
@@ -234,7 +293,7 @@ class RawCarpSocket implements CarpSocket {
     // writable event on the next loop turn, and anything that blocks the loop in between (a
     // child process being spawned for the VIP, say) would delay the advert by milliseconds.
     try {
-      this.socket.wrap.send(payload, 0, payload.length, dst, () => undefined);
+      socket.wrap.send(payload, 0, payload.length, dst, () => undefined);
       return;
     } catch (err) {
       if (!/temporarily unavailable|EAGAIN|EWOULDBLOCK|No buffer space/i.test((err as Error).message)) {
@@ -246,7 +305,7 @@ class RawCarpSocket implements CarpSocket {
     // the socket is writable again.
     const copy = Buffer.from(payload);
     try {
-      this.socket.send(copy, 0, copy.length, dst, (err: Error | null) => {
+      socket.send(copy, 0, copy.length, dst, (err: Error | null) => {
         if (err) this.report(err);
       });
     } catch (err) {
@@ -262,15 +321,33 @@ class RawCarpSocket implements CarpSocket {
     this.errorCbs.push(cb);
   }
 
+  onReceiveError(cb: (err: Error) => void): void {
+    this.recvErrorCbs.push(cb);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.reopenTimer !== undefined) this.deps.timers.clearTimeout(this.reopenTimer);
+    this.reopenTimer = undefined;
+    this.dropSocket();
+  }
+
+  /** Leave the group and close the live socket, if any. */
+  private dropSocket(): void {
+    const socket = this.socket;
+    this.socket = undefined;
+    if (!socket) return;
     try {
-      this.socket.setOption(LINUX.IPPROTO_IP, LINUX.IP_DROP_MEMBERSHIP, this.mreqn, this.mreqn.length);
+      socket.setOption(LINUX.IPPROTO_IP, LINUX.IP_DROP_MEMBERSHIP, this.mreqn, this.mreqn.length);
     } catch {
       // The interface may be gone already; closing drops the membership anyway.
     }
-    this.socket.close();
+    try {
+      socket.close();
+    } catch {
+      // Closed already (raw-socket closes on a poll error before we hear of it).
+    }
   }
 
   private deliver(buffer: Buffer): void {
@@ -280,10 +357,33 @@ class RawCarpSocket implements CarpSocket {
     for (const cb of this.messageCbs) cb(packet);
   }
 
-  private fail(err: Error): void {
+  /** A receive-side error: reported apart from send errors, then the socket is replaced. */
+  private receiveFailed(err: Error): void {
     if (this.closed) return;
-    this.closed = true;
-    this.report(err);
+    // A wake-up with nothing to read (or a signal) is no failure: the socket is fine.
+    if (/temporarily unavailable|EAGAIN|EWOULDBLOCK|Interrupted system call/i.test(err.message)) return;
+    this.dropSocket();
+    const e = err instanceof Error ? err : new Error(String(err));
+    for (const cb of this.recvErrorCbs) cb(e);
+    this.scheduleReopen();
+  }
+
+  private scheduleReopen(): void {
+    if (this.closed || this.reopenTimer !== undefined) return;
+    const delay = this.reopenDelay;
+    this.reopenDelay = Math.min(delay * 2, REOPEN_MAX_MS);
+    this.reopenTimer = this.deps.timers.setTimeout(() => {
+      this.reopenTimer = undefined;
+      if (this.closed) return;
+      try {
+        const { socket, mreqn } = this.openRaw();
+        this.mreqn = mreqn;
+        this.attach(socket);
+      } catch (err) {
+        for (const cb of this.recvErrorCbs) cb(err instanceof Error ? err : new Error(String(err)));
+        this.scheduleReopen();
+      }
+    }, delay);
   }
 
   private report(err: Error): void {

@@ -136,6 +136,7 @@ export const CARPD_SECTION: SectionSchema = {
     { key: 'keepalived_pidfile', field: 'keepalivedPidfile', parse: path },
     { key: 'keepalived_track_file', field: 'keepalivedTrackFile', parse: path },
     { key: 'keepalived_dump_dir', field: 'keepalivedDumpDir', parse: path },
+    { key: 'flood_guard', field: 'floodGuard', parse: oneOf('nft', 'off') },
     { key: 'hook_timeout', field: 'hookTimeoutMs', parse: map(duration('s'), (ms) => (ms === 0 ? { ok: false, expected: 'more than 0' } : ok(ms))) },
   ],
 };

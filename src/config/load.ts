@@ -147,6 +147,7 @@ const GLOBAL_NAMES: Record<keyof GlobalConfig, string> = {
   keepalivedPidfile: 'keepalived_pidfile',
   keepalivedTrackFile: 'keepalived_track_file',
   keepalivedDumpDir: 'keepalived_dump_dir',
+  floodGuard: 'flood_guard',
 };
 
 /**

@@ -56,6 +56,11 @@ export interface GlobalConfig {
   keepalivedTrackFile?: string;
   /** engine = keepalived: keepalived's $TMPDIR, where its state dumps appear (default /tmp). */
   keepalivedDumpDir?: string;
+  /**
+   * `nft`: carpd's own nftables table (`inet carpd_guard`) drops forged CARP in the kernel, before
+   * it can fill the socket buffer (src/adapters/flood-guard.ts). Default `off`.
+   */
+  floodGuard?: 'nft' | 'off';
 }
 
 export interface VhidConfig {

@@ -20,7 +20,7 @@ import { buildAdvert, checkAdvert } from '../proto/advert.js';
 import { dropCounter, newStats, type CarpStats } from '../proto/counters.js';
 import { makeAuthContext, type AuthContext } from '../proto/hmac.js';
 import type { DemotionView, LastTransition, StateSource, StateSourceCapabilities, TransitionEvent, VhidCounters, VhidStatus } from '../ports/state-source.js';
-import { RateLimiter } from './rate-limit.js';
+import { DropLog, RateLimiter } from './rate-limit.js';
 
 export type { LastTransition, ReconfigureResult, TransitionEvent, VhidStatus };
 
@@ -99,6 +99,8 @@ export class Engine extends EventEmitter implements StateSource {
   /** Monotonic time a CARP packet from a peer last arrived, per interface. */
   private readonly peerHeard = new Map<string, number>();
   private readonly limiter = new RateLimiter(60_000);
+  /** Bad packets, logged per reason and interface with a summary per minute (never per source). */
+  private readonly drops = new DropLog();
   /** Effects waiting to be performed, in the order the node produced them. */
   private readonly outbox: NodeEffect[] = [];
   private performing = false;
@@ -364,6 +366,11 @@ export class Engine extends EventEmitter implements StateSource {
       this.sendErrors.set(cfg.interface, (this.sendErrors.get(cfg.interface) ?? 0) + 1);
       this.feed({ type: 'send-result', ifname: cfg.interface, ok: false });
     });
+    // A receive error is not a send error: counted on its own, and the adapter reopens the socket.
+    socket.onReceiveError?.((err) => {
+      this.stats.carps_ierrors++;
+      if (this.limiter.allow(`recverr ${cfg.interface}`)) this.log(LOG.WARN, `carp: receive error on ${cfg.interface}: ${err.message}; reopening the socket`);
+    });
     this.sockets.set(cfg.interface, socket);
     return socket;
   }
@@ -381,23 +388,20 @@ export class Engine extends EventEmitter implements StateSource {
       this.peerHeard.set(ifname, this.opts.clock.now());
       this.stats.carps_ipackets++;
       this.stats[dropCounter(res.reason)]++;
+      let line = `carp: ${ifname}: packet from ${res.src ?? '?'} dropped: ${res.reason}`;
       if (res.reason === 'badauth' && res.vhid !== undefined) {
         const w = wireOf(res.vhid);
         if (w) w.stats.badauth++;
         let peer = `${res.src ?? '?'} ${res.vhid}@${ifname}`;
         // Bounded: a flood from spoofed sources lands in one bucket.
         if (!this.badAuthByPeer.has(peer) && this.badAuthByPeer.size >= MAX_BADAUTH_PEERS) peer = `* ${res.vhid}@${ifname}`;
-        const n = (this.badAuthByPeer.get(peer) ?? 0) + 1;
-        this.badAuthByPeer.set(peer, n);
-        if (n === 1) {
-          this.log(
-            LOG.BADPKT,
-            `carp: ${res.vhid}@${ifname}: bad authentication from ${res.src} vhid ${res.vhid}: check the password and the vhid's address list`,
-          );
-        }
-      } else if (this.limiter.allow(`${res.reason} ${res.src ?? ''} ${ifname}`)) {
-        this.log(LOG.BADPKT, `carp: ${ifname}: packet from ${res.src ?? '?'} dropped: ${res.reason}`);
+        this.badAuthByPeer.set(peer, (this.badAuthByPeer.get(peer) ?? 0) + 1);
+        line = `carp: ${res.vhid}@${ifname}: bad authentication from ${res.src} vhid ${res.vhid}: check the password and the vhid's address list`;
       }
+      // Per reason and interface, never per source: spoofed sources must not buy a line each.
+      const verdict = this.drops.note(this.opts.clock.now(), res.reason, ifname, res.src);
+      if (verdict === 'log') this.log(LOG.BADPKT, line);
+      if (verdict !== 'counted') this.arm(); // the window's summary is due on the one timer
       return;
     }
     if (this.ownAddresses.has(res.src)) return; // our own advert looped back
@@ -443,12 +447,15 @@ export class Engine extends EventEmitter implements StateSource {
   }
 
   private onTimer = (): void => {
+    for (const line of this.drops.flush(this.opts.clock.now())) this.log(LOG.BADPKT, line);
     this.feed({ type: 'tick' });
   };
 
   /** Arm the one real timer for the node's earliest due time. */
   private arm(): void {
-    const due = this.node.nextDue();
+    const nodeDue = this.node.nextDue();
+    const dropsDue = this.drops.nextDue();
+    const due = nodeDue === undefined ? dropsDue : dropsDue === undefined ? nodeDue : Math.min(nodeDue, dropsDue);
     if (due === undefined) this.opts.clock.clearTimer();
     else this.opts.clock.setTimer(due, this.onTimer);
   }

@@ -149,6 +149,9 @@ export function renderMetrics(src: MetricsSource): string {
     'Received CARP packets discarded, by reason (the carps_ counter without its prefix).',
     DROPS.map((n) => [{ reason: n.slice('carps_'.length) }, st[n]]),
   );
+  w.family('carpd_receive_errors_total', 'counter', 'Receive errors on the CARP sockets (each one reopens the socket); send errors are not counted here.', [
+    [{}, st.carps_ierrors],
+  ]);
   w.family('carpd_transitions_to_master_total', 'counter', 'Transitions to master (netstat: carps_preempt).', [[{}, st.carps_preempt]]);
   const peers = [...engine.badAuthByPeer].map(([peer, n]): [Record<string, string>, number] => {
     const sp = peer.indexOf(' ');

@@ -9,6 +9,7 @@ import { loadConfigFiles } from '../adapters/config-files.js';
 import { nodeCron } from '../adapters/cron.js';
 import { realTimers } from '../adapters/host-timers.js';
 import { run } from '../adapters/exec.js';
+import { NftFloodGuard, type FloodGuard } from '../adapters/flood-guard.js';
 import { FileIntentStore } from '../adapters/intent-file.js';
 import { KeepalivedSource } from '../adapters/keepalived-source.js';
 import { createKernelCarpSource, kernelOsOf, type KernelOs } from '../adapters/kernel-carp.js';
@@ -129,6 +130,8 @@ interface Runner {
   source: StateSource;
   /** Only carpd's own engine: reconfiguration, ucarp's signals. */
   engine?: Engine;
+  /** flood_guard = nft: carpd's own nftables table, reloaded with the vhids. */
+  guard?: FloodGuard;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -176,11 +179,20 @@ function buildRunner(model: CarpModel, opts: DaemonOptions, levelled: Logger): R
     logger,
     handoverHoldMs: HANDOVER_HOLD_MS,
   });
+  // The kernel drops forged CARP before it fills the socket buffer (src/adapters/flood-guard.ts).
+  const guard = model.global.floodGuard === 'nft' ? new NftFloodGuard(run, levelled) : undefined;
   return {
     source: engine,
     engine,
-    start: async () => engine.start(),
-    stop: () => engine.stop(),
+    ...(guard ? { guard } : {}),
+    start: async () => {
+      await guard?.apply(model);
+      engine.start();
+    },
+    stop: async () => {
+      await engine.stop();
+      await guard?.remove();
+    },
   };
 }
 
@@ -409,6 +421,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         events.publish({ type: 'admin', time: new Date().toISOString(), action: 'reload', detail: `refused: no such interface ${missing.join(', ')}` });
         return;
       }
+      if ((next.global.floodGuard ?? 'off') !== (model.global.floodGuard ?? 'off')) {
+        say(LOG.WARN, 'carpd: SIGHUP: a new flood_guard takes effect at the next restart');
+      }
+      // Before the engine: a vhid added now must not meet a table that drops its peer's adverts.
+      await runner.guard?.apply(next);
       let res = { added: [] as string[], removed: [] as string[], changed: [] as string[], unchanged: [] as string[] };
       try {
         if (own) res = own.reconfigure(next);

@@ -9,6 +9,11 @@ export interface CarpSocket {
   onMessage(cb: (ipPacket: Buffer) => void): void;
   /** Called when a send fails (e.g. link down). */
   onSendError(cb: (err: Error) => void): void;
+  /**
+   * Called when receiving fails (the socket is replaced by the adapter, which keeps listening).
+   * Optional: a transport whose receive cannot fail need not offer it.
+   */
+  onReceiveError?(cb: (err: Error) => void): void;
   close(): void;
 }
 

@@ -1,7 +1,8 @@
 /**
  * Counter names of `struct carpstats` (FreeBSD/OpenBSD sys/netinet/ip_carp.h), in struct order,
- * plus carpd's own `carps_replay` after the kernels' drop counters: the kernels have no replay
- * protection ("XXX Replay protection goes here" in carp_input_c()), so no counter for it.
+ * then carpd's own, not in the kernels' struct, worded the same way by netstat's format below:
+ * `carps_replay` (the kernels have no replay protection: "XXX Replay protection goes here" in
+ * carp_input_c()) and `carps_ierrors` (receive errors, counted apart from send errors).
  */
 export const COUNTER_NAMES = [
   'carps_ipackets',
@@ -21,6 +22,8 @@ export const COUNTER_NAMES = [
   'carps_onomem',
   'carps_ostates',
   'carps_preempt',
+  // carpd's own: receive errors on the CARP socket (each one reopens it), apart from send errors.
+  'carps_ierrors',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -68,6 +71,7 @@ const NETSTAT_FORMAT: Record<CounterName, { indent: 1 | 2; fmt: string }> = {
   carps_onomem: { indent: 2, fmt: 'send failed due to mbuf memory error' },
   carps_ostates: { indent: 2, fmt: 'state update%s sent' },
   carps_preempt: { indent: 1, fmt: 'transition%s to master' },
+  carps_ierrors: { indent: 1, fmt: 'receive error%s (socket reopened)' },
 };
 
 /** The wording of each `netstat -s -p carp` line, plural form ("packets received (IPv4)"). */

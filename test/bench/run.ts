@@ -7,7 +7,11 @@
  * - Scale: one carpd serving N vhids (default 255) at advbase 1 against N ucarp processes, master
  *   and backup side each: CPU% of one core (utime+stime from /proc) and RSS, summed per side.
  *
- * Options: --trials N (default 5), --vhids N (255), --seconds S (30), --only failover|scale.
+ * - Flood (flood.ts): master, backup and an attacker sending forged adverts, replays and wrong
+ *   TTLs at the highest rate it reaches; no transition allowed, the log stays short.
+ *
+ * Options: --trials N (default 5), --vhids N (255), --seconds S (30), --only failover|scale|flood,
+ * --guard nft|off (flood: carpd's flood_guard, default nft), --scenario TEXT (flood: only those).
  * Everything runs inside namespaces this process makes and removes.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -19,6 +23,7 @@ import { createLab, sleep, waitFor, type Lab, type LabNode } from '../../src/lab
 import { carpHeader } from '../../src/proto/carp-header.js';
 import { decodeIpv4 } from '../../src/proto/ipv4.js';
 import { ipPayloadOf, readPcap } from '../../src/proto/pcap.js';
+import { floodBench } from './flood.js';
 
 const CLK_TCK = 100;
 const PAGE = 4096;
@@ -166,13 +171,19 @@ async function rxPackets(lab: Lab, node: LabNode): Promise<number> {
 const fmt = (ms: number) => `${(ms / 1000).toFixed(3)} s`;
 
 async function main(): Promise<void> {
-  const p = parseArgs(process.argv.slice(2), ['--trials', '--vhids', '--seconds', '--only'], []);
+  const p = parseArgs(process.argv.slice(2), ['--trials', '--vhids', '--seconds', '--only', '--guard', '--scenario'], []);
   const trials = intOpt(p, '--trials', 1, 50, 5);
   const vhids = intOpt(p, '--vhids', 1, 255, 255);
   const seconds = intOpt(p, '--seconds', 5, 600, 30);
   const only = last(p, '--only');
   const date = new Date().toISOString().slice(0, 10);
   console.log(`carpd bench, ${date}, node ${process.version}, ${(await import('node:os')).cpus().length} cores`);
+  if (only === 'flood') {
+    const guard = last(p, '--guard') === 'off' ? 'off' : 'nft';
+    const scenario = last(p, '--scenario');
+    if (!(await floodBench({ seconds, guard, ...(scenario ? { scenario } : {}) }))) process.exitCode = 1;
+    return;
+  }
 
   const lab = await createLab({ prefix: 'carpdbench', nodes: labNodes(['a', 'b']) });
   try {
@@ -217,6 +228,7 @@ async function main(): Promise<void> {
   } finally {
     await lab.destroy();
   }
+  if (only === undefined && !(await floodBench({ seconds, guard: 'nft' }))) process.exitCode = 1;
 }
 
 main().catch((err: unknown) => {
