@@ -20,7 +20,8 @@ export type ViolationKind =
   | 'unreachable'
   | 'not-running'
   | 'preempt'
-  | 'unexpected-exit';
+  | 'unexpected-exit'
+  | 'shutdown';
 
 export interface Violation {
   kind: ViolationKind;

@@ -239,10 +239,25 @@ export class SoakCluster {
     return o;
   }
 
-  /** Whether every running node answers status with every vhid out of INIT. */
-  async settled(): Promise<boolean> {
-    const obs = await Promise.all(this.nodes.map((n) => this.observe(n)));
-    return obs.every((o) => o.running && o.vhids && o.vhids.size === this.opts.vhids && [...o.vhids.values()].every((v) => v.state !== 'INIT'));
+  /**
+   * SIGTERM every running carpd (by pid) and wait, bounded, for each: carpd's clean shutdown bows
+   * out and removes its VIPs (README, `carpd run`). Returns per node the exit, the time it took and
+   * the VIPs still on eth0 afterwards.
+   */
+  async stopAll(timeoutMs: number, vips: readonly string[]): Promise<Array<{ node: SoakNode; code: number | null; ms: number; left: string[] }>> {
+    this.stopping = true;
+    const running = this.nodes.filter((n) => this.running(n));
+    return Promise.all(
+      running.map(async (n) => {
+        const t = Date.now();
+        n.expectExit = true;
+        this.lab.kill(n.child!, 'SIGTERM');
+        const code = await this.lab.waitExit(n.child!, timeoutMs);
+        const ms = Date.now() - t;
+        const o = await this.observe(n);
+        return { node: n, code, ms, left: vips.filter((a) => o.addresses?.has(a)) };
+      }),
+    );
   }
 
   async destroy(): Promise<void> {

@@ -41,9 +41,11 @@ export interface SoakResult {
 
 /** 3 × advbase + 1 s: a backup's master-down time with room for the first advert after it. */
 const QUIESCENCE_MS = 3 * ADVBASE * 1000 + 1000;
-/** Bound on waiting for every node to answer and leave INIT after the quiescence time. */
+/** Bound on how long a restarted node may take to answer with every vhid out of INIT. */
 const SETTLE_MAX_MS = 15_000;
-const RETRY_EVERY_MS = 1_000;
+const POLL_MS = 500;
+/** How long a carpd gets to shut down on SIGTERM at the end of the run before it is killed. */
+const SHUTDOWN_MS = 5_000;
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -125,41 +127,69 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
 
     const spec: CheckSpec = { vhids: c.vhidList(), vip: soakVip, preferred: (v) => c.preferred(v), preempt };
 
-    /** One check round: retried within the grace period; OK or the violations of the last try. */
-    const checkRound = async (label: string, healedAt: number): Promise<void> => {
-      await sleep(Math.max(0, healedAt + QUIESCENCE_MS - Date.now()), opts.signal);
-      const settleEnd = Date.now() + SETTLE_MAX_MS;
-      while (!aborted() && Date.now() < settleEnd && !(await c.settled())) await sleep(250, opts.signal);
-      const graceEnd = Date.now() + graceMs;
-      let attempts = 0;
+    /**
+     * One check round. The cluster is observed every POLL_MS from the heal on; the verdict is the
+     * first correct observation once the quiescence time has passed (plus, for a restarted node,
+     * the time it took to answer with every vhid out of INIT). A check that is still failing
+     * `graceMs` after that counts its violations: a check taken too early is retried, not
+     * reported. Convergence is when the cluster became correct and stayed so until the verdict.
+     */
+    const checkRound = async (label: string, healedAt: number, restarted: readonly SoakNode[]): Promise<void> => {
+      const outOfInit = new Map<string, number>();
+      const hardEnd = healedAt + QUIESCENCE_MS + SETTLE_MAX_MS + graceMs;
+      let streakStart: number | undefined;
+      let failStreak = 0;
+      let observations = 0;
       let found: Violation[] = [];
-      const firstFail: Map<string, number> = new Map();
+      let verdictAt = 0;
+      let initDelay = 0;
       for (;;) {
         if (aborted()) return;
-        attempts++;
+        const at = Date.now();
         const obs = await Promise.all(c.nodes.map((n) => c.observe(n)));
+        observations++;
+        for (const n of restarted) {
+          const o = obs.find((x) => x.name === n.name);
+          if (!outOfInit.has(n.name) && o?.vhids?.size === vhids && [...o.vhids.values()].every((v) => v.state !== 'INIT')) outOfInit.set(n.name, at);
+        }
         found = evaluate(spec, obs);
-        if (found.length === 0 || Date.now() >= graceEnd) break;
-        for (const v of found) if (!firstFail.has(v.detail)) firstFail.set(v.detail, Date.now());
-        await sleep(RETRY_EVERY_MS, opts.signal);
+        if (found.length === 0) {
+          streakStart ??= at;
+          failStreak = 0;
+        } else {
+          streakStart = undefined;
+          failStreak++;
+        }
+        const waits = restarted.map((n) => outOfInit.get(n.name) ?? Infinity);
+        initDelay = Math.max(0, ...waits.map((t) => t - healedAt));
+        const earliest = healedAt + QUIESCENCE_MS + initDelay;
+        verdictAt = Date.now();
+        if (found.length === 0 && at >= earliest) break;
+        if (verdictAt >= Math.min(earliest + graceMs, hardEnd)) break;
+        await sleep(POLL_MS, opts.signal);
       }
       if (aborted()) return;
       const exits = pendingExits.splice(0);
       const all = [...exits, ...found];
       result.checks++;
+      const initText = restarted.length ? ` + INIT ${Number.isFinite(initDelay) ? `${fmtS(initDelay)} s` : 'never left'}` : '';
       if (all.length === 0) {
         result.checksOk++;
-        const conv = Date.now() - healedAt;
+        const conv = streakStart! - healedAt;
         result.convergenceMs.push(conv);
-        say(`check ${label}: OK (converged ${fmtS(conv)} s after heal, attempt ${attempts})`);
+        say(
+          `check ${label}: OK at ${fmtS(verdictAt - healedAt)} s after heal; correct since ${fmtS(conv)} s (quiescence ${fmtS(QUIESCENCE_MS)} s${initText}; ${observations} observations)`,
+        );
         return;
       }
       result.violations.push(...all);
-      say(`check ${label}: ${all.length} violation(s) after ${attempts} attempts, ${fmtS(Date.now() - healedAt)} s after heal (${fmtS(graceMs)} s grace)`);
+      say(
+        `check ${label}: ${all.length} violation(s), still ${fmtS(verdictAt - healedAt)} s after heal (quiescence ${fmtS(QUIESCENCE_MS)} s${initText} + grace ${fmtS(graceMs)} s); failing in the last ${failStreak} of ${observations} observations`,
+      );
       for (const v of all) opts.out(`    ${v.kind}${v.node ? ` ${v.node}` : ''}: ${v.detail}`);
     };
 
-    await checkRound('start', Date.now());
+    await checkRound('start', Date.now(), c.nodes);
     const deadline = t0 + opts.durationMs;
     while (!aborted() && Date.now() < deadline) {
       const round = drawRound(
@@ -179,14 +209,16 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
         const r = await healFault(c, f, loss);
         say(`round ${label}: healed ${f.kind} ${f.node}${r ? `: ${r}` : ''}`);
       }
+      const restarted = c.nodes.filter((n) => round.faults.some((f) => f.kind === 'kill' && f.node === n.name));
       // A carpd that died by itself is restarted too, so the soak goes on (its exit is a violation).
       for (const n of c.nodes) {
         if (!c.running(n)) {
           c.start(n);
           say(`round ${label}: restarted ${n.name}, which had died by itself: pid ${n.child?.pid ?? '?'}`);
+          restarted.push(n);
         }
       }
-      await checkRound(label, Date.now());
+      await checkRound(label, Date.now(), restarted);
     }
     result.interrupted = aborted();
   } catch (err) {
@@ -199,6 +231,19 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
         const up = Math.max(1, (Date.now() - t0) / 1000);
         return `${n.name} ${n.starts} start(s), ${n.transitions} transitions, ${n.lines} log lines (${(n.lines / up).toFixed(1)}/s)`;
       });
+      if (!aborted() && !result.error) {
+        const vips = c.vhidList().map(soakVip);
+        for (const s of await c.stopAll(SHUTDOWN_MS, vips)) {
+          const how = s.code === null ? `did not exit within ${fmtS(SHUTDOWN_MS)} s (killed)` : `exit ${s.code} in ${fmtS(s.ms)} s`;
+          say(`shutdown ${s.node.name} (SIGTERM): ${how}${s.left.length ? `; VIPs left on eth0: ${s.left.join(' ')}` : '; no VIP left'}`);
+          if (s.code !== 0 || s.left.length)
+            result.violations.push({
+              kind: 'shutdown',
+              node: s.node.name,
+              detail: `${s.node.name}: SIGTERM: ${how}; VIPs left: ${s.left.join(' ') || 'none'}`,
+            });
+        }
+      }
       await c.destroy();
       result.elapsedMs = Date.now() - t0;
       say(`cleaned up: namespaces removed, carpd processes stopped`);
