@@ -73,7 +73,10 @@ export function evaluate(spec: CheckSpec, obs: readonly NodeObservation[]): Viol
       `VIP ${vip} on ${holders.join(',') || 'no node'}; ${obs.map((o) => `${o.name}=${stateOf(o)}${o.vhids?.get(v)?.demote ? `(demote ${o.vhids.get(v)!.demote})` : ''}`).join(' ')}`;
     const add = (kind: ViolationKind, node: string | undefined, what: string) =>
       out.push({ kind, vhid: v, ...(node ? { node } : {}), detail: `vhid ${v}: ${what}; ${seen()}` });
-    if (masters.length === 0) add('no-master', undefined, 'no node is MASTER');
+    // A running carpd that did not answer is reported once (unreachable); its vhids' states are
+    // unknown, so no claim is made about them, only about what its kernel holds.
+    const unknown = obs.some((o) => stateOf(o) === '?');
+    if (masters.length === 0 && !unknown) add('no-master', undefined, 'no node is MASTER');
     if (masters.length > 1) add('multi-master', undefined, `${masters.length} MASTERs (${masters.join(', ')})`);
     if (holders.length === 0) add('no-holder', undefined, 'no node holds the VIP');
     if (holders.length > 1) add('multi-holder', undefined, `${holders.length} nodes hold the VIP (${holders.join(', ')})`);
@@ -81,8 +84,8 @@ export function evaluate(spec: CheckSpec, obs: readonly NodeObservation[]): Viol
       const st = stateOf(o);
       const holds = o.addresses?.has(vip) ?? false;
       if (st === 'MASTER' && o.addresses && !holds) add('master-without-vip', o.name, `${o.name} is MASTER without the VIP`);
-      if (holds && st !== 'MASTER') add('vip-not-master', o.name, `${o.name} holds the VIP but is ${st}`);
-      if (o.vhids && st !== 'MASTER' && st !== 'BACKUP') add('not-backup', o.name, `${o.name} is ${st}, neither MASTER nor BACKUP`);
+      if (holds && st !== 'MASTER' && st !== '?') add('vip-not-master', o.name, `${o.name} holds the VIP but is ${st}`);
+      if (o.running && o.vhids && st !== 'MASTER' && st !== 'BACKUP') add('not-backup', o.name, `${o.name} is ${st}, neither MASTER nor BACKUP`);
     }
     if (spec.preempt && masters.length === 1) {
       const want = spec.preferred(v);

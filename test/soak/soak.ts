@@ -19,7 +19,7 @@ export interface SoakOptions {
   /** Each node's full log goes here. */
   logDir: string;
   signal?: AbortSignal;
-  out(line: string): void;
+  out: (line: string) => void;
 }
 
 export interface SoakResult {
@@ -140,9 +140,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       let streakStart: number | undefined;
       let failStreak = 0;
       let observations = 0;
-      let found: Violation[] = [];
-      let verdictAt = 0;
-      let initDelay = 0;
+      let found: Violation[];
+      let verdictAt: number;
+      let initDelay: number;
       for (;;) {
         if (aborted()) return;
         const at = Date.now();
