@@ -3,7 +3,7 @@
  * or two of them for a few seconds, then heals them all.
  */
 import type { Prng } from './prng.js';
-import { nodeAddress, type SoakCluster, type SoakNode } from './cluster.js';
+import { nodeAddress, soakVip, type SoakCluster, type SoakNode } from './cluster.js';
 
 export type FaultKind = 'kill' | 'flap' | 'partition' | 'loss' | 'hup';
 export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'flap', 'partition', 'loss', 'hup'];
@@ -97,7 +97,11 @@ export async function applyFault(c: SoakCluster, f: Fault, loss: LossMethod): Pr
   switch (f.kind) {
     case 'kill': {
       const pid = await c.kill9(n);
-      return pid === undefined ? 'was not running' : `pid ${pid} killed`;
+      if (pid === undefined) return 'was not running';
+      // What kill -9 leaves behind: the restarted carpd must clear these (check.ts, vip-not-master).
+      const o = await c.observe(n);
+      const left = c.vhidList().filter((v) => o.addresses?.has(soakVip(v)));
+      return `pid ${pid} killed; VIPs it left in its namespace: ${left.length ? left.map(soakVip).join(' ') : 'none'}`;
     }
     case 'flap':
       if (f.side === 'admin') await c.exec(n, ['ip', 'link', 'set', 'eth0', 'down']);
