@@ -220,6 +220,14 @@ export class SoakCluster {
     return r.stdout;
   }
 
+  /** Run a command in the switch namespace (the bridge all nodes hang off); throws on failure. */
+  async execSwitch(argv: string[], input?: string): Promise<string> {
+    const sw = this.lab.switchNs!;
+    const r = await this.lab.exec(sw, argv, { timeoutMs: 10_000, ...(input !== undefined ? { input } : {}) });
+    if (r.exitCode !== 0) throw new Error(`${argv.join(' ')} in the switch: ${r.stderr.trim() || r.spawnError || `exit ${r.exitCode}`}`);
+    return r.stdout;
+  }
+
   /** What carpd says (the data of `carpctl status --json`) and what the kernel holds on eth0. */
   async observe(n: SoakNode): Promise<NodeObservation> {
     const o: NodeObservation = { name: n.name, running: this.running(n) };

@@ -32,8 +32,14 @@ export interface Round {
   holdMs: number;
 }
 
-/** How 20 % loss is made: tc netem where the kernel has it, else nftables' numgen (same effect on egress). */
-export type LossMethod = 'netem' | 'nft';
+/**
+ * How 20 % loss is made: tc netem on the node's eth0 where the kernel has sch_netem; else an
+ * nftables bridge rule on the node's port of the bridge, in the switch namespace. Both lose the
+ * node's frames on the wire without the sender noticing. (A drop in the node's own OUTPUT hook
+ * would not do: sendto(2) then fails with EPERM, and carpd counts send errors and demotes itself,
+ * as FreeBSD's carp_send_ad_error_adjust() does: a different fault.)
+ */
+export type LossMethod = 'netem' | 'bridge';
 
 export function describe(f: Fault): string {
   switch (f.kind) {
@@ -77,7 +83,16 @@ function conflicts(a: Fault, b: Fault): boolean {
   return killHup(a, b) || killHup(b, a);
 }
 
-const LOSS_TABLE = 'soak_loss';
+/** The nftables bridge table in the switch namespace that drops 20 % of a node's frames. */
+function lossTable(n: SoakNode): string {
+  return `soak_loss_${n.name}`;
+}
+
+/** The drop counter of a partition's nftables table in a node's namespace. */
+async function dropped(c: SoakCluster, at: SoakNode, table: string): Promise<string> {
+  const text = await c.exec(at, ['nft', 'list', 'table', 'inet', table]);
+  return /counter packets (\d+)/.exec(text)?.[1] ?? '?';
+}
 
 /** The nftables table in a node's namespace that drops `peer`'s CARP. */
 function partTable(peer: string): string {
@@ -116,10 +131,9 @@ export async function applyFault(c: SoakCluster, f: Fault, loss: LossMethod): Pr
     case 'loss':
       if (loss === 'netem') await c.exec(n, ['tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'netem', 'loss', '20%']);
       else
-        await c.exec(
-          n,
+        await c.execSwitch(
           ['nft', '-f', '-'],
-          `table inet ${LOSS_TABLE} {\n  chain out {\n    type filter hook output priority 0; policy accept;\n    oifname "eth0" numgen random mod 100 < 20 counter drop\n  }\n}\n`,
+          `table bridge ${lossTable(n)} {\n  chain pre {\n    type filter hook prerouting priority 0; policy accept;\n    iifname "${n.lab.peerIfname}" counter\n    iifname "${n.lab.peerIfname}" numgen random mod 100 < 20 counter drop\n  }\n}\n`,
         );
       return '';
     case 'hup':
@@ -138,14 +152,26 @@ export async function healFault(c: SoakCluster, f: Fault, loss: LossMethod): Pro
       else await c.lab.linkUp(n.lab);
       return '';
     case 'partition': {
+      let text = `${f.node} dropped ${await dropped(c, n, partTable(f.peer!))} of ${f.peer}'s CARP packets`;
       await c.exec(n, ['nft', 'delete', 'table', 'inet', partTable(f.peer!)]);
-      if (f.symmetric) await c.exec(c.node(f.peer!), ['nft', 'delete', 'table', 'inet', partTable(f.node)]);
-      return '';
+      if (f.symmetric) {
+        const p = c.node(f.peer!);
+        text += `, ${f.peer} ${await dropped(c, p, partTable(f.node))} of ${f.node}'s`;
+        await c.exec(p, ['nft', 'delete', 'table', 'inet', partTable(f.node)]);
+      }
+      return text;
     }
     case 'loss':
-      if (loss === 'netem') await c.exec(n, ['tc', 'qdisc', 'del', 'dev', 'eth0', 'root']);
-      else await c.exec(n, ['nft', 'delete', 'table', 'inet', LOSS_TABLE]);
-      return '';
+      if (loss === 'netem') {
+        const stats = await c.exec(n, ['tc', '-s', 'qdisc', 'show', 'dev', 'eth0']);
+        await c.exec(n, ['tc', 'qdisc', 'del', 'dev', 'eth0', 'root']);
+        return `netem: ${/\bdropped (\d+)/.exec(stats)?.[1] ?? '?'} dropped`;
+      } else {
+        const text = await c.execSwitch(['nft', 'list', 'table', 'bridge', lossTable(n)]);
+        const [all, lost] = [...text.matchAll(/counter packets (\d+)/g)].map((m) => m[1]);
+        await c.execSwitch(['nft', 'delete', 'table', 'bridge', lossTable(n)]);
+        return `${lost ?? '?'} of ${all ?? '?'} frames dropped`;
+      }
     case 'hup':
       return '';
   }
@@ -159,6 +185,6 @@ export async function probeLoss(c: SoakCluster): Promise<LossMethod> {
     await c.exec(n, ['tc', 'qdisc', 'del', 'dev', 'eth0', 'root']);
     return 'netem';
   } catch {
-    return 'nft';
+    return 'bridge';
   }
 }

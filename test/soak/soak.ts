@@ -31,6 +31,8 @@ export interface SoakResult {
   checks: number;
   checksOk: number;
   violations: Violation[];
+  /** Violations counted once while they persist over consecutive checks (same kind, vhid, node). */
+  incidents: number;
   /** Heal → first passing check, per passing check (ms). */
   convergenceMs: number[];
   interrupted: boolean;
@@ -83,10 +85,13 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     checks: 0,
     checksOk: 0,
     violations: [],
+    incidents: 0,
     convergenceMs: [],
     interrupted: false,
   };
   const pendingExits: Violation[] = [];
+  const keyOf = (v: Violation) => `${v.kind}/${v.vhid ?? ''}/${v.node ?? ''}`;
+  let lastKeys = new Set<string>();
 
   opts.out(
     `carpd soak: seed ${opts.seed} (${seedNumber}); ${nodes} nodes × ${vhids} vhids, advbase ${ADVBASE}, preempt ${preempt ? 'on' : 'off'}, ` +
@@ -120,7 +125,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     const loss = await probeLoss(c);
     result.lossMethod = loss;
     say(
-      `namespaces ${c.lab.namespaces().join(' ')}; VIPs ${soakVip(1)}..${soakVip(vhids)}/24; vhid v preferred by n((v mod ${nodes})+1); 20% loss by ${loss === 'netem' ? 'tc netem' : 'nftables numgen (this kernel has no sch_netem)'}`,
+      `namespaces ${c.lab.namespaces().join(' ')}; VIPs ${soakVip(1)}..${soakVip(vhids)}/24; vhid v preferred by n((v mod ${nodes})+1); 20% loss by ${loss === 'netem' ? 'tc netem' : "nftables on the node's bridge port (this kernel has no sch_netem)"}`,
     );
     for (const n of c.nodes) c.start(n);
     say(`started ${c.nodes.map((n) => `${n.name} (pid ${n.child?.pid})`).join(', ')}`);
@@ -173,6 +178,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       const all = [...exits, ...found];
       result.checks++;
       const initText = restarted.length ? ` + INIT ${Number.isFinite(initDelay) ? `${fmtS(initDelay)} s` : 'never left'}` : '';
+      const fresh = all.filter((v) => !lastKeys.has(keyOf(v)));
+      result.incidents += fresh.length;
+      lastKeys = new Set(all.map(keyOf));
       if (all.length === 0) {
         result.checksOk++;
         const conv = streakStart! - healedAt;
@@ -184,7 +192,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       }
       result.violations.push(...all);
       say(
-        `check ${label}: ${all.length} violation(s), still ${fmtS(verdictAt - healedAt)} s after heal (quiescence ${fmtS(QUIESCENCE_MS)} s${initText} + grace ${fmtS(graceMs)} s); failing in the last ${failStreak} of ${observations} observations`,
+        `check ${label}: ${all.length} violation(s) (${fresh.length} new, ${all.length - fresh.length} persisting from the previous check), still ${fmtS(verdictAt - healedAt)} s after heal (quiescence ${fmtS(QUIESCENCE_MS)} s${initText} + grace ${fmtS(graceMs)} s); failing in the last ${failStreak} of ${observations} observations`,
       );
       for (const v of all) opts.out(`    ${v.kind}${v.node ? ` ${v.node}` : ''}: ${v.detail}`);
     };
@@ -267,6 +275,7 @@ function report(out: (l: string) => void, r: SoakResult, nodeStats: string[]): v
   out(`  checks: ${r.checks}, OK ${r.checksOk}, with violations ${r.checks - r.checksOk}${convText}`);
   const byKind = new Map<ViolationKind, number>();
   for (const v of r.violations) byKind.set(v.kind, (byKind.get(v.kind) ?? 0) + 1);
+  out(`  incidents: ${r.incidents} (a violation persisting over consecutive checks counts once)`);
   out(`  violations: ${r.violations.length}${byKind.size ? ` (${[...byKind].map(([k, n]) => `${k} ${n}`).join(', ')})` : ''}`);
   const where = new Map<string, number>();
   for (const v of r.violations) {
