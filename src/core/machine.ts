@@ -81,6 +81,8 @@ export class VhidMachine {
   demotion = 0;
   /** Adverts left before the repeated gratuitous ARP; -1 when none is pending. */
   private delayedArp = -1;
+  /** When we last reasserted against a slower master (at most once an advertisement interval). */
+  private reassertedAt = -Infinity;
   /** Set by a forced BACKUP: do not preempt until we are MASTER again. */
   private preemptSuppressed = false;
   /** Address of the current master as last heard (BACKUP), for status. */
@@ -184,8 +186,12 @@ export class VhidMachine {
       if ((ours > theirs && ad.demote <= ourDemote) || ad.demote < ourDemote || tieLost) {
         this.masterSrc = ad.src;
         this.toBackup(now, ad.demote < ourDemote ? 'less demoted advertisement received' : 'more frequent advertisement received', fx);
-      } else {
-        // A slower master is on the wire: reassert our claim at once (ucarp does the same).
+      } else if (now - this.reassertedAt >= intervalMs(this.cfg.advbase, this.wireAdvskew)) {
+        // A slower master is on the wire: reassert our claim at once (ucarp does the same), but at
+        // most once an advertisement interval. Answering every such advert let a flood of them
+        // (forged slower adverts, or replays) make us send an advert and spawn a gratuitous ARP per
+        // packet received.
+        this.reassertedAt = now;
         this.advertise(now, fx);
         fx.push({ type: 'garp' });
         this.delayedArp = 2;

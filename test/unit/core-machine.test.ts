@@ -126,6 +126,17 @@ describe('VhidMachine', () => {
     assert.deepEqual(types(fx), ['send', 'garp']);
   });
 
+  it('master reasserts at most once an advertisement interval, however many slower adverts arrive', () => {
+    const m = machine({ advskew: 0 });
+    m.step({ type: 'start', linkUp: true }, 0);
+    m.step({ type: 'force', state: 'MASTER', reason: 'test' }, 0);
+    const all: Effect[] = [];
+    for (let i = 0; i < 1000; i++) all.push(...m.step(ad(1, 100, 0, `10.0.${i >> 8}.${i & 255}`), 10 + i));
+    assert.equal(m.state, 'MASTER');
+    assert.deepEqual(types(all), ['send', 'garp'], '1000 slower adverts in one second: one reassertion');
+    assert.deepEqual(types(m.step(ad(1, 100), 1010)), ['send', 'garp'], 'the next interval reasserts again');
+  });
+
   it('master yields to a less demoted peer even when slower', () => {
     const m = machine({ advskew: 0 });
     m.step({ type: 'start', linkUp: true }, 0);
