@@ -573,12 +573,16 @@ export class Engine extends EventEmitter implements StateSource {
         });
         break;
       }
-      case 'replay':
+      case 'replay': {
         this.stats[dropCounter('replay')]++;
-        if (this.limiter.allow(`replay ${fx.src} ${fx.key}`)) {
-          this.log(LOG.BADPKT, `carp: ${fx.key}: packet from ${fx.src} dropped: replay (counter ${fx.counter} seen before)`);
-        }
+        // Through the same per-reason, per-interface log as the other drops: replays from spoofed
+        // sources must not buy a line each either.
+        const ifname = this.wires.get(fx.key)?.cfg.interface ?? fx.key;
+        const verdict = this.drops.note(this.opts.clock.now(), 'replay', ifname, fx.src);
+        if (verdict === 'log') this.log(LOG.BADPKT, `carp: ${fx.key}: packet from ${fx.src} dropped: replay (counter ${fx.counter} seen before)`);
+        if (verdict !== 'counted') this.arm();
         break;
+      }
       case 'log':
         this.log(fx.level, fx.message);
         break;

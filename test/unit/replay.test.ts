@@ -146,6 +146,30 @@ describe('replay protection: the attacks', () => {
     // netstat's wording, as carpctl stats prints it.
     assert.ok(b.logs.some((l) => /dropped: replay/.test(l)));
   });
+
+  it('10,000 replays from 10,000 spoofed sources: every one counted, one line and one summary in the log', () => {
+    const sim = new Sim();
+    const a = sim.add('a', 1, [vhidCfg(1, 0)]);
+    const b = sim.add('b', 2, [vhidCfg(1, 100)]);
+    a.engine.start();
+    b.engine.start();
+    sim.time.advance(10_000);
+    const logsBefore = b.logs.length;
+    const cap = restamp(captured(sim.wire, 'a'), { advbase: 255, advskew: 255 });
+    for (let i = 0; i < 10_000; i++) {
+      assert.ok(inject(sim.wire, 'b', ipPacket(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, cap)));
+      if (i % 1000 === 999) sim.time.advance(100);
+    }
+    sim.time.advance(61_000);
+    assert.equal(replays(b), 10_000);
+    assert.equal(sim.state('b', KEY), 'BACKUP');
+    const lines = b.logs.slice(logsBefore).filter((l) => /replay/.test(l));
+    assert.ok(lines.length <= 2, `replay log lines: ${lines.length}\n${lines.slice(0, 5).join('\n')}`);
+    assert.ok(
+      lines.some((l) => /\d+ packets dropped for replay from (at least )?\d+ sources in 60 s/.test(l)),
+      lines.join('\n'),
+    );
+  });
 });
 
 describe('replay protection: peers', () => {
