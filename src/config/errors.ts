@@ -13,6 +13,7 @@ export const Code = {
   CONFIG_MISSING: 'CARPD_ERR_CONFIG_MISSING',
   CONFIG_CONFLICT: 'CARPD_ERR_CONFIG_CONFLICT',
   CONFIG_MODE: 'CARPD_ERR_CONFIG_MODE',
+  CONFIG_LIMIT: 'CARPD_ERR_CONFIG_LIMIT',
   PASSFILE: 'CARPD_ERR_PASSFILE',
   PASSFILE_MODE: 'CARPD_ERR_PASSFILE_MODE',
   PASSWORD_LENGTH: 'CARPD_ERR_PASSWORD_LENGTH',
@@ -45,6 +46,8 @@ export const Code = {
   WARN_PEER_ADVSKEW: 'CARPD_WARN_PEER_ADVSKEW',
   WARN_PEER_INTERFACE: 'CARPD_WARN_PEER_INTERFACE',
   WARN_PREEMPT: 'CARPD_WARN_PREEMPT',
+  WARN_REASSIGNED: 'CARPD_WARN_REASSIGNED',
+  WARN_MORE: 'CARPD_WARN_MORE',
 } as const;
 
 export type Severity = 'error' | 'warning';
@@ -85,14 +88,56 @@ export class ConfigError extends Error {
   }
 }
 
+/** A value echoed in a message is cut to this many characters (an 8 MB value is not printed whole). */
+export const MAX_ECHO = 80;
+/** A whole message is cut to this many characters, whatever it quotes. */
+const MAX_MESSAGE = 1000;
+/** At most this many diagnostics are reported; the rest are counted in one "N more" line. */
+export const MAX_DIAGNOSTICS = 100;
+
+/** `value` for a message: whole when short, else its first MAX_ECHO characters, `…` and its size. */
+export function clip(value: string): string {
+  if (value.length <= MAX_ECHO) return value;
+  return `${value.slice(0, MAX_ECHO)}… (${Buffer.byteLength(value, 'utf8')} bytes)`;
+}
+
+/**
+ * Cuts what a message quotes. Every builder below passes its message through here, so none of the
+ * many `not "${value}"` messages in the parsers can echo a huge value: each quoted run longer than
+ * MAX_ECHO is clipped, and a message still too long (a value holding quotes) is cut as a whole.
+ */
+export function clipMessage(message: string): string {
+  if (message.length <= MAX_ECHO) return message;
+  // {81,}: longer than MAX_ECHO.
+  const m = message.replace(/"([^"\n]{81,})"/g, (_all, v: string) => `"${clip(v)}"`);
+  return m.length <= MAX_MESSAGE ? m : `${m.slice(0, MAX_MESSAGE)}… (${Buffer.byteLength(m, 'utf8')} bytes)`;
+}
+
 /** Builds an error diagnostic. */
 export function error(where: SourceRef, code: string, message: string): Diagnostic {
-  return { severity: 'error', file: where.file, line: where.line, code, message };
+  return { severity: 'error', file: where.file, line: where.line, code, message: clipMessage(message) };
 }
 
 /** Builds a warning diagnostic. */
 export function warning(where: SourceRef, code: string, message: string): Diagnostic {
-  return { severity: 'warning', file: where.file, line: where.line, code, message };
+  return { severity: 'warning', file: where.file, line: where.line, code, message: clipMessage(message) };
+}
+
+/**
+ * The first MAX_DIAGNOSTICS diagnostics and one line counting the rest: garbage with an error on
+ * each of 40,000 lines gives 101 lines, not 40,000. The count line is an error when any of the
+ * rest is one, so cutting never turns a refused configuration into an accepted one.
+ */
+export function capDiagnostics(diagnostics: Diagnostic[], max = MAX_DIAGNOSTICS): Diagnostic[] {
+  if (diagnostics.length <= max) return diagnostics;
+  const kept = diagnostics.slice(0, max);
+  const rest = diagnostics.slice(max);
+  const errors = rest.filter((d) => d.severity === 'error').length;
+  const first = rest[0]!;
+  const what = errors > 0 ? `${errors} error(s) and ${rest.length - errors} warning(s)` : `${rest.length} warning(s)`;
+  const more = { file: first.file, line: first.line };
+  kept.push(errors > 0 ? error(more, Code.CONFIG_LIMIT, `${rest.length} more: ${what} not shown`) : warning(more, Code.WARN_MORE, `${rest.length} more: ${what} not shown`));
+  return kept;
 }
 
 /** True when any diagnostic is an error. */

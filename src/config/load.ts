@@ -2,7 +2,8 @@
 import { basename, dirname, extname } from 'node:path';
 import { defaultGlobal, parseCarpdIni } from './carpd-ini.js';
 import { parseDebianInterfaces } from './debian-interfaces.js';
-import { Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
+import { capDiagnostics, Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
+import { NOT_REGULAR } from './limits.js';
 import { CARP_GROUP, emptyResult, formatRef, type FormatResult, type InterfaceAddress, type PendingRef } from './format.js';
 import type { ParseContext } from '../ports/config-files.js';
 import { parseFreebsdRcConf } from './freebsd-carp.js';
@@ -173,7 +174,9 @@ export function loadConfig(files: string[], opts: LoadOptions, ctx: ParseContext
     order.push(file);
     const read = ctx.readText(file);
     if (!read.ok) {
-      diagnostics.push(error({ file, line: 1 }, Code.CONFIG_READ, `cannot read: ${read.message}`));
+      // A whole-file error: `FILE: not a regular file`, `FILE: larger than N bytes`, `FILE: cannot read: …`.
+      const reason = read.message === NOT_REGULAR || read.message.startsWith('larger than') ? read.message : `cannot read: ${read.message}`;
+      diagnostics.push(error({ file, line: 0 }, Code.CONFIG_READ, reason));
       continue;
     }
     const forced = opts.format !== undefined ? FORMAT_NAMES[opts.format] : undefined;
@@ -270,7 +273,18 @@ export function loadConfig(files: string[], opts: LoadOptions, ctx: ParseContext
     return i === -1 ? order.length : i;
   };
   diagnostics.sort((a, b) => rank(a) - rank(b) || a.line - b.line);
-  return { model, diagnostics, interfaces };
+  return { model, diagnostics: capDiagnostics(dedupe(diagnostics)), interfaces };
+}
+
+/** Each finding once: a file two others read (vip-common.conf, a sibling hostname.em0) is parsed by both. */
+function dedupe(diagnostics: Diagnostic[]): Diagnostic[] {
+  const seen = new Set<string>();
+  return diagnostics.filter((d) => {
+    const k = `${d.severity}\0${d.file}\0${d.line}\0${d.code}\0${d.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
 }
 
 /** The BSD a platform name (or kernel_os) means, if any. */
