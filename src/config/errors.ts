@@ -75,7 +75,7 @@ export class ConfigError extends Error {
   readonly line?: number;
 
   constructor(code: string, message: string, where: Partial<SourceRef> = {}) {
-    super(message);
+    super(clipMessage(message));
     this.name = 'ConfigError';
     this.code = code;
     if (where.file !== undefined) this.file = where.file;
@@ -95,6 +95,20 @@ const MAX_MESSAGE = 1000;
 /** At most this many diagnostics are reported; the rest are counted in one "N more" line. */
 export const MAX_DIAGNOSTICS = 100;
 
+/**
+ * Control characters a value may carry (a NUL, a lone CR, a newline inside quotes): printed raw
+ * they would break the one-line `FILE:LINE: message` output, so they are shown escaped.
+ */
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f\u2028\u2029]/;
+// eslint-disable-next-line no-control-regex
+const CONTROL_ALL = /[\u0000-\u0008\u000a-\u001f\u007f\u2028\u2029]/g;
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\0': '\\0' };
+
+function escapeControl(c: string): string {
+  return ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+}
+
 /** `value` for a message: whole when short, else its first MAX_ECHO characters, `…` and its size. */
 export function clip(value: string): string {
   if (value.length <= MAX_ECHO) return value;
@@ -107,11 +121,15 @@ export function clip(value: string): string {
  * MAX_ECHO is clipped, and a message still too long (a value holding quotes) is cut as a whole.
  */
 export function clipMessage(message: string): string {
-  if (message.length <= MAX_ECHO) return message;
-  // Split at the quotes rather than match /"[^"]{81,}"/: a regex over an 8 MB run overflows the stack.
-  const parts = message.split('"');
-  for (let i = 1; i < parts.length - 1; i += 2) if (parts[i]!.length > MAX_ECHO) parts[i] = clip(parts[i]!);
-  const m = parts.join('"');
+  let m = message;
+  if (m.length > MAX_ECHO) {
+    // Split at the quotes rather than match /"[^"]{81,}"/: a regex over an 8 MB run overflows the stack.
+    const parts = m.split('"');
+    for (let i = 1; i < parts.length - 1; i += 2) if (parts[i]!.length > MAX_ECHO) parts[i] = clip(parts[i]!);
+    m = parts.join('"');
+  }
+  // Escaped after clipping, so that a clipped value's size is the size of what the file held.
+  if (CONTROL.test(m)) m = m.replace(CONTROL_ALL, escapeControl);
   return m.length <= MAX_MESSAGE ? m : `${m.slice(0, MAX_MESSAGE)}… (${Buffer.byteLength(m, 'utf8')} bytes)`;
 }
 
