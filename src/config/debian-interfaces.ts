@@ -4,7 +4,7 @@
  * `iface IF:ucarp` stanza, which ucarp's vip-up brings up, gives the VIP's netmask. `source` and
  * `source-directory` lines are followed.
  */
-import { isIPv4 } from 'node:net';
+import { isIP, isIPv4 } from 'node:net';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
 import { buildVhid, checkSecretMode, emptyResult, formatRef, setGlobal, type FormatResult, type Located } from './format.js';
@@ -242,6 +242,10 @@ function stanzaAddress(s: Stanza, diags: Diagnostic[]): Located<string> | undefi
   if (address === undefined) return undefined;
   const a = address.value.split(/\s+/)[0]!;
   if (splitCidr(a)) return { value: a, where: address.where };
+  if (!isIP(a.split('/')[0]!)) {
+    diags.push(error(address.where, Code.ADDRESS, `address "${a}" is not an IP address or CIDR`));
+    return undefined;
+  }
   const netmask = s.options.find((o) => o.key === 'netmask');
   let prefix = s.family === 'inet6' ? 128 : 32;
   if (netmask) {
@@ -336,7 +340,9 @@ function ucarpStanza(
   if (master) preempt = { value: !/^(no|off|false|0)/.test(master.value), where: master.where };
 
   const own = stanzaAddress(s, diags);
-  const srcip = own && s.family === 'inet' ? { value: splitCidr(own.value)!.ip, where: own.where } : undefined;
+  // `address` may be garbage (stanzaAddress only puts a prefix on it): no source address then.
+  const ownCidr = own && s.family === 'inet' ? splitCidr(own.value) : undefined;
+  const srcip = own && ownCidr ? { value: ownCidr.ip, where: own.where } : undefined;
   const v = buildVhid({
     vhid: vhid.value,
     interface: physical,

@@ -4,7 +4,7 @@ import { defaultGlobal, parseCarpdIni } from './carpd-ini.js';
 import { parseDebianInterfaces } from './debian-interfaces.js';
 import { capDiagnostics, Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
 import { NOT_REGULAR } from './limits.js';
-import { CARP_GROUP, emptyResult, formatRef, type FormatResult, type InterfaceAddress, type PendingRef } from './format.js';
+import { append, CARP_GROUP, emptyResult, formatRef, type FormatResult, type InterfaceAddress, type PendingRef } from './format.js';
 import type { ParseContext } from '../ports/config-files.js';
 import { parseFreebsdRcConf } from './freebsd-carp.js';
 import { isBundle, parseHostnameBundle, parseHostnameIf } from './hostname-carp.js';
@@ -188,8 +188,8 @@ export function loadConfig(files: string[], opts: LoadOptions, ctx: ParseContext
     }
     const r = parseFormat(format, read.text, file, ctx, read.mode);
     for (const f of r.included) if (!order.includes(f)) order.push(f);
-    diagnostics.push(...r.diagnostics);
-    interfaces.push(...r.interfaces);
+    append(diagnostics, r.diagnostics);
+    append(interfaces, r.interfaces);
 
     for (const [k, value] of Object.entries(r.globalSet) as [keyof GlobalConfig, GlobalConfig[keyof GlobalConfig]][]) {
       const where = r.globalSources[k] ?? { file, line: 1 };
@@ -231,8 +231,8 @@ export function loadConfig(files: string[], opts: LoadOptions, ctx: ParseContext
 
     if (r.carpd) {
       const c = r.carpd;
-      extra.push(...c.extra);
-      refs.push(...c.refs);
+      append(extra, c.extra);
+      append(refs, c.refs);
       for (const [name, key] of c.sectionKeys) if (!sectionKeys.has(name)) sectionKeys.set(name, key);
       mergeNamed(plugins, c.plugins, 'plugin', diagnostics);
       mergeNamed(health, c.health, 'health', diagnostics);
@@ -263,15 +263,16 @@ export function loadConfig(files: string[], opts: LoadOptions, ctx: ParseContext
     // the warnings that it takes the adverts from carpd's own engine do not apply.
     for (let i = diagnostics.length - 1; i >= 0; i--) if (diagnostics[i]!.code === Code.WARN_KERNEL_CARP) diagnostics.splice(i, 1);
   }
-  diagnostics.push(...engineDiags);
-  diagnostics.push(...resolveRefs(refs, model, sectionKeys, model.global.engine === 'kernel' || model.global.engine === 'keepalived'));
-  diagnostics.push(...validateModel(model));
-  diagnostics.push(...validateNetwork(model, interfaces));
+  append(diagnostics, engineDiags);
+  append(diagnostics, resolveRefs(refs, model, sectionKeys, model.global.engine === 'kernel' || model.global.engine === 'keepalived'));
+  append(diagnostics, validateModel(model));
+  append(diagnostics, validateNetwork(model, interfaces));
   // Report in file order (an included file right after the one that read it), then line order.
-  const rank = (d: Diagnostic) => {
-    const i = order.indexOf(d.file);
-    return i === -1 ? order.length : i;
-  };
+  const ranks = new Map<string, number>();
+  order.forEach((f, i) => {
+    if (!ranks.has(f)) ranks.set(f, i);
+  });
+  const rank = (d: Diagnostic) => ranks.get(d.file) ?? order.length;
   diagnostics.sort((a, b) => rank(a) - rank(b) || a.line - b.line);
   return { model, diagnostics: capDiagnostics(dedupe(diagnostics)), interfaces };
 }

@@ -182,7 +182,10 @@ export function parseRcConf(text: string, env: ReadonlyMap<string, string> = new
     if (prev !== undefined && !append) out.reassigned.push({ name, line: startLine, previous: prev.line });
     const value = append && prev !== undefined && prev.value !== '' ? `${prev.value} ${r.value}` : r.value;
     const line0 = append && prev !== undefined ? prev.line : startLine;
-    out.vars.set(name, { value, line: line0, lines: [...(prev?.lines ?? []), startLine] });
+    // The same array grows: copying it at each assignment was quadratic in a file of many copies.
+    const lines = prev?.lines ?? [];
+    lines.push(startLine);
+    out.vars.set(name, { value, line: line0, lines });
     // After a value: more assignments, a `;`, or a comment; a `#` here starts a comment only
     // after whitespace (sh's rule), which the loop's whitespace skipping gives us.
   }

@@ -286,8 +286,8 @@ const WHOLE_FILE = new Set<string>([Code.CONFIG_READ, Code.ENGINE]);
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f\u2028\u2029]/;
 
-/** Problems with one diagnostic, given the files of the case. */
-function checkDiagnostic(d: Diagnostic, files: Map<string, Buffer>): string | undefined {
+/** Problems with one diagnostic, given the files of the case (exported for its own unit test). */
+export function checkDiagnostic(d: Diagnostic, files: Map<string, Buffer>): string | undefined {
   if (typeof d.message !== 'string' || d.message === '') return `empty message (${d.code})`;
   if (CONTROL.test(d.message)) return `message with a control character: ${JSON.stringify(d.message.slice(0, 120))}`;
   if (d.message.length > MAX_MESSAGE) return `a ${d.message.length}-character message (${d.code})`;

@@ -187,6 +187,16 @@ test('garbage with an error on each of 5,000 lines reports 100 and counts the re
   assert.equal(formatDiagnostic(last), `${file}:101: 4900 more: 4900 error(s) and 0 warning(s) not shown`);
 });
 
+test('200,000 bad lines (400 KB) load without overflowing the stack, and report 100 of them', (t) => {
+  const tmp = tempDir(t);
+  // Each line is an error in hostname.carp0; the loader used to push(...) them all as arguments,
+  // and V8 takes some 120,000 at most.
+  const file = tmp.write('hostname.carp0', 'x\n'.repeat(200_000));
+  const diags = loadConfigFiles([file], { platform: 'linux' }).diagnostics;
+  assert.equal(diags.length, 101);
+  assert.match(diags[100]!.message, /^1999\d\d more: 1999\d\d error\(s\)/);
+});
+
 /**
  * After the FreeBSD Handbook's CARP example (two firewalls, em0 outside with vhid 1, em1 inside
  * with vhid 2): the second host's rc.conf was copied from the first and its inside interface
