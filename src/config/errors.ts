@@ -156,7 +156,11 @@ export function capDiagnostics(diagnostics: Diagnostic[], max = MAX_DIAGNOSTICS)
   const first = rest[0]!;
   const what = errors > 0 ? `${errors} error(s) and ${rest.length - errors} warning(s)` : `${rest.length} warning(s)`;
   const more = { file: first.file, line: first.line };
-  kept.push(errors > 0 ? error(more, Code.CONFIG_LIMIT, `${rest.length} more: ${what} not shown`) : warning(more, Code.WARN_MORE, `${rest.length} more: ${what} not shown`));
+  kept.push(
+    errors > 0
+      ? error(more, Code.CONFIG_LIMIT, `${rest.length} more: ${what} not shown`)
+      : warning(more, Code.WARN_MORE, `${rest.length} more: ${what} not shown`),
+  );
   return kept;
 }
 

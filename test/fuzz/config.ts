@@ -69,19 +69,117 @@ const SEEDS: Seedfile[] = [
 /** ucarp command lines to mutate (ucarp's README and the CentOS vip file's OPTIONS). */
 const UCARP_ARGVS = [
   ['-i', 'eth0', '-s', '10.0.0.2', '-v', '1', '-p', 'secret', '-a', '10.0.0.1', '-u', '/etc/ucarp/vip-up.sh', '-d', '/etc/ucarp/vip-down.sh'],
-  ['--interface=eth0', '--srcip=10.0.0.2', '--vhid=3', '--pass=pw', '--addr=10.0.0.1', '--shutdown', '--preempt', '--advskew=50', '-b', '2', '-z', '-k', '10', '-r', '3', '-f', 'daemon', '-x', 'lan'],
+  [
+    '--interface=eth0',
+    '--srcip=10.0.0.2',
+    '--vhid=3',
+    '--pass=pw',
+    '--addr=10.0.0.1',
+    '--shutdown',
+    '--preempt',
+    '--advskew=50',
+    '-b',
+    '2',
+    '-z',
+    '-k',
+    '10',
+    '-r',
+    '3',
+    '-f',
+    'daemon',
+    '-x',
+    'lan',
+  ],
   ['-i', 'eth1', '-s', '10.0.1.2', '-v', '255', '-o', '/etc/ucarp/pass', '-a', '10.0.1.1', '-P', '-n', '-m', '224.0.0.18', '-M', '-S', '-B'],
 ];
 
 /** Words every format cares about, and punctuation that trips quoting (from config-garbage.test.ts). */
 const WORDS = [
-  'inet', 'inet6', 'alias', 'vhid', '1', '0', '256', '-1', '99999999999999999999', 'advskew', 'advbase', 'pass', 'carpdev', 'em0', 'vlan42',
-  'netmask', '0xffffff00', '255.255.255.0', 'prefixlen', '64', '10.0.0.1', '10.0.0.1/24', '10.0.0.1-3', '2001:db8::1', 'up', 'peer',
-  'state', 'master', 'group', '"', "'", '\\', '\\\n', '$', '${', '${X', '$(x)', '`', '#', ';', '=', '+=', '[', ']', '[vhid.a]', '[carpd]',
-  '[plugin.x]', '[health.h]', '[maintenance]', '[group.g]', 'follow', 'iface', 'eth0', 'static', 'ucarp-vid', 'ucarp-vip', 'source', 'source-directory',
-  'ifconfig_em0_alias0=', 'ifconfig_carp0=', 'cloned_interfaces=', 'ucarp_vhid=', 'carpd_engine=', 'BIND_INTERFACE=', 'VIP_INTERFACE=', 'OPTIONS=',
-  'net.inet.carp.preempt=', 'carp_load=', '# ==> hostname.carp0 <==', '!cmd', 'passfile = /fuzz/pass', 'engine = kernel', '\n', '\n', '\t', ' ',
-  '\r\n', '\r', '\u00e9', '\u0000', '\ufeff', '\u2028', 'source *', 'source /fuzz/debian/*', 'source ../../../../*',
+  'inet',
+  'inet6',
+  'alias',
+  'vhid',
+  '1',
+  '0',
+  '256',
+  '-1',
+  '99999999999999999999',
+  'advskew',
+  'advbase',
+  'pass',
+  'carpdev',
+  'em0',
+  'vlan42',
+  'netmask',
+  '0xffffff00',
+  '255.255.255.0',
+  'prefixlen',
+  '64',
+  '10.0.0.1',
+  '10.0.0.1/24',
+  '10.0.0.1-3',
+  '2001:db8::1',
+  'up',
+  'peer',
+  'state',
+  'master',
+  'group',
+  '"',
+  "'",
+  '\\',
+  '\\\n',
+  '$',
+  '${',
+  '${X',
+  '$(x)',
+  '`',
+  '#',
+  ';',
+  '=',
+  '+=',
+  '[',
+  ']',
+  '[vhid.a]',
+  '[carpd]',
+  '[plugin.x]',
+  '[health.h]',
+  '[maintenance]',
+  '[group.g]',
+  'follow',
+  'iface',
+  'eth0',
+  'static',
+  'ucarp-vid',
+  'ucarp-vip',
+  'source',
+  'source-directory',
+  'ifconfig_em0_alias0=',
+  'ifconfig_carp0=',
+  'cloned_interfaces=',
+  'ucarp_vhid=',
+  'carpd_engine=',
+  'BIND_INTERFACE=',
+  'VIP_INTERFACE=',
+  'OPTIONS=',
+  'net.inet.carp.preempt=',
+  'carp_load=',
+  '# ==> hostname.carp0 <==',
+  '!cmd',
+  'passfile = /fuzz/pass',
+  'engine = kernel',
+  '\n',
+  '\n',
+  '\t',
+  ' ',
+  '\r\n',
+  '\r',
+  '\u00e9',
+  '\u0000',
+  '\ufeff',
+  '\u2028',
+  'source *',
+  'source /fuzz/debian/*',
+  'source ../../../../*',
 ];
 
 /** A small deterministic PRNG (mulberry32). */
@@ -190,7 +288,9 @@ function mutate(r: Rand, b: Buffer): [string, Buffer] {
       const huge = Buffer.from(word.repeat(Math.ceil(size / word.length)).slice(0, size));
       const lines = splitLines(b);
       const at = int(r, 0, lines.length);
-      const prefix = Buffer.from(pick(r, ['', 'ifconfig_em0_alias0="', 'address = ', ' address ', 'OPTIONS="', 'net.inet.carp.log=', '10.0.0.1/24 ', 'vhid = ']));
+      const prefix = Buffer.from(
+        pick(r, ['', 'ifconfig_em0_alias0="', 'address = ', ' address ', 'OPTIONS="', 'net.inet.carp.log=', '10.0.0.1/24 ', 'vhid = ']),
+      );
       lines.splice(at, 0, Buffer.concat([prefix, huge, Buffer.from('\n')]));
       return ['huge-line', Buffer.concat(lines)];
     }
@@ -357,10 +457,21 @@ export function configCase(seed: number, i: number): CaseResult {
     }
   }
   const forced = r() < 0.75;
-  const out: CaseResult = { parser, mutation: `${relative(ROOT, seedFile.path)} ${mutation}${also}${forced ? '' : ' (detected)'}`, ms: 0, errors: 0, crashed: false, problems: [] };
+  const out: CaseResult = {
+    parser,
+    mutation: `${relative(ROOT, seedFile.path)} ${mutation}${also}${forced ? '' : ' (detected)'}`,
+    ms: 0,
+    errors: 0,
+    crashed: false,
+    problems: [],
+  };
   const started = process.cpuUsage();
   try {
-    const res = loadConfig([seedFile.path], { ...(forced ? { format: parser as ConfigFormat } : {}), platform: pick(r, ['linux', 'freebsd', 'openbsd']) }, memoryContext(files));
+    const res = loadConfig(
+      [seedFile.path],
+      { ...(forced ? { format: parser as ConfigFormat } : {}), platform: pick(r, ['linux', 'freebsd', 'openbsd']) },
+      memoryContext(files),
+    );
     out.ms = cpuMs(started);
     if (res.diagnostics.length > MAX_DIAGNOSTICS + 1) out.problems.push(`${res.diagnostics.length} diagnostics (cap ${MAX_DIAGNOSTICS} + 1)`);
     for (const d of res.diagnostics) {
@@ -441,7 +552,8 @@ function passfileCase(r: Rand): CaseResult {
     const res = readPassfile(path);
     if (!res.ok) {
       out.errors++;
-      if (!res.message.includes(path) || CONTROL.test(res.message) || !CODES.has(res.code)) out.problems.push(`passfile error not "passfile PATH …": ${res.message.slice(0, 160)}`);
+      if (!res.message.includes(path) || CONTROL.test(res.message) || !CODES.has(res.code))
+        out.problems.push(`passfile error not "passfile PATH …": ${res.message.slice(0, 160)}`);
     } else if (res.password.includes('\n')) {
       out.problems.push('password holds a newline');
     }
@@ -479,7 +591,12 @@ export const config: FuzzTarget = async (opts: FuzzOptions): Promise<FuzzReport>
     if (passDir !== undefined) rmSync(passDir, { recursive: true, force: true });
     passDir = undefined;
   }
-  const figures: Record<string, number | string> = { crashes, 'slowest case ms': Math.round(slowest.ms), 'slowest case': slowest.what, 'failures': failures.length };
+  const figures: Record<string, number | string> = {
+    crashes,
+    'slowest case ms': Math.round(slowest.ms),
+    'slowest case': slowest.what,
+    failures: failures.length,
+  };
   for (const p of PARSERS) {
     figures[`cases ${p}`] = cases[p] ?? 0;
     figures[`errors ${p}`] = errors[p] ?? 0;

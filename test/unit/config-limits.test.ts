@@ -44,7 +44,7 @@ function loadInChild(files: string[], what = 'load'): string[] {
 }
 
 function mkfifo(path: string): void {
-  const r = spawnSync('mkfifo', ['-m', '0600', path]);
+  const r = spawnSync('mkfifo', ['-m', '0600', path], { encoding: 'utf8' });
   assert.equal(r.status, 0, `mkfifo ${path}: ${r.stderr}`);
 }
 
@@ -123,7 +123,10 @@ test('the same file sourced under another name (a symlink) is read once', (t) =>
   symlinkSync(real, join(tmp.dir, 'eth1-link'));
   const main = tmp.write('interfaces', `source eth1\nsource eth1-link\n`);
   const r = loadConfigFiles([main], { platform: 'linux' });
-  assert.deepEqual(r.interfaces.map((a) => a.name), ['eth1']);
+  assert.deepEqual(
+    r.interfaces.map((a) => a.name),
+    ['eth1'],
+  );
 });
 
 test('sourcing nests at most MAX_INCLUDE_DEPTH deep and reads at most MAX_INCLUDES files', (t) => {
@@ -142,7 +145,10 @@ test('sourcing nests at most MAX_INCLUDE_DEPTH deep and reads at most MAX_INCLUD
   const many = loadConfigFiles([main], { format: 'interfaces', platform: 'linux' });
   const over = many.diagnostics.filter((d) => d.code === 'CARPD_ERR_CONFIG_LIMIT');
   assert.equal(over.length, 1, many.diagnostics.map(formatDiagnostic).join('\n'));
-  assert.equal(formatDiagnostic(over[0]!), `${main}:1: more than ${MAX_INCLUDES} files are sourced; ${join(tmp.dir, 'many', `f${String(MAX_INCLUDES).padStart(3, '0')}`)} and the rest are not read`);
+  assert.equal(
+    formatDiagnostic(over[0]!),
+    `${main}:1: more than ${MAX_INCLUDES} files are sourced; ${join(tmp.dir, 'many', `f${String(MAX_INCLUDES).padStart(3, '0')}`)} and the rest are not read`,
+  );
 });
 
 test('backslash continuations are joined in linear time (100,000 lines)', () => {
@@ -151,7 +157,10 @@ test('backslash continuations are joined in linear time (100,000 lines)', () => 
   const started = performance.now();
   const r = parseFormat('interfaces', text, '/nonexistent-carpd/interfaces', diskContext('/nonexistent-carpd'), 0o600);
   const ms = performance.now() - started;
-  assert.deepEqual(r.interfaces.map((a) => a.cidr), ['10.0.0.2/24']);
+  assert.deepEqual(
+    r.interfaces.map((a) => a.cidr),
+    ['10.0.0.2/24'],
+  );
   // Quadratic joining took ~6 s here for 100k lines; linear takes tens of ms.
   assert.ok(ms < 1500, `${ms.toFixed(0)} ms for ${n} continuation lines`);
 });
@@ -234,7 +243,10 @@ test('a re-assigned rc.conf variable is a warning at FILE:LINE naming the line i
   const a = tmp.write('a/rc.conf', HOST_A);
   const peer = await capture(checkCommand, ['-c', a, '--peer', b]);
   assert.equal(peer.code, 1);
-  assert.ok(peer.err.some((l) => l.includes('vhid 1')), peer.err.join('\n'));
+  assert.ok(
+    peer.err.some((l) => l.includes('vhid 1')),
+    peer.err.join('\n'),
+  );
   // `+=` extends a value rather than replacing it: no warning.
   const c = tmp.write('c/rc.conf', 'ifconfig_em0="inet 10.0.0.4/24"\nifconfig_em0+="mtu 9000"\ncarpd_engine="carpd"\n');
   const plus = await capture(checkCommand, ['-c', c]);
@@ -249,7 +261,13 @@ test('a knob set twice in sysctl.conf and a variable set twice in vip-NNN.conf w
     s.diagnostics.filter((d) => d.code === 'CARPD_WARN_REASSIGNED').map((d) => [d.line, d.message]),
     [[2, 'net.inet.carp.preempt is set again; this value replaces the one at line 1 (the last one wins)']],
   );
-  const v = parseFormat('sysconfig', 'BIND_INTERFACE=eth0\nVIP_ADDRESS=10.0.0.1\nPASSWORD=x\nVIP_ADDRESS=10.0.0.9\n', join(tmp.dir, 'vip-001.conf'), ctx, 0o600);
+  const v = parseFormat(
+    'sysconfig',
+    'BIND_INTERFACE=eth0\nVIP_ADDRESS=10.0.0.1\nPASSWORD=x\nVIP_ADDRESS=10.0.0.9\n',
+    join(tmp.dir, 'vip-001.conf'),
+    ctx,
+    0o600,
+  );
   assert.deepEqual(
     v.diagnostics.filter((d) => d.code === 'CARPD_WARN_REASSIGNED').map((d) => d.line),
     [4],
