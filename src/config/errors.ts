@@ -150,16 +150,42 @@ export function warning(where: SourceRef, code: string, message: string): Diagno
  */
 export function capDiagnostics(diagnostics: Diagnostic[], max = MAX_DIAGNOSTICS): Diagnostic[] {
   if (diagnostics.length <= max) return diagnostics;
-  const kept = diagnostics.slice(0, max);
-  const rest = diagnostics.slice(max);
-  const errors = rest.filter((d) => d.severity === 'error').length;
-  const first = rest[0]!;
-  const what = errors > 0 ? `${errors} error(s) and ${rest.length - errors} warning(s)` : `${rest.length} warning(s)`;
+  return capped(diagnostics.slice(0, max + 1), diagnostics.length - max, diagnostics.filter((d) => d.severity === 'error').length);
+}
+
+/**
+ * capDiagnostics(diagnostics sorted by `compare`, stably), without sorting them all: only the
+ * first max + 1 are kept in order while the rest are counted. Sorting 10^6 diagnostics (an
+ * error on every line of a 4 MiB file) to print 100 took seconds.
+ */
+export function capSorted(diagnostics: readonly Diagnostic[], compare: (a: Diagnostic, b: Diagnostic) => number, max = MAX_DIAGNOSTICS): Diagnostic[] {
+  if (diagnostics.length <= max) return [...diagnostics].sort(compare);
+  // `best` holds the max + 1 smallest so far, in order; ties keep the input order (a stable sort's).
+  const best: Diagnostic[] = [];
+  for (const d of diagnostics) {
+    if (best.length > max && compare(d, best[max]!) >= 0) continue;
+    let lo = 0;
+    let hi = best.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (compare(d, best[mid]!) < 0) hi = mid;
+      else lo = mid + 1;
+    }
+    best.splice(lo, 0, d);
+    if (best.length > max + 1) best.pop();
+  }
+  return capped(best, diagnostics.length - max, diagnostics.filter((d) => d.severity === 'error').length);
+}
+
+/** The first `head.length - 1` of `head` and a line counting the `rest` not shown (`errors` among all). */
+function capped(head: Diagnostic[], restCount: number, allErrors: number): Diagnostic[] {
+  const kept = head.slice(0, -1);
+  const errors = allErrors - kept.filter((d) => d.severity === 'error').length;
+  const first = head[head.length - 1]!;
+  const what = errors > 0 ? `${errors} error(s) and ${restCount - errors} warning(s)` : `${restCount} warning(s)`;
   const more = { file: first.file, line: first.line };
   kept.push(
-    errors > 0
-      ? error(more, Code.CONFIG_LIMIT, `${rest.length} more: ${what} not shown`)
-      : warning(more, Code.WARN_MORE, `${rest.length} more: ${what} not shown`),
+    errors > 0 ? error(more, Code.CONFIG_LIMIT, `${restCount} more: ${what} not shown`) : warning(more, Code.WARN_MORE, `${restCount} more: ${what} not shown`),
   );
   return kept;
 }

@@ -2,7 +2,7 @@
 import { basename, dirname, extname } from 'node:path';
 import { defaultGlobal, parseCarpdIni } from './carpd-ini.js';
 import { parseDebianInterfaces } from './debian-interfaces.js';
-import { capDiagnostics, Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
+import { capSorted, Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
 import { NOT_REGULAR } from './limits.js';
 import { append, CARP_GROUP, emptyResult, formatRef, type FormatResult, type InterfaceAddress, type PendingRef } from './format.js';
 import type { ParseContext } from '../ports/config-files.js';
@@ -273,8 +273,7 @@ export function loadConfig(files: string[], opts: LoadOptions, ctx: ParseContext
     if (!ranks.has(f)) ranks.set(f, i);
   });
   const rank = (d: Diagnostic) => ranks.get(d.file) ?? order.length;
-  diagnostics.sort((a, b) => rank(a) - rank(b) || a.line - b.line);
-  return { model, diagnostics: capDiagnostics(dedupe(diagnostics)), interfaces };
+  return { model, diagnostics: capSorted(dedupe(diagnostics), (a, b) => rank(a) - rank(b) || a.line - b.line), interfaces };
 }
 
 /** Each finding once: a file two others read (vip-common.conf, a sibling hostname.em0) is parsed by both. */

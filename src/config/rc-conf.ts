@@ -4,7 +4,7 @@
  * `$NAME`/`${NAME}` expansion of earlier assignments, and sysrc's `NAME+=value` (append with a
  * space). Later assignments override earlier ones. Nothing is ever executed.
  */
-import { Code, warning, type Diagnostic } from './errors.js';
+import { Code, MAX_DIAGNOSTICS, warning, type Diagnostic } from './errors.js';
 
 export interface RcAssignment {
   name: string;
@@ -198,11 +198,19 @@ export function parseRcConf(text: string, env: ReadonlyMap<string, string> = new
  * inside interface loses its first vhid that way, and only `carpd check --peer` noticed.
  */
 export function reassignWarnings(rc: RcFile, file: string): Diagnostic[] {
-  return rc.reassigned.map((a) =>
+  // No more than the loader prints: 250,000 copies of one assignment made 250,000 warnings first.
+  const shown = rc.reassigned.slice(0, MAX_DIAGNOSTICS);
+  const out = shown.map((a) =>
     warning(
       { file, line: a.line },
       Code.WARN_REASSIGNED,
       `${a.name} is assigned again; this value replaces the one at line ${a.previous} (the last assignment wins, as in sh)`,
     ),
   );
+  const rest = rc.reassigned.length - shown.length;
+  if (rest > 0) {
+    const next = rc.reassigned[MAX_DIAGNOSTICS]!;
+    out.push(warning({ file, line: next.line }, Code.WARN_REASSIGNED, `${rest} more assignments replace an earlier one, from here on`));
+  }
+  return out;
 }

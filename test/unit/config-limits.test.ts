@@ -253,6 +253,20 @@ test('a re-assigned rc.conf variable is a warning at FILE:LINE naming the line i
   assert.ok(!plus.err.some((l) => l.includes('assigned again')), plus.err.join('\n'));
 });
 
+test('re-assignment warnings stop at 100 per file and count the rest', () => {
+  const text = 'IPADDR=10.0.0.1\n'.repeat(1000);
+  const r = parseFormat(
+    'sysconfig',
+    `BIND_INTERFACE=eth0\nVIP_ADDRESS=10.0.0.1\nPASSWORD=x\n${text}`,
+    '/nonexistent-carpd/vip-001.conf',
+    diskContext('/nonexistent-carpd'),
+    0o600,
+  );
+  const w = r.diagnostics.filter((d) => d.code === 'CARPD_WARN_REASSIGNED');
+  assert.equal(w.length, 101);
+  assert.deepEqual([w[100]!.line, w[100]!.message], [105, '899 more assignments replace an earlier one, from here on']);
+});
+
 test('a knob set twice in sysctl.conf and a variable set twice in vip-NNN.conf warn too', (t) => {
   const tmp = tempDir(t);
   const ctx = diskContext(tmp.dir);
