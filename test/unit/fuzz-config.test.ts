@@ -8,7 +8,7 @@ import { Code, type Diagnostic } from '../../src/config/errors.js';
 import { checkDiagnostic, config, PARSERS } from '../fuzz/config.js';
 
 const SEED = 20261128;
-const COUNT = 10 * PARSERS.length;
+const COUNT = 8 * PARSERS.length;
 
 test('config fuzzer, seeded slice: no crash, every diagnostic FILE:LINE: message, bounded time', async () => {
   const started = performance.now();
