@@ -13,6 +13,7 @@ export const Code = {
   CONFIG_MISSING: 'CARPD_ERR_CONFIG_MISSING',
   CONFIG_CONFLICT: 'CARPD_ERR_CONFIG_CONFLICT',
   CONFIG_MODE: 'CARPD_ERR_CONFIG_MODE',
+  CONFIG_LIMIT: 'CARPD_ERR_CONFIG_LIMIT',
   PASSFILE: 'CARPD_ERR_PASSFILE',
   PASSFILE_MODE: 'CARPD_ERR_PASSFILE_MODE',
   PASSWORD_LENGTH: 'CARPD_ERR_PASSWORD_LENGTH',
@@ -45,6 +46,8 @@ export const Code = {
   WARN_PEER_ADVSKEW: 'CARPD_WARN_PEER_ADVSKEW',
   WARN_PEER_INTERFACE: 'CARPD_WARN_PEER_INTERFACE',
   WARN_PREEMPT: 'CARPD_WARN_PREEMPT',
+  WARN_REASSIGNED: 'CARPD_WARN_REASSIGNED',
+  WARN_MORE: 'CARPD_WARN_MORE',
 } as const;
 
 export type Severity = 'error' | 'warning';
@@ -72,7 +75,7 @@ export class ConfigError extends Error {
   readonly line?: number;
 
   constructor(code: string, message: string, where: Partial<SourceRef> = {}) {
-    super(message);
+    super(clipMessage(message));
     this.name = 'ConfigError';
     this.code = code;
     if (where.file !== undefined) this.file = where.file;
@@ -85,14 +88,106 @@ export class ConfigError extends Error {
   }
 }
 
+/** A value echoed in a message is cut to this many characters (an 8 MB value is not printed whole). */
+export const MAX_ECHO = 80;
+/** A whole message is cut to this many characters, whatever it quotes. */
+const MAX_MESSAGE = 1000;
+/** At most this many diagnostics are reported; the rest are counted in one "N more" line. */
+export const MAX_DIAGNOSTICS = 100;
+
+/**
+ * Control characters a value may carry (a NUL, a lone CR, a newline inside quotes): printed raw
+ * they would break the one-line `FILE:LINE: message` output, so they are shown escaped.
+ */
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f\u2028\u2029]/;
+// eslint-disable-next-line no-control-regex
+const CONTROL_ALL = /[\u0000-\u0008\u000a-\u001f\u007f\u2028\u2029]/g;
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\0': '\\0' };
+
+function escapeControl(c: string): string {
+  return ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+}
+
+/** `value` for a message: whole when short, else its first MAX_ECHO characters, `…` and its size. */
+export function clip(value: string): string {
+  if (value.length <= MAX_ECHO) return value;
+  return `${value.slice(0, MAX_ECHO)}… (${Buffer.byteLength(value, 'utf8')} bytes)`;
+}
+
+/**
+ * Cuts what a message quotes. Every builder below passes its message through here, so none of the
+ * many `not "${value}"` messages in the parsers can echo a huge value: each quoted run longer than
+ * MAX_ECHO is clipped, and a message still too long (a value holding quotes) is cut as a whole.
+ */
+export function clipMessage(message: string): string {
+  let m = message;
+  if (m.length > MAX_ECHO) {
+    // Split at the quotes rather than match /"[^"]{81,}"/: a regex over an 8 MB run overflows the stack.
+    const parts = m.split('"');
+    for (let i = 1; i < parts.length - 1; i += 2) if (parts[i]!.length > MAX_ECHO) parts[i] = clip(parts[i]!);
+    m = parts.join('"');
+  }
+  // Escaped after clipping, so that a clipped value's size is the size of what the file held.
+  if (CONTROL.test(m)) m = m.replace(CONTROL_ALL, escapeControl);
+  return m.length <= MAX_MESSAGE ? m : `${m.slice(0, MAX_MESSAGE)}… (${Buffer.byteLength(m, 'utf8')} bytes)`;
+}
+
 /** Builds an error diagnostic. */
 export function error(where: SourceRef, code: string, message: string): Diagnostic {
-  return { severity: 'error', file: where.file, line: where.line, code, message };
+  return { severity: 'error', file: where.file, line: where.line, code, message: clipMessage(message) };
 }
 
 /** Builds a warning diagnostic. */
 export function warning(where: SourceRef, code: string, message: string): Diagnostic {
-  return { severity: 'warning', file: where.file, line: where.line, code, message };
+  return { severity: 'warning', file: where.file, line: where.line, code, message: clipMessage(message) };
+}
+
+/**
+ * The first MAX_DIAGNOSTICS diagnostics and one line counting the rest: garbage with an error on
+ * each of 40,000 lines gives 101 lines, not 40,000. The count line is an error when any of the
+ * rest is one, so cutting never turns a refused configuration into an accepted one.
+ */
+export function capDiagnostics(diagnostics: Diagnostic[], max = MAX_DIAGNOSTICS): Diagnostic[] {
+  if (diagnostics.length <= max) return diagnostics;
+  return capped(diagnostics.slice(0, max + 1), diagnostics.length - max, diagnostics.filter((d) => d.severity === 'error').length);
+}
+
+/**
+ * capDiagnostics(diagnostics sorted by `compare`, stably), without sorting them all: only the
+ * first max + 1 are kept in order while the rest are counted. Sorting 10^6 diagnostics (an
+ * error on every line of a 4 MiB file) to print 100 took seconds.
+ */
+export function capSorted(diagnostics: readonly Diagnostic[], compare: (a: Diagnostic, b: Diagnostic) => number, max = MAX_DIAGNOSTICS): Diagnostic[] {
+  if (diagnostics.length <= max) return [...diagnostics].sort(compare);
+  // `best` holds the max + 1 smallest so far, in order; ties keep the input order (a stable sort's).
+  const best: Diagnostic[] = [];
+  for (const d of diagnostics) {
+    if (best.length > max && compare(d, best[max]!) >= 0) continue;
+    let lo = 0;
+    let hi = best.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (compare(d, best[mid]!) < 0) hi = mid;
+      else lo = mid + 1;
+    }
+    best.splice(lo, 0, d);
+    if (best.length > max + 1) best.pop();
+  }
+  return capped(best, diagnostics.length - max, diagnostics.filter((d) => d.severity === 'error').length);
+}
+
+/** The first `head.length - 1` of `head` and a line counting the `rest` not shown (`errors` among all). */
+function capped(head: Diagnostic[], restCount: number, allErrors: number): Diagnostic[] {
+  const kept = head.slice(0, -1);
+  const errors = allErrors - kept.filter((d) => d.severity === 'error').length;
+  const first = head[head.length - 1]!;
+  const what = errors > 0 ? `${errors} error(s) and ${restCount - errors} warning(s)` : `${restCount} warning(s)`;
+  const more = { file: first.file, line: first.line };
+  kept.push(
+    errors > 0 ? error(more, Code.CONFIG_LIMIT, `${restCount} more: ${what} not shown`) : warning(more, Code.WARN_MORE, `${restCount} more: ${what} not shown`),
+  );
+  return kept;
 }
 
 /** True when any diagnostic is an error. */

@@ -6,11 +6,11 @@
 import { isIPv4 } from 'node:net';
 import { resolve as resolvePath, dirname } from 'node:path';
 import { Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
-import { buildVhid, checkSecretMode, emptyResult, mergeSpecs, parentBySubnet, setGlobal, type FormatResult, type Located } from './format.js';
+import { append, buildVhid, checkSecretMode, emptyResult, mergeSpecs, parentBySubnet, setGlobal, type FormatResult, type Located } from './format.js';
 import type { ParseContext } from '../ports/config-files.js';
 import { interfaceAddresses, parseCarpWords, type CarpSpec } from './ifconfig-words.js';
 import { expandIpv4Range } from './netaddr.js';
-import { parseRcConf, type RcVar } from './rc-conf.js';
+import { parseRcConf, reassignWarnings, type RcVar } from './rc-conf.js';
 import type { VlanInfo } from './model.js';
 import { FACILITIES } from './ucarp-args.js';
 import { parseRcBool, parseUint } from './values.js';
@@ -59,6 +59,7 @@ export function parseFreebsdRcConf(text: string, file: string, ctx: ParseContext
   const at = (line: number): SourceRef => ({ file, line });
   const rc = parseRcConf(text);
   for (const e of rc.errors) diags.push(error(at(e.line), Code.CONFIG_SYNTAX, e.message));
+  append(diags, reassignWarnings(rc, file));
   const vars = rc.vars;
 
   const cloned = new Map<string, SourceRef>();

@@ -8,7 +8,7 @@
  */
 import { basename, dirname, join } from 'node:path';
 import { Code, error, warning, type SourceRef } from './errors.js';
-import { buildVhid, checkSecretMode, emptyResult, mergeSpecs, parentBySubnet, type FormatResult, type InterfaceAddress } from './format.js';
+import { append, buildVhid, checkSecretMode, emptyResult, mergeSpecs, parentBySubnet, type FormatResult, type InterfaceAddress } from './format.js';
 import type { ParseContext } from '../ports/config-files.js';
 import { interfaceAddresses, parseCarpWords, type CarpSpec } from './ifconfig-words.js';
 import type { VlanInfo } from './model.js';
@@ -42,7 +42,7 @@ export function parseHostnameIf(text: string, file: string, ctx: ParseContext, o
 
   if (!CARP_IF.test(ifname)) {
     const info = interfaceInfo(text, file, ifname);
-    r.interfaces.push(...info.addresses);
+    append(r.interfaces, info.addresses);
     return r;
   }
 
@@ -87,7 +87,7 @@ export function parseHostnameIf(text: string, file: string, ctx: ParseContext, o
     interfaceWhere = m.carpdev.where;
     const sib = siblings.get(parent);
     if (sib) {
-      r.interfaces.push(...sib.addresses);
+      append(r.interfaces, sib.addresses);
       if (sib.vlan) vlan = sib.vlan;
       if (sib.file !== file) r.included.push(sib.file);
     }
@@ -103,7 +103,7 @@ export function parseHostnameIf(text: string, file: string, ctx: ParseContext, o
     parent = found.name;
     interfaceWhere = found.where;
     const sib = siblings.get(parent)!;
-    r.interfaces.push(...sib.addresses);
+    append(r.interfaces, sib.addresses);
     if (sib.vlan) vlan = sib.vlan;
     if (sib.file !== file) r.included.push(sib.file);
   }
@@ -204,9 +204,9 @@ export function parseHostnameBundle(text: string, file: string, ctx: ParseContex
       r.diagnostics.push(error({ file, line: b.from }, Code.CONFIG_FORMAT, `a bundle holds hostname.IF and sysctl.conf blocks, not "${b.name}"`));
       continue;
     }
-    r.vhids.push(...sub.vhids);
-    r.diagnostics.push(...sub.diagnostics);
-    r.interfaces.push(...sub.interfaces);
+    append(r.vhids, sub.vhids);
+    append(r.diagnostics, sub.diagnostics);
+    append(r.interfaces, sub.interfaces);
     Object.assign(r.globalSet, sub.globalSet);
     Object.assign(r.globalSources, sub.globalSources);
   }

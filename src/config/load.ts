@@ -2,8 +2,9 @@
 import { basename, dirname, extname } from 'node:path';
 import { defaultGlobal, parseCarpdIni } from './carpd-ini.js';
 import { parseDebianInterfaces } from './debian-interfaces.js';
-import { Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
-import { CARP_GROUP, emptyResult, formatRef, type FormatResult, type InterfaceAddress, type PendingRef } from './format.js';
+import { capSorted, Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
+import { NOT_REGULAR } from './limits.js';
+import { append, CARP_GROUP, emptyResult, formatRef, type FormatResult, type InterfaceAddress, type PendingRef } from './format.js';
 import type { ParseContext } from '../ports/config-files.js';
 import { parseFreebsdRcConf } from './freebsd-carp.js';
 import { isBundle, parseHostnameBundle, parseHostnameIf } from './hostname-carp.js';
@@ -175,7 +176,9 @@ export function loadConfig(files: string[], opts: LoadOptions, ctx: ParseContext
     order.push(file);
     const read = ctx.readText(file);
     if (!read.ok) {
-      diagnostics.push(error({ file, line: 1 }, Code.CONFIG_READ, `cannot read: ${read.message}`));
+      // A whole-file error: `FILE: not a regular file`, `FILE: larger than N bytes`, `FILE: cannot read: …`.
+      const reason = read.message === NOT_REGULAR || read.message.startsWith('larger than') ? read.message : `cannot read: ${read.message}`;
+      diagnostics.push(error({ file, line: 0 }, Code.CONFIG_READ, reason));
       continue;
     }
     const forced = opts.format !== undefined ? FORMAT_NAMES[opts.format] : undefined;
@@ -187,8 +190,8 @@ export function loadConfig(files: string[], opts: LoadOptions, ctx: ParseContext
     }
     const r = parseFormat(format, read.text, file, ctx, read.mode);
     for (const f of r.included) if (!order.includes(f)) order.push(f);
-    diagnostics.push(...r.diagnostics);
-    interfaces.push(...r.interfaces);
+    append(diagnostics, r.diagnostics);
+    append(interfaces, r.interfaces);
 
     for (const [k, value] of Object.entries(r.globalSet) as [keyof GlobalConfig, GlobalConfig[keyof GlobalConfig]][]) {
       const where = r.globalSources[k] ?? { file, line: 1 };
@@ -230,8 +233,8 @@ export function loadConfig(files: string[], opts: LoadOptions, ctx: ParseContext
 
     if (r.carpd) {
       const c = r.carpd;
-      extra.push(...c.extra);
-      refs.push(...c.refs);
+      append(extra, c.extra);
+      append(refs, c.refs);
       for (const [name, key] of c.sectionKeys) if (!sectionKeys.has(name)) sectionKeys.set(name, key);
       mergeNamed(plugins, c.plugins, 'plugin', diagnostics);
       mergeNamed(health, c.health, 'health', diagnostics);
@@ -262,17 +265,28 @@ export function loadConfig(files: string[], opts: LoadOptions, ctx: ParseContext
     // the warnings that it takes the adverts from carpd's own engine do not apply.
     for (let i = diagnostics.length - 1; i >= 0; i--) if (diagnostics[i]!.code === Code.WARN_KERNEL_CARP) diagnostics.splice(i, 1);
   }
-  diagnostics.push(...engineDiags);
-  diagnostics.push(...resolveRefs(refs, model, sectionKeys, model.global.engine === 'kernel' || model.global.engine === 'keepalived'));
-  diagnostics.push(...validateModel(model));
-  diagnostics.push(...validateNetwork(model, interfaces));
+  append(diagnostics, engineDiags);
+  append(diagnostics, resolveRefs(refs, model, sectionKeys, model.global.engine === 'kernel' || model.global.engine === 'keepalived'));
+  append(diagnostics, validateModel(model));
+  append(diagnostics, validateNetwork(model, interfaces));
   // Report in file order (an included file right after the one that read it), then line order.
-  const rank = (d: Diagnostic) => {
-    const i = order.indexOf(d.file);
-    return i === -1 ? order.length : i;
-  };
-  diagnostics.sort((a, b) => rank(a) - rank(b) || a.line - b.line);
-  return { model, diagnostics, interfaces };
+  const ranks = new Map<string, number>();
+  order.forEach((f, i) => {
+    if (!ranks.has(f)) ranks.set(f, i);
+  });
+  const rank = (d: Diagnostic) => ranks.get(d.file) ?? order.length;
+  return { model, diagnostics: capSorted(dedupe(diagnostics), (a, b) => rank(a) - rank(b) || a.line - b.line), interfaces };
+}
+
+/** Each finding once: a file two others read (vip-common.conf, a sibling hostname.em0) is parsed by both. */
+function dedupe(diagnostics: Diagnostic[]): Diagnostic[] {
+  const seen = new Set<string>();
+  return diagnostics.filter((d) => {
+    const k = `${d.severity}\0${d.file}\0${d.line}\0${d.code}\0${d.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
 }
 
 /** The BSD a platform name (or kernel_os) means, if any. */

@@ -3,8 +3,8 @@
  * IP protocol 112 from carpd.
  */
 import { Code, error, warning } from './errors.js';
-import { emptyResult, type FormatResult } from './format.js';
-import { parseRcConf } from './rc-conf.js';
+import { append, emptyResult, type FormatResult } from './format.js';
+import { parseRcConf, reassignWarnings } from './rc-conf.js';
 import { parseRcBool } from './values.js';
 
 /** `carp_load` (FreeBSD 10+) and `if_carp_load` (before). */
@@ -15,6 +15,7 @@ export function parseLoaderConf(text: string, file: string): FormatResult {
   const r = emptyResult();
   const rc = parseRcConf(text);
   for (const e of rc.errors) r.diagnostics.push(error({ file, line: e.line }, Code.CONFIG_SYNTAX, e.message));
+  append(r.diagnostics, reassignWarnings(rc, file));
   for (const name of KERNEL_CARP_VARS) {
     const v = rc.vars.get(name);
     if (v === undefined) continue;

@@ -4,6 +4,7 @@
  * `$NAME`/`${NAME}` expansion of earlier assignments, and sysrc's `NAME+=value` (append with a
  * space). Later assignments override earlier ones. Nothing is ever executed.
  */
+import { Code, MAX_DIAGNOSTICS, warning, type Diagnostic } from './errors.js';
 
 export interface RcAssignment {
   name: string;
@@ -27,10 +28,20 @@ export interface RcSyntaxError {
   message: string;
 }
 
+/** A plain `NAME=` of a variable the file already set: sh keeps the later value, silently. */
+export interface RcReassignment {
+  name: string;
+  /** The line of the new assignment. */
+  line: number;
+  /** The line of the assignment whose value it replaces. */
+  previous: number;
+}
+
 export interface RcFile {
   assignments: RcAssignment[];
   vars: Map<string, RcVar>;
   errors: RcSyntaxError[];
+  reassigned: RcReassignment[];
 }
 
 const NAME_START = /[A-Za-z_]/;
@@ -39,7 +50,7 @@ const NAME_CHAR = /[A-Za-z0-9_]/;
 /** Reads `text`; `env` supplies values for `$NAME` that the file itself has not set. */
 export function parseRcConf(text: string, env: ReadonlyMap<string, string> = new Map()): RcFile {
   const s = text.replace(/^\uFEFF/, '').replace(/\r\n/g, '\n');
-  const out: RcFile = { assignments: [], vars: new Map(), errors: [] };
+  const out: RcFile = { assignments: [], vars: new Map(), errors: [], reassigned: [] };
   let i = 0;
   let line = 1;
 
@@ -168,11 +179,38 @@ export function parseRcConf(text: string, env: ReadonlyMap<string, string> = new
     }
     out.assignments.push({ name, value: r.value, line: startLine, append });
     const prev = out.vars.get(name);
+    if (prev !== undefined && !append) out.reassigned.push({ name, line: startLine, previous: prev.line });
     const value = append && prev !== undefined && prev.value !== '' ? `${prev.value} ${r.value}` : r.value;
     const line0 = append && prev !== undefined ? prev.line : startLine;
-    out.vars.set(name, { value, line: line0, lines: [...(prev?.lines ?? []), startLine] });
+    // The same array grows: copying it at each assignment was quadratic in a file of many copies.
+    const lines = prev?.lines ?? [];
+    lines.push(startLine);
+    out.vars.set(name, { value, line: line0, lines });
     // After a value: more assignments, a `;`, or a comment; a `#` here starts a comment only
     // after whitespace (sh's rule), which the loop's whitespace skipping gives us.
+  }
+  return out;
+}
+
+/**
+ * A warning at each re-assigned variable, naming the line it overrides. sh, and so rc(8), takes
+ * the last value without a word; a FreeBSD how-to's second host that reuses `ifconfig_em0` for its
+ * inside interface loses its first vhid that way, and only `carpd check --peer` noticed.
+ */
+export function reassignWarnings(rc: RcFile, file: string): Diagnostic[] {
+  // No more than the loader prints: 250,000 copies of one assignment made 250,000 warnings first.
+  const shown = rc.reassigned.slice(0, MAX_DIAGNOSTICS);
+  const out = shown.map((a) =>
+    warning(
+      { file, line: a.line },
+      Code.WARN_REASSIGNED,
+      `${a.name} is assigned again; this value replaces the one at line ${a.previous} (the last assignment wins, as in sh)`,
+    ),
+  );
+  const rest = rc.reassigned.length - shown.length;
+  if (rest > 0) {
+    const next = rc.reassigned[MAX_DIAGNOSTICS]!;
+    out.push(warning({ file, line: next.line }, Code.WARN_REASSIGNED, `${rest} more assignments replace an earlier one, from here on`));
   }
   return out;
 }

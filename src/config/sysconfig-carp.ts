@@ -7,10 +7,10 @@
 import { isIPv4 } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { Code, ConfigError, error, warning, type SourceRef } from './errors.js';
-import { buildVhid, checkSecretMode, emptyResult, setGlobal, type FormatResult, type Located } from './format.js';
+import { append, buildVhid, checkSecretMode, emptyResult, setGlobal, type FormatResult, type Located } from './format.js';
 import type { ParseContext } from '../ports/config-files.js';
 import { netmaskToPrefix } from './netaddr.js';
-import { parseRcConf, type RcFile } from './rc-conf.js';
+import { parseRcConf, reassignWarnings, type RcFile } from './rc-conf.js';
 import { splitShellWords } from './shell-words.js';
 import { ucarpOptions } from './ucarp-args.js';
 import { parseUint } from './values.js';
@@ -48,10 +48,12 @@ export function parseSysconfigVip(text: string, file: string, ctx: ParseContext,
     r.included.push(commonFile);
     commonRc = parseRcConf(common.text);
     for (const e of commonRc.errors) diags.push(error({ file: commonFile, line: e.line }, Code.CONFIG_SYNTAX, e.message));
+    append(diags, reassignWarnings(commonRc, commonFile));
     for (const [k, v] of commonRc.vars) env.set(k, v.value);
   }
   const rc = parseRcConf(text, env);
   for (const e of rc.errors) diags.push(error(at(e.line), Code.CONFIG_SYNTAX, e.message));
+  append(diags, reassignWarnings(rc, file));
   for (const [name, v] of rc.vars) {
     if (!KEYS.includes(name)) diags.push(error(at(v.line), Code.CONFIG_KEY, `unknown variable "${name}"`));
   }
@@ -142,6 +144,7 @@ function readIfcfg(ifname: string, dirs: string[], ctx: ParseContext, r: FormatR
     const rc = parseRcConf(t.text);
     const at = (line: number): SourceRef => ({ file, line });
     for (const e of rc.errors) r.diagnostics.push(error(at(e.line), Code.CONFIG_SYNTAX, e.message));
+    append(r.diagnostics, reassignWarnings(rc, file));
     const ip = rc.vars.get('IPADDR');
     if (ip === undefined) return { file };
     if (!isIPv4(ip.value)) {

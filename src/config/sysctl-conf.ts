@@ -12,6 +12,7 @@ const PREFIX = 'net.inet.carp.';
 export function parseSysctlConf(text: string, file: string): FormatResult {
   const r = emptyResult();
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  const setAt = new Map<string, number>();
   lines.forEach((raw, i) => {
     const where: SourceRef = { file, line: i + 1 };
     const s = raw.replace(/(^|\s)#.*$/, '').trim();
@@ -28,6 +29,12 @@ export function parseSysctlConf(text: string, file: string): FormatResult {
       .replace(/^"(.*)"$/, '$1');
     if (!name.startsWith(PREFIX)) return;
     const knob = name.slice(PREFIX.length);
+    // sysctl(8) applies the lines in order: the last one wins, as for a re-assigned rc.conf variable.
+    const previous = setAt.get(name);
+    if (previous !== undefined) {
+      r.diagnostics.push(warning(where, Code.WARN_REASSIGNED, `${name} is set again; this value replaces the one at line ${previous} (the last one wins)`));
+    }
+    setAt.set(name, i + 1);
     const n = parseUint(value);
     const bad = (expected: string) => r.diagnostics.push(error(where, Code.CONFIG_VALUE, `${name} must be ${expected}, not "${value}"`));
     switch (knob) {

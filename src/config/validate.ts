@@ -136,11 +136,19 @@ function isLinkLocal(c: Cidr): boolean {
  */
 export function validateNetwork(model: CarpModel, interfaces: readonly InterfaceAddress[]): Diagnostic[] {
   const out: Diagnostic[] = [];
-  const subnets = (ifname: string) =>
-    interfaces
-      .filter((i) => i.name === ifname)
-      .map((i) => ({ c: splitCidr(i.cidr), i }))
-      .filter((x): x is { c: Cidr; i: InterfaceAddress } => x.c !== undefined && isNetwork(x.c) && !isLinkLocal(x.c));
+  // Each interface's subnets and each vhid's networks are worked out once: recomputing them per
+  // vhid (and per pair of vhids) made 2,500 copies of one stanza take seconds.
+  const byName = new Map<string, { c: Cidr; i: InterfaceAddress }[]>();
+  for (const i of interfaces) {
+    const c = splitCidr(i.cidr);
+    if (c === undefined || !isNetwork(c) || isLinkLocal(c)) continue;
+    const list = byName.get(i.name);
+    // The same subnet given twice (a stanza repeated) is one subnet.
+    if (list?.some((x) => x.i.cidr === i.cidr)) continue;
+    if (list) list.push({ c, i });
+    else byName.set(i.name, [{ c, i }]);
+  }
+  const subnets = (ifname: string) => byName.get(ifname) ?? [];
 
   for (const v of model.vhids) {
     const own = subnets(v.interface);
@@ -156,10 +164,15 @@ export function validateNetwork(model: CarpModel, interfaces: readonly Interface
     });
   }
 
-  const networks = (v: VhidConfig): Cidr[] => [
-    ...subnets(v.interface).map((s) => s.c),
-    ...v.addresses.map(splitCidr).filter((c): c is Cidr => c !== undefined && isNetwork(c) && !isLinkLocal(c)),
-  ];
+  const nets = new Map<VhidConfig, Cidr[]>();
+  const networks = (v: VhidConfig): Cidr[] => {
+    let n = nets.get(v);
+    if (n === undefined) {
+      n = [...subnets(v.interface).map((s) => s.c), ...v.addresses.map(splitCidr).filter((c): c is Cidr => c !== undefined && isNetwork(c) && !isLinkLocal(c))];
+      nets.set(v, n);
+    }
+    return n;
+  };
   const seen: VhidConfig[] = [];
   for (const v of model.vhids) {
     for (const w of seen) {

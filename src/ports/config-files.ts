@@ -3,7 +3,11 @@
  * a fixture root. The parsers themselves never touch the disk.
  */
 
-export type ReadResult = { ok: true; text: string; mode: number } | { ok: false; message: string };
+/**
+ * `id` names the file itself (device and inode on the disk), so that a file sourced again under
+ * another name or through a symlink is recognised and read once; absent, the path stands for it.
+ */
+export type ReadResult = { ok: true; text: string; mode: number; id?: string } | { ok: false; message: string };
 
 /** A password file's first line, or why it was refused (codes are config/errors `Code`s). */
 export type PassfileResult = { ok: true; password: string } | { ok: false; code: string; message: string };

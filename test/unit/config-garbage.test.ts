@@ -160,3 +160,18 @@ test('no password reaches check, check --peer or config output, whatever the for
     assert.ok(!lines.join('\n').includes(S.slice(0, 10)), `${cmd.name} ${args.join(' ')} leaked:\n${lines.join('\n')}`);
   }
 });
+
+test('interfaces: a ucarp stanza whose address (or its IF:ucarp alias address) is not an address is an error, not a TypeError', () => {
+  // Found by the config fuzzer (test/fuzz/config.ts): the source address was taken with splitCidr(…)!.
+  const ctx = diskContext('/nonexistent-carpd-root');
+  const text = 'iface eth0 inet static\n address 10.0.0.x\n ucarp-vid 1\n ucarp-vip 10.0.0.1\n ucarp-password x\n';
+  const r = parseFormat('interfaces', text, '/nonexistent-carpd-dir/interfaces', ctx, 0o600);
+  assert.equal(r.vhids.length, 1);
+  assert.equal(r.vhids[0]!.srcip, undefined);
+  const model = { global: { allow: true, preempt: false, log: 2 }, vhids: r.vhids };
+  assert.ok([...r.diagnostics, ...validateModel(model), ...validateNetwork(model, r.interfaces)].some((d) => d.severity === 'error'));
+  // The alias stanza that vip-up brings up, with an inet6 netmask out of range.
+  const alias = `${text}iface eth0:ucarp inet static\n address 10.0.0.1/40\n`;
+  const a = parseFormat('interfaces', alias, '/nonexistent-carpd-dir/interfaces', ctx, 0o600);
+  assert.ok(a.diagnostics.some((d) => d.code === 'CARPD_ERR_ADDRESS' && d.line === 7));
+});

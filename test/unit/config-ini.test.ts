@@ -366,10 +366,10 @@ test('a file that is not carpd.conf is an unknown format at line 1', (t) => {
   assert.equal(forced.message, 'unknown configuration format "pfsense"');
 });
 
-test('a missing file is an error at line 1', (t) => {
+test('a missing file is a whole-file error (FILE: cannot read: …, line 0)', (t) => {
   const tmp = tempDir(t);
   const missing = join(tmp.dir, 'missing.conf');
-  assertOneError(loadConfigFiles([missing]).diagnostics, 'CARPD_ERR_CONFIG_READ', missing, 1);
+  assertOneError(loadConfigFiles([missing]).diagnostics, 'CARPD_ERR_CONFIG_READ', missing, 0);
 });
 
 test('the format is detected by sections or by extension', () => {

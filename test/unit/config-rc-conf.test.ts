@@ -72,8 +72,13 @@ test('a FreeBSD rc.conf, loader.conf and sysctl.conf become the expected model',
   const loader = join(dir, 'loader.conf');
   const sysctl = join(dir, 'sysctl.conf');
   const { model, diagnostics } = loadConfigFiles([rc, loader, sysctl]);
-  assert.deepEqual(brief(diagnostics), [['warning', 'CARPD_WARN_KERNEL_CARP', loader, 4]]);
-  assert.match(diagnostics[0]!.message, /protocol 112/);
+  // The fixture re-assigns ifconfig_em2_alias0 on purpose (line 27 replaces line 26): a warning.
+  assert.deepEqual(brief(diagnostics), [
+    ['warning', 'CARPD_WARN_REASSIGNED', rc, 27],
+    ['warning', 'CARPD_WARN_KERNEL_CARP', loader, 4],
+  ]);
+  assert.match(diagnostics[0]!.message, /line 26/);
+  assert.match(diagnostics[1]!.message, /protocol 112/);
   const expected: CarpModel = {
     global: { allow: true, preempt: true, log: 1, demotion: 0, ifdownDemotion: 240, senderrDemotion: 240 },
     vhids: [
