@@ -10,7 +10,7 @@ const ENGINES: readonly EngineName[] = ['carpd', 'kernel', 'keepalived'];
 import { intOpt, last, parseArgs, UsageError } from './args.js';
 
 export async function runCommand(args: string[], io: Io): Promise<number> {
-  const p = parseArgs(args, ['-c', '--config', '--control', '--log-level', '--log-file', '--format', '--engine'], ['--log-timestamps']);
+  const p = parseArgs(args, ['-c', '--config', '--control', '--log-level', '--log-file', '--format', '--engine', '--run-dir'], ['--log-timestamps']);
   const files = [...(p.opts.get('-c') ?? []), ...(p.opts.get('--config') ?? [])];
   if (files.length === 0) throw new UsageError('run needs at least one -c FILE');
   const format = last(p, '--format');
@@ -29,5 +29,7 @@ export async function runCommand(args: string[], io: Io): Promise<number> {
   const logFile = last(p, '--log-file');
   const logger = createLogger({ timestamps: p.flags.has('--log-timestamps') || !!logFile, ...(logFile ? { file: logFile } : {}) });
   const reload = commandLineReloader(['run', ...args]);
-  return runDaemon({ model, logger, ...(reload ? { reload } : {}) });
+  // The instance lock's directory (one carpd per network namespace): tests and the lab give their own.
+  const runDir = last(p, '--run-dir');
+  return runDaemon({ model, logger, ...(reload ? { reload } : {}), ...(runDir ? { lock: { runDir } } : {}) });
 }
