@@ -211,6 +211,17 @@ export function followedModel(model: CarpModel, source: Pick<StateSource, 'statu
   return { ...model, vhids };
 }
 
+/**
+ * The up/down script queue as the daemon runs it: each script in its own process group, as the
+ * plugin host runs its commands (adapters/exec.ts runInGroup). The script's exit ends the wait
+ * even when it leaves a background child holding its output pipes (`sleep 1000 &`), which kept
+ * execa's run() waiting and stalled every later script; the timeout kills everything it started.
+ * In ucarp mode the scripts own the VIP: a stalled down script left it on two nodes.
+ */
+export function scriptQueue(logger: Logger, timeoutMs?: number): ScriptQueue {
+  return new ScriptQueue(logger, runInGroup, timeoutMs);
+}
+
 /** The lock file a daemon with these options takes. */
 export function instanceLockPath(lock: DaemonOptions['lock'] = {}, ino: number | undefined = netnsInode()): string {
   return join(lock.runDir ?? defaultRunDir(), lockFileName(lock.scope ?? { kind: 'netns' }, ino));
@@ -280,9 +291,7 @@ async function runLocked(opts: DaemonOptions): Promise<number> {
     }
   }
   const events = new EventLog();
-  // Each script in its own process group: its exit ends the wait even when it leaves a
-  // background child holding its output pipes, and the timeout kills what it started.
-  const scripts = new ScriptQueue(logger, runInGroup);
+  const scripts = scriptQueue(logger);
   const policy = opts.scripts ?? { neutral: false, shutdown: true };
   let byKey = new Map(model.vhids.map((v) => [v.key, v]));
   engine.on('transition', (ev: TransitionEvent) => {
