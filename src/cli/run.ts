@@ -4,6 +4,7 @@ import { loadConfigFiles } from '../adapters/config-files.js';
 import { createLogger } from '../adapters/logger.js';
 import { commandLineReloader, runDaemon } from '../daemon/run.js';
 import type { EngineName } from '../config/model.js';
+import { passwordWarnings } from '../config/validate.js';
 import type { Io } from '../ports/io.js';
 
 const ENGINES: readonly EngineName[] = ['carpd', 'kernel', 'keepalived'];
@@ -17,7 +18,7 @@ export async function runCommand(args: string[], io: Io): Promise<number> {
   const engine = last(p, '--engine');
   if (engine !== undefined && !ENGINES.includes(engine as EngineName)) throw new UsageError(`--engine must be one of ${ENGINES.join(', ')}`);
   const { model, diagnostics } = loadConfigFiles(files, { ...(format ? { format } : {}), ...(engine ? { engine: engine as EngineName } : {}) });
-  for (const d of diagnostics) io.err(formatDiagnostic(d));
+  for (const d of [...diagnostics, ...passwordWarnings(model)]) io.err(formatDiagnostic(d));
   if (hasErrors(diagnostics)) return 1;
   if (p.opts.has('--log-level')) model.global.log = intOpt(p, '--log-level', 0, 7, model.global.log);
   const control = last(p, '--control');
