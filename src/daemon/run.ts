@@ -8,7 +8,15 @@ import { MonotonicClock } from '../adapters/clock.js';
 import { loadConfigFiles } from '../adapters/config-files.js';
 import { nodeCron } from '../adapters/cron.js';
 import { runInGroup } from '../adapters/exec.js';
-import { acquireInstanceLock, defaultRunDir, InstanceLockError, lockFileName, netnsInode, type InstanceLock, type LockScope } from '../adapters/instance-lock.js';
+import {
+  acquireInstanceLock,
+  defaultRunDir,
+  InstanceLockError,
+  lockFileName,
+  netnsInode,
+  type InstanceLock,
+  type LockScope,
+} from '../adapters/instance-lock.js';
 import { FileIntentStore } from '../adapters/intent-file.js';
 import { KeepalivedSource } from '../adapters/keepalived-source.js';
 import { createKernelCarpSource, kernelOsOf, type KernelOs } from '../adapters/kernel-carp.js';

@@ -191,8 +191,7 @@ export function preparePlugin(raw: unknown, config: PluginConfig, opts: PrepareO
         err(C.TEMPLATE, messageOf(e));
         continue;
       }
-      if (!found)
-        err(C.TEMPLATE, `template "${t}" not found for ${opts.os} (looked for ${opts.templates.candidates(label, t, extra).join(', ')})`);
+      if (!found) err(C.TEMPLATE, `template "${t}" not found for ${opts.os} (looked for ${opts.templates.candidates(label, t, extra).join(', ')})`);
     }
 
   const options = checkOptions(d.options, config, err);

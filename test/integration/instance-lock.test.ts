@@ -66,7 +66,9 @@ test('a second carpd run in the same namespace refuses, names the lock and the P
     const ino = (await lab.exec(n1.ns, ['stat', '-L', '-c', '%i', '/proc/self/ns/net'])).stdout.trim();
     const lock = join(lab.dir, 'run', `carpd-net-${ino}.lock`);
     assert.ok(
-      second.lines.some((l) => l.includes('carpd: cannot start: another carpd runs in this network namespace') && l.includes(`(pid ${first.child.pid}, lock ${lock})`)),
+      second.lines.some(
+        (l) => l.includes('carpd: cannot start: another carpd runs in this network namespace') && l.includes(`(pid ${first.child.pid}, lock ${lock})`),
+      ),
       second.lines.join('\n'),
     );
     assert.equal(existsSync(join(lab.dir, 'b.sock')), false, 'no control socket');
@@ -84,7 +86,10 @@ test('a second carpd run in the same namespace refuses, names the lock and the P
     await first.exit;
     assert.ok(existsSync(lock), 'kill -9 leaves the lock file');
     const third = start(lab, n1, ['run', '-c', conf(lab, 'c', pass), '--control', join(lab.dir, 'c.sock')], 'c');
-    await waitFor(() => third.lines.some((l) => l.includes('carpd: running 1 vhid(s)')), { timeoutMs: 15_000, what: `the third carpd; log:\n${third.lines.join('\n')}` });
+    await waitFor(() => third.lines.some((l) => l.includes('carpd: running 1 vhid(s)')), {
+      timeoutMs: 15_000,
+      what: `the third carpd; log:\n${third.lines.join('\n')}`,
+    });
     assert.equal(readFileSync(lock, 'utf8').split('\n')[0], String(third.child.pid));
     lab.kill(third.child, 'SIGTERM');
     assert.equal(await exitWithin(third, 10_000), 0);

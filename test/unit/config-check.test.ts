@@ -35,9 +35,7 @@ test('check warns about a vhid without a password (anyone can forge its adverts)
   assert.deepEqual(await capture(checkCommand, ['-c', file]), {
     code: 0,
     out: ['configuration OK'],
-    err: [
-      `${file}:12: warning: vhid 2 on em0 has no password: anyone on the segment can forge its adverts and take its addresses; set pass or passfile`,
-    ],
+    err: [`${file}:12: warning: vhid 2 on em0 has no password: anyone on the segment can forge its adverts and take its addresses; set pass or passfile`],
   });
 });
 

@@ -34,12 +34,15 @@ test('a live holder is refused, naming the lock file and its PID; nothing of our
   const holder = other(t);
   acquireInstanceLock(path, { pid: holder.pid! });
   assert.equal(readFileSync(path, 'utf8'), `${holder.pid}\n${processStartTime(holder.pid!)}\n`);
-  assert.throws(() => acquireInstanceLock(path, { what: 'another carpd runs in this network namespace' }), (e: Error & { code?: string; pid?: number }) => {
-    assert.equal(e.code, INSTANCE_LOCKED);
-    assert.equal(e.pid, holder.pid);
-    assert.equal(e.message, `another carpd runs in this network namespace (pid ${holder.pid}, lock ${path})`);
-    return true;
-  });
+  assert.throws(
+    () => acquireInstanceLock(path, { what: 'another carpd runs in this network namespace' }),
+    (e: Error & { code?: string; pid?: number }) => {
+      assert.equal(e.code, INSTANCE_LOCKED);
+      assert.equal(e.pid, holder.pid);
+      assert.equal(e.message, `another carpd runs in this network namespace (pid ${holder.pid}, lock ${path})`);
+      return true;
+    },
+  );
   assert.deepEqual(readdirSync(join(dir, 'run')), ['carpd-net-1.lock']);
 });
 

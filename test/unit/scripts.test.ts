@@ -118,7 +118,10 @@ describe("the daemon's script queue (real processes)", () => {
     q.push([hang]);
     q.push([next]);
     await within(q.drain(), 5_000, 'the script queue');
-    assert.ok(lines.some((l) => l.endsWith(`${hang} timed out`)), lines.join('\n'));
+    assert.ok(
+      lines.some((l) => l.endsWith(`${hang} timed out`)),
+      lines.join('\n'),
+    );
     assert.ok(existsSync(marker), 'the next script ran');
     const bg = Number(readFileSync(pidFile, 'utf8').trim());
     // SIGKILL to the group; the child is reaped by init shortly after.
