@@ -1,7 +1,8 @@
 /** Plain file operations for the composition roots (cli, lab, daemon/run), so nothing else imports node:fs. */
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 
 export function fileExists(path: string): boolean {
@@ -36,12 +37,22 @@ export function writeText(path: string, text: string, mode: number): void {
   chmodSync(path, mode);
 }
 
-/** Replaces `path` by rename, creating its directory (0755) if needed, so readers never see half a file. */
+/**
+ * Replaces `path` by rename, creating its directory (0755) if needed, so readers never see half a
+ * file. The temp file has a random name and is created with O_EXCL ('wx'), so a symlink planted
+ * at a predictable name (it was PATH.PID.tmp) is never followed.
+ */
 export function replaceFile(path: string, text: string, mode: number): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeText(tmp, text, mode);
-  renameSync(tmp, path);
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(8).toString('hex')}.tmp`);
+  writeFileSync(tmp, text, { mode, flag: 'wx' });
+  try {
+    chmodSync(tmp, mode);
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }
 
 /** A fresh private directory under the system temp dir. */

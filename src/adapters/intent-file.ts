@@ -1,4 +1,5 @@
 /** Maintenance intent as a small JSON file in the state directory, written durably. */
+import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { MaintenanceError, type IntentStore, type MaintenanceIntent } from '../ports/intent-store.js';
@@ -38,10 +39,16 @@ export class FileIntentStore implements IntentStore {
   }
 
   write(intent: MaintenanceIntent): void {
-    const tmp = `${this.file}.${process.pid}.tmp`;
+    // A fresh random name, created with O_EXCL ('wx'): a name known in advance (it was
+    // FILE.PID.tmp) lets whoever can write the directory plant a symlink there, and open('w')
+    // would follow it and truncate the file it points to. The way adapters/atomic-write.ts
+    // writes rendered files.
+    const tmp = join(this.dir, `.${INTENT_FILE}.${randomBytes(8).toString('hex')}.tmp`);
+    let created = false;
     try {
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      const fd = openSync(tmp, 'w', 0o600);
+      const fd = openSync(tmp, 'wx', 0o600);
+      created = true;
       try {
         writeSync(fd, `${JSON.stringify(intent)}\n`);
         fsyncSync(fd);
@@ -58,9 +65,9 @@ export class FileIntentStore implements IntentStore {
       }
     } catch (err) {
       try {
-        unlinkSync(tmp);
+        if (created) unlinkSync(tmp);
       } catch {
-        // never created
+        // already renamed or gone
       }
       throw new MaintenanceError('CARPD_ERR_STATE_WRITE', `cannot write ${this.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }

@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RenderError, RENDER_CODES } from '../render/errors.js';
+import { UNSAFE_PATH, untrustedPath } from './plugin-dirs.js';
 import { escaperFor } from '../render/escape.js';
 import type { TemplateSource } from '../render/template.js';
 import type { OsName } from '../render/os.js';
@@ -35,9 +36,22 @@ export class Templates implements TemplateSource {
     return out;
   }
 
-  /** The file that would be used, or undefined. */
+  /**
+   * The file that would be used, or undefined. Throws RenderError (CARPD_ERR_UNSAFE_PATH) when a
+   * template directory that exists, or the file found, is owned by another user or writable by
+   * group or others (plugin-dirs.ts untrustedPath): rendered files configure root's services, and
+   * an override someone could drop in later must be refused now, not when a failover renders it.
+   */
   resolve(plugin: string, name: string, extraDir?: string): string | undefined {
-    return this.candidates(plugin, name, extraDir).find((p) => existsSync(p));
+    for (const dir of [this.dirs.override, this.dirs.builtin]) {
+      if (!dir || !existsSync(dir)) continue;
+      const problem = untrustedPath(dir);
+      if (problem) throw new RenderError(UNSAFE_PATH, `refusing template directory ${dir}: ${problem}`);
+    }
+    const found = this.candidates(plugin, name, extraDir).find((p) => existsSync(p));
+    const problem = found === undefined ? undefined : untrustedPath(found);
+    if (problem) throw new RenderError(UNSAFE_PATH, `refusing template ${found}: ${problem}`);
+    return found;
   }
 
   private load(plugin: string, name: string, extraDir?: string): string {

@@ -5,7 +5,10 @@ import { LISTEN_CODES, ListenError, type LocalListener } from '../ports/local-so
 
 export async function listenUnix(path: string, onConnection: (sock: Socket) => void): Promise<LocalListener> {
   await clearStaleSocket(path);
-  const server = createServer(onConnection);
+  // Half-open: a client may send its requests and shut down its side (`nc -U`, socat) and still
+  // get every answer; the control server answers one request per turn and ends the connection
+  // itself once the input is used up.
+  const server = createServer({ allowHalfOpen: true }, onConnection);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     // The socket file is created inside listen(): a tight umask leaves no window where it is

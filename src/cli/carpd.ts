@@ -1,17 +1,20 @@
 #!/usr/bin/env node
 /** `carpd`: the daemon and its tools (DESIGN.md "User-facing contract"). */
+import { guardStdio, writeStderr, writeStdout } from '../adapters/logger.js';
 import { UsageError } from './args.js';
 
 const USAGE = `usage: carpd <command> [options]
 
-  run -c FILE [-c FILE]... [--control PATH] [--log-level 0-7] [--log-file F]
-                           run the daemon in the foreground
+  run -c FILE [-c FILE]... [--control PATH] [--log-level 0-7] [--log-file F] [--run-dir DIR]
+                           run the daemon in the foreground (one per network namespace: the
+                           lock file is in DIR, default /run/carpd)
   check -c FILE...         validate configuration: prints "configuration OK" or FILE:LINE: errors
   config -c FILE... [--show-secrets]
                            print the normalized model as JSON
   inspect [--pass P | --passfile F] [--address A]... FILE.pcap
                            one JSON line per CARP packet in a capture
-  ucarp [ucarp options]    drop-in for ucarp's command line
+  ucarp [ucarp options] [--run-dir DIR]
+                           drop-in for ucarp's command line (one per vhid and interface)
   monitor -i IF [--json] [--count N] [--seconds S]
                            print the CARP adverts heard on an interface
   lab [--nodes N] [--vhids N] [--with-ucarp] [--advskew-step S]
@@ -22,9 +25,18 @@ const USAGE = `usage: carpd <command> [options]
 `;
 
 const io = {
-  out: (line: string) => process.stdout.write(`${line}\n`),
-  err: (line: string) => process.stderr.write(`${line}\n`),
+  out: (line: string) => writeStdout(`${line}\n`),
+  err: (line: string) => writeStderr(`${line}\n`),
 };
+
+/** Commands that run on when their stdout's reader goes away: the daemons, and the lab (it must clean up). */
+const KEEP_RUNNING = new Set(['run', 'ucarp', 'lab']);
+
+/**
+ * The exit status of a command whose reader went away (`carpd inspect FILE | head`): 128 + SIGPIPE,
+ * what cat(1) or grep(1) report there. Node ignores SIGPIPE, so the write's EPIPE is all we see.
+ */
+const EXIT_PIPE = 128 + 13;
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...args] = argv;
@@ -66,7 +78,11 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
+const argv = process.argv.slice(2);
+// A closed stdout or stderr must not crash carpd (an uncaught EPIPE): see guardStdio.
+guardStdio(KEEP_RUNNING.has(argv[0] ?? '') ? undefined : () => process.exit(EXIT_PIPE));
+
+main(argv).then(
   (code) => {
     process.exitCode = code;
   },

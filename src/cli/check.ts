@@ -5,6 +5,7 @@ import { pluginProblems } from '../daemon/plugins.js';
 import { FORMAT_NAMES, type LoadResult } from '../config/load.js';
 import { loadConfigFiles } from '../adapters/config-files.js';
 import { comparePeers } from '../config/peer-check.js';
+import { passwordWarnings } from '../config/validate.js';
 import { redactModel } from '../config/redact.js';
 import { last, parseArgs, UsageError, type ParsedArgs } from './args.js';
 
@@ -25,7 +26,8 @@ export async function checkCommand(args: string[], io: Io): Promise<number> {
   const loaded = load('check', args, ['--peer', '--peer-format'], [], io);
   if (typeof loaded === 'number') return loaded;
   const { result, parsed } = loaded;
-  const diagnostics = [...result.diagnostics];
+  // A vhid without a password is a warning once the files are otherwise sound (errors first).
+  const diagnostics = [...result.diagnostics, ...(hasErrors(result.diagnostics) ? [] : passwordWarnings(result.model))];
   const peerFiles = [...(parsed.opts.get('--peer') ?? []), ...parsed.positional];
   if (peerFiles.length > 0) {
     const peerFormat = formatOption(parsed, '--peer-format');

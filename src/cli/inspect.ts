@@ -1,3 +1,4 @@
+import { writeStderr } from '../adapters/logger.js';
 import { fileMode, readBytes, readText } from '../adapters/files.js';
 import { CARP_HEADER_LEN, IPPROTO_CARP, carpHeader } from '../proto/carp-header.js';
 import { makeAuthContext, verifyAdvert, type AuthContext } from '../proto/hmac.js';
@@ -201,7 +202,7 @@ export async function inspectCommand(args: string[], out: (line: string) => void
     return 0;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`carpd inspect: ${msg}\n${err instanceof UsageError ? `${USAGE}\n` : ''}`);
+    writeStderr(`carpd inspect: ${msg}\n${err instanceof UsageError ? `${USAGE}\n` : ''}`);
     return 1;
   }
 }

@@ -56,6 +56,22 @@ function withoutPass(args: string[]): { args: string[]; pass?: string } {
   return pass === undefined ? { args: out } : { args: out, pass };
 }
 
+/**
+ * `--run-dir DIR` (carpd's own, not ucarp's): where the instance lock goes. Taken out before
+ * ucarp's parser sees the arguments.
+ */
+export function withoutRunDir(args: string[]): { args: string[]; runDir?: string } {
+  const out: string[] = [];
+  let runDir: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--run-dir') runDir = args[++i];
+    else if (a.startsWith('--run-dir=')) runDir = a.slice('--run-dir='.length);
+    else out.push(a);
+  }
+  return runDir === undefined ? { args: out } : { args: out, runDir };
+}
+
 /** Re-run ourselves detached, logging to syslog through logger(1), like ucarp -B. */
 function daemonize(args: string[], facility: string): void {
   const { args: rest, pass } = withoutPass(args);
@@ -69,19 +85,20 @@ function daemonize(args: string[], facility: string): void {
   syslog.unref();
 }
 
-export async function ucarpCommand(args: string[], io: Io): Promise<number> {
+export async function ucarpCommand(allArgs: string[], io: Io): Promise<number> {
   // Whatever was on our command line (a -p secret) should not stay visible in ps.
   process.title = 'carpd ucarp';
   const inherited = process.env[PASS_ENV];
   delete process.env[PASS_ENV];
-  const parsed = parseUcarpArgs(inherited !== undefined ? [...args, '-p', inherited] : args, { defaultInterface: firstUpInterface, readPassfile });
+  const { args: ucarpArgs, runDir } = withoutRunDir(allArgs);
+  const parsed = parseUcarpArgs(inherited !== undefined ? [...ucarpArgs, '-p', inherited] : ucarpArgs, { defaultInterface: firstUpInterface, readPassfile });
   if (parsed.kind === 'help') {
     io.out(parsed.usage);
     return 0;
   }
   const { model, options } = parsed;
   if (options.daemonize && process.env[FOREGROUND_ENV] !== '1') {
-    daemonize(args, options.facility);
+    daemonize(allArgs, options.facility);
     return 0;
   }
   const logger = createLogger({ tag: 'ucarp', timestamps: false });
@@ -105,5 +122,8 @@ export async function ucarpCommand(args: string[], io: Io): Promise<number> {
       engine.force(vh.key, 'BACKUP', 'SIGUSR2', USR2_HOLD_MS);
     },
     scripts: { neutral: options.neutral, shutdown: options.shutdown },
+    // One process per vhid, like ucarp: several on one host are fine, two for one vhid on one
+    // interface are not (the second one's down script would remove the first one's VIP).
+    lock: { scope: { kind: 'vhid', vhid: vh.vhid, interface: vh.interface }, ...(runDir !== undefined ? { runDir } : {}) },
   });
 }

@@ -6,12 +6,33 @@ import type { InterfaceAddress } from './format.js';
 import type { CarpModel, VhidConfig } from './model.js';
 import { cidrContains, cidrsOverlap, splitCidr, type Cidr } from './netaddr.js';
 
+/** A vhid without a password (carpd check, and start-up's warnings). */
+export const WARN_NO_PASSWORD = 'CARPD_WARN_NO_PASSWORD';
+
 /** The kernels strlcpy the key into 20 bytes, so only 19 bytes of a password count. */
 export const MAX_PASSWORD_BYTES = 19;
 
 /** Where a field of a vhid was set: its own line when known, else the vhid's. */
 export function locate(v: VhidConfig, field?: string): SourceRef {
   return (field !== undefined ? v.fieldSources?.[field] : undefined) ?? v.fieldSources?.header ?? parseSource(v.source);
+}
+
+/**
+ * A warning per vhid without a password, for `carpd check` and `carpd run`'s start-up (not part
+ * of validateModel: every parser's tests load password-less examples). CARP's HMAC is its only
+ * authentication: with no password anyone on the segment can forge the vhid's adverts (advskew 0,
+ * or a bow-out) and take its addresses. The kernels and ucarp accept it, so it is no error.
+ */
+export function passwordWarnings(model: CarpModel): Diagnostic[] {
+  return model.vhids
+    .filter((v) => v.password === '')
+    .map((v) =>
+      warning(
+        locate(v, 'password'),
+        WARN_NO_PASSWORD,
+        `vhid ${v.vhid} on ${v.interface} has no password: anyone on the segment can forge its adverts and take its addresses; set pass or passfile`,
+      ),
+    );
 }
 
 /** All diagnostics for a model; messages never contain a password. */

@@ -8,8 +8,17 @@ import { MonotonicClock } from '../adapters/clock.js';
 import { loadConfigFiles } from '../adapters/config-files.js';
 import { nodeCron } from '../adapters/cron.js';
 import { realTimers } from '../adapters/host-timers.js';
-import { run } from '../adapters/exec.js';
 import { NftFloodGuard, type FloodGuard } from '../adapters/flood-guard.js';
+import { run, runInGroup } from '../adapters/exec.js';
+import {
+  acquireInstanceLock,
+  defaultRunDir,
+  InstanceLockError,
+  lockFileName,
+  netnsInode,
+  type InstanceLock,
+  type LockScope,
+} from '../adapters/instance-lock.js';
 import { FileIntentStore } from '../adapters/intent-file.js';
 import { KeepalivedSource } from '../adapters/keepalived-source.js';
 import { createKernelCarpSource, kernelOsOf, type KernelOs } from '../adapters/kernel-carp.js';
@@ -68,6 +77,12 @@ export interface DaemonOptions {
   service?: boolean;
   /** Re-reads the configuration for SIGHUP. Default: the `-c` files of this process's `carpd run` command line. */
   reload?: () => LoadResult;
+  /**
+   * The instance lock (adapters/instance-lock.ts): the run directory (default $RUNTIME_DIRECTORY,
+   * /run/carpd) and what it guards (default the whole network namespace; ucarp mode: its vhid on
+   * its interface). Taken before anything else, so a second daemon touches nothing.
+   */
+  lock?: { runDir?: string; scope?: LockScope };
 }
 
 /** One line per vhid, in ifconfig's words. */
@@ -217,8 +232,56 @@ export function followedModel(model: CarpModel, source: Pick<StateSource, 'statu
   return { ...model, vhids };
 }
 
-/** Starts the daemon and resolves with the exit code once it has shut down cleanly. */
+/**
+ * The up/down script queue as the daemon runs it: each script in its own process group, as the
+ * plugin host runs its commands (adapters/exec.ts runInGroup). The script's exit ends the wait
+ * even when it leaves a background child holding its output pipes (`sleep 1000 &`), which kept
+ * execa's run() waiting and stalled every later script; the timeout kills everything it started.
+ * In ucarp mode the scripts own the VIP: a stalled down script left it on two nodes.
+ */
+export function scriptQueue(logger: Logger, timeoutMs?: number): ScriptQueue {
+  return new ScriptQueue(logger, runInGroup, timeoutMs);
+}
+
+/** The lock file a daemon with these options takes. */
+export function instanceLockPath(lock: DaemonOptions['lock'] = {}, ino: number | undefined = netnsInode()): string {
+  return join(lock.runDir ?? defaultRunDir(), lockFileName(lock.scope ?? { kind: 'netns' }, ino));
+}
+
+/**
+ * Starts the daemon and resolves with the exit code once it has shut down cleanly. Refuses (exit
+ * 1, nothing touched: no socket, no VIP deleted, no bow-out) while another daemon holds the
+ * instance lock. Every engine takes it, the followed ones (kernel, keepalived) too: two followers
+ * would run every plugin hook twice.
+ */
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
+  const scope = opts.lock?.scope ?? { kind: 'netns' };
+  const path = instanceLockPath(opts.lock);
+  let lock: InstanceLock;
+  try {
+    lock = acquireInstanceLock(path, {
+      what:
+        scope.kind === 'netns'
+          ? 'another carpd runs in this network namespace; a second one would delete its VIPs'
+          : `another carpd ucarp runs vhid ${scope.vhid} on ${scope.interface} in this network namespace`,
+    });
+  } catch (err) {
+    const msg = err instanceof InstanceLockError ? err.message : `cannot take the instance lock ${path}: ${(err as Error).message} (see --run-dir)`;
+    opts.logger.log(LOG.ERR, `carpd: cannot start: ${msg}`);
+    return 1;
+  }
+  // process.exit() (a second signal) skips the finally below; the file must not outlive us then either.
+  const release = () => lock.release();
+  process.on('exit', release);
+  try {
+    return await runLocked(opts);
+  } finally {
+    release();
+    process.off('exit', release);
+  }
+}
+
+async function runLocked(opts: DaemonOptions): Promise<number> {
   const { logger } = opts;
   let model = opts.model;
   const serviceOn = opts.service ?? !opts.hupExits;
@@ -249,7 +312,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     }
   }
   const events = new EventLog();
-  const scripts = new ScriptQueue(logger, run);
+  const scripts = scriptQueue(logger);
   const policy = opts.scripts ?? { neutral: false, shutdown: true };
   let byKey = new Map(model.vhids.map((v) => [v.key, v]));
   engine.on('transition', (ev: TransitionEvent) => {
@@ -483,10 +546,16 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         });
     };
     // A bug must not leave the VIPs behind with nobody advertising: log it, bow out, exit non-zero.
+    // A second one while shutting down (the log's reader gone too, a failing stop step) is only
+    // logged: exiting then would skip the very cleanup that is under way and leave the VIPs on.
     const fatal = (what: string) => (err: unknown) => {
-      logger.log(0, `carpd: ${what}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
       process.exitCode = 1;
-      shutdown(what);
+      try {
+        logger.log(0, `carpd: ${what}${stopping ? ' while shutting down' : ''}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      } catch {
+        // the log is gone; the shutdown matters more than the message
+      }
+      if (!stopping) shutdown(what);
     };
     const onFatal = fatal('uncaught exception');
     const onRejection = fatal('unhandled rejection');

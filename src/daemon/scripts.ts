@@ -18,18 +18,22 @@ export function scriptArgv(v: VhidConfig, ev: TransitionEvent, policy: ScriptPol
   return script ? ucarpArgv(script, v.interface, v.addresses, v.xparam) : undefined;
 }
 
-/** Runs scripts one at a time, in the order they were pushed. */
+/**
+ * Runs scripts one at a time, in the order they were pushed. The runner must end the wait when the
+ * script exits and kill what it started on timeout (the daemon gives runInGroup: see run.ts).
+ */
 export class ScriptQueue {
   private tail: Promise<void> = Promise.resolve();
   constructor(
     private readonly logger: Logger,
     private readonly run: RunCommand,
+    private readonly timeoutMs = SCRIPT_TIMEOUT_MS,
   ) {}
 
   push(argv: string[]): void {
     this.tail = this.tail
       .then(async () => {
-        const r = await this.run(argv, { timeoutMs: SCRIPT_TIMEOUT_MS });
+        const r = await this.run(argv, { timeoutMs: this.timeoutMs });
         if (r.exitCode !== 0)
           this.logger.log(
             LOG.WARN,

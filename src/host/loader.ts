@@ -16,6 +16,8 @@ import { resolveScope, type ScopeDef } from './scope.js';
 import { API_VERSION, HOOK_NAMES, type OptionSpec, type PluginDeclaration, type ScopeKind } from './types.js';
 
 export const NAME_RE = /^[a-z][a-z0-9-]*$/;
+/** The code of a plugin directory refused for its owner or mode (adapters/plugin-dirs.ts UNSAFE_PATH). */
+const UNSAFE_PATH_CODE = 'CARPD_ERR_UNSAFE_PATH';
 export const DEFAULT_HOOK_TIMEOUT_MS = 10_000;
 export const DEFAULT_HEALTH_INTERVAL_MS = 10_000;
 /** Options the host reads itself (a plugin's own checkHealth schedule); never passed to the plugin. */
@@ -81,7 +83,9 @@ export function discoverPlugins(dirs: PluginDirs, listFolders: LoaderPorts['list
     try {
       names = listFolders(dir);
     } catch (e) {
-      if (origin === 'operator')
+      // A directory others can write (adapters/plugin-dirs.ts) is refused by name, the built-in one too.
+      if ((e as { code?: unknown }).code === UNSAFE_PATH_CODE) errors.push(new PluginLoadError(C.LOAD, '*', messageOf(e)));
+      else if (origin === 'operator')
         errors.push(new PluginLoadError(C.LOAD, '*', `cannot read plugin directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? messageOf(e)}`));
       return;
     }
@@ -179,8 +183,15 @@ export function preparePlugin(raw: unknown, config: PluginConfig, opts: PrepareO
         continue;
       }
       const extra = opts.found ? join(opts.found.dir, 'templates') : undefined;
-      if (!opts.templates.resolve(label, t, extra))
-        err(C.TEMPLATE, `template "${t}" not found for ${opts.os} (looked for ${opts.templates.candidates(label, t, extra).join(', ')})`);
+      let found: string | undefined;
+      try {
+        found = opts.templates.resolve(label, t, extra);
+      } catch (e) {
+        // A template directory others can write (adapters/templates.ts) is refused.
+        err(C.TEMPLATE, messageOf(e));
+        continue;
+      }
+      if (!found) err(C.TEMPLATE, `template "${t}" not found for ${opts.os} (looked for ${opts.templates.candidates(label, t, extra).join(', ')})`);
     }
 
   const options = checkOptions(d.options, config, err);

@@ -73,7 +73,7 @@ export function writeUcarpScripts(dir: string): { up: string; down: string } {
 /** Start carpd in a node's namespace; its log lines go to `onLine`. */
 export function spawnCarpd(lab: Lab, node: LabNode, conf: string, onLine: (l: string) => void): ChildProcess {
   // Each node gets its own control socket and state directory: the namespaces share one filesystem.
-  const child = lab.spawn(node.ns, [process.execPath, CARPD_JS, 'run', '-c', conf, '--control', join(lab.dir, `${node.name}.sock`)], {
+  const child = lab.spawn(node.ns, [process.execPath, CARPD_JS, 'run', '-c', conf, '--control', join(lab.dir, `${node.name}.sock`), '--run-dir', lab.dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { STATE_DIRECTORY: join(lab.dir, `${node.name}-state`) },
   });

@@ -65,7 +65,7 @@ test(
       };
       const sock = join(dir, 'carpd.sock');
       const lines: string[] = [];
-      const carpd = spawn(process.execPath, [CARPD_JS, 'run', '-c', conf, '--control', sock], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const carpd = spawn(process.execPath, [CARPD_JS, 'run', '-c', conf, '--control', sock, '--run-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
       for (const s of [carpd.stdout, carpd.stderr]) createInterface({ input: s }).on('line', (l) => lines.length < 2000 && lines.push(l));
       const carpdExit = new Promise<number | null>((res) => carpd.once('exit', (code) => res(code)));
       try {

@@ -32,7 +32,7 @@ test(
       { mode: 0o600 },
     );
     const sock = join(dir, 'carpd.sock');
-    const child = spawn(process.execPath, [CARPD_JS, 'run', '-c', conf, '--control', sock], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CARPD_JS, 'run', '-c', conf, '--control', sock, '--run-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: string[] = [];
     for (const s of [child.stdout, child.stderr]) createInterface({ input: s }).on('line', (l) => lines.length < 2000 && lines.push(l));
     const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));

@@ -79,7 +79,7 @@ async function rig(t: TestContext, os: FakeOs, vhids: FakeVhid[], follow: string
     { mode: 0o600 },
   );
   const sock = join(dir, 'carpd.sock');
-  const child = spawn(process.execPath, [CARPD_JS, 'run', '-c', conf, '--control', sock], {
+  const child = spawn(process.execPath, [CARPD_JS, 'run', '-c', conf, '--control', sock, '--run-dir', dir], {
     env: { ...process.env, CARPD_KERNEL_PATH: `${toolDir(dir, k)}:/usr/bin:/bin` },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -17,14 +17,14 @@ function run(conf: string): Promise<{ code: number; out: string[]; err: string[]
   });
 }
 
-const VHID = '[vhid.lan]\nvhid = 1\ninterface = eth0\naddress = 198.18.1.1/16\n';
+const VHID = '[vhid.lan]\nvhid = 1\ninterface = eth0\naddress = 198.18.1.1/16\npass = s3cret\n';
 
 test('carpd check validates plugins on the start-up path and points at the [plugin.NAME] line', async () => {
   const bad = await run(`${VHID}\n[plugin.nosuch]\nfollow = lan\n`);
   assert.equal(bad.code, 1);
   assert.equal(bad.out.length, 0);
   assert.equal(bad.err.length, 1);
-  assert.match(bad.err[0]!, /^carpd\.conf:6: plugin nosuch: /);
+  assert.match(bad.err[0]!, /^carpd\.conf:7: plugin nosuch: /);
 
   const good = await run(`${VHID}\n[plugin.script]\nfollow = lan\nstyle = ucarp\nup = /bin/true\ndown = /bin/true\n`);
   assert.deepEqual(good.err, []);
@@ -34,5 +34,5 @@ test('carpd check validates plugins on the start-up path and points at the [plug
 test('carpd check reports a plugin option that start-up would refuse', async () => {
   const r = await run(`${VHID}\n[plugin.script]\nfollow = lan\nstyle = sideways\n`);
   assert.equal(r.code, 1);
-  assert.match(r.err.join('\n'), /^carpd\.conf:6: plugin script: .*style/m);
+  assert.match(r.err.join('\n'), /^carpd\.conf:7: plugin script: .*style/m);
 });

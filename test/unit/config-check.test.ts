@@ -26,8 +26,17 @@ address = 2.2.2.2/24
 `;
 
 test('check prints "configuration OK" and exits 0 for a good file', async (t) => {
-  const file = tempDir(t).write('carpd.conf', GOOD);
+  const file = tempDir(t).write('carpd.conf', GOOD.replace('address = 2.2.2.2/24\n', 'address = 2.2.2.2/24\npass = other\n'));
   assert.deepEqual(await capture(checkCommand, ['-c', file]), { code: 0, out: ['configuration OK'], err: [] });
+});
+
+test('check warns about a vhid without a password (anyone can forge its adverts) and still exits 0', async (t) => {
+  const file = tempDir(t).write('carpd.conf', GOOD);
+  assert.deepEqual(await capture(checkCommand, ['-c', file]), {
+    code: 0,
+    out: ['configuration OK'],
+    err: [`${file}:12: warning: vhid 2 on em0 has no password: anyone on the segment can forge its adverts and take its addresses; set pass or passfile`],
+  });
 });
 
 test('check prints FILE:LINE: message lines and exits 1 on errors', async (t) => {
@@ -39,12 +48,12 @@ test('check prints FILE:LINE: message lines and exits 1 on errors', async (t) =>
 });
 
 test('check prints warnings and still exits 0', async (t) => {
-  const file = tempDir(t).write('carpd.conf', `${GOOD}downscript = down.sh\n`);
+  const file = tempDir(t).write('carpd.conf', `${GOOD}pass = other\ndownscript = down.sh\n`);
   const r = await capture(checkCommand, ['-c', file]);
   assert.equal(r.code, 0);
   assert.deepEqual(r.out, ['configuration OK']);
   assert.equal(r.err.length, 1);
-  assert.ok(r.err[0]!.startsWith(`${file}:16: warning: `), r.err[0]);
+  assert.ok(r.err[0]!.startsWith(`${file}:17: warning: `), r.err[0]);
 });
 
 test('check takes several files and reports them in order', async (t) => {

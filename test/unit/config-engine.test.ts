@@ -26,6 +26,7 @@ const VHID = `[vhid.lan]
 vhid = 1
 interface = em0
 address = 192.0.2.1/24
+pass = s3cret
 `;
 
 test('the engine keys parse into model.global', (t) => {

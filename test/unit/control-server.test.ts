@@ -456,3 +456,85 @@ test('Prometheus text: per-vhid state, counters, drops by reason, demotion, main
   assert.equal((await fetch(`http://127.0.0.1:${m.port}/`)).status, 404);
   await m.close();
 });
+
+test('pipelined requests: one 60 KB write neither holds the event loop nor piles up answers the client does not read', { timeout: 60_000 }, async (t) => {
+  const h = await harness(
+    t,
+    [
+      ['a', 0],
+      ['b', 100],
+    ],
+    'b',
+  );
+  const req = '{"cmd":"status"}\n';
+  const n = Math.ceil((60 * 1024) / req.length);
+  // The longest gap between ticks of a 5 ms interval while the server works: how long the loop was held.
+  let maxGap = 0;
+  let last = performance.now();
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    maxGap = Math.max(maxGap, now - last);
+    last = now;
+  }, 5);
+  t.after(() => clearInterval(ticker));
+  const c = connect(h.sock);
+  t.after(() => c.destroy());
+  await new Promise<void>((res, rej) => {
+    c.once('connect', res);
+    c.once('error', rej);
+  });
+  // The client writes everything and reads nothing for a while.
+  c.pause();
+  c.write(req.repeat(n));
+  await new Promise((r) => setTimeout(r, 1_500));
+  const answeredWhileNotRead = h.server.stats.requests;
+  const gapWhileWriting = maxGap;
+  // Now it reads: every request gets its answer, in order, none lost.
+  let buf = '';
+  let lines = 0;
+  c.setEncoding('utf8');
+  const done = new Promise<void>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`only ${lines} of ${n} answers`)), 40_000);
+    c.on('data', (d: string) => {
+      buf += d;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        assert.equal((JSON.parse(line) as { ok: boolean }).ok, true);
+        if (++lines === n) {
+          clearTimeout(timer);
+          res();
+        }
+      }
+    });
+  });
+  c.resume();
+  await done;
+  clearInterval(ticker);
+  t.diagnostic(`${n} requests; answered while the client read nothing: ${answeredWhileNotRead}; longest event-loop gap: ${gapWhileWriting.toFixed(1)} ms`);
+  assert.equal(h.server.stats.requests, n);
+  assert.ok(answeredWhileNotRead < n / 2, `${answeredWhileNotRead} of ${n} requests answered into a socket nobody read`);
+  assert.ok(gapWhileWriting < 250, `the event loop was held for ${gapWhileWriting.toFixed(0)} ms`);
+});
+
+test('a client that sends its requests and shuts down its side still gets every answer, then the server closes', async (t) => {
+  const h = await harness(t, [['a', 0]], 'a');
+  const c = connect(h.sock);
+  t.after(() => c.destroy());
+  c.setEncoding('utf8');
+  let text = '';
+  c.on('data', (d: string) => (text += d));
+  const closed = new Promise<void>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`no close; got ${JSON.stringify(text)}`)), 5_000);
+    c.once('close', () => {
+      clearTimeout(timer);
+      res();
+    });
+  });
+  c.end('{"cmd":"status"}\n{"cmd":"stats"}\n{"cmd":"maintenance"}\n');
+  await closed;
+  const answers = text.split('\n').filter(Boolean);
+  assert.equal(answers.length, 3, text);
+  assert.ok(answers.every((a) => (JSON.parse(a) as { ok: boolean }).ok));
+});
