@@ -82,9 +82,22 @@ const argv = process.argv.slice(2);
 // A closed stdout or stderr must not crash carpd (an uncaught EPIPE): see guardStdio.
 guardStdio(KEEP_RUNNING.has(argv[0] ?? '') ? undefined : () => process.exit(EXIT_PIPE));
 
+/**
+ * How long a daemon that has finished its shutdown may wait for its event loop to drain. Its VIPs
+ * are gone and its bow-outs sent by then; a handle left open by mistake (a timer, a child) must
+ * not keep `service carpd stop` waiting for ever.
+ */
+const DRAIN_MS = 2000;
+
 main(argv).then(
   (code) => {
     process.exitCode = code;
+    if (argv[0] === 'run' || argv[0] === 'ucarp') {
+      setTimeout(() => {
+        io.err(`carpd: shut down, but something kept the process alive ${DRAIN_MS} ms later; exiting`);
+        process.exit(code);
+      }, DRAIN_MS).unref();
+    }
   },
   (err: unknown) => {
     if (err instanceof UsageError) {

@@ -453,6 +453,12 @@ export class Engine extends EventEmitter implements StateSource {
 
   /** Arm the one real timer for the node's earliest due time. */
   private arm(): void {
+    // Stopped: nothing is due, and a timer left armed (a drop summary a minute away) would keep
+    // the process from exiting after its shutdown.
+    if (!this.node.isRunning) {
+      this.opts.clock.clearTimer();
+      return;
+    }
     const nodeDue = this.node.nextDue();
     const dropsDue = this.drops.nextDue();
     const due = nodeDue === undefined ? dropsDue : dropsDue === undefined ? nodeDue : Math.min(nodeDue, dropsDue);
@@ -739,6 +745,9 @@ export class Engine extends EventEmitter implements StateSource {
     await new Promise((r) => setTimeout(r, SOCKET_FLUSH_MS));
     for (const s of this.sockets.values()) s.close();
     this.sockets.clear();
+    // The drop windows still open end now, their summaries logged, and no timer stays armed.
+    for (const line of this.drops.flush(this.opts.clock.now(), true)) this.log(LOG.BADPKT, line);
+    this.opts.clock.clearTimer();
   }
 }
 

@@ -138,20 +138,21 @@ export class DropLog {
   }
 
   /**
-   * Close every window that has ended by `now`. Returns one summary line per closed window that
-   * dropped more than the packet already logged in full.
+   * Close every window that has ended by `now` (every window, with `all`: at shutdown). Returns
+   * one summary line per closed window that dropped more than the packet already logged in full.
    */
-  flush(now: number): string[] {
+  flush(now: number, all = false): string[] {
     const lines: string[] = [];
-    for (const [key, at] of this.hot) if (now - at >= this.windowMs) this.hot.delete(key);
+    for (const [key, at] of this.hot) if (all || now - at >= this.windowMs) this.hot.delete(key);
     for (const [key, w] of this.windows) {
-      if (now < w.opened + this.windowMs) continue;
+      if (!all && now < w.opened + this.windowMs) continue;
       this.windows.delete(key);
       if (w.dropped <= 1 && !w.silent) continue;
       if (w.dropped > 1) this.hot.set(key, now);
       const { n, atLeast } = w.sources.count;
       const from = n === 0 ? '' : ` from ${atLeast ? 'at least ' : ''}${n} source${n === 1 && !atLeast ? '' : 's'}`;
-      const secs = Math.round(this.windowMs / 1000);
+      // At shutdown (`all`) a window closes early: say how long it was really open.
+      const secs = Math.max(1, Math.round(Math.min(this.windowMs, now - w.opened) / 1000));
       lines.push(`carp: ${w.ifname}: ${w.dropped} packet${w.dropped === 1 ? '' : 's'} dropped for ${w.reason}${from} in ${secs} s`);
     }
     return lines;

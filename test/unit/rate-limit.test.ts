@@ -49,6 +49,17 @@ function backup(): { sim: Sim; inject: (pkt: Buffer) => void; dropLines: () => s
 }
 
 describe('drop logging under a spoofed-source flood (defect 3)', () => {
+  it('at shutdown the open window is summarized and no timer stays armed (a summary a minute away kept carpd from exiting)', async () => {
+    const { sim, inject, dropLines } = backup();
+    for (let i = 0; i < 5; i++) inject(advert(`198.18.0.${10 + i}`, 64));
+    sim.time.advance(1_000);
+    const queue = (sim.time as unknown as { queue: unknown[] }).queue;
+    assert.ok(queue.length > 0, 'the window summary is armed on the clock');
+    await sim.nodes.get('b')!.engine.stop();
+    assert.equal(queue.length, 0, 'nothing left armed after stop');
+    assert.match(dropLines().at(-1)!, /5 packets dropped for badttl from 5 sources in 1 s$/);
+  });
+
   it('50,000 bad-TTL packets from 50,000 random sources: at most 3 lines, and a summary with the counts', () => {
     const { sim, inject, dropLines } = backup();
     const rnd = prng(0xc0ffee);
