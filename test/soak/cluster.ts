@@ -38,6 +38,12 @@ export interface ClusterOptions {
   preempt: boolean;
   /** Where each node's full log is written (kept after the run). */
   logDir: string;
+  /**
+   * Set promote_secondaries back to 0 as soon as carpd has set it to 1 (an admin or a tool undoing
+   * it): the kernel then deletes a subnet's secondaries with its primary, and carpd's reconcile
+   * against the kernel's address list is what keeps its VIPs. Default on: the worst case.
+   */
+  revertPromote?: boolean;
   /** Called for every line a carpd prints. */
   onLine?: (node: SoakNode, line: string) => void;
   /** Called when a carpd exits that the soak did not stop. */
@@ -180,6 +186,11 @@ export class SoakCluster {
         n.tail.push(line);
         if (n.tail.length > TAIL_LINES) n.tail.shift();
         this.note(n, line);
+        if (this.opts.revertPromote !== false && /set net\.ipv4\.conf\.eth0\.promote_secondaries = 1/.test(line)) {
+          void this.lab
+            .exec(n.lab.ns, ['sysctl', '-qw', 'net.ipv4.conf.eth0.promote_secondaries=0'])
+            .then((r) => this.note(n, `--- soak: promote_secondaries set back to 0 (${r.exitCode === 0 ? 'done' : `failed: ${r.stderr.trim()}`}) ---`));
+        }
         this.opts.onLine?.(n, line);
       });
     }

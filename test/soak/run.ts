@@ -32,7 +32,9 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const logDir = join(process.env.SOAK_LOG_DIR ?? tmpdir(), `carpd-soak-${seed}-${process.pid}`);
-  const r = await runSoak({ durationMs: seconds * 1000, seed, logDir, signal: ac.signal, out: (l) => console.log(l) });
+  // SOAK_PROMOTE=keep leaves carpd's promote_secondaries = 1 alone (by default the soak undoes it).
+  const revertPromote = process.env.SOAK_PROMOTE !== 'keep';
+  const r = await runSoak({ durationMs: seconds * 1000, seed, logDir, revertPromote, signal: ac.signal, out: (l) => console.log(l) });
   if (r.interrupted) return 130;
   return r.error || r.violations.length > 0 ? 1 : 0;
 }

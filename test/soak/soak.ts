@@ -14,6 +14,8 @@ export interface SoakOptions {
   nodes?: number;
   vhids?: number;
   preempt?: boolean;
+  /** Set promote_secondaries back to 0 after carpd sets it (default true: the reconcile is tested). */
+  revertPromote?: boolean;
   /** How long past the quiescence time a failing check is retried before it counts. */
   graceMs?: number;
   /** Each node's full log goes here. */
@@ -95,7 +97,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
 
   opts.out(
     `carpd soak: seed ${opts.seed} (${seedNumber}); ${nodes} nodes × ${vhids} vhids, advbase ${ADVBASE}, preempt ${preempt ? 'on' : 'off'}, ` +
-      `promote_secondaries 0; ${fmtS(opts.durationMs)} s; quiescence ${fmtS(QUIESCENCE_MS)} s, grace ${fmtS(graceMs)} s; logs in ${opts.logDir}`,
+      `promote_secondaries 0${(opts.revertPromote ?? true) ? ' (set back to 0 after carpd sets it)' : ' (carpd sets it to 1)'}; ${fmtS(opts.durationMs)} s; quiescence ${fmtS(QUIESCENCE_MS)} s, grace ${fmtS(graceMs)} s; logs in ${opts.logDir}`,
   );
   opts.out(`repeat with: SOAK_SEED=${opts.seed} SOAK_S=${Math.round(opts.durationMs / 1000)} npm run soak`);
 
@@ -105,6 +107,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       nodes,
       vhids,
       preempt,
+      revertPromote: opts.revertPromote ?? true,
       logDir: opts.logDir,
       onUnexpectedExit: (n: SoakNode, code, signal) => {
         // Ctrl-C reaches the whole process group, carpd included, perhaps before our handler ran:
