@@ -17,7 +17,7 @@ import { groupsOf } from '../config/groups.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
 import { CarpNode, type NodeConfig, type NodeEffect, type NodeInput, type ReconfigureResult } from '../core/node.js';
 import { buildAdvert, checkAdvert } from '../proto/advert.js';
-import { dropCounter, newStats, type CarpStats } from '../proto/counters.js';
+import { dropCounter, newStats, type CarpStats, type DropReason } from '../proto/counters.js';
 import { makeAuthContext, type AuthContext } from '../proto/hmac.js';
 import type { DemotionView, LastTransition, StateSource, StateSourceCapabilities, TransitionEvent, VhidCounters, VhidStatus } from '../ports/state-source.js';
 import { DropLog, RateLimiter } from './rate-limit.js';
@@ -387,7 +387,6 @@ export class Engine extends EventEmitter implements StateSource {
       if (res.src && this.ownAddresses.has(res.src)) return;
       this.peerHeard.set(ifname, this.opts.clock.now());
       this.stats.carps_ipackets++;
-      this.stats[dropCounter(res.reason)]++;
       let line = `carp: ${ifname}: packet from ${res.src ?? '?'} dropped: ${res.reason}`;
       if (res.reason === 'badauth' && res.vhid !== undefined) {
         const w = wireOf(res.vhid);
@@ -398,10 +397,7 @@ export class Engine extends EventEmitter implements StateSource {
         this.badAuthByPeer.set(peer, (this.badAuthByPeer.get(peer) ?? 0) + 1);
         line = `carp: ${res.vhid}@${ifname}: bad authentication from ${res.src} vhid ${res.vhid}: check the password and the vhid's address list`;
       }
-      // Per reason and interface, never per source: spoofed sources must not buy a line each.
-      const verdict = this.drops.note(this.opts.clock.now(), res.reason, ifname, res.src);
-      if (verdict === 'log') this.log(LOG.BADPKT, line);
-      if (verdict !== 'counted') this.arm(); // the window's summary is due on the one timer
+      this.dropped(res.reason, ifname, res.src, line);
       return;
     }
     if (this.ownAddresses.has(res.src)) return; // our own advert looped back
@@ -450,6 +446,17 @@ export class Engine extends EventEmitter implements StateSource {
     for (const line of this.drops.flush(this.opts.clock.now())) this.log(LOG.BADPKT, line);
     this.feed({ type: 'tick' });
   };
+
+  /**
+   * A dropped packet: counted, and logged per reason and interface, never per source (spoofed
+   * sources must not buy a line each); the window's summary is due on the one timer.
+   */
+  private dropped(reason: DropReason, ifname: string, src: string | undefined, line: string): void {
+    this.stats[dropCounter(reason)]++;
+    const verdict = this.drops.note(this.opts.clock.now(), reason, ifname, src);
+    if (verdict === 'log') this.log(LOG.BADPKT, line);
+    if (verdict !== 'counted') this.arm();
+  }
 
   /** Arm the one real timer for the node's earliest due time. */
   private arm(): void {
@@ -579,16 +586,14 @@ export class Engine extends EventEmitter implements StateSource {
         });
         break;
       }
-      case 'replay': {
-        this.stats[dropCounter('replay')]++;
-        // Through the same per-reason, per-interface log as the other drops: replays from spoofed
-        // sources must not buy a line each either.
-        const ifname = this.wires.get(fx.key)?.cfg.interface ?? fx.key;
-        const verdict = this.drops.note(this.opts.clock.now(), 'replay', ifname, fx.src);
-        if (verdict === 'log') this.log(LOG.BADPKT, `carp: ${fx.key}: packet from ${fx.src} dropped: replay (counter ${fx.counter} seen before)`);
-        if (verdict !== 'counted') this.arm();
+      case 'replay':
+        this.dropped(
+          'replay',
+          this.wires.get(fx.key)?.cfg.interface ?? fx.key,
+          fx.src,
+          `carp: ${fx.key}: packet from ${fx.src} dropped: replay (counter ${fx.counter} seen before)`,
+        );
         break;
-      }
       case 'log':
         this.log(fx.level, fx.message);
         break;
