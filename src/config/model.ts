@@ -81,8 +81,28 @@ export interface VhidConfig {
   name?: string;
   /** Interface groups (OpenBSD demotion groups); every vhid is in `carp`. */
   groups?: string[];
-  /** Unicast peer instead of the multicast group (carppeer / `peer`). */
+  /** IPv4 unicast peer instead of the multicast group (FreeBSD `peer`, OpenBSD `carppeer`). */
   peer?: string;
+  /** IPv6 unicast peer instead of ff02::12 (FreeBSD `peer6`); a link-local one is scoped to `interface`. */
+  peer6?: string;
+  /**
+   * Whose unicast rules apply when `peer`/`peer6` is set. `freebsd` (`peer`/`peer6`, FreeBSD 14
+   * ip_carp.c): no TTL/hop-limit check on receive, the multicast group is still joined and its
+   * adverts heard. `openbsd` (`carppeer`, OpenBSD ip_carp.c): IPv4 only, TTL 255 still required,
+   * no group membership, multicast adverts for the vhid ignored. Default `freebsd`.
+   */
+  unicast?: 'freebsd' | 'openbsd';
+  /** 2: CARP (the default); 3: VRRPv3, RFC 5798 (FreeBSD 14 `carpver 3`, keepalived). */
+  version?: 2 | 3;
+  /** VRRPv3 priority, 1..255 (FreeBSD `vrrpprio`, keepalived `priority`); default 100. */
+  priority?: number;
+  /** VRRPv3 advertisement interval in centiseconds, 1..4095 (FreeBSD `vrrpinterval`); default 100. */
+  intervalCs?: number;
+  /**
+   * Virtual MAC (opt-in): the vhid's VIPs live on a private-mode macvlan with MAC
+   * 00:00:5e:00:01:VHID, which also sources the adverts, as the kernels' carp does.
+   */
+  vmac?: boolean;
   /** ucarp-style scripts, called `<interface> <vip> [xparam]`. */
   upscript?: string;
   downscript?: string;
