@@ -42,7 +42,7 @@ const ROOTS: Record<string, readonly string[]> = {
 };
 
 /** Packages that touch the OS: only src/adapters may import them. */
-const ADAPTER_ONLY = ['raw-socket', 'execa', 'node-cron', 'node:fs', 'fs', 'node:child_process', 'child_process'];
+const ADAPTER_ONLY = ['raw-socket', 'koffi', 'execa', 'node-cron', 'node:fs', 'fs', 'node:child_process', 'child_process'];
 
 interface Violation {
   file: string;
@@ -127,7 +127,7 @@ test('a forbidden import is reported with its file, module and rule', () => {
 });
 
 test('fs, execa, node-cron and raw-socket are refused outside src/adapters, accepted inside', () => {
-  for (const m of ['node:fs', 'fs/promises', 'node:fs/promises', 'execa', 'node-cron', 'raw-socket', 'child_process']) {
+  for (const m of ['node:fs', 'fs/promises', 'node:fs/promises', 'execa', 'node-cron', 'raw-socket', 'koffi', 'child_process']) {
     assert.equal(check('src/daemon/new.ts', `import x from '${m}';`).length, 1, m);
     assert.deepEqual(check('src/adapters/new.ts', `import x from '${m}';`), [], m);
   }
