@@ -26,6 +26,8 @@ export interface MachineConfig {
   deadRatio: number;
   /** Our advert source address, for the equal-priority tie-break. */
   srcip?: string;
+  /** Our IPv6 advert source (the interface's link-local), for the tie-break against IPv6 adverts. */
+  srcip6?: string;
 }
 
 /** An authenticated advert from a peer. */
@@ -65,6 +67,25 @@ export function effectiveAdvskew(advskew: number, demotion: number): number {
 /** An advert interval in ms: advbase + advskew/256 s. */
 export function intervalMs(advbase: number, advskew: number): number {
   return advbase * 1000 + (advskew * 1000) / 256;
+}
+
+/** IPv6 text (zone dropped) as 8 groups; undefined if not IPv6. core imports nothing, hence this small copy. */
+function ipv6Groups(a: string | undefined): number[] | undefined {
+  const halves = a?.replace(/%.*$/, '').split('::');
+  if (!halves || halves.length > 2 || !a!.includes(':')) return undefined;
+  const part = (t: string) => (t === '' ? [] : t.split(':').map((g) => (/^[0-9a-f]{1,4}$/i.test(g) ? parseInt(g, 16) : NaN)));
+  const [l, r = []] = halves.map(part) as [number[], number[]?];
+  const fill = 8 - l.length - r.length;
+  const g = [...l, ...new Array<number>(halves.length === 2 ? Math.max(fill, 1) : 0).fill(0), ...r];
+  return g.length === 8 && g.every((x) => x >= 0) ? g : undefined;
+}
+
+function compareIpv6(a: string, b: string): number | undefined {
+  const x = ipv6Groups(a);
+  const y = ipv6Groups(b);
+  if (!x || !y) return undefined;
+  const i = x.findIndex((g, n) => g !== y[n]);
+  return i < 0 ? 0 : x[i]! - y[i]!;
 }
 
 function ipv4ToInt(a: string | undefined): number | undefined {
@@ -223,6 +244,11 @@ export class VhidMachine {
 
   /** Equal priority: the lower source address keeps MASTER (ucarp's rule). */
   private loses(theirSrc: string): boolean {
+    // An IPv6 advert is compared with our IPv6 source, byte by byte (lower keeps MASTER, as for IPv4).
+    if (theirSrc.includes(':')) {
+      const c = this.cfg.srcip6 === undefined ? undefined : compareIpv6(theirSrc, this.cfg.srcip6);
+      return c === undefined ? true : c < 0;
+    }
     const a = ipv4ToInt(theirSrc);
     const b = ipv4ToInt(this.cfg.srcip);
     if (a === undefined || b === undefined) return true; // FreeBSD: equal yields

@@ -22,6 +22,8 @@ export interface NodeVhid {
   deadRatio: number;
   /** Our advert source: the configured one or the interface's address (the tie-break). */
   srcip?: string;
+  /** Our IPv6 advert source (the interface's link-local), the tie-break against IPv6 adverts. */
+  srcip6?: string;
   /** Demotion groups, `carp` first. */
   groups: string[];
   /** The vhid's configuration in canonical form: equal means unchanged on reconfigure. */
@@ -363,6 +365,7 @@ export class CarpNode {
       masterDown: cfg.masterDown,
       deadRatio: v.deadRatio,
       ...(v.srcip ? { srcip: v.srcip } : {}),
+      ...(v.srcip6 ? { srcip6: v.srcip6 } : {}),
     });
     const s: Slot = {
       cfg: v,
@@ -688,7 +691,7 @@ export class CarpNode {
       } else if (v.fingerprint === s.cfg.fingerprint) {
         s.cfg = v;
         res.unchanged.push(key);
-      } else if ((v.srcip ?? '') !== (s.cfg.srcip ?? '')) {
+      } else if ((v.srcip ?? '') !== (s.cfg.srcip ?? '') || (v.srcip6 ?? '') !== (s.cfg.srcip6 ?? '')) {
         // The source address is the machine's tie-break and the socket's: start afresh.
         this.removeSlot(s, now, out);
         guards.set(key, s.replay);
