@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { CarpSocket, Transport } from '../ports/transport.js';
+import type { CarpSocket, RecvInfo6, Transport } from '../ports/transport.js';
 import type { Clock } from '../ports/clock.js';
 import { LOG, type Logger } from '../ports/logger.js';
 import type { NetBackend } from '../ports/net.js';
@@ -16,7 +16,8 @@ import type { CarpModel, VhidConfig } from '../config/model.js';
 import { groupsOf } from '../config/groups.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
 import { CarpNode, type NodeConfig, type NodeEffect, type NodeInput, type ReconfigureResult } from '../core/node.js';
-import { buildAdvert, checkAdvert } from '../proto/advert.js';
+import { buildAdvert, checkAdvert, checkAdvert6, type CheckResult } from '../proto/advert.js';
+import { CARP_GROUP_V6, isMulticast4, isMulticastAddress } from '../proto/ipv6.js';
 import { dropCounter, newStats, type CarpStats, type DropReason } from '../proto/counters.js';
 import { makeAuthContext, type AuthContext } from '../proto/hmac.js';
 import type { DemotionView, LastTransition, StateSource, StateSourceCapabilities, TransitionEvent, VhidCounters, VhidStatus } from '../ports/state-source.js';
@@ -72,6 +73,35 @@ interface Wire {
   startedAt: number;
   lastHeard?: HeardAdvert;
   lastTransition?: LastTransition;
+  /**
+   * The last advert handed to the node: a mixed vhid's peer sends the same advert (same counter,
+   * same HMAC) over IPv4 and IPv6 (FreeBSD carp_send_ad_locked()), and the second copy is not a
+   * second election input nor a replay.
+   */
+  fed?: { counter: bigint; family: 4 | 6 };
+}
+
+/**
+ * The address families a vhid advertises over: those of its addresses, like FreeBSD
+ * carp_send_ad_locked() (IPv4 when sc_naddrs, IPv6 when sc_naddrs6). No address: IPv4.
+ */
+export function familiesOf(cfg: Pick<VhidConfig, 'addresses'>): Array<4 | 6> {
+  const six = cfg.addresses.some((a) => a.includes(':'));
+  const four = cfg.addresses.some((a) => !a.includes(':'));
+  return six && four ? [4, 6] : six ? [6] : [4];
+}
+
+/**
+ * Which unicast rules apply to the vhid's adverts of one family: `freebsd` (peer/peer6: no
+ * TTL check), `openbsd` (carppeer: IPv4 only, TTL checked, multicast adverts ignored), or
+ * undefined (multicast). FreeBSD carp_input_c() decides per family: `multicast =
+ * IN_MULTICAST(sc_carpaddr)` for IPv4, `IN6_IS_ADDR_MULTICAST(&sc_carpaddr6)` for IPv6.
+ */
+export function unicastMode(cfg: Pick<VhidConfig, 'peer' | 'peer6' | 'unicast'>, family: 4 | 6): 'freebsd' | 'openbsd' | undefined {
+  const peer = family === 4 ? cfg.peer : cfg.peer6;
+  if (peer === undefined || isMulticastAddress(peer)) return undefined;
+  if (cfg.unicast === 'openbsd') return family === 4 ? 'openbsd' : undefined;
+  return 'freebsd';
 }
 
 /** How long a closing socket is left to flush a bow-out queued on a full buffer. */
@@ -90,6 +120,10 @@ export class Engine extends EventEmitter implements StateSource {
   /** interface → vhid number → key */
   private readonly byIf = new Map<string, Map<number, string>>();
   private readonly sockets = new Map<string, CarpSocket>();
+  /** The IPv6 sockets, per interface, for vhids with IPv6 addresses. */
+  private readonly sockets6 = new Map<string, CarpSocket>();
+  /** The interface's IPv6 source (its link-local), asked once per interface. */
+  private readonly ifAddress6 = new Map<string, string | undefined>();
   private readonly ownAddresses = new Set<string>();
   private readonly ifAddress = new Map<string, string | undefined>();
   /** Send errors reported per interface, to tell a good send from a failed one. */
@@ -291,6 +325,7 @@ export class Engine extends EventEmitter implements StateSource {
       ],
       vhids: model.vhids.map((cfg) => {
         const srcip = cfg.srcip ?? this.interfaceAddress(cfg.interface);
+        const srcip6 = familiesOf(cfg).includes(6) ? this.interfaceAddress6(cfg.interface) : undefined;
         return {
           key: cfg.key,
           vhid: cfg.vhid,
@@ -300,6 +335,7 @@ export class Engine extends EventEmitter implements StateSource {
           advskew: cfg.advskew,
           deadRatio: cfg.deadRatio ?? 3,
           ...(srcip ? { srcip } : {}),
+          ...(srcip6 ? { srcip6 } : {}),
           groups: groupsOf(cfg, model),
           fingerprint: canonical(cfg),
           ...(this.wires.has(cfg.key) ? { counter: this.wires.get(cfg.key)!.counter } : {}),
@@ -323,7 +359,7 @@ export class Engine extends EventEmitter implements StateSource {
         w.cfg = cfg;
         continue;
       }
-      this.socketFor(cfg);
+      this.socketFor(cfg, model);
       this.wires.set(cfg.key, {
         cfg,
         ctx: makeAuthContext(cfg.password, cfg.vhid, cfg.addresses),
@@ -354,13 +390,44 @@ export class Engine extends EventEmitter implements StateSource {
     return this.ifAddress.get(ifname);
   }
 
-  private socketFor(cfg: VhidConfig): CarpSocket {
-    const existing = this.sockets.get(cfg.interface);
-    if (existing) return existing;
-    const srcip = cfg.srcip ?? this.interfaceAddress(cfg.interface);
-    if (srcip) this.ownAddresses.add(srcip);
-    const socket = this.opts.transport.open({ ifname: cfg.interface, ...(srcip ? { srcip } : {}), group: CARP_GROUP });
-    socket.onMessage((pkt) => this.onPacket(cfg.interface, pkt));
+  /** The interface's IPv6 link-local (the kernel's source for ff02::12), asked once per interface. */
+  private interfaceAddress6(ifname: string): string | undefined {
+    if (!this.ifAddress6.has(ifname)) this.ifAddress6.set(ifname, this.opts.transport.addresses6?.(ifname)[0]);
+    return this.ifAddress6.get(ifname);
+  }
+
+  /** Open the sockets `cfg`'s families need on its interface (those missing). */
+  private socketFor(cfg: VhidConfig, model: CarpModel = this.model): void {
+    const ifname = cfg.interface;
+    const onIf = model.vhids.filter((v) => v.interface === ifname);
+    for (const family of familiesOf(cfg)) {
+      if ((family === 4 ? this.sockets : this.sockets6).has(ifname)) continue;
+      // OpenBSD carp_join_multicast(): no 224.0.0.18 membership when the peer is unicast. The
+      // membership is per interface, so it is left out only when no vhid there is multicast.
+      const join = family === 6 || onIf.some((v) => unicastMode(v, 4) !== 'openbsd');
+      this.openSocket(ifname, family, cfg.srcip, join);
+    }
+  }
+
+  private openSocket(ifname: string, family: 4 | 6, configuredSrc: string | undefined, join: boolean): void {
+    let socket: CarpSocket;
+    if (family === 6) {
+      // Own adverts are told by source: the interface's IPv6 addresses, its link-local first.
+      for (const a of this.opts.transport.addresses6?.(ifname) ?? []) this.ownAddresses.add(a);
+      socket = this.opts.transport.open({ ifname, family: 6, group: CARP_GROUP_V6, ...(join ? {} : { join }) });
+      this.sockets6.set(ifname, socket);
+    } else {
+      const srcip = configuredSrc ?? this.interfaceAddress(ifname);
+      if (srcip) this.ownAddresses.add(srcip);
+      socket = this.opts.transport.open({ ifname, ...(srcip ? { srcip } : {}), group: CARP_GROUP, ...(join ? {} : { join }) });
+      this.sockets.set(ifname, socket);
+    }
+    this.listen(ifname, socket);
+  }
+
+  private listen(ifname: string, socket: CarpSocket): void {
+    const cfg = { interface: ifname };
+    socket.onMessage((pkt, info) => this.onPacket(cfg.interface, pkt, info));
     socket.onSendError((err) => {
       if (this.limiter.allow(`senderr ${cfg.interface}`)) this.log(LOG.WARN, `carp: send error on ${cfg.interface}: ${err.message}`);
       this.sendErrors.set(cfg.interface, (this.sendErrors.get(cfg.interface) ?? 0) + 1);
@@ -371,22 +438,45 @@ export class Engine extends EventEmitter implements StateSource {
       this.stats.carps_ierrors++;
       if (this.limiter.allow(`recverr ${cfg.interface}`)) this.log(LOG.WARN, `carp: receive error on ${cfg.interface}: ${err.message}; reopening the socket`);
     });
-    this.sockets.set(cfg.interface, socket);
-    return socket;
   }
 
-  private onPacket(ifname: string, pkt: Buffer): void {
+  private onPacket(ifname: string, pkt: Buffer, info?: RecvInfo6): void {
     const table = this.byIf.get(ifname);
     if (!table) return;
     const wireOf = (vhid: number) => {
       const key = table.get(vhid);
       return key === undefined ? undefined : this.wires.get(key);
     };
-    const res = checkAdvert(pkt, (vhid) => wireOf(vhid)?.ctx);
+    const family = info ? 6 : 4;
+    const modes = [...table.values()].map((key) => this.wires.get(key)).map((w) => (w ? unicastMode(w.cfg, family) : undefined));
+    // FreeBSD unicast vhids skip the TTL / hop-limit check: it then waits for the vhid lookup.
+    const exempt = modes.includes('freebsd')
+      ? (vhid: number) => {
+          const w = wireOf(vhid);
+          return w !== undefined && unicastMode(w.cfg, family) === 'freebsd';
+        }
+      : undefined;
+    // OpenBSD carp_proto_input_if(): a vhid matches only when `ismulti == IN_MULTICAST(sc_peer)`,
+    // so a carppeer vhid ignores multicast adverts and, on its interface, a multicast vhid
+    // ignores unicast ones. Anything else is not matched: badvhid, like the kernel.
+    const openbsd = modes.includes('openbsd');
+    const lookup = (vhid: number, dst: string) => {
+      const w = wireOf(vhid);
+      if (!w) return undefined;
+      if (openbsd) {
+        const mode = unicastMode(w.cfg, 4);
+        if (mode === 'openbsd' && isMulticast4(dst)) return undefined;
+        if (mode === undefined && !isMulticast4(dst)) return undefined;
+      }
+      return w.ctx;
+    };
+    const res: CheckResult = info
+      ? checkAdvert6({ payload: pkt, src: info.src, dst: CARP_GROUP_V6, hopLimit: info.hopLimit }, lookup, exempt)
+      : checkAdvert(pkt, lookup, exempt);
     if (!res.ok) {
       if (res.src && this.ownAddresses.has(res.src)) return;
       this.peerHeard.set(ifname, this.opts.clock.now());
-      this.stats.carps_ipackets++;
+      this.stats[family === 6 ? 'carps_ipackets6' : 'carps_ipackets']++;
       let line = `carp: ${ifname}: packet from ${res.src ?? '?'} dropped: ${res.reason}`;
       if (res.reason === 'badauth' && res.vhid !== undefined) {
         const w = wireOf(res.vhid);
@@ -403,10 +493,12 @@ export class Engine extends EventEmitter implements StateSource {
     if (this.ownAddresses.has(res.src)) return; // our own advert looped back
     const now = this.opts.clock.now();
     this.peerHeard.set(ifname, now);
-    this.stats.carps_ipackets++;
+    this.stats[family === 6 ? 'carps_ipackets6' : 'carps_ipackets']++;
     const w = wireOf(res.header.vhid);
     if (!w) return;
     const { advbase, advskew, demote, counter } = res.header;
+    // The other family's copy of an advert the node has just taken: one election input, not two.
+    if (w.fed && w.fed.counter === counter && w.fed.family !== family) return;
     if (this.model.global.log >= LOG.DEBUG)
       this.log(LOG.DEBUG, `carp: ${w.cfg.key}: advert from ${res.src} advbase ${advbase} advskew ${advskew} demote ${demote} counter ${counter}`);
     // The node judges the counter (src/core/replay.ts) before the election; a replay is counted
@@ -414,6 +506,7 @@ export class Engine extends EventEmitter implements StateSource {
     const replays = this.stats.carps_replay;
     this.feed({ type: 'advert', key: w.cfg.key, advert: { src: res.src, advbase, advskew, demote }, counter }, now);
     if (this.stats.carps_replay !== replays) return;
+    w.fed = { counter, family };
     w.stats.advertsReceived++;
     w.lastHeard = { src: res.src, advbase, advskew, demote, at: now };
   }
@@ -434,9 +527,14 @@ export class Engine extends EventEmitter implements StateSource {
     if (!first) return;
     this.sockets.get(ifname)?.close();
     this.sockets.delete(ifname);
+    this.sockets6.get(ifname)?.close();
+    this.sockets6.delete(ifname);
     this.ifAddress.delete(ifname);
     try {
-      this.socketFor(first.cfg);
+      for (const key of this.byIf.get(ifname)!.values()) {
+        const w = this.wires.get(key);
+        if (w) this.socketFor(w.cfg);
+      }
     } catch (err) {
       this.log(LOG.ERR, `carp: ${ifname}: cannot reopen the CARP socket: ${err instanceof Error ? err.message : String(err)}`);
     }
@@ -477,17 +575,26 @@ export class Engine extends EventEmitter implements StateSource {
     switch (fx.type) {
       case 'send': {
         const w = this.wires.get(fx.key);
-        const socket = this.sockets.get(fx.ifname);
-        if (!w || !socket) return;
+        if (!w) return;
         // The node numbers our adverts (src/core/replay.ts: newer than anything the vhid has seen).
         w.counter = fx.counter;
         const payload = buildAdvert(w.ctx, { advbase: fx.advbase, advskew: fx.advskew, demote: fx.demote, counter: fx.counter });
-        const turn = this.sentThisTurn.get(fx.ifname);
-        if (turn) turn.count++;
-        else this.sentThisTurn.set(fx.ifname, { count: 1, errorsBefore: this.sendErrors.get(fx.ifname) ?? 0 });
-        socket.send(payload, w.cfg.peer);
-        w.stats.advertsSent++;
-        this.stats.carps_opackets++;
+        // One advert, the same bytes over each family the vhid has addresses in (FreeBSD
+        // carp_send_ad_locked() builds the header once and sends it over IPv4 and IPv6).
+        let sent = false;
+        for (const family of familiesOf(w.cfg)) {
+          const socket = (family === 4 ? this.sockets : this.sockets6).get(fx.ifname);
+          if (!socket) continue;
+          const turn = this.sentThisTurn.get(fx.ifname);
+          if (turn) turn.count++;
+          else this.sentThisTurn.set(fx.ifname, { count: 1, errorsBefore: this.sendErrors.get(fx.ifname) ?? 0 });
+          // OpenBSD carppeer is IPv4 only: its IPv6 adverts go to ff02::12 (carp_send_ad()).
+          const dst = family === 4 ? w.cfg.peer : unicastMode(w.cfg, 6) ? w.cfg.peer6 : undefined;
+          socket.send(payload, dst);
+          this.stats[family === 6 ? 'carps_opackets6' : 'carps_opackets']++;
+          sent = true;
+        }
+        if (sent) w.stats.advertsSent++;
         break;
       }
       case 'transition': {
@@ -725,10 +832,17 @@ export class Engine extends EventEmitter implements StateSource {
   private closeSocketAfter(w: Wire): void {
     const ifname = w.cfg.interface;
     const socket = this.sockets.get(ifname);
+    const socket6 = this.sockets6.get(ifname);
     this.sockets.delete(ifname);
+    this.sockets6.delete(ifname);
     this.peerHeard.delete(ifname);
     // A full socket buffer queues the bow-out until writable: give it a moment.
-    void w.netQueue.then(() => new Promise((r) => setTimeout(r, SOCKET_FLUSH_MS))).then(() => socket?.close());
+    void w.netQueue
+      .then(() => new Promise((r) => setTimeout(r, SOCKET_FLUSH_MS)))
+      .then(() => {
+        socket?.close();
+        socket6?.close();
+      });
   }
 
   vhidStats(key: string): VhidCounters | undefined {
@@ -748,8 +862,9 @@ export class Engine extends EventEmitter implements StateSource {
     await Promise.all([...this.wires.values()].map((w) => w.netQueue));
     // The bow-outs went out with sendto(2); one queued on a full socket buffer needs a moment.
     await new Promise((r) => setTimeout(r, SOCKET_FLUSH_MS));
-    for (const s of this.sockets.values()) s.close();
+    for (const s of [...this.sockets.values(), ...this.sockets6.values()]) s.close();
     this.sockets.clear();
+    this.sockets6.clear();
     // The drop windows still open end now, their summaries logged, and no timer stays armed.
     for (const line of this.drops.flush(this.opts.clock.now(), true)) this.log(LOG.BADPKT, line);
     this.opts.clock.clearTimer();

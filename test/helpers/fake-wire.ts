@@ -2,7 +2,7 @@
  * A fake clock and an in-memory multicast wire joining N engines, for fast deterministic
  * multi-node tests of the real daemon loop. Nothing here touches the network.
  */
-import type { CarpSocket, OpenSocketOptions, Transport } from '../../src/ports/transport.js';
+import type { CarpSocket, OpenSocketOptions, RecvInfo6, Transport } from '../../src/ports/transport.js';
 import type { Clock } from '../../src/ports/clock.js';
 import type { Logger } from '../../src/ports/logger.js';
 import type { NetBackend } from '../../src/ports/net.js';
@@ -72,8 +72,12 @@ export class FakeTime {
 interface Port {
   node: string;
   ifname: string;
+  /** 4, or 6 for an IPv6 socket (it hears only IPv6 ports, and gets the payload and a RecvInfo6). */
+  family: 4 | 6;
   srcip: string;
-  cb?: (pkt: Buffer) => void;
+  /** Whether the socket joined the group (OpenBSD carppeer interfaces do not). */
+  joined: boolean;
+  cb?: (pkt: Buffer, info?: RecvInfo6) => void;
   errCb?: (err: Error) => void;
   closed: boolean;
 }
@@ -87,19 +91,29 @@ export class FakeWire {
   readonly failing = new Set<string>();
   latencyMs = 0.2;
   sent = 0;
-  /** Every packet put on the wire: [time, node, payload]. */
-  readonly log: { at: number; node: string; payload: Buffer }[] = [];
+  /** Every packet put on the wire: [time, node, payload], with the family and destination. */
+  readonly log: { at: number; node: string; payload: Buffer; family: 4 | 6; dst?: string }[] = [];
+  /** The hop limit / TTL packets arrive with (255 on one link; 254 as if routed once). */
+  ttl = 255;
 
   constructor(private readonly time: FakeTime) {}
 
-  transport(node: string, addrOf: (ifname: string) => string): Transport {
+  /**
+   * `addr6Of` gives the node's IPv6 link-local on an interface; by default one made from its
+   * IPv4 address (10.0.0.2 → fe80::a00:2).
+   */
+  transport(node: string, addrOf: (ifname: string) => string, addr6Of: (ifname: string) => string = (i) => linkLocalOf(addrOf(i))): Transport {
     return {
+      addresses6: (ifname) => [addr6Of(ifname)],
       open: (opts: OpenSocketOptions): CarpSocket => {
-        const port: Port = { node, ifname: opts.ifname, srcip: opts.srcip ?? addrOf(opts.ifname), closed: false };
+        const family = opts.family ?? 4;
+        const srcip = family === 6 ? addr6Of(opts.ifname) : (opts.srcip ?? addrOf(opts.ifname));
+        const port: Port = { node, ifname: opts.ifname, family, srcip, joined: opts.join ?? true, closed: false };
         this.ports.push(port);
         return {
           ifname: opts.ifname,
-          send: (payload) => this.send(port, Buffer.from(payload)),
+          family,
+          send: (payload, dst) => this.send(port, Buffer.from(payload), dst),
           onMessage: (cb) => {
             port.cb = cb;
           },
@@ -114,22 +128,43 @@ export class FakeWire {
     };
   }
 
-  private send(from: Port, payload: Buffer): void {
+  private send(from: Port, payload: Buffer, dst?: string): void {
     if (from.closed) return;
     if (this.failing.has(from.node)) {
       queueMicrotask(() => from.errCb?.(new Error('send: Network is unreachable')));
       return;
     }
     this.sent++;
-    this.log.push({ at: this.time.now, node: from.node, payload });
+    this.log.push({ at: this.time.now, node: from.node, payload, family: from.family, ...(dst ? { dst } : {}) });
     if (this.isolated.has(from.node)) return;
-    const header = encodeIpv4Header({ src: from.srcip, dst: '224.0.0.18', ttl: 255, tos: 0x10, protocol: 112, payloadLength: payload.length });
-    const pkt = Buffer.concat([header, payload]);
+    const group = from.family === 6 ? 'ff02::12' : '224.0.0.18';
+    const to4 = dst ?? group;
+    const pkt =
+      from.family === 6 ? payload : Buffer.concat([encodeIpv4Header({ src: from.srcip, dst: to4, ttl: this.ttl, tos: 0x10, protocol: 112, payloadLength: payload.length }), payload]);
+    const info: RecvInfo6 | undefined = from.family === 6 ? { family: 6, src: from.srcip, hopLimit: this.ttl === 255 ? 255 : undefined } : undefined;
+    const multicast = dst === undefined || dst === group;
     for (const to of this.ports) {
-      if (to === from || to.closed || to.ifname !== from.ifname || to.node === from.node || this.isolated.has(to.node)) continue;
-      this.time.schedule(this.time.now + this.latencyMs, () => to.cb?.(pkt));
+      if (to === from || to.closed || to.ifname !== from.ifname || to.node === from.node || to.family !== from.family || this.isolated.has(to.node)) continue;
+      // A unicast advert reaches its addressee only; a multicast one every port that joined the group.
+      if (multicast ? !to.joined : to.srcip !== dst) continue;
+      this.time.schedule(this.time.now + this.latencyMs, () => to.cb?.(pkt, info));
     }
   }
+}
+
+/** A link-local made from an IPv4 address: 10.0.0.2 → fe80::a00:2. */
+export function linkLocalOf(v4addr: string): string {
+  const o = v4addr.split('.').map(Number);
+  if (o.length !== 4 || o.some((x) => !Number.isInteger(x))) return 'fe80::1';
+  return `fe80::${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`;
+}
+
+/** Deliver an IPv6 advert payload to `node`'s IPv6 socket on `ifname` now, with a chosen hop limit (forged packets). */
+export function inject6(wire: FakeWire, node: string, payload: Buffer, src: string, hopLimit: number, ifname = 'eth0'): boolean {
+  const port = wire.ports.find((p) => p.node === node && p.ifname === ifname && p.family === 6 && !p.closed);
+  if (!port?.cb) return false;
+  port.cb(payload, { family: 6, src, hopLimit: hopLimit === 255 ? 255 : undefined });
+  return true;
 }
 
 /** An IPv4 address/prefix as numbers; undefined for IPv6 (which has no primary/secondary rule). */
