@@ -95,6 +95,8 @@ export function toCarpdConf(model: CarpModel, opts: ConvertOptions = {}): Conver
     const groups = extraGroups(v);
     if (groups.length > 0) out.push(`group = ${groups.join(', ')}`);
     put('peer', v.peer);
+    put('peer6', v.peer6);
+    put('unicast', v.unicast);
     put('srcip', v.srcip);
     put('upscript', v.upscript);
     put('downscript', v.downscript);
@@ -194,6 +196,9 @@ export function toRcConf(model: CarpModel, opts: ConvertOptions = {}): ConvertRe
       warnings.push(`vhid ${v.key}: rc.conf's kernel CARP lines have no ${extra.join(', ')}; left out (only one /32 IPv4 vhid can use the ucarp_* variables)`);
     }
     if (extraGroups(v).length > 0) warnings.push(`vhid ${v.key}: FreeBSD has no CARP demotion groups; group ${extraGroups(v).join(', ')} left out`);
+    if (v.unicast === 'openbsd' && v.peer !== undefined) {
+      warnings.push(`vhid ${v.key}: FreeBSD's peer skips the TTL check and keeps the multicast group, unlike OpenBSD's carppeer`);
+    }
     if (/\s/.test(v.password)) {
       errors.push(`vhid ${v.key}: the password contains white space, which rc.conf's ifconfig lines cannot carry`);
       continue;
@@ -209,6 +214,7 @@ export function toRcConf(model: CarpModel, opts: ConvertOptions = {}): ConvertRe
         if (v.advskew !== 0) words.push('advskew', String(v.advskew));
         if (v.password !== '') words.push('pass', v.password);
         if (v.peer !== undefined) words.push('peer', v.peer);
+        if (v.peer6 !== undefined) words.push('peer6', v.peer6);
       }
       words.push('alias', a);
       out.push(`ifconfig_${rcIf(v.interface)}_alias${n}=${rcValue(words.join(' '))}`);
@@ -278,6 +284,10 @@ export function toHostnameCarp(model: CarpModel, opts: ConvertOptions = {}): Con
       out.push(`${six ? 'inet6' : 'inet'}${n > 0 ? ' alias' : ''} ${a}`);
     }
     if (v.peer !== undefined) out.push(`carppeer ${v.peer}`);
+    if (v.peer !== undefined && v.unicast !== 'openbsd') {
+      warnings.push(`vhid ${v.key}: OpenBSD's carppeer keeps the TTL 255 check and leaves the multicast group, unlike FreeBSD's peer`);
+    }
+    if (v.peer6 !== undefined) warnings.push(`vhid ${v.key}: OpenBSD has no IPv6 unicast peer; peer6 ${v.peer6} left out (IPv6 adverts go to ff02::12)`);
     for (const g of extraGroups(v)) out.push(`group ${quoteShellWord(g)}`);
     out.push('up');
     if (v.vlan && /^vlan\d+$/.test(v.interface)) vlans.set(v.interface, `vnetid ${v.vlan.tag ?? v.interface.slice(4)} parent ${v.vlan.device}`);

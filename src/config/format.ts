@@ -100,6 +100,11 @@ export interface MergedSpec {
   advskew?: Located<number>;
   pass?: Located<string>;
   peer?: Located<string>;
+  peer6?: Located<string>;
+  unicast?: Located<'freebsd' | 'openbsd'>;
+  /** `mcast` / `-carppeer` / `mcast6` was on a line: that family's peer is the group again. */
+  mcast?: boolean;
+  mcast6?: boolean;
   carpdev?: Located<string>;
   addresses: Located<string>[];
   groups: Located<string>[];
@@ -113,7 +118,9 @@ export interface MergedSpec {
 export function mergeSpecs(specs: CarpSpec[], diags: Diagnostic[]): MergedSpec {
   const m: MergedSpec = { addresses: [], groups: [], first: specs[0]!.where };
   for (const s of specs) {
-    for (const key of ['vhid', 'advbase', 'advskew', 'pass', 'peer', 'carpdev'] as const) {
+    if (s.mcast) m.mcast = true;
+    if (s.mcast6) m.mcast6 = true;
+    for (const key of ['vhid', 'advbase', 'advskew', 'pass', 'peer', 'peer6', 'unicast', 'carpdev'] as const) {
       const value = s[key];
       if (value === undefined) continue;
       const prev = m[key] as Located<string | number> | undefined;
@@ -144,6 +151,8 @@ export interface VhidBuild {
   interfaceWhere?: SourceRef;
   groups?: Located<string>[];
   peer?: Located<string>;
+  peer6?: Located<string>;
+  unicast?: Located<'freebsd' | 'openbsd'>;
   srcip?: Located<string>;
   upscript?: Located<string>;
   downscript?: Located<string>;
@@ -180,12 +189,16 @@ export function buildVhid(b: VhidBuild): VhidConfig {
     if (!v.groups!.includes(g.value)) v.groups!.push(g.value);
     fs.groups ??= g.where;
   }
-  for (const key of ['peer', 'srcip', 'upscript', 'downscript', 'xparam'] as const) {
+  for (const key of ['peer', 'peer6', 'srcip', 'upscript', 'downscript', 'xparam'] as const) {
     const f = b[key];
     if (f) {
       v[key] = f.value;
       fs[key] = f.where;
     }
+  }
+  if (b.unicast && (b.peer || b.peer6)) {
+    v.unicast = b.unicast.value;
+    fs.unicast = b.unicast.where;
   }
   if (b.deadRatio) {
     v.deadRatio = b.deadRatio.value;

@@ -119,7 +119,9 @@ export function parseHostnameIf(text: string, file: string, ctx: ParseContext, o
     ...(m.advbase ? { advbase: m.advbase } : {}),
     ...(m.advskew ? { advskew: m.advskew } : {}),
     ...(m.pass ? { password: m.pass } : {}),
-    ...(m.peer ? { peer: m.peer } : {}),
+    ...(m.peer && !m.mcast ? { peer: m.peer } : {}),
+    ...(m.peer6 && !m.mcast6 ? { peer6: m.peer6 } : {}),
+    ...(m.unicast ? { unicast: m.unicast } : {}),
   });
   v.fieldSources!.vhid = m.vhid.where;
   if (vlan) v.vlan = vlan;

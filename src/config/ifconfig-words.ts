@@ -19,7 +19,15 @@ export interface CarpSpec {
   advbase?: number;
   advskew?: number;
   pass?: string;
+  /** FreeBSD `peer` or OpenBSD `carppeer`: the IPv4 unicast peer. */
   peer?: string;
+  /** FreeBSD `peer6`: the IPv6 unicast peer. */
+  peer6?: string;
+  /** Whose unicast rules the line's peer words mean: `peer`/`peer6` FreeBSD's, `carppeer` OpenBSD's. */
+  unicast?: 'freebsd' | 'openbsd';
+  /** FreeBSD `mcast` / OpenBSD `-carppeer`: back to 224.0.0.18. FreeBSD `mcast6`: back to ff02::12. */
+  mcast?: boolean;
+  mcast6?: boolean;
   carpdev?: string;
   groups: string[];
   /** True when the line said anything CARP-specific (vhid, pass, carpdev, …). */
@@ -27,14 +35,13 @@ export interface CarpSpec {
 }
 
 /** Keywords taking one argument that mean something to carpd. */
-const CARP_VALUE_KEYS = ['vhid', 'advbase', 'advskew', 'pass', 'peer', 'carppeer', 'carpdev', 'state', 'carpver'];
+const CARP_VALUE_KEYS = ['vhid', 'advbase', 'advskew', 'pass', 'peer', 'peer6', 'carppeer', 'carpdev', 'state', 'carpver'];
 /** Keywords taking one argument that carpd accepts and has no use for. */
 const IGNORED_VALUE_KEYS = ['description', 'descr', 'mtu', 'metric', 'media', 'mediaopt', 'rdomain', 'priority'];
 /** Flags carpd accepts and has no use for. */
-const IGNORED_FLAGS = ['up', 'alias', '-inet6', '-carppeer', '-description', '-descr', 'NONE'];
+const IGNORED_FLAGS = ['up', 'alias', '-inet6', '-description', '-descr', 'NONE'];
 /** Keywords of carp(4) features carpd does not have. */
 const UNSUPPORTED: Record<string, { arg: boolean; why: string }> = {
-  peer6: { arg: true, why: 'IPv6 unicast peers are not supported; use multicast' },
   carpnodes: { arg: true, why: 'carpnodes (several vhids on one carp interface) is not supported; use one carp interface per vhid' },
   balancing: { arg: true, why: 'ARP/IP balancing is not supported' },
   vrrpprio: { arg: true, why: 'VRRP (carpver 3) is not supported' },
@@ -100,6 +107,13 @@ export function parseCarpWords(words: string[], where: SourceRef, diags: Diagnos
       continue;
     }
     if (IGNORED_FLAGS.includes(w)) continue;
+    // FreeBSD ifconfig(8) `mcast` / `mcast6`, OpenBSD `-carppeer`: the default multicast group.
+    if (w === 'mcast' || w === '-carppeer' || w === 'mcast6') {
+      if (w === 'mcast6') spec.mcast6 = true;
+      else spec.mcast = true;
+      spec.carp = true;
+      continue;
+    }
     if (w === 'down') {
       diags.push(warning(where, Code.WARN_IGNORED, 'carpd ignores "down": the vhid runs as long as carpd does'));
       continue;
@@ -197,6 +211,14 @@ function applyValue(
     case 'peer':
     case 'carppeer':
       spec.peer = value;
+      // FreeBSD `peer` (ip_carp.c since 137818006de5): no TTL check, group still joined.
+      // OpenBSD `carppeer`: TTL 255 still required, no group membership.
+      spec.unicast = key === 'peer' ? 'freebsd' : 'openbsd';
+      spec.carp = true;
+      break;
+    case 'peer6':
+      spec.peer6 = value;
+      spec.unicast ??= 'freebsd';
       spec.carp = true;
       break;
     case 'carpdev':

@@ -155,6 +155,8 @@ export const VHID_SECTION: SectionSchema = {
     { key: 'pass', parse: raw },
     { key: 'passfile', parse: raw },
     { key: 'peer', field: 'peer', parse: text },
+    { key: 'peer6', field: 'peer6', parse: text },
+    { key: 'unicast', field: 'unicast', parse: oneOf('freebsd', 'openbsd') },
     { key: 'srcip', field: 'srcip', parse: text },
     { key: 'upscript', field: 'upscript', parse: text },
     { key: 'downscript', field: 'downscript', parse: text },

@@ -355,6 +355,8 @@ function differences(a: VhidConfig, b: VhidConfig): string[] {
   if (a.advskew !== b.advskew) out.push('advskew');
   if (a.password !== b.password) out.push('password');
   if (a.peer !== b.peer) out.push('peer');
+  if (a.peer6 !== b.peer6) out.push('peer6');
+  if (a.unicast !== b.unicast) out.push('unicast');
   return out;
 }
 

@@ -12,6 +12,16 @@ export const WARN_NO_PASSWORD = 'CARPD_WARN_NO_PASSWORD';
 /** The kernels strlcpy the key into 20 bytes, so only 19 bytes of a password count. */
 export const MAX_PASSWORD_BYTES = 19;
 
+/** 224.0.0.0/4 by the first octet: FreeBSD PR 284872 tested the last one, so x.x.x.224 looked multicast. */
+function isMulticast4(a: string): boolean {
+  const first = Number(a.split('.')[0]);
+  return first >= 224 && first <= 239;
+}
+
+function isMulticast6(a: string): boolean {
+  return /^ff[0-9a-f]{0,2}:/i.test(a);
+}
+
 /** Where a field of a vhid was set: its own line when known, else the vhid's. */
 export function locate(v: VhidConfig, field?: string): SourceRef {
   return (field !== undefined ? v.fieldSources?.[field] : undefined) ?? v.fieldSources?.header ?? parseSource(v.source);
@@ -94,6 +104,22 @@ export function validateModel(model: CarpModel): Diagnostic[] {
 
     if (v.peer !== undefined && !isIPv4(v.peer)) {
       out.push(error(locate(v, 'peer'), Code.PEER, `peer "${v.peer}" is not an IPv4 address`));
+    } else if (v.peer !== undefined && isMulticast4(v.peer)) {
+      // The first octet decides (FreeBSD PR 284872 tested the last one): 198.51.100.224 is unicast.
+      out.push(error(locate(v, 'peer'), Code.PEER, `peer ${v.peer} is a multicast address; leave peer out (FreeBSD: mcast) for the multicast group`));
+    }
+    if (v.peer6 !== undefined && !isIPv6(v.peer6.replace(/%[^%]*$/, ''))) {
+      out.push(error(locate(v, 'peer6'), Code.PEER, `peer6 "${v.peer6}" is not an IPv6 address`));
+    } else if (v.peer6 !== undefined && isMulticast6(v.peer6)) {
+      out.push(error(locate(v, 'peer6'), Code.PEER, `peer6 ${v.peer6} is a multicast address; leave peer6 out (FreeBSD: mcast6) for ff02::12`));
+    }
+    if (v.unicast === 'openbsd' && v.peer6 !== undefined) {
+      out.push(
+        error(locate(v, 'peer6'), Code.PEER, `unicast = openbsd (carppeer) is IPv4 only: OpenBSD sends IPv6 adverts to ff02::12 always; use unicast = freebsd for peer6`),
+      );
+    }
+    if (v.unicast !== undefined && v.peer === undefined && v.peer6 === undefined) {
+      out.push(warning(locate(v, 'unicast'), Code.WARN_IGNORED, `unicast = ${v.unicast} has no effect without peer or peer6`));
     }
     if (v.srcip !== undefined && isIP(v.srcip) === 0) {
       out.push(error(locate(v, 'srcip'), Code.SRCIP, `srcip "${v.srcip}" is not an IP address`));
