@@ -24,6 +24,7 @@ import { carpHeader } from '../../src/proto/carp-header.js';
 import { decodeIpv4 } from '../../src/proto/ipv4.js';
 import { ipPayloadOf, readPcap } from '../../src/proto/pcap.js';
 import { floodBench } from './flood.js';
+import { ipv6Bench } from './ipv6.js';
 
 const CLK_TCK = 100;
 const PAGE = 4096;
@@ -178,6 +179,7 @@ async function main(): Promise<void> {
   const only = last(p, '--only');
   const date = new Date().toISOString().slice(0, 10);
   console.log(`carpd bench, ${date}, node ${process.version}, ${(await import('node:os')).cpus().length} cores`);
+  if (only === 'ipv6') return ipv6Bench({ trials });
   if (only === 'flood') {
     const guard = last(p, '--guard') === 'off' ? 'off' : 'nft';
     const scenario = last(p, '--scenario');
