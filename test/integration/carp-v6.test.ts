@@ -277,3 +277,131 @@ test('freebsd carp.sh unicast_v4: routed peers .2 and .224 (PR 284872), TTL 254,
   assert.ok((after3.carps_ipackets ?? 0) > before, `three still hears two's unicast adverts after the reload: ${JSON.stringify(after3)}`);
   assert.equal(after3.carps_badttl ?? 0, 0);
 });
+
+/** carp.sh unicast_v6 / unicast_ll_v6: B3, the bridge namespace also routes between 2001:db8:1::/64 and 2001:db8:2::/64. */
+async function b3routed(lab: Lab, nodes: [string, string]): Promise<void> {
+  const sw = lab.switchNs!;
+  await sh(sw, ['sysctl', '-qw', `net.ipv6.conf.${lab.bridge!}.disable_ipv6=0`, 'net.ipv6.conf.all.forwarding=1']);
+  for (const a of ['2001:db8::4/64', '2001:db8:1::1/64', '2001:db8:2::1/64']) await sh(sw, ['ip', '-6', 'addr', 'add', a, 'dev', lab.bridge!, 'nodad']);
+  for (const [i, n] of lab.nodes.entries()) {
+    // No redirects: the test wants the adverts routed (hop limit 254), as carp.sh's are.
+    await sh(n.ns, ['sysctl', '-qw', 'net.ipv6.conf.all.accept_redirects=0', 'net.ipv6.conf.eth0.accept_redirects=0']);
+    await sh(n.ns, ['ip', '-6', 'addr', 'add', nodes[i]!, 'dev', 'eth0', 'nodad']);
+  }
+  for (const ns of [sw, ...lab.nodes.map((n) => n.ns)]) await dadDone(ns, ns === sw ? lab.bridge! : 'eth0');
+}
+
+async function linkLocal(ns: string): Promise<string> {
+  const out = (await sh(ns, ['ip', '-6', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'link'])).out;
+  const m = /inet6 (fe80::[0-9a-f:]+)\//.exec(out);
+  assert.ok(m, `no link-local in ${ns}: ${out}`);
+  return m[1]!;
+}
+
+/** Runs carpd on both nodes with `peer6` each, waits for one MASTER, pings the VIP from the bridge; returns the hop limits seen. */
+async function unicast6(lab: Lab, peers: [string, string]): Promise<{ hlims: string[]; logs: string[] }> {
+  const logs: string[] = [];
+  const procs = lab.nodes.map((n, i) => spawnCarpd(lab, n, conf(lab, n, VHID6(i === 0 ? 0 : 100, `peer6 = ${peers[i]}\n`)), (l) => logs.push(`${n.name}: ${l}`)));
+  const dump = lab.spawn(lab.nodes[1]!.ns, ['tcpdump', '-nn', '-v', '-l', '-i', 'eth0', 'ip6 proto 112'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const seen: string[] = [];
+  createInterface({ input: dump.stdout! }).on('line', (l) => seen.length < 400 && seen.push(l));
+  const m = await oneMaster(lab.nodes.map((n) => n.ns), '2001:db8::1').catch((err: Error) => {
+    throw new Error(`${err.message}\n${logs.slice(-30).join('\n')}`);
+  });
+  assert.equal(m, 0, 'two (advskew 0) is MASTER');
+  await sleep(1_500);
+  assert.equal(await oneMaster(lab.nodes.map((n) => n.ns), '2001:db8::1', 3_000), 0, 'and stays the only one: three hears it');
+  let ping = { code: 1, out: '' };
+  for (let i = 0; i < 3 && ping.code !== 0; i++) ping = await sh(lab.switchNs!, ['ping', '-6', '-c', '3', '-i', '0.2', '-W', '1', '2001:db8::1'], false);
+  assert.equal(ping.code, 0, `one pings the VIP: ${ping.out}`);
+  const st = await stats(join(lab.dir, 'three.sock'));
+  assert.equal(st.carps_badttl ?? 0, 0, JSON.stringify(st));
+  assert.ok((st.carps_ipackets6 ?? 0) > 0, JSON.stringify(st));
+  for (const p of [...procs, dump]) lab.kill(p, 'SIGTERM');
+  for (const p of [...procs, dump]) await lab.waitExit(p, 5_000);
+  return { hlims: seen.flatMap((l) => /hlim (\d+)/.exec(l)?.[1] ?? []), logs };
+}
+
+test('freebsd carp.sh unicast_v6: peer6 across a router (hop limit 254), one MASTER, one pings the VIP', TEST, async () => {
+  await withLab({ prefix: 'v6u', nodes: ['two', 'three'] }, async (lab) => {
+    await b3routed(lab, ['2001:db8:1::2/64', '2001:db8:2::2/64']);
+    await sh(lab.nodes[0]!.ns, ['ip', '-6', 'route', 'add', 'default', 'via', '2001:db8:1::1']);
+    await sh(lab.nodes[1]!.ns, ['ip', '-6', 'route', 'add', 'default', 'via', '2001:db8:2::1']);
+    assert.equal((await sh(lab.nodes[0]!.ns, ['ping', '-6', '-c', '1', '-W', '2', '2001:db8:2::2'], false)).code, 0, 'sanity: two reaches three');
+    const { hlims } = await unicast6(lab, ['2001:db8:2::2', '2001:db8:1::2']);
+    assert.ok(hlims.length > 0 && hlims.every((h) => h === '254'), `routed adverts arrive with hop limit 254: ${hlims.join(',')}`);
+  });
+});
+
+test('freebsd carp.sh unicast_ll_v6: link-local peer6 scoped to the interface, one MASTER, one pings the VIP', TEST, async () => {
+  await withLab({ prefix: 'v6l', nodes: ['two', 'three'] }, async (lab) => {
+    await b3routed(lab, ['2001:db8:1::2/64', '2001:db8:1::3/64']);
+    assert.equal((await sh(lab.nodes[0]!.ns, ['ping', '-6', '-c', '1', '-W', '2', '2001:db8:1::3'], false)).code, 0, 'sanity: two reaches three');
+    const [ll2, ll3] = [await linkLocal(lab.nodes[0]!.ns), await linkLocal(lab.nodes[1]!.ns)];
+    const { hlims } = await unicast6(lab, [ll3, ll2]);
+    assert.ok(hlims.length > 0 && hlims.every((h) => h === '255'), `on-link adverts keep hop limit 255: ${hlims.join(',')}`);
+  });
+});
+
+/**
+ * OpenBSD regress/sys/netinet/carp carp_3 / carp_4 (rev 1.3): two nodes back to back, vhid 251,
+ * 192.168.0.1/24, carppeer each other, groups regressa / regressb, node 2 advskew 100. Node 1
+ * MASTER; `carpdemote` of node 1's group (+1) makes node 2 MASTER within wait_until's 4 s.
+ * carp_4 adds `lladdr <parent MAC>`: carpd always sends from the parent's MAC, so the capture
+ * checks that instead.
+ */
+async function openbsdCarppeer(lab: Lab, checkMac: boolean): Promise<void> {
+  const [n1, n2] = lab.nodes as [LabNode, LabNode];
+  const logs: string[] = [];
+  const files = (n: LabNode, other: LabNode, group: string, advskew: number): string => {
+    const dir = join(lab.dir, n.name);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'hostname.eth0'), `inet ${n.address} 255.255.255.0\nup\n`, { mode: 0o600 });
+    const carp = join(dir, `hostname.carp${n === n1 ? 11 : 12}`);
+    writeFileSync(carp, `inet 192.168.0.1/24 vhid 251 carpdev eth0 pass regress group ${group}${advskew ? ` advskew ${advskew}` : ''} carppeer ${other.address}\nup\n`, { mode: 0o600 });
+    return carp;
+  };
+  const cap = await lab.capture(n2.ns, 'eth0', 'ip proto 112');
+  const p1 = spawnCarpd(lab, n1, files(n1, n2, 'regressa', 0), (l) => logs.push(`1: ${l}`));
+  const p2 = spawnCarpd(lab, n2, files(n2, n1, 'regressb', 100), (l) => logs.push(`2: ${l}`));
+  const m = await oneMaster([n1.ns, n2.ns], '192.168.0.1').catch((err: Error) => {
+    throw new Error(`${err.message}\n${logs.slice(-30).join('\n')}`);
+  });
+  assert.equal(m, 0, 'carp11 is master, carp12 backup');
+  // No 224.0.0.18 membership on a carppeer-only interface (OpenBSD carp_join_multicast()).
+  const maddr = (await sh(n1.ns, ['ip', 'maddr', 'show', 'dev', 'eth0'])).out;
+  assert.doesNotMatch(maddr, /224\.0\.0\.18/, maddr);
+  await run(process.execPath, [CARPCTL_JS, '-s', join(lab.dir, `${n1.name}.sock`), 'demote', 'regressa', '+1'], { timeout: 10_000 });
+  // From the moment the demotion is in (carpctl has returned): OpenBSD's rev 1.3 waits at most 4 s.
+  const t0 = Date.now();
+  // OpenBSD's assertion is the interfaces' status (master / backup), not the VIP: carpd keeps a
+  // yielding master's VIP for the planned-handover hold (make-before-break), so ask carpctl.
+  const state = async (n: LabNode) =>
+    /"state":\s*"(\w+)"/.exec((await run(process.execPath, [CARPCTL_JS, '-s', join(lab.dir, `${n.name}.sock`), 'status', '--json'], { timeout: 5_000 })).stdout)?.[1];
+  await waitFor(async () => ((await state(n2)) === 'MASTER' && (await state(n1)) === 'BACKUP') || undefined, {
+    timeoutMs: 4_000,
+    intervalMs: 20,
+    what: 'carp12 master after carpdemote of regressa',
+  }).catch((err: Error) => {
+    throw new Error(`${err.message}\n${logs.slice(-30).join('\n')}`);
+  });
+  const swapMs = Date.now() - t0;
+  assert.ok(swapMs < 1_000, `the demote swap took ${swapMs} ms\n${logs.slice(-20).join("\n")}`);
+  await sleep(300);
+  await cap.stop();
+  const td = await run('tcpdump', ['-nn', '-e', '-v', '-r', cap.file], { timeout: 10_000 });
+  const lines = td.stdout.split('\n').filter((l) => /CARP|vrrp|proto VRRP|\(112\)/i.test(l) || /> 198\.18/.test(l));
+  assert.ok(td.stdout.includes(`${n1.address} > ${n2.address}`), `unicast adverts to the peer: ${td.stdout.slice(0, 800)}`);
+  assert.ok(!td.stdout.includes('> 224.0.0.18'), 'nothing to the group');
+  if (checkMac) assert.ok(td.stdout.includes(`${n1.mac} >`), `adverts from the parent's MAC ${n1.mac}: ${lines.slice(0, 3).join('\n')}`);
+  for (const p of [p1, p2]) lab.kill(p, 'SIGTERM');
+  for (const p of [p1, p2]) await lab.waitExit(p, 5_000);
+}
+
+test('openbsd carp_3: carppeer, carpdemote swaps master and backup within a second', TEST, async () => {
+  await withLab({ prefix: 'v6o3', nodes: ['one', 'two'], bridge: false }, (lab) => openbsdCarppeer(lab, false));
+});
+
+test('openbsd carp_4: carppeer with the parent MAC (lladdr = parent, carpd default), demote swap', TEST, async () => {
+  await withLab({ prefix: 'v6o4', nodes: ['one', 'two'], bridge: false }, (lab) => openbsdCarppeer(lab, true));
+});
