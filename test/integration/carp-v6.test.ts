@@ -405,3 +405,36 @@ test('openbsd carp_3: carppeer, carpdemote swaps master and backup within a seco
 test('openbsd carp_4: carppeer with the parent MAC (lladdr = parent, carpd default), demote swap', TEST, async () => {
   await withLab({ prefix: 'v6o4', nodes: ['one', 'two'], bridge: false }, (lab) => openbsdCarppeer(lab, true));
 });
+
+test('kill -9 failover over IPv6: the VIP moves and the bridge namespace neighbour entry follows (unsolicited NA)', TEST, async () => {
+  await withLab({ prefix: 'v6k', nodes: ['two', 'three'] }, async (lab) => {
+    await b3v6(lab);
+    const [two, three] = lab.nodes as [LabNode, LabNode];
+    const logs: string[] = [];
+    const p2 = spawnCarpd(lab, two, conf(lab, two, VHID6(0)), (l) => logs.push(`two: ${l}`));
+    await sleep(300);
+    const p3 = spawnCarpd(lab, three, conf(lab, three, VHID6(50)), (l) => logs.push(`three: ${l}`));
+    assert.equal(await oneMaster([two.ns, three.ns], '2001:db8::1'), 0, 'two (advskew 0) is MASTER');
+    const neigh = async () => /lladdr ([0-9a-f:]{17})/.exec((await sh(lab.switchNs!, ['ip', '-6', 'neigh', 'show', '2001:db8::1'])).out)?.[1];
+    let ping = { code: 1, out: '' };
+    for (let i = 0; i < 3 && ping.code !== 0; i++) ping = await sh(lab.switchNs!, ['ping', '-6', '-c', '1', '-W', '1', '2001:db8::1'], false);
+    assert.equal(ping.code, 0, ping.out);
+    assert.equal(await neigh(), two.mac, 'the bridge learnt two as the VIP');
+    const t0 = Date.now();
+    lab.kill(p2, 'SIGKILL');
+    await lab.waitExit(p2, 3_000);
+    // Nothing pings meanwhile: only three's unsolicited NA can update the entry.
+    const moved = await waitFor(async () => ((await neigh()) === three.mac ? Date.now() - t0 : undefined), {
+      timeoutMs: 8_000,
+      intervalMs: 50,
+      what: "the bridge's neighbour entry for 2001:db8::1 to move to three",
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}\n${logs.slice(-20).join('\n')}`);
+    });
+    assert.ok(await holds(three.ns, '2001:db8::1'), 'three holds the VIP');
+    assert.ok(moved > 2_500 && moved < 6_000, `moved after ${moved} ms (3 × advbase + skew, then the NA)`);
+    assert.equal((await sh(lab.switchNs!, ['ping', '-6', '-c', '2', '-i', '0.2', '-W', '1', '2001:db8::1'], false)).code, 0, 'the VIP answers from three');
+    lab.kill(p3, 'SIGTERM');
+    await lab.waitExit(p3, 5_000);
+  });
+});
