@@ -124,6 +124,8 @@ export class Engine extends EventEmitter implements StateSource {
   private readonly sockets6 = new Map<string, CarpSocket>();
   /** The interface's IPv6 source (its link-local), asked once per interface. */
   private readonly ifAddress6 = new Map<string, string | undefined>();
+  /** Whether each interface's IPv4 socket joined 224.0.0.18 (OpenBSD carppeer-only interfaces do not). */
+  private readonly joined4 = new Map<string, boolean>();
   private readonly ownAddresses = new Set<string>();
   private readonly ifAddress = new Map<string, string | undefined>();
   /** Send errors reported per interface, to tell a good send from a failed one. */
@@ -377,6 +379,15 @@ export class Engine extends EventEmitter implements StateSource {
       if (!m) this.byIf.set(cfg.interface, (m = new Map<number, string>()));
       m.set(cfg.vhid, cfg.key);
     }
+    // A reload that adds a multicast vhid to a carppeer-only interface (or takes the last one
+    // away) changes whether the interface belongs in 224.0.0.18: a fresh IPv4 socket says so.
+    for (const [ifname, socket] of [...this.sockets]) {
+      const need = model.vhids.some((v) => v.interface === ifname && unicastMode(v, 4) !== 'openbsd');
+      if (!this.byIf.has(ifname) || this.joined4.get(ifname) === need) continue;
+      socket.close();
+      this.sockets.delete(ifname);
+      this.openSocket(ifname, 4, model.vhids.find((v) => v.interface === ifname)?.srcip, need);
+    }
   }
 
   private watchLinks(): void {
@@ -421,6 +432,7 @@ export class Engine extends EventEmitter implements StateSource {
       if (srcip) this.ownAddresses.add(srcip);
       socket = this.opts.transport.open({ ifname, ...(srcip ? { srcip } : {}), group: CARP_GROUP, ...(join ? {} : { join }) });
       this.sockets.set(ifname, socket);
+      this.joined4.set(ifname, join);
     }
     this.listen(ifname, socket);
   }
@@ -530,6 +542,7 @@ export class Engine extends EventEmitter implements StateSource {
     this.sockets6.get(ifname)?.close();
     this.sockets6.delete(ifname);
     this.ifAddress.delete(ifname);
+    this.ifAddress6.delete(ifname);
     try {
       for (const key of this.byIf.get(ifname)!.values()) {
         const w = this.wires.get(key);

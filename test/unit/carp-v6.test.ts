@@ -232,3 +232,17 @@ describe('engine over IPv6 on the fake wire', () => {
     assert.ok(d.engine.stats.carps_badttl > 0);
   });
 });
+
+test('a reload that adds a multicast vhid to a carppeer-only interface joins 224.0.0.18 again (membership is per interface)', () => {
+  const sim = new Sim();
+  const peerOnly = vhidCfg(1, 0, { peer: '198.18.0.3', unicast: 'openbsd' });
+  const b = sim.add('b', 2, [peerOnly]);
+  b.engine.start();
+  sim.time.advance(100);
+  const live = () => sim.wire.ports.filter((p) => p.node === 'b' && p.family === 4 && !p.closed);
+  assert.deepEqual(live().map((p) => p.joined), [false]);
+  b.engine.reconfigure({ global: { allow: true, preempt: false, log: 0 }, vhids: [peerOnly, vhidCfg(2, 0)] });
+  assert.deepEqual(live().map((p) => p.joined), [true]);
+  b.engine.reconfigure({ global: { allow: true, preempt: false, log: 0 }, vhids: [peerOnly] });
+  assert.deepEqual(live().map((p) => p.joined), [false]);
+});
