@@ -244,7 +244,7 @@ export function ifAddresses6(ifname: string, text?: string): string[] {
 function compress6(groups: string[]): string {
   let best = -1;
   let len = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     let j = i;
     while (j < 8 && groups[j] === '0') j++;
     if (j - i > len) [best, len] = [i, j - i];

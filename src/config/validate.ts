@@ -115,7 +115,11 @@ export function validateModel(model: CarpModel): Diagnostic[] {
     }
     if (v.unicast === 'openbsd' && v.peer6 !== undefined) {
       out.push(
-        error(locate(v, 'peer6'), Code.PEER, `unicast = openbsd (carppeer) is IPv4 only: OpenBSD sends IPv6 adverts to ff02::12 always; use unicast = freebsd for peer6`),
+        error(
+          locate(v, 'peer6'),
+          Code.PEER,
+          `unicast = openbsd (carppeer) is IPv4 only: OpenBSD sends IPv6 adverts to ff02::12 always; use unicast = freebsd for peer6`,
+        ),
       );
     }
     if (v.unicast !== undefined && v.peer === undefined && v.peer6 === undefined) {

@@ -17,7 +17,7 @@ export function formatIpv6(buf: Buffer, offset = 0): string {
   for (let i = 0; i < 8; i++) groups.push(buf.readUInt16BE(offset + 2 * i));
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -106,8 +106,7 @@ export function encodeIpv6Header(f: Ipv6HeaderFields): Buffer {
 }
 
 export type Ipv6Decoded =
-  | { ok: true; payloadLength: number; nextHeader: number; hopLimit: number; src: string; dst: string; payloadOffset: number }
-  | { ok: false };
+  { ok: true; payloadLength: number; nextHeader: number; hopLimit: number; src: string; dst: string; payloadOffset: number } | { ok: false };
 
 /** Decode a fixed IPv6 header; ok:false only when it is unreadable (short buffer, version not 6). */
 export function decodeIpv6(buf: Buffer): Ipv6Decoded {

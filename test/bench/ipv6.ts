@@ -29,14 +29,27 @@ function adverts(file: string, family: Family): Array<{ t: number; src: string }
       if (h.ok && h.protocol === 112 && carpHeader.decode(link.payload, h.payloadOffset).version === 2) out.push({ t: rec.ts * 1000, src: h.src });
     } else if (family === 6 && link.ethertype === ETHERTYPE_IPV6) {
       const h = decodeIpv6(link.payload);
-      if (h.ok && h.nextHeader === 112 && link.payload.length >= 76 && carpHeader.decode(link.payload, 40).version === 2) out.push({ t: rec.ts * 1000, src: h.src });
+      if (h.ok && h.nextHeader === 112 && link.payload.length >= 76 && carpHeader.decode(link.payload, 40).version === 2)
+        out.push({ t: rec.ts * 1000, src: h.src });
     }
   }
   return out;
 }
 
 function config(family: Family, advskew: number, passfile: string): string {
-  return ['[carpd]', 'log = 5', '', '[vhid.v1]', 'vhid = 1', 'interface = eth0', `address = ${VIP[family]}`, 'advbase = 1', `advskew = ${advskew}`, `passfile = ${passfile}`, ''].join('\n');
+  return [
+    '[carpd]',
+    'log = 5',
+    '',
+    '[vhid.v1]',
+    'vhid = 1',
+    'interface = eth0',
+    `address = ${VIP[family]}`,
+    'advbase = 1',
+    `advskew = ${advskew}`,
+    `passfile = ${passfile}`,
+    '',
+  ].join('\n');
 }
 
 async function addressOf(lab: Lab, node: LabNode, family: Family): Promise<string> {

@@ -140,7 +140,9 @@ export class FakeWire {
     const group = from.family === 6 ? 'ff02::12' : '224.0.0.18';
     const to4 = dst ?? group;
     const pkt =
-      from.family === 6 ? payload : Buffer.concat([encodeIpv4Header({ src: from.srcip, dst: to4, ttl: this.ttl, tos: 0x10, protocol: 112, payloadLength: payload.length }), payload]);
+      from.family === 6
+        ? payload
+        : Buffer.concat([encodeIpv4Header({ src: from.srcip, dst: to4, ttl: this.ttl, tos: 0x10, protocol: 112, payloadLength: payload.length }), payload]);
     const info: RecvInfo6 | undefined = from.family === 6 ? { family: 6, src: from.srcip, hopLimit: this.ttl === 255 ? 255 : undefined } : undefined;
     const multicast = dst === undefined || dst === group;
     for (const to of this.ports) {

@@ -65,11 +65,14 @@ describe('IPv6 codec', () => {
   });
 
   test('hop limit not 255 is badttl first (OpenBSD order), before length and checksum', () => {
-    assert.deepEqual(checkAdvert6({ payload: Buffer.alloc(3), src: 'fe80::2', dst: 'ff02::12', hopLimit: undefined }, () => ctx6), {
-      ok: false,
-      reason: 'badttl',
-      src: 'fe80::2',
-    });
+    assert.deepEqual(
+      checkAdvert6({ payload: Buffer.alloc(3), src: 'fe80::2', dst: 'ff02::12', hopLimit: undefined }, () => ctx6),
+      {
+        ok: false,
+        reason: 'badttl',
+        src: 'fe80::2',
+      },
+    );
   });
 
   test('short, bad checksum, bad version, unknown vhid, bad HMAC', () => {
@@ -86,13 +89,33 @@ describe('IPv6 codec', () => {
 
   test('FreeBSD unicast: the hop-limit check waits for the vhid and is skipped for an exempt vhid', () => {
     const rx = { payload: advert6(), src: '2001:db8:1::2', dst: '2001:db8:2::2', hopLimit: undefined };
-    assert.ok(checkAdvert6(rx, () => ctx6, () => true).ok, 'exempt vhid: hop limit 254 accepted');
-    const r = checkAdvert6(rx, () => ctx6, () => false);
+    assert.ok(
+      checkAdvert6(
+        rx,
+        () => ctx6,
+        () => true,
+      ).ok,
+      'exempt vhid: hop limit 254 accepted',
+    );
+    const r = checkAdvert6(
+      rx,
+      () => ctx6,
+      () => false,
+    );
     assert.deepEqual(r.ok ? 'ok' : [r.reason, r.vhid], ['badttl', 1], 'a multicast vhid on the same interface still needs 255');
     // IPv4 too: TTL 254 from a routed unicast peer.
-    const ip = Buffer.concat([encodeIpv4Header({ src: '198.51.100.2', dst: '198.51.100.224', ttl: 254, tos: 0x10, protocol: 112, payloadLength: 36 }), advert6()]);
+    const ip = Buffer.concat([
+      encodeIpv4Header({ src: '198.51.100.2', dst: '198.51.100.224', ttl: 254, tos: 0x10, protocol: 112, payloadLength: 36 }),
+      advert6(),
+    ]);
     assert.equal(checkAdvert(ip, () => ctx6).ok, false);
-    assert.ok(checkAdvert(ip, () => ctx6, () => true).ok);
+    assert.ok(
+      checkAdvert(
+        ip,
+        () => ctx6,
+        () => true,
+      ).ok,
+    );
   });
 
   test('tie-break compares IPv6 sources: the lower link-local keeps MASTER', () => {
@@ -159,7 +182,10 @@ describe('engine over IPv6 on the fake wire', () => {
     assert.equal(a.engine.status()[0]!.state, 'MASTER');
     assert.equal(b.engine.status()[0]!.state, 'BACKUP');
     assert.equal(b.engine.stats.carps_badttl, 0);
-    assert.ok(sim.wire.log.filter((e) => e.node === 'a').every((e) => e.dst === 'fe80::c612:3'), 'sent to the peer, not ff02::12');
+    assert.ok(
+      sim.wire.log.filter((e) => e.node === 'a').every((e) => e.dst === 'fe80::c612:3'),
+      'sent to the peer, not ff02::12',
+    );
 
     // Without peer6 (multicast) the same routed adverts are badttl, and both become MASTER.
     const sim2 = new Sim();
@@ -181,7 +207,10 @@ describe('engine over IPv6 on the fake wire', () => {
     a.engine.start();
     b.engine.start();
     sim.time.advance(10_000);
-    assert.deepEqual([a, b].map((n) => n.engine.status()[0]!.state), ['MASTER', 'BACKUP']);
+    assert.deepEqual(
+      [a, b].map((n) => n.engine.status()[0]!.state),
+      ['MASTER', 'BACKUP'],
+    );
     assert.equal(b.engine.stats.carps_badttl, 0);
   });
 
@@ -193,7 +222,10 @@ describe('engine over IPv6 on the fake wire', () => {
     a.engine.start();
     b.engine.start();
     sim.time.advance(10_000);
-    assert.deepEqual([a, b].map((n) => n.engine.status()[0]!.state), ['MASTER', 'BACKUP']);
+    assert.deepEqual(
+      [a, b].map((n) => n.engine.status()[0]!.state),
+      ['MASTER', 'BACKUP'],
+    );
     const fromA = sim.wire.log.filter((e) => e.node === 'a');
     assert.equal(fromA.filter((e) => e.family === 4).length, fromA.filter((e) => e.family === 6).length);
     assert.equal(b.engine.stats.carps_replay, 0, 'the other family copy is not a replay');
@@ -209,8 +241,14 @@ describe('engine over IPv6 on the fake wire', () => {
     a.engine.start();
     b.engine.start();
     sim.time.advance(10_000);
-    assert.deepEqual([a, b].map((n) => n.engine.status()[0]!.state), ['MASTER', 'BACKUP']);
-    assert.ok(sim.wire.ports.filter((p) => p.family === 4).every((p) => !p.joined), 'no 224.0.0.18 membership');
+    assert.deepEqual(
+      [a, b].map((n) => n.engine.status()[0]!.state),
+      ['MASTER', 'BACKUP'],
+    );
+    assert.ok(
+      sim.wire.ports.filter((p) => p.family === 4).every((p) => !p.joined),
+      'no 224.0.0.18 membership',
+    );
 
     // A multicast advert (a third node without carppeer) is not matched: badvhid, like the kernel.
     const c = sim.add('c', 4, [vhidCfg(1, 0, {})]);
@@ -240,9 +278,18 @@ test('a reload that adds a multicast vhid to a carppeer-only interface joins 224
   b.engine.start();
   sim.time.advance(100);
   const live = () => sim.wire.ports.filter((p) => p.node === 'b' && p.family === 4 && !p.closed);
-  assert.deepEqual(live().map((p) => p.joined), [false]);
+  assert.deepEqual(
+    live().map((p) => p.joined),
+    [false],
+  );
   b.engine.reconfigure({ global: { allow: true, preempt: false, log: 0 }, vhids: [peerOnly, vhidCfg(2, 0)] });
-  assert.deepEqual(live().map((p) => p.joined), [true]);
+  assert.deepEqual(
+    live().map((p) => p.joined),
+    [true],
+  );
   b.engine.reconfigure({ global: { allow: true, preempt: false, log: 0 }, vhids: [peerOnly] });
-  assert.deepEqual(live().map((p) => p.joined), [false]);
+  assert.deepEqual(
+    live().map((p) => p.joined),
+    [false],
+  );
 });

@@ -41,7 +41,9 @@ test('freebsd rc.conf: mcast / mcast6 restore the group (no peer)', (t) => {
   const tmp = tempDir(t);
   const rc = tmp.write(
     'rc.conf',
-    ['ifconfig_em0="inet 198.51.100.2/25"', 'ifconfig_em0_alias0="inet vhid 1 pass s3cret peer 198.51.100.9 mcast mcast6 alias 198.51.100.10/32"', ''].join('\n'),
+    ['ifconfig_em0="inet 198.51.100.2/25"', 'ifconfig_em0_alias0="inet vhid 1 pass s3cret peer 198.51.100.9 mcast mcast6 alias 198.51.100.10/32"', ''].join(
+      '\n',
+    ),
   );
   const { model, errors } = load([rc], 'rc.conf');
   assert.deepEqual(errors, []);
@@ -87,7 +89,11 @@ test('carpd check: a multicast peer, a non-IPv6 peer6, and openbsd with peer6 ar
   for (const [extra, want] of cases) {
     const f = tmp.write('c.conf', ini(extra));
     const { errors } = load([f]);
-    if (want) assert.ok(errors.some((e) => want.test(e)), `${extra}: ${errors.join('; ')}`);
+    if (want)
+      assert.ok(
+        errors.some((e) => want.test(e)),
+        `${extra}: ${errors.join('; ')}`,
+      );
     else assert.deepEqual(errors, [], extra);
   }
 });
