@@ -44,6 +44,7 @@ test('OpenBSD hostname.carp0..3 and sysctl.conf become the expected model', (t) 
         name: 'carp1',
         groups: ['carp'],
         peer: '10.1.1.3',
+        unicast: 'openbsd',
       },
       {
         // carpdev vlan42: hostname.vlan42 says what it is tagged on.
