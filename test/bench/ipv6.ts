@@ -69,10 +69,11 @@ async function trial(lab: Lab, family: Family, passfile: string): Promise<number
   for (const n of [a, b]) await lab.exec(n.ns, ['ip', 'addr', 'flush', 'dev', 'eth0', 'to', VIP[family]]);
   const [srcA, srcB] = [await addressOf(lab, a, family), await addressOf(lab, b, family)];
   const cap = await lab.capture(lab.switchNs!, lab.bridge!, family === 6 ? 'ip6 proto 112' : 'ip proto 112');
+  const logs: string[] = [];
   const start = (n: LabNode, advskew: number): ChildProcess => {
     const conf = join(lab.dir, `${n.name}-v${family}.conf`);
     writeFileSync(conf, config(family, advskew, passfile), { mode: 0o600 });
-    return spawnCarpd(lab, n, conf, () => undefined);
+    return spawnCarpd(lab, n, conf, (l) => logs.length < 200 && logs.push(`${n.name}: ${l}`));
   };
   const pa = start(a, 0);
   await sleep(300);
@@ -88,7 +89,7 @@ async function trial(lab: Lab, family: Family, passfile: string): Promise<number
   const ads = adverts(cap.file, family);
   const lastA = ads.filter((x) => x.src === srcA && x.t <= killedAt + 100).at(-1);
   const firstB = ads.find((x) => x.src === srcB && lastA && x.t > lastA.t);
-  if (!lastA || !firstB) throw new Error(`IPv${family} trial: no failover in the capture (${ads.length} adverts, a ${srcA}, b ${srcB})`);
+  if (!lastA || !firstB) throw new Error(`IPv${family} trial: no failover in the capture (a ${srcA}, b ${srcB}, killed at ${killedAt}): ${JSON.stringify(ads)}\n${logs.join('\n')}`);
   if (ads.some((x) => x.src === srcB && x.t < lastA.t)) throw new Error(`IPv${family} trial: b advertised before a died`);
   return firstB.t - lastA.t;
 }
