@@ -75,6 +75,7 @@ export function toCarpdConf(model: CarpModel, opts: ConvertOptions = {}): Conver
   put('senderr_demotion', g.senderrDemotion);
   put('demotion', g.demotion);
   put('state_dir', g.stateDir);
+  put('run_dir', g.runDir);
   put('metrics', g.metrics);
   put('garp_refresh', g.garpRefresh === undefined ? undefined : formatDuration(Math.round(g.garpRefresh * 1000)));
   put('pre_phase_budget', g.prePhaseBudgetMs === undefined ? undefined : `${g.prePhaseBudgetMs}ms`);

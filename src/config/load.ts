@@ -134,6 +134,7 @@ const GLOBAL_NAMES: Record<keyof GlobalConfig, string> = {
   ifdownDemotion: 'ifdown_demotion',
   senderrDemotion: 'senderr_demotion',
   stateDir: 'state_dir',
+  runDir: 'run_dir',
   metrics: 'metrics',
   garpRefresh: 'garp_refresh',
   prePhaseBudgetMs: 'pre_phase_budget',
