@@ -17,7 +17,12 @@
  *     link-local), `accept_dad=0`, `dad_transmits=0`, `router_solicitations=0`, `accept_ra=0`, so
  *     a BACKUP's macvlan sends no DAD, RS or MLD from the vMAC (keepalived issue #175, PR #1985);
  *   - on the parent: `arp_ignore=1` and `arp_filter=1`, so the parent does not answer ARP for a
- *     VIP with its own MAC, and still answers for its own address;
+ *     VIP with its own MAC, and still answers for its own address; and, beyond keepalived's list,
+ *     `arp_announce=2`: a MASTER's reply from the VIP leaves by the parent's route, and the ARP
+ *     request it sends for the client then carried the VIP as sender address with the parent's
+ *     MAC (arp_solicit() in net/ipv4/arp.c takes the packet's source when it is any local
+ *     address), which rewrote the client's entry for the VIP to the parent MAC (seen in
+ *     test/integration/vmac.test.ts before this was set); with 2 the parent's own address is used;
  *   - `net.ipv4.conf.all.rp_filter` is max()ed with every interface's value by the kernel: when it
  *     is set, its value moves to each interface (and `default`) and `all` goes to 0, as keepalived
  *     does (vrrp_if_config.c, and its doc/NOTE_vrrp_vmac.txt on `conf.all` overriding);
@@ -72,6 +77,7 @@ export function parentSysctls(parent: string): [string, string][] {
   return [
     [`net/ipv4/conf/${parent}/arp_ignore`, '1'],
     [`net/ipv4/conf/${parent}/arp_filter`, '1'],
+    [`net/ipv4/conf/${parent}/arp_announce`, '2'],
   ];
 }
 
