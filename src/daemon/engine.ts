@@ -729,11 +729,12 @@ export class Engine extends EventEmitter implements StateSource {
       // The bow-out advert has left; the socket goes once its interface carries no vhid.
       if (!ifsAfter.has(wireInterface(w.cfg))) this.closeSocketAfter(w);
     }
-    // A vhid that kept its key but moved to or from its macvlan (vmac turned on or off) leaves a socket behind.
+    // A vhid that kept its key but moved to or from its macvlan (vmac turned on or off) leaves a
+    // socket behind; the node already sends for it on the new one.
     for (const [ifname, socket] of [...this.sockets]) {
-      if (ifsAfter.has(ifname)) continue;
+      if (ifsAfter.has(ifname)) continue; // (sockets of removed vhids went in closeSocketAfter)
       this.sockets.delete(ifname);
-      setTimeout(() => socket.close(), SOCKET_FLUSH_MS);
+      socket.close();
     }
     return this.lastReconfigure!;
   }
