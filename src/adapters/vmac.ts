@@ -26,10 +26,11 @@
  *   - `net.ipv4.conf.all.rp_filter` is max()ed with every interface's value by the kernel: when it
  *     is set, its value moves to each interface (and `default`) and `all` goes to 0, as keepalived
  *     does (vrrp_if_config.c, and its doc/NOTE_vrrp_vmac.txt on `conf.all` overriding);
- *   - `net.ipv4.igmp_link_local_mcast_reports=0` (netns-wide): joining 224.0.0.18 on the macvlan
- *     would send an IGMP report from the vMAC, and on a BACKUP that moves the vMAC to the wrong
- *     switch port (keepalived #1957, #882). Linux ≥ 4.2 sends no reports for 224.0.0.X with it; RFC
- *     4541 §2.1.2 has snooping switches flood that range anyway (keepalived issue #1792).
+ *   - IGMP and MLD reports are dropped on their way out of the macvlans by carpd's nftables table
+ *     `inet carpd_vmac` (filter() below): joining 224.0.0.18 on a BACKUP's macvlan, or deleting
+ *     an IPv6 VIP from an old MASTER's, would send one from the vMAC and move the vMAC to the wrong
+ *     switch port (keepalived #1957, #882). Without nft, `net.ipv4.igmp_link_local_mcast_reports=0`
+ *     (netns-wide) stops the IGMP ones.
  * - **Crash safety.** The values before are also written to `<state_dir>/vmac-sysctl.json`: after a
  *   kill -9 the next start finds its own macvlans (reused when they match, replaced when not) and
  *   the file, so the values it puts back at the end are the ones from before the first start, not
@@ -83,6 +84,31 @@ export function parentSysctls(parent: string): [string, string][] {
 
 export const IGMP_LL_REPORTS = 'net/ipv4/igmp_link_local_mcast_reports';
 
+/** carpd's nftables table that keeps IGMP and MLD reports from leaving a macvlan. */
+export const VMAC_TABLE = 'carpd_vmac';
+
+/**
+ * The table, replaced atomically (the flood guard's idiom: `table; delete table; table {…}` in one
+ * transaction, so a leftover from a kill -9 is replaced, not doubled). Reports go through the
+ * LOCAL_OUT hook (net/ipv4/igmp.c igmpv3_sendpack() → ip_local_out(); net/ipv6/mcast.c
+ * mld_sendpack() → NF_HOOK(NF_INET_LOCAL_OUT)), so an output chain sees them, as keepalived's
+ * PR #1403 filter does; its issue #2452 is why MLDv1 reports and dones are in the set too.
+ */
+export function vmacRuleset(): string {
+  return [
+    `table inet ${VMAC_TABLE}`,
+    `delete table inet ${VMAC_TABLE}`,
+    `table inet ${VMAC_TABLE} {`,
+    '  chain out {',
+    '    type filter hook output priority 0; policy accept;',
+    '    oifname "carpv*" ip protocol igmp drop',
+    '    oifname "carpv*" icmpv6 type { mld-listener-report, mld-listener-done, mld2-listener-report } drop',
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
 /** What `ip -d -j link show` says about an existing interface, as far as it matters here. */
 export interface LinkFacts {
   kind?: string;
@@ -132,6 +158,9 @@ export class LinuxVmac {
   /** Macvlans carpd has set up, by name. */
   private readonly live = new Map<string, VmacSpec>();
   private loaded = false;
+  /** The nftables table is loaded. */
+  private filtered = false;
+  private warnedNft = false;
 
   constructor(private readonly opts: VmacOptions) {
     this.procSys = opts.procSys ?? '/proc/sys';
@@ -156,6 +185,7 @@ export class LinuxVmac {
       if (this.live.size === 0 && this.originals.size > 0) this.restoreAll();
       return;
     }
+    await this.filter();
     this.globals();
     for (const spec of specs) {
       for (const n of [spec.name, spec.parent]) {
@@ -173,13 +203,16 @@ export class LinuxVmac {
   async prune(model: CarpModel): Promise<void> {
     const keep = new Set(vmacSpecs(model).map((s) => s.name));
     for (const name of [...this.live.keys()]) if (!keep.has(name)) await this.drop(name);
-    if (this.live.size === 0) this.restoreAll();
-    else this.restoreParents();
+    if (this.live.size === 0) {
+      await this.unfilter();
+      this.restoreAll();
+    } else this.restoreParents();
   }
 
   /** Delete every macvlan and put every sysctl back (clean stop). */
   async remove(): Promise<void> {
     for (const name of [...this.live.keys()]) await this.drop(name);
+    await this.unfilter();
     this.restoreAll();
   }
 
@@ -218,8 +251,39 @@ export class LinuxVmac {
   }
 
   /** IGMP reports for 224.0.0.X off, and conf.all.rp_filter moved to the interfaces. */
-  private globals(): void {
+  /**
+   * No IGMP or MLD report from a macvlan: with the vMAC as source one moves the vMAC to the
+   * sender's switch port, and a BACKUP sends them when it joins 224.0.0.18 (keepalived #1957,
+   * #882) and an old MASTER when it deletes an IPv6 VIP (the solicited-node group's change report;
+   * test/integration/vmac.test.ts catches both). Without nft, the IGMP half has a kernel knob,
+   * net.ipv4.igmp_link_local_mcast_reports=0 (Linux ≥ 4.2, netns-wide; RFC 4541 §2.1.2 has
+   * snooping switches flood 224.0.0.X anyway, keepalived #1792); MLD has none, so carpd says so.
+   */
+  private async filter(): Promise<void> {
+    if (this.filtered) return;
+    const r = await this.opts.run(['nft', '-f', '-'], { timeoutMs: IP_TIMEOUT_MS, input: vmacRuleset() });
+    if (r.exitCode === 0) {
+      this.filtered = true;
+      return;
+    }
     this.set(IGMP_LL_REPORTS, '0');
+    if (!this.warnedNft) {
+      this.warnedNft = true;
+      this.opts.logger.log(
+        LOG.WARN,
+        `carpd: vmac: cannot load the nftables table inet ${VMAC_TABLE} (${(r.stderr || r.spawnError || 'failed').trim()}): IGMP reports for 224.0.0.X are off netns-wide instead; MLD reports from an IPv6 VIP's macvlan are not stopped`,
+      );
+    }
+  }
+
+  private async unfilter(): Promise<void> {
+    if (!this.filtered) return;
+    this.filtered = false;
+    const r = await this.opts.run(['nft', 'delete', 'table', 'inet', VMAC_TABLE], { timeoutMs: IP_TIMEOUT_MS });
+    if (r.exitCode !== 0 && !/No such file or directory/.test(r.stderr)) this.opts.logger.log(LOG.WARN, `carpd: vmac: cannot delete table inet ${VMAC_TABLE}: ${r.stderr.trim()}`);
+  }
+
+  private globals(): void {
     const all = this.read('net/ipv4/conf/all/rp_filter');
     if (all === undefined || all === '0') return;
     const level = Number(all);

@@ -62,6 +62,12 @@ async function state(lab: Lab, d: Daemon): Promise<string | undefined> {
   return v?.state;
 }
 
+async function ctl(lab: Lab, d: Daemon, ...args: string[]): Promise<string> {
+  const r = await lab.exec(d.node.ns, [process.execPath, CARPCTL_JS, '-s', d.sock, ...args], { timeoutMs: 10_000 });
+  if (r.exitCode !== 0) throw new Error(`carpctl ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
 async function sh(lab: Lab, ns: string, argv: string[]): Promise<string> {
   const r = await lab.exec(ns, argv, { timeoutMs: 10_000 });
   if (r.exitCode !== 0) throw new Error(`${argv.join(' ')}: exit ${r.exitCode}: ${r.stderr}`);
@@ -129,11 +135,13 @@ test('vmac: two nodes and an observer on a bridge — source MAC, ARP/NA with th
         ['net.ipv4.conf.carpv1.promote_secondaries', '1'],
         ['net.ipv4.conf.eth0.arp_ignore', '1'],
         ['net.ipv4.conf.eth0.arp_filter', '1'],
-        ['net.ipv4.igmp_link_local_mcast_reports', '0'],
         ['net.ipv6.conf.carpv1.accept_dad', '0'],
       ]) {
         assert.equal(await sysctl(lab, n2node.ns, k!), v, k);
       }
+      // carpd's table drops IGMP and MLD reports on their way out of the macvlans.
+      const table = await sh(lab, n2node.ns, ['nft', 'list', 'table', 'inet', 'carpd_vmac']);
+      assert.match(table, /oifname "carpv\*" ip protocol igmp drop/);
       // No link-local address on the macvlan (addrgenmode none): nothing to DAD, RS or MLD from.
       assert.equal((await sh(lab, n2node.ns, ['ip', '-6', 'addr', 'show', 'dev', 'carpv1'])).trim(), '');
       // The BACKUP holds no VIP; the MASTER holds them on the macvlan, not on eth0.
@@ -200,6 +208,24 @@ test('vmac: two nodes and an observer on a bridge — source MAC, ARP/NA with th
       );
     });
 
+    await t.test('an old MASTER that yields sends no report from the vMAC when its IPv6 VIP goes (MLD, keepalived #175/#2452)', async () => {
+      // Hand vhid 1 to n2 (n1 forced BACKUP), then back (n1 forced MASTER): n2 then yields and
+      // deletes its VIPs; the solicited-node group of the IPv6 VIP is left with an MLD report.
+      await ctl(lab, n1, 'state', '1@eth0', 'BACKUP');
+      await waitState(lab, n2, 'MASTER', 10_000);
+      await waitFor(async () => (await lab.exec(n2node.ns, ['ip', '-6', 'addr', 'show', 'dev', 'carpv1'])).stdout.includes(VIP6), { timeoutMs: 5_000, what: 'VIP6 on n2' });
+      const cap = await lab.capture(lab.switchNs!, n2node.peerIfname, ['-Q', 'in']);
+      await ctl(lab, n1, 'state', '1@eth0', 'MASTER');
+      await waitState(lab, n2, 'BACKUP', 10_000);
+      await waitFor(async () => !(await lab.exec(n2node.ns, ['ip', '-6', 'addr', 'show', 'dev', 'carpv1'])).stdout.includes(VIP6), { timeoutMs: 5_000, what: 'VIP6 gone from n2' });
+      await sleep(2_500); // MLD repeats its change report within the unsolicited report interval (1 s)
+      await cap.stop();
+      const frames = readPcap(cap.file).frames.map((f) => parseEthernet(f.data));
+      const reports = frames.filter((f) => f.src === VMAC && (f.ipv4?.proto === 2 || f.ipv6?.next === 0));
+      assert.deepEqual(reports.map((f) => `${f.src} > ${f.dst}`), []);
+      assert.equal(await state(lab, n1), 'MASTER');
+    });
+
     await t.test('failover keeps the neighbour MAC: kill -9 the master, no GARP reaches the observer, the VIP still answers', async () => {
       // The new master's gratuitous ARPs (spa = tpa = VIP) are dropped at egress of its macvlan and
       // its parent, where packet sockets (arping, AF_PACKET) pass too; the counter shows they were sent.
@@ -236,6 +262,7 @@ test('vmac: two nodes and an observer on a bridge — source MAC, ARP/NA with th
       assert.equal(await sysctl(lab, n2node.ns, 'net.ipv4.conf.eth0.arp_ignore'), before.arpIgnore);
       assert.equal(await sysctl(lab, n2node.ns, 'net.ipv4.conf.eth0.arp_filter'), before.arpFilter);
       assert.equal(existsSync(join(lab.dir, 'n2-state', 'vmac-sysctl.json')), false);
+      assert.notEqual((await lab.exec(n2node.ns, ['nft', 'list', 'table', 'inet', 'carpd_vmac'])).exitCode, 0, 'the table is gone');
     });
   });
 });

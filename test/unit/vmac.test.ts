@@ -139,9 +139,13 @@ test('engine: a reload that turns vmac off moves the vhid back to eth0 and close
 
 interface FakeIp {
   calls: string[];
+  /** `nft` fails (not installed). */
+  noNft?: boolean;
+  /** What `nft -f -` was given. */
+  nftInput: string[];
   /** What `ip -d -j link show dev carpvN` prints; undefined: no such device. */
   existing: Map<string, object>;
-  run: (argv: readonly string[]) => Promise<RunResult>;
+  run: (argv: readonly string[], opts?: { input?: string }) => Promise<RunResult>;
 }
 
 function procSys(): string {
@@ -166,9 +170,15 @@ function fakeIp(root: string): FakeIp {
   const fail = (stderr: string): RunResult => ({ exitCode: 1, stdout: '', stderr, timedOut: false, canceled: false });
   const f: FakeIp = {
     calls: [],
+    nftInput: [],
     existing: new Map(),
-    run: async (argv) => {
+    run: async (argv, opts) => {
       f.calls.push(argv.join(' '));
+      if (argv[0] === 'nft') {
+        if (f.noNft) return { exitCode: null, stdout: '', stderr: '', timedOut: false, canceled: false, spawnError: 'ENOENT' };
+        if (opts?.input !== undefined) f.nftInput.push(opts.input);
+        return ok();
+      }
       const a = argv.slice(1);
       if (a[0] === '-d' && a[3] === 'show') {
         const e = f.existing.get(a[5]!);
@@ -207,6 +217,7 @@ test('adapter: apply makes a private macvlan with the vMAC, sets keepalived use_
   writeFileSync(join(root, 'net/ipv4/conf/eth0/arp_ignore'), '2\n');
   await v.apply(vmacModel([vhidCfg(1, 0, { vmac: true }), vhidCfg(2, 0)]));
   assert.deepEqual(ip.calls, [
+    'nft -f -',
     'ip -d -j link show dev carpv1',
     'ip link add link eth0 name carpv1 address 00:00:5e:00:01:01 type macvlan mode private',
     'ip link set dev carpv1 addrgenmode none',
@@ -225,21 +236,24 @@ test('adapter: apply makes a private macvlan with the vMAC, sets keepalived use_
     ['net/ipv4/conf/eth0/arp_ignore', '1'],
     ['net/ipv4/conf/eth0/arp_filter', '1'],
     ['net/ipv4/conf/eth0/arp_announce', '2'],
-    ['net/ipv4/igmp_link_local_mcast_reports', '0'],
   ] as const) {
     assert.equal(get(root, rel), want, rel);
   }
   // The values before are on disk for a restart after kill -9.
   const saved = JSON.parse(readFileSync(join(state, VMAC_STATE_FILE), 'utf8')) as Record<string, string>;
   assert.equal(saved['net/ipv4/conf/eth0/arp_ignore'], '2');
-  assert.equal(saved['net/ipv4/igmp_link_local_mcast_reports'], '1');
+  // IGMP and MLD from the macvlans are dropped by carpd's table; the netns-wide knob stays.
+  assert.match(ip.nftInput[0]!, /oifname "carpv\*" ip protocol igmp drop/);
+  assert.match(ip.nftInput[0]!, /mld-listener-report, mld-listener-done, mld2-listener-report/);
+  assert.match(ip.nftInput[0]!, /^table inet carpd_vmac\ndelete table inet carpd_vmac\n/);
+  assert.equal(get(root, 'net/ipv4/igmp_link_local_mcast_reports'), '1');
   // Applying the same model again changes nothing.
   ip.calls.length = 0;
   await v.apply(vmacModel([vhidCfg(1, 0, { vmac: true }), vhidCfg(2, 0)]));
   assert.deepEqual(ip.calls, []);
 
   await v.remove();
-  assert.deepEqual(ip.calls, ['ip link del dev carpv1']);
+  assert.deepEqual(ip.calls, ['ip link del dev carpv1', 'nft delete table inet carpd_vmac']);
   assert.equal(get(root, 'net/ipv4/conf/eth0/arp_ignore'), '2');
   assert.equal(get(root, 'net/ipv4/conf/eth0/arp_filter'), '0');
   assert.equal(get(root, 'net/ipv4/conf/eth0/arp_announce'), '0');
@@ -278,6 +292,7 @@ test('adapter after kill -9: a matching leftover macvlan is reused, a wrong one 
   const v = new LinuxVmac({ run: ip.run, logger, procSys: root, stateDir: state });
   await v.apply(vmacModel([vhidCfg(1, 0, { vmac: true }), vhidCfg(2, 0, { vmac: true })]));
   assert.deepEqual(ip.calls, [
+    'nft -f -',
     'ip -d -j link show dev carpv1',
     'ip link set dev carpv1 up',
     'ip -d -j link show dev carpv2',
@@ -323,4 +338,19 @@ test('adapter: parseLink reads ip -d -j link show', () => {
   assert.deepEqual(facts, { kind: 'macvlan', mode: 'private', mac: '00:00:5e:00:01:01', parent: 'eth0' });
   assert.equal(parseLink('not json'), undefined);
   assert.equal(parseLink('[]'), undefined);
+});
+
+test('adapter without nft: IGMP reports for 224.0.0.X go off netns-wide instead, said once, and come back at the end', async () => {
+  const root = procSys();
+  const ip = fakeIp(root);
+  ip.noNft = true;
+  const lines: string[] = [];
+  const v = new LinuxVmac({ run: ip.run, logger: { log: (_l, m) => lines.push(m) }, procSys: root });
+  await v.apply(vmacModel());
+  assert.equal(get(root, 'net/ipv4/igmp_link_local_mcast_reports'), '0');
+  assert.equal(lines.filter((l) => l.includes('cannot load the nftables table')).length, 1);
+  await v.remove();
+  assert.equal(get(root, 'net/ipv4/igmp_link_local_mcast_reports'), '1');
+  assert.ok(!ip.calls.includes('nft delete table inet carpd_vmac'));
+  rmSync(root, { recursive: true, force: true });
 });
