@@ -54,11 +54,11 @@ function start(lab: Lab, name: string, text: string): Daemon {
   return d;
 }
 
-async function state(lab: Lab, d: Daemon): Promise<string | undefined> {
+async function state(lab: Lab, d: Daemon, key = '1@eth0'): Promise<string | undefined> {
   const r = await lab.exec(d.node.ns, [process.execPath, CARPCTL_JS, '-s', d.sock, 'status', '--json'], { timeoutMs: 10_000 });
   if (r.exitCode !== 0) return undefined;
   const st = JSON.parse(r.stdout) as StatusData;
-  const v = st.vhids.find((x) => x.key === '1@eth0');
+  const v = st.vhids.find((x) => x.key === key);
   return v?.state;
 }
 
@@ -292,6 +292,21 @@ test('vmac: kill -9 leaves the macvlan; the restart reuses it and the stop puts 
     );
     await sh(lab, obs.ns, ['ping', '-c', '2', '-W', '2', VIP]);
     assert.equal(await neighMac(lab, obs.ns, VIP), VMAC);
+
+    // SIGHUP adding a vmac vhid makes its macvlan before the engine opens a socket on it; one removing it deletes it.
+    const file = join(lab.dir, 'n1.conf');
+    const vhid2 = ['[vhid.two]', 'vhid = 2', 'interface = eth0', 'address = 198.18.1.2/16', `passfile = ${pass}`, 'vmac = yes', ''].join('\n');
+    writeFileSync(file, `${conf(0, pass)}\n${vhid2}`, { mode: 0o600 });
+    lab.kill(d.child, 'SIGHUP');
+    await waitFor(async () => (await state(lab, d, '2@eth0')) === 'MASTER', { timeoutMs: 10_000, what: `2@eth0 MASTER; log:\n${d.lines.slice(-10).join('\n')}` });
+    await sh(lab, obs.ns, ['ping', '-c', '1', '-W', '2', '198.18.1.2']);
+    assert.equal(await neighMac(lab, obs.ns, '198.18.1.2'), '00:00:5e:00:01:02');
+    writeFileSync(file, conf(0, pass), { mode: 0o600 });
+    lab.kill(d.child, 'SIGHUP');
+    await waitFor(async () => !(await linkExists(lab, n1node.ns, 'carpv2')), { timeoutMs: 5_000, what: 'carpv2 deleted after the reload' });
+    assert.equal(await linkExists(lab, n1node.ns, 'carpv1'), true);
+    assert.equal(await state(lab, d), 'MASTER');
+
     assert.equal(await stopDaemon(lab, d), 0);
     assert.equal(await linkExists(lab, n1node.ns, 'carpv1'), false);
     assert.equal(await sysctl(lab, n1node.ns, 'net.ipv4.conf.eth0.arp_ignore'), '2', 'the value from before the first start, not the one the killed run left');
