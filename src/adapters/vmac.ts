@@ -233,7 +233,10 @@ export class LinuxVmac {
       } else {
         // Left by a killed carpd with another parent or address, or a stranger's interface of that
         // name: carpd owns the carpv* names (src/config/vmac.ts).
-        this.opts.logger.log(LOG.WARN, `carpd: vmac: replacing ${spec.name} (${JSON.stringify(facts ?? {})}) with a private macvlan ${spec.mac} on ${spec.parent}`);
+        this.opts.logger.log(
+          LOG.WARN,
+          `carpd: vmac: replacing ${spec.name} (${JSON.stringify(facts ?? {})}) with a private macvlan ${spec.mac} on ${spec.parent}`,
+        );
         await this.must(['link', 'del', 'dev', spec.name]);
         await this.create(spec);
       }
@@ -280,7 +283,8 @@ export class LinuxVmac {
     if (!this.filtered) return;
     this.filtered = false;
     const r = await this.opts.run(['nft', 'delete', 'table', 'inet', VMAC_TABLE], { timeoutMs: IP_TIMEOUT_MS });
-    if (r.exitCode !== 0 && !/No such file or directory/.test(r.stderr)) this.opts.logger.log(LOG.WARN, `carpd: vmac: cannot delete table inet ${VMAC_TABLE}: ${r.stderr.trim()}`);
+    if (r.exitCode !== 0 && !/No such file or directory/.test(r.stderr))
+      this.opts.logger.log(LOG.WARN, `carpd: vmac: cannot delete table inet ${VMAC_TABLE}: ${r.stderr.trim()}`);
   }
 
   private globals(): void {

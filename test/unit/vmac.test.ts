@@ -70,10 +70,7 @@ test('carpd check: one vhid number with vmac on two interfaces, and vmac with a 
   // Without vmac on one of them, fine.
   assert.deepEqual(
     validateModel(
-      model([
-        vhidCfg(5, 0, { vmac: true, addresses: ['192.0.2.5/24'] }),
-        vhidCfg(5, 0, { interface: 'eth1', key: '5@eth1', addresses: ['198.51.100.5/24'] }),
-      ]),
+      model([vhidCfg(5, 0, { vmac: true, addresses: ['192.0.2.5/24'] }), vhidCfg(5, 0, { interface: 'eth1', key: '5@eth1', addresses: ['198.51.100.5/24'] })]),
     ).filter((d) => d.message.startsWith('vmac')),
     [],
   );
