@@ -211,7 +211,11 @@ function buildRunner(model: CarpModel, opts: DaemonOptions, levelled: Logger): R
     ...(vmac ? { vmac } : {}),
     start: async () => {
       await guard?.apply(model);
-      await vmac?.apply(model);
+      // A macvlan that cannot be made (no such parent) fails the start; the ones made go again.
+      await vmac?.apply(model).catch(async (err: unknown) => {
+        await vmac.remove();
+        throw err;
+      });
       engine.start();
     },
     stop: async () => {

@@ -346,3 +346,22 @@ test(
     });
   },
 );
+
+test('vmac: a macvlan that cannot be made fails the start, and the ones already made are removed with their sysctls', { timeout: 30_000 }, async () => {
+  await withLab({ prefix: 'carpdvmf', nodes: labNodes(['n1']) }, async (lab) => {
+    const pass = writePassfile(lab.dir);
+    const n1node = lab.node('n1');
+    // The kernel refuses a macvlan on loopback; vhid 1's on eth0 is made first.
+    const lo = ['[vhid.lo]', 'vhid = 2', 'interface = lo', 'address = 127.0.0.200/8', `passfile = ${pass}`, 'vmac = yes', ''].join('\n');
+    const d = start(lab, 'n1', `${conf(0, pass)}\n${lo}`);
+    assert.equal(await lab.waitExit(d.child, 15_000), 1);
+    assert.ok(
+      d.lines.some((l) => l.includes('cannot start: vmac: ip link add link lo name carpv2')),
+      d.lines.join('\n'),
+    );
+    assert.equal(await linkExists(lab, n1node.ns, 'carpv1'), false);
+    assert.equal(await sysctl(lab, n1node.ns, 'net.ipv4.conf.eth0.arp_ignore'), '0');
+    assert.notEqual((await lab.exec(n1node.ns, ['nft', 'list', 'table', 'inet', 'carpd_vmac'])).exitCode, 0);
+    assert.equal(existsSync(join(lab.dir, 'n1-state', 'vmac-sysctl.json')), false);
+  });
+});
