@@ -101,6 +101,7 @@ export function toCarpdConf(model: CarpModel, opts: ConvertOptions = {}): Conver
     put('downscript', v.downscript);
     put('xparam', v.xparam);
     put('deadratio', v.deadRatio);
+    if (v.vmac) out.push('vmac = yes');
   }
   for (const grp of model.groups ?? []) {
     out.push('', `[group.${grp.name}]`);

@@ -160,6 +160,8 @@ export const VHID_SECTION: SectionSchema = {
     { key: 'upscript', field: 'upscript', parse: text },
     { key: 'downscript', field: 'downscript', parse: text },
     { key: 'xparam', field: 'xparam', parse: text },
+    // A private-mode macvlan with MAC 00:00:5e:00:01:VHID for the VIPs and adverts (src/adapters/vmac.ts).
+    { key: 'vmac', field: 'vmac', parse: bool },
   ],
 };
 

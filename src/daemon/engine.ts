@@ -14,6 +14,7 @@ import { LOG, type Logger } from '../ports/logger.js';
 import type { NetBackend } from '../ports/net.js';
 import type { CarpModel, VhidConfig } from '../config/model.js';
 import { groupsOf } from '../config/groups.js';
+import { wireInterface } from '../config/vmac.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
 import { CarpNode, type NodeConfig, type NodeEffect, type NodeInput, type ReconfigureResult } from '../core/node.js';
 import { buildAdvert, checkAdvert } from '../proto/advert.js';
@@ -294,7 +295,8 @@ export class Engine extends EventEmitter implements StateSource {
         return {
           key: cfg.key,
           vhid: cfg.vhid,
-          ifname: cfg.interface,
+          // vmac: the node sends, adds VIPs, announces and reconciles on the macvlan (see wireInterface).
+          ifname: wireInterface(cfg),
           addresses: cfg.addresses,
           advbase: cfg.advbase,
           advskew: cfg.advskew,
@@ -318,7 +320,8 @@ export class Engine extends EventEmitter implements StateSource {
         w.cfg.password === cfg.password &&
         w.cfg.addresses.join(',') === cfg.addresses.join(',') &&
         w.cfg.interface === cfg.interface &&
-        w.cfg.vhid === cfg.vhid
+        w.cfg.vhid === cfg.vhid &&
+        wireInterface(w.cfg) === wireInterface(cfg)
       ) {
         w.cfg = cfg;
         continue;
@@ -337,8 +340,8 @@ export class Engine extends EventEmitter implements StateSource {
     }
     this.byIf.clear();
     for (const cfg of model.vhids) {
-      let m = this.byIf.get(cfg.interface);
-      if (!m) this.byIf.set(cfg.interface, (m = new Map<number, string>()));
+      let m = this.byIf.get(wireInterface(cfg));
+      if (!m) this.byIf.set(wireInterface(cfg), (m = new Map<number, string>()));
       m.set(cfg.vhid, cfg.key);
     }
   }
@@ -354,24 +357,31 @@ export class Engine extends EventEmitter implements StateSource {
     return this.ifAddress.get(ifname);
   }
 
+  /**
+   * The socket of the vhid's wire interface: its own interface, or with `vmac` its macvlan
+   * (src/config/vmac.ts), which sends from the vMAC and is where the peer's adverts arrive (the
+   * macvlan driver hands a frame from a local macvlan's MAC to that macvlan alone). The source
+   * address is the parent's: a BACKUP's macvlan has none.
+   */
   private socketFor(cfg: VhidConfig): CarpSocket {
-    const existing = this.sockets.get(cfg.interface);
+    const ifname = wireInterface(cfg);
+    const existing = this.sockets.get(ifname);
     if (existing) return existing;
     const srcip = cfg.srcip ?? this.interfaceAddress(cfg.interface);
     if (srcip) this.ownAddresses.add(srcip);
-    const socket = this.opts.transport.open({ ifname: cfg.interface, ...(srcip ? { srcip } : {}), group: CARP_GROUP });
-    socket.onMessage((pkt) => this.onPacket(cfg.interface, pkt));
+    const socket = this.opts.transport.open({ ifname, ...(srcip ? { srcip } : {}), group: CARP_GROUP });
+    socket.onMessage((pkt) => this.onPacket(ifname, pkt));
     socket.onSendError((err) => {
-      if (this.limiter.allow(`senderr ${cfg.interface}`)) this.log(LOG.WARN, `carp: send error on ${cfg.interface}: ${err.message}`);
-      this.sendErrors.set(cfg.interface, (this.sendErrors.get(cfg.interface) ?? 0) + 1);
-      this.feed({ type: 'send-result', ifname: cfg.interface, ok: false });
+      if (this.limiter.allow(`senderr ${ifname}`)) this.log(LOG.WARN, `carp: send error on ${ifname}: ${err.message}`);
+      this.sendErrors.set(ifname, (this.sendErrors.get(ifname) ?? 0) + 1);
+      this.feed({ type: 'send-result', ifname, ok: false });
     });
     // A receive error is not a send error: counted on its own, and the adapter reopens the socket.
     socket.onReceiveError?.((err) => {
       this.stats.carps_ierrors++;
-      if (this.limiter.allow(`recverr ${cfg.interface}`)) this.log(LOG.WARN, `carp: receive error on ${cfg.interface}: ${err.message}; reopening the socket`);
+      if (this.limiter.allow(`recverr ${ifname}`)) this.log(LOG.WARN, `carp: receive error on ${ifname}: ${err.message}; reopening the socket`);
     });
-    this.sockets.set(cfg.interface, socket);
+    this.sockets.set(ifname, socket);
     return socket;
   }
 
@@ -434,7 +444,7 @@ export class Engine extends EventEmitter implements StateSource {
     if (!first) return;
     this.sockets.get(ifname)?.close();
     this.sockets.delete(ifname);
-    this.ifAddress.delete(ifname);
+    this.ifAddress.delete(first.cfg.interface);
     try {
       this.socketFor(first.cfg);
     } catch (err) {
@@ -653,7 +663,7 @@ export class Engine extends EventEmitter implements StateSource {
       out.push({
         key,
         vhid: v.vhid,
-        interface: v.ifname,
+        interface: w.cfg.interface,
         ...(w.cfg.name ? { name: w.cfg.name } : {}),
         state: m.state,
         advbase: v.advbase,
@@ -717,13 +727,20 @@ export class Engine extends EventEmitter implements StateSource {
       const w = this.wires.get(key)!;
       this.wires.delete(key);
       // The bow-out advert has left; the socket goes once its interface carries no vhid.
-      if (!ifsAfter.has(w.cfg.interface)) this.closeSocketAfter(w);
+      if (!ifsAfter.has(wireInterface(w.cfg))) this.closeSocketAfter(w);
+    }
+    // A vhid that kept its key but moved to or from its macvlan (vmac turned on or off) leaves a
+    // socket behind; the node already sends for it on the new one.
+    for (const [ifname, socket] of [...this.sockets]) {
+      if (ifsAfter.has(ifname)) continue; // (sockets of removed vhids went in closeSocketAfter)
+      this.sockets.delete(ifname);
+      socket.close();
     }
     return this.lastReconfigure!;
   }
 
   private closeSocketAfter(w: Wire): void {
-    const ifname = w.cfg.interface;
+    const ifname = wireInterface(w.cfg);
     const socket = this.sockets.get(ifname);
     this.sockets.delete(ifname);
     this.peerHeard.delete(ifname);

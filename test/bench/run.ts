@@ -24,6 +24,7 @@ import { carpHeader } from '../../src/proto/carp-header.js';
 import { decodeIpv4 } from '../../src/proto/ipv4.js';
 import { ipPayloadOf, readPcap } from '../../src/proto/pcap.js';
 import { floodBench } from './flood.js';
+import { vmacBench } from './vmac.js';
 
 const CLK_TCK = 100;
 const PAGE = 4096;
@@ -229,6 +230,7 @@ async function main(): Promise<void> {
     await lab.destroy();
   }
   if (only === undefined && !(await floodBench({ seconds, guard: 'nft' }))) process.exitCode = 1;
+  if (only === undefined && !(await vmacBench({ trials }))) process.exitCode = 1;
 }
 
 main().catch((err: unknown) => {
