@@ -155,6 +155,14 @@ test("hostname.carp0: state, down and lladdr are not carpd's; the first two warn
   assertOneError(b.diags, 'CARPD_ERR_UNSUPPORTED', b.file, 2);
 });
 
+test("hostname.carp0: lladdr set to the parent's MAC (OpenBSD regress carp_2) is read, with a warning; a malformed one is an error", (t) => {
+  const a = carp0(t, '192.0.2.30/27 vhid 251 carpdev em0 lladdr fe:e1:ba:d0:12:34 -group carp group regress1234a\n');
+  assert.deepEqual(brief(a.diags), [['warning', 'CARPD_WARN_IGNORED', a.file, 1]]);
+  assert.match(a.diags[0]!.message, /parent's own MAC/);
+  const b = carp0(t, '192.0.2.30/27 vhid 251 carpdev em0 lladdr fe:e1:ba:d0:12\n');
+  assertOneError(b.diags, 'CARPD_ERR_CONFIG_VALUE', b.file, 1);
+});
+
 test('the same vhid in rc.conf and hostname.carp0, differently: an error in the later file', (t) => {
   const tmp = tempDir(t);
   const rc = tmp.write('rc.conf', 'ifconfig_em0_alias0="inet vhid 1 pass one alias 192.0.2.30/27"\n');
