@@ -31,7 +31,8 @@ const CARP_VALUE_KEYS = ['vhid', 'advbase', 'advskew', 'pass', 'peer', 'carppeer
 /** Keywords taking one argument that carpd accepts and has no use for. */
 const IGNORED_VALUE_KEYS = ['description', 'descr', 'mtu', 'metric', 'media', 'mediaopt', 'rdomain', 'priority'];
 /** Flags carpd accepts and has no use for. */
-const IGNORED_FLAGS = ['up', 'alias', '-inet6', '-carppeer', '-description', '-descr', 'NONE'];
+/** `create`: NetBSD ifconfig.carpN's first line (ifconfig.if(5)); the vhid exists once carpd runs it. */
+const IGNORED_FLAGS = ['up', 'alias', '-inet6', '-carppeer', '-description', '-descr', 'NONE', 'create'];
 /** Keywords of carp(4) features carpd does not have. */
 const UNSUPPORTED: Record<string, { arg: boolean; why: string }> = {
   peer6: { arg: true, why: 'IPv6 unicast peers are not supported; use multicast' },
