@@ -200,7 +200,7 @@ export class Vnet {
    * What FreeBSD's rc.d/netif or OpenBSD's netstart would do with the interface (non-CARP) lines
    * of the given files: `ifconfig_IF="inet A/L …"` / `ifconfig_IF_ipv6="inet6 A/L …"` /
    * `ifconfig_IF_aliasN="inet A/L"` without a vhid (rc.conf), and `inet A/L` / `inet A MASK` /
-   * `inet6 A L` lines of a hostname.IF that is not a carpN. Lines with a vhid are carpd's. IPv6
+   * `inet6 A L` lines of an OpenBSD hostname.IF or NetBSD ifconfig.IF that is not a carpN. Lines with a vhid are carpd's. IPv6
    * addresses get `nodad` (upstream's `no_dad`). Anything else is left alone.
    */
   async netif(jail: Jail, files: Record<string, string>): Promise<void> {
@@ -469,8 +469,9 @@ interface IfLine {
 function interfaceLines(name: string, text: string): IfLine[] {
   const out: IfLine[] = [];
   const base = name.split('/').pop()!;
-  if (base.startsWith('hostname.')) {
-    const ifname = base.slice('hostname.'.length);
+  const m = /^(hostname|ifconfig)\.(.+)$/.exec(base);
+  if (m) {
+    const ifname = m[2]!;
     if (/^carp\d+$/.test(ifname)) return out;
     for (const l of text.split('\n')) {
       const s = l.trim();
