@@ -111,7 +111,7 @@ test('freebsd carp.sh switch: forcing state backup then state master on a vhid b
   });
 });
 
-test('freebsd pfsync.sh pfsync_pbr (CARP half): lowering the running backup advskew below the master by SIGHUP reload preempts with 0 lost pings at 100/s', TEST, async () => {
+test('freebsd pfsync.sh pfsync_pbr (CARP half): lowering the running backup advskew below the master by SIGHUP reload preempts with 0 lost pings at 100/s', TEST, async (t) => {
   await withVnet('bsdfb', async (vnet) => {
     // client — bridge0 — {gw_route_to_master, gw_route_to_backup}, vhid 10 only (the other three
     // vhids of upstream are the same on other bridges). one is the client on bridge0.
@@ -153,6 +153,8 @@ test('freebsd pfsync.sh pfsync_pbr (CARP half): lowering the running backup advs
     const summary = out.find((l) => l.includes('packet loss')) ?? out.join('\n');
     // atf_check … grep ', 0.0% packet loss' ping.stdout
     assert.match(summary, new RegExp(`^${count} packets transmitted, ${count} received, 0% packet loss`), summary);
+    const ms = Number(/time (\d+)ms/.exec(summary)?.[1]);
+    t.diagnostic(`pfsync_pbr: ${summary}; ${Math.round((count * 1000) / ms)} pings/s on average`);
     assert.equal(await nm.state(epairOne.b), 'BACKUP', 'the old master stepped down');
   });
 });
