@@ -8,7 +8,7 @@
  */
 import { DEFAULT_GROUP, DemotionLedger } from './demotion.js';
 import { LOG } from './levels.js';
-import { VhidMachine, intervalMs, type Advert, type CarpState, type Input as MachineInput, type MasterDownFormula } from './machine.js';
+import { VhidMachine, type Advert, type CarpState, type Input as MachineInput, type MasterDownFormula } from './machine.js';
 import { ReplayGuard, type ReplayProtection } from './replay.js';
 
 /** One vhid as the node needs it; the shell derives it from the configuration. */
@@ -156,12 +156,6 @@ interface Slot {
   replay: ReplayGuard;
   /** Per source: its first accepted advert, while it has never sent another counter (OpenBSD's cookie). */
   cookies: Map<string, { counter: bigint; advbase: number; advskew: number; demote: number } | null>;
-}
-
-/** True when `ad` is strictly better than ours: less demoted, or the same demotion and a shorter interval. */
-function outranks(ad: Advert, advbase: number, advskew: number, demote: number): boolean {
-  if (ad.demote !== demote) return ad.demote < demote;
-  return intervalMs(ad.advbase, ad.advskew) < intervalMs(advbase, advskew);
 }
 
 function timerId(t: Pick<NamedTimer, 'timer' | 'key' | 'cidr' | 'seq'>): string {
@@ -397,16 +391,8 @@ export class CarpNode {
         case 'transition': {
           const seq = ++this.seq;
           out.push({ type: 'transition', key, seq, from: e.from, to: e.to, reason: e.reason });
-          // A demoted master yielding to a peer's advert, or a master preempted by a peer that
-          // advertises strictly better (an admin lowered its advskew: FreeBSD pfsync.sh
-          // pfsync_pbr), is a planned handover: make before break. A tie lost on the source
-          // address (a split brain healing) releases at once.
-          handover =
-            e.from === 'MASTER' &&
-            e.to === 'BACKUP' &&
-            input.type === 'advert' &&
-            (s.machine.demotion > 0 || outranks(input.advert, s.machine.cfg.advbase, s.machine.wireAdvskew, s.machine.demoteByte)) &&
-            (this.config?.handoverHoldMs ?? 0) > 0;
+          // A demoted master yielding to a peer's advert is a planned handover: make before break.
+          handover = e.from === 'MASTER' && e.to === 'BACKUP' && input.type === 'advert' && s.machine.demotion > 0 && (this.config?.handoverHoldMs ?? 0) > 0;
           // A pre-phase (pre-master, pre-backup) may hold the VIP step back, never the advert.
           if (this.phase.on) {
             s.pending.push({ barrier: seq, to: e.to, done: false, armed: false });
