@@ -16,7 +16,7 @@
  * | rc(8) netif / netstart applying addresses  | `vnet.netif(jail, files)`: the non-CARP address lines of an rc.conf or hostname.IF |
  * | `ifconfig IF add vhid …` (the kernel's CARP) | `vnet.carpd(jail, files)`: `carpd run -c FILE…` on the native config files |
  * | `is_master J IF`                           | `node.isMaster(ifname)`: `carpctl status` shows `IF: carp: MASTER` |
- * | `wait_for_carp J1 IF1 J2 IF2`              | `waitForCarp(n1, if1, n2, if2)`: bounded (15 s), fails on two masters |
+ * | `wait_for_carp J1 IF1 J2 IF2`              | `waitForCarp(n1, if1, n2, if2)`: bounded (15 s), fails on two masters (watched 1.5 s) |
  * | OpenBSD `wait_until CMD` (8 × 0.5 s)        | `waitUntil(fn)`                                         |
  * | the "B3" bridge topology of carp.sh         | `b3(vnet)`                                              |
  * | the routed topology of `unicast_v4`        | `routed(vnet)`                                          |
@@ -374,12 +374,19 @@ export function withLog(err: unknown, nodes: CarpdNode[]): unknown {
 
 /**
  * carp.sh `wait_for_carp J1 IF1 J2 IF2`: wait while neither side is MASTER, then fail if both
- * are. Upstream polls every 1 s with no bound; we poll every 100 ms for at most `timeoutMs`.
+ * are. Upstream polls every 1 s with no bound, so its both-MASTER check looks at the nodes at
+ * least a second into the election, when two nodes that cannot hear each other are both MASTER.
+ * We poll every 100 ms for at most `timeoutMs`, then keep checking for `settleMs` (default 1.5 s:
+ * upstream's 1 s plus our nodes' start-up skew) that the two are never MASTER together.
  */
-export async function waitForCarp(n1: CarpdNode, if1: string, n2: CarpdNode, if2: string, timeoutMs = WAIT_FOR_CARP_MS): Promise<void> {
+export async function waitForCarp(n1: CarpdNode, if1: string, n2: CarpdNode, if2: string, timeoutMs = WAIT_FOR_CARP_MS, settleMs = 1_500): Promise<void> {
   await waitFor(async () => (await n1.isMaster(if1)) || (await n2.isMaster(if2)), { timeoutMs, intervalMs: 100, what: 'wait_for_carp: one MASTER' });
-  const both = (await n1.isMaster(if1)) && (await n2.isMaster(if2));
-  assert.ok(!both, 'wait_for_carp: Both jails are master');
+  const until = Date.now() + settleMs;
+  do {
+    const both = (await n1.isMaster(if1)) && (await n2.isMaster(if2));
+    assert.ok(!both, 'wait_for_carp: Both jails are master');
+    await sleep(100);
+  } while (Date.now() < until);
 }
 
 /** OpenBSD carp_subr `wait_until`: up to 8 tries 0.5 s apart (4 s); true once `fn` holds. */
