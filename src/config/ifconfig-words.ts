@@ -252,7 +252,7 @@ function lladdr(value: string | undefined, err: (code: string, message: string) 
   if (value === undefined || !/^[0-9a-f]{1,2}(:[0-9a-f]{1,2}){5}$/i.test(value)) {
     err(Code.CONFIG_VALUE, `lladdr needs a MAC address, not "${value ?? ''}"`);
   } else if (/^0?0:0?0:5e:0?0:0?1:/i.test(value)) {
-    err(Code.UNSUPPORTED, 'a hand-set virtual MAC (lladdr 00:00:5e:00:01:xx) is not supported; carpd sends from the parent\'s MAC');
+    err(Code.UNSUPPORTED, "a hand-set virtual MAC (lladdr 00:00:5e:00:01:xx) is not supported; carpd sends from the parent's MAC");
   } else {
     diags.push(warning(where, Code.WARN_IGNORED, `carpd sends from the parent's own MAC; "lladdr ${value}" is right only if that is the parent's MAC`));
   }

@@ -228,7 +228,21 @@ export class Vnet {
     const sock = join(jail.dir, 'carpd.sock');
     const runDir = join(jail.dir, 'run');
     mkdirSync(runDir, { recursive: true });
-    const argv = ['ip', 'netns', 'exec', jail.ns, process.execPath, CARPD_JS, 'run', ...paths.flatMap((p) => ['-c', p]), '--control', sock, '--run-dir', runDir, ...(opts.args ?? [])];
+    const argv = [
+      'ip',
+      'netns',
+      'exec',
+      jail.ns,
+      process.execPath,
+      CARPD_JS,
+      'run',
+      ...paths.flatMap((p) => ['-c', p]),
+      '--control',
+      sock,
+      '--run-dir',
+      runDir,
+      ...(opts.args ?? []),
+    ];
     const child = startProcess(argv, { env: { ...ENV, STATE_DIRECTORY: join(jail.dir, 'state') }, stdio: ['ignore', 'pipe', 'pipe'] });
     child.on('error', () => undefined);
     this.track(child);

@@ -11,7 +11,7 @@
  * `/etc/ifconfig.carpN` (ifconfig.if(5)) beside an `/etc/ifconfig.shmif0`, read by `carpd run -c`.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { ping, sleep, withVnet, type CarpdNode, type Jail, type Vnet } from '../helpers/bsd-topology.js';
 
 const TEST = { timeout: 40_000 };
@@ -101,10 +101,13 @@ async function testCarpHandover(op: 'halt' | 'ifdown', diag: (msg: string) => vo
   });
 }
 
-test('netbsd t_basic.sh carp_handover_halt: the master halts (kill -9, link gone); the VIP answers from the backup within 5 × 1 s pings', TEST, async (t) => {
-  await testCarpHandover('halt', (m) => t.diagnostic(m));
-});
+// The two cases share nothing (own namespaces, sockets and dirs), so they run side by side.
+describe('netbsd t_basic.sh', { concurrency: true }, () => {
+  test('netbsd t_basic.sh carp_handover_halt: the master halts (kill -9, link gone); the VIP answers from the backup within 5 × 1 s pings', TEST, async (t) => {
+    await testCarpHandover('halt', (m) => t.diagnostic(m));
+  });
 
-test('netbsd t_basic.sh carp_handover_ifdown: the master interface goes down; the VIP answers from the backup within 5 × 1 s pings', TEST, async (t) => {
-  await testCarpHandover('ifdown', (m) => t.diagnostic(m));
+  test('netbsd t_basic.sh carp_handover_ifdown: the master interface goes down; the VIP answers from the backup within 5 × 1 s pings', TEST, async (t) => {
+    await testCarpHandover('ifdown', (m) => t.diagnostic(m));
+  });
 });

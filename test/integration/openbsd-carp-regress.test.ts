@@ -12,7 +12,7 @@
  * carp_3/carp_4 (`carppeer`) are added on this harness with the unicast work.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { parseEthernet, readPcap } from '../helpers/netns.js';
 import { pair, waitUntil, withVnet, type CarpdNode, type Vnet } from '../helpers/bsd-topology.js';
 
@@ -57,10 +57,7 @@ async function setup(vnet: Vnet, extra: (lladdr: string) => string): Promise<Clu
 async function demoteSwap(c: Cluster): Promise<void> {
   const status = async (n: CarpdNode, ifname: string) => (await n.state(ifname))?.toLowerCase();
   // IFNO1 must become master
-  assert.ok(
-    await waitUntil(async () => (await status(c.n1, 'pair11')) === 'master'),
-    `carp11 status: master within wait_until: ${await c.n1.status()}`,
-  );
+  assert.ok(await waitUntil(async () => (await status(c.n1, 'pair11')) === 'master'), `carp11 status: master within wait_until: ${await c.n1.status()}`);
   assert.equal(await status(c.n1, 'pair11'), 'master', 'carp11 status: master');
   assert.equal(await status(c.n2, 'pair12'), 'backup', 'carp12 status: backup');
   // carpdemote must work: ifconfig -g ${IFGPREFIX}a carpdemote (the default is +1)
@@ -74,26 +71,29 @@ async function demoteSwap(c: Cluster): Promise<void> {
   assert.equal(await status(c.n2, 'pair12'), 'master', 'carp12 status: master');
 }
 
-test('openbsd regress carp_1: multicast, default MAC: carpdemote on the master group swaps master and backup within wait_until', TEST, async () => {
-  await withVnet('bsdob', async (vnet) => {
-    await demoteSwap(await setup(vnet, () => ''));
+// The cases share nothing (own namespaces, sockets and dirs), so they run side by side.
+describe('openbsd regress carp', { concurrency: true }, () => {
+  test('openbsd regress carp_1: multicast, default MAC: carpdemote on the master group swaps master and backup within wait_until', TEST, async () => {
+    await withVnet('bsdob', async (vnet) => {
+      await demoteSwap(await setup(vnet, () => ''));
+    });
   });
-});
 
-test("openbsd regress carp_2: lladdr set to the parent's MAC: the same swap, and every advert leaves from the parent's MAC", TEST, async () => {
-  await withVnet('bsdob', async (vnet) => {
-    const rd12 = () => vnet.jails.find((j) => j.name === 'rd12')!;
-    const c = await setup(vnet, (mac) => `lladdr ${mac} `);
-    const cap = await vnet.capture(rd12(), 'pair12', ['ip', 'proto', '112']);
-    await demoteSwap(c);
-    await cap.stop();
-    // With lladdr = the parent's MAC OpenBSD sets sc_realmac and sends from it (ip_carp.c
-    // carp_setrun / carp_hmac_prepare_ctx leave the MAC out of the HMAC); carpd always does.
-    const frames = readPcap(cap.file).frames.map((f) => parseEthernet(f.data));
-    const adverts = frames.filter((f) => f.ipv4?.proto === 112);
-    const from = (mac: string) => adverts.filter((f) => f.src === mac);
-    assert.ok(from(c.lladdr1).length >= 1, `adverts from carp11's parent MAC ${c.lladdr1}`);
-    assert.ok(from(c.lladdr2).length >= 1, `adverts from carp12's parent MAC ${c.lladdr2}`);
-    for (const f of adverts) assert.ok([c.lladdr1, c.lladdr2].includes(f.src), `advert from ${f.src}, not a parent's MAC`);
+  test("openbsd regress carp_2: lladdr set to the parent's MAC: the same swap, and every advert leaves from the parent's MAC", TEST, async () => {
+    await withVnet('bsdob', async (vnet) => {
+      const rd12 = () => vnet.jails.find((j) => j.name === 'rd12')!;
+      const c = await setup(vnet, (mac) => `lladdr ${mac} `);
+      const cap = await vnet.capture(rd12(), 'pair12', ['ip', 'proto', '112']);
+      await demoteSwap(c);
+      await cap.stop();
+      // With lladdr = the parent's MAC OpenBSD sets sc_realmac and sends from it (ip_carp.c
+      // carp_setrun / carp_hmac_prepare_ctx leave the MAC out of the HMAC); carpd always does.
+      const frames = readPcap(cap.file).frames.map((f) => parseEthernet(f.data));
+      const adverts = frames.filter((f) => f.ipv4?.proto === 112);
+      const from = (mac: string) => adverts.filter((f) => f.src === mac);
+      assert.ok(from(c.lladdr1).length >= 1, `adverts from carp11's parent MAC ${c.lladdr1}`);
+      assert.ok(from(c.lladdr2).length >= 1, `adverts from carp12's parent MAC ${c.lladdr2}`);
+      for (const f of adverts) assert.ok([c.lladdr1, c.lladdr2].includes(f.src), `advert from ${f.src}, not a parent's MAC`);
+    });
   });
 });
