@@ -61,8 +61,8 @@ async function demoteSwap(c: Cluster): Promise<void> {
   assert.equal(await status(c.n1, 'pair11'), 'master', 'carp11 status: master');
   assert.equal(await status(c.n2, 'pair12'), 'backup', 'carp12 status: backup');
   // carpdemote must work: ifconfig -g ${IFGPREFIX}a carpdemote (the default is +1)
-  const d = await c.n1.ctl('demote', `${IFGPREFIX}a`, '+1');
-  assert.equal(d.exitCode, 0, `carpctl demote ${IFGPREFIX}a +1: ${d.stderr}`);
+  const d = await c.n1.ctl('demote', '-g', `${IFGPREFIX}a`, '+1');
+  assert.equal(d.exitCode, 0, `carpctl demote -g ${IFGPREFIX}a +1: ${d.stderr}`);
   assert.ok(
     await waitUntil(async () => (await status(c.n1, 'pair11')) === 'backup' && (await status(c.n2, 'pair12')) === 'master'),
     `swap within wait_until (4 s): ${await c.n1.status()}\n${await c.n2.status()}`,
