@@ -15,6 +15,7 @@ export const USAGE = `usage: carpctl [-s SOCKET] <command>
                                   maintenance and the last transition
   stats [--json | --prometheus]   counters in netstat -s -p carp's words, per vhid, per peer
   demote [GROUP] +N | -N | reset  add to or take from the admin's demotion of GROUP (default carp)
+                                  (-g GROUP, as ifconfig -g GROUP carpdemote, names it too)
   state VHID@IF MASTER | BACKUP   force a vhid's state
   maintenance [on | off]          step this node back (persistent), or show the setting
   events [--follow] [--json] [-n N]
@@ -72,6 +73,7 @@ export function parseCtlArgs(argv: readonly string[]): Parsed {
   const args: string[] = [];
   const flags = new Set<string>();
   let count: number | undefined;
+  let group: string | undefined;
   const rest = argv.slice(i + 1);
   for (let j = 0; j < rest.length; j++) {
     const a = rest[j]!;
@@ -83,12 +85,18 @@ export function parseCtlArgs(argv: readonly string[]): Parsed {
       const v = rest[++j];
       if (v === undefined) throw new CtlUsageError(`${a} needs a path`);
       socket = v;
+    } else if (cmd === 'demote' && (a === '-g' || a === '--group')) {
+      // ifconfig's spelling, `ifconfig -g GROUP carpdemote N` (OpenBSD regress carp_1..4).
+      const v = rest[++j];
+      if (v === undefined || v.startsWith('-') || v.startsWith('+')) throw new CtlUsageError(`${a} needs a group name`);
+      group = v;
     } else if ((FLAGS[cmd] ?? []).includes(a)) flags.add(a === '-f' ? '--follow' : a);
     // demote's -N is a value, not an option
     else if (a.startsWith('--') || (a.startsWith('-') && !(cmd === 'demote' && /^-\d+$/.test(a)))) throw new CtlUsageError(`unknown option ${a} for ${cmd}`);
     else args.push(a);
   }
   if (flags.has('--json') && flags.has('--prometheus')) throw new CtlUsageError('--json and --prometheus exclude each other');
+  if (group !== undefined) args.unshift(group);
   return { socket, cmd, args, flags, ...(count !== undefined ? { count } : {}) };
 }
 

@@ -31,6 +31,6 @@ export async function runCommand(args: string[], io: Io): Promise<number> {
   const logger = createLogger({ timestamps: p.flags.has('--log-timestamps') || !!logFile, ...(logFile ? { file: logFile } : {}) });
   const reload = commandLineReloader(['run', ...args]);
   // The instance lock's directory (one carpd per network namespace): tests and the lab give their own.
-  const runDir = last(p, '--run-dir');
+  const runDir = last(p, '--run-dir') ?? model.global.runDir;
   return runDaemon({ model, logger, ...(reload ? { reload } : {}), ...(runDir ? { lock: { runDir } } : {}) });
 }

@@ -75,6 +75,7 @@ export function toCarpdConf(model: CarpModel, opts: ConvertOptions = {}): Conver
   put('senderr_demotion', g.senderrDemotion);
   put('demotion', g.demotion);
   put('state_dir', g.stateDir);
+  put('run_dir', g.runDir);
   put('metrics', g.metrics);
   put('garp_refresh', g.garpRefresh === undefined ? undefined : formatDuration(Math.round(g.garpRefresh * 1000)));
   put('pre_phase_budget', g.prePhaseBudgetMs === undefined ? undefined : `${g.prePhaseBudgetMs}ms`);
@@ -102,6 +103,7 @@ export function toCarpdConf(model: CarpModel, opts: ConvertOptions = {}): Conver
     put('downscript', v.downscript);
     put('xparam', v.xparam);
     put('deadratio', v.deadRatio);
+    if (v.vmac) out.push('vmac = yes');
   }
   for (const grp of model.groups ?? []) {
     out.push('', `[group.${grp.name}]`);

@@ -28,6 +28,8 @@ export interface HostnameOptions {
 export const BUNDLE_HEADER = /^# ==> (\S+) <==\s*$/;
 
 const CARP_IF = /^carp\d+$/;
+/** OpenBSD `hostname.IF`, or NetBSD `ifconfig.IF` (ifconfig.if(5): the same ifconfig lines, `create` first). */
+const PREFIX = /^(hostname|ifconfig)\./;
 
 /** True when `text` is a bundle of files rather than one file. */
 export function isBundle(text: string): boolean {
@@ -37,7 +39,7 @@ export function isBundle(text: string): boolean {
 /** Parses one hostname.IF file. A non-carp interface's file only contributes its addresses. */
 export function parseHostnameIf(text: string, file: string, ctx: ParseContext, opts: HostnameOptions = {}): FormatResult {
   const r = emptyResult();
-  const ifname = opts.ifname ?? basename(file).replace(/^hostname\./, '');
+  const ifname = opts.ifname ?? basename(file).replace(PREFIX, '');
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
 
   if (!CARP_IF.test(ifname)) {
@@ -167,8 +169,8 @@ function readSiblings(file: string, ctx: ParseContext, opts: HostnameOptions): M
   }
   const dir = dirname(file);
   for (const name of ctx.listDir(dir) ?? []) {
-    const ifname = name.replace(/^hostname\./, '');
-    if (!name.startsWith('hostname.') || CARP_IF.test(ifname) || out.has(ifname) || !/^[a-z]+\d+$/.test(ifname)) continue;
+    const ifname = name.replace(PREFIX, '');
+    if (!PREFIX.test(name) || CARP_IF.test(ifname) || out.has(ifname) || !/^[a-z]+\d+$/.test(ifname)) continue;
     const path = join(dir, name);
     const t = ctx.readText(path);
     if (t.ok) out.set(ifname, interfaceInfo(t.text, path, ifname));

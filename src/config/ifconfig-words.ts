@@ -39,7 +39,8 @@ const CARP_VALUE_KEYS = ['vhid', 'advbase', 'advskew', 'pass', 'peer', 'peer6', 
 /** Keywords taking one argument that carpd accepts and has no use for. */
 const IGNORED_VALUE_KEYS = ['description', 'descr', 'mtu', 'metric', 'media', 'mediaopt', 'rdomain', 'priority'];
 /** Flags carpd accepts and has no use for. */
-const IGNORED_FLAGS = ['up', 'alias', '-inet6', '-description', '-descr', 'NONE'];
+/** `create`: NetBSD ifconfig.carpN's first line (ifconfig.if(5)); the vhid exists once carpd runs it. */
+const IGNORED_FLAGS = ['up', 'alias', '-inet6', '-description', '-descr', 'NONE', 'create'];
 /** Keywords of carp(4) features carpd does not have. */
 const UNSUPPORTED: Record<string, { arg: boolean; why: string }> = {
   carpnodes: { arg: true, why: 'carpnodes (several vhids on one carp interface) is not supported; use one carp interface per vhid' },
@@ -50,7 +51,6 @@ const UNSUPPORTED: Record<string, { arg: boolean; why: string }> = {
   delete: { arg: false, why: 'delete removes an address; it has no place in a configuration' },
   dhcp: { arg: false, why: 'a carp interface cannot use DHCP' },
   autoconf: { arg: false, why: 'a carp interface cannot use autoconf' },
-  lladdr: { arg: true, why: 'a hand-set MAC address is not supported (carpd uses the real MAC)' },
 };
 
 export interface ParseWordsOptions {
@@ -116,6 +116,11 @@ export function parseCarpWords(words: string[], where: SourceRef, diags: Diagnos
     }
     if (w === 'down') {
       diags.push(warning(where, Code.WARN_IGNORED, 'carpd ignores "down": the vhid runs as long as carpd does'));
+      continue;
+    }
+    if (w === 'lladdr') {
+      lladdr(next, err, diags, where);
+      i++;
       continue;
     }
     const unsupported = UNSUPPORTED[w];
@@ -255,6 +260,23 @@ function applyValue(
     default:
       // broadcast, -group and the ignored keys: nothing for carpd.
       break;
+  }
+}
+
+/**
+ * OpenBSD `lladdr MAC` on a carp interface. carpd sources adverts from the parent's own MAC, which
+ * is what OpenBSD's regress carp_2/carp_4 configure (`lladdr $(the parent's lladdr)`, so
+ * `sc_realmac` is set: ip_carp.c carp_setrun()); carpd cannot check the parent's MAC at parse
+ * time, so any other unicast MAC is accepted with a warning saying what carpd does. The virtual
+ * MAC form 00:00:5e:00:01:xx stays unsupported here (a hand-set vMAC).
+ */
+function lladdr(value: string | undefined, err: (code: string, message: string) => void, diags: Diagnostic[], where: SourceRef): void {
+  if (value === undefined || !/^[0-9a-f]{1,2}(:[0-9a-f]{1,2}){5}$/i.test(value)) {
+    err(Code.CONFIG_VALUE, `lladdr needs a MAC address, not "${value ?? ''}"`);
+  } else if (/^0?0:0?0:5e:0?0:0?1:/i.test(value)) {
+    err(Code.UNSUPPORTED, "a hand-set virtual MAC (lladdr 00:00:5e:00:01:xx) is not supported; carpd sends from the parent's MAC");
+  } else {
+    diags.push(warning(where, Code.WARN_IGNORED, `carpd sends from the parent's own MAC; "lladdr ${value}" is right only if that is the parent's MAC`));
   }
 }
 

@@ -124,6 +124,7 @@ export const CARPD_SECTION: SectionSchema = {
     { key: 'senderr_demotion', field: 'senderrDemotion', parse: intIn(0, 255) },
     { key: 'demotion', field: 'demotion', parse: intIn(0, 255) },
     { key: 'state_dir', field: 'stateDir', parse: path },
+    { key: 'run_dir', field: 'runDir', parse: path },
     { key: 'metrics', field: 'metrics', parse: listenAddress },
     { key: 'garp_refresh', field: 'garpRefresh', parse: map(duration('s'), (ms) => ok(ms / 1000)) },
     { key: 'pre_phase_budget', field: 'prePhaseBudgetMs', parse: duration('ms') },
@@ -161,6 +162,8 @@ export const VHID_SECTION: SectionSchema = {
     { key: 'upscript', field: 'upscript', parse: text },
     { key: 'downscript', field: 'downscript', parse: text },
     { key: 'xparam', field: 'xparam', parse: text },
+    // A private-mode macvlan with MAC 00:00:5e:00:01:VHID for the VIPs and adverts (src/adapters/vmac.ts).
+    { key: 'vmac', field: 'vmac', parse: bool },
   ],
 };
 

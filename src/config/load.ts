@@ -70,7 +70,8 @@ export function detectFormat(file: string, text: string): ConfigFormat | undefin
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter((l) => l !== '' && !/^[;#]/.test(l));
-  if (/^hostname\./.test(base)) return 'hostname';
+  // NetBSD's /etc/ifconfig.IF (ifconfig.if(5)) holds the same ifconfig lines as OpenBSD's hostname.IF.
+  if (/^hostname\./.test(base) || /^ifconfig\.[a-z]+\d+$/.test(base)) return 'hostname';
   if (/^vip-\d+\.conf$/.test(base)) return 'sysconfig';
   if (lines.some((l) => /^\[(carpd|vhid\.[^\]]*)\]/.test(l))) return 'carpd';
   if (/(^|\.)loader\.conf(\.local)?$/.test(base)) return 'loader.conf';
@@ -134,6 +135,7 @@ const GLOBAL_NAMES: Record<keyof GlobalConfig, string> = {
   ifdownDemotion: 'ifdown_demotion',
   senderrDemotion: 'senderr_demotion',
   stateDir: 'state_dir',
+  runDir: 'run_dir',
   metrics: 'metrics',
   garpRefresh: 'garp_refresh',
   prePhaseBudgetMs: 'pre_phase_budget',

@@ -25,6 +25,8 @@ export interface GlobalConfig {
   senderrDemotion?: number;
   /** Directory for persistent state (maintenance intent). Default /var/db/carpd. */
   stateDir?: string;
+  /** Directory of the instance lock (one carpd per network namespace). Default $RUNTIME_DIRECTORY, else /run/carpd. */
+  runDir?: string;
   /** Prometheus listener `address:port` (loopback by default); off when unset. */
   metrics?: string;
   /** Seconds between gratuitous ARP refreshes while MASTER; 0 or unset = off. */

@@ -5,6 +5,7 @@ import { Code, error, parseSource, warning, type Diagnostic, type SourceRef } fr
 import type { InterfaceAddress } from './format.js';
 import type { CarpModel, VhidConfig } from './model.js';
 import { cidrContains, cidrsOverlap, splitCidr, type Cidr } from './netaddr.js';
+import { vmacDiagnostics } from './vmac.js';
 
 /** A vhid without a password (carpd check, and start-up's warnings). */
 export const WARN_NO_PASSWORD = 'CARPD_WARN_NO_PASSWORD';
@@ -141,6 +142,7 @@ export function validateModel(model: CarpModel): Diagnostic[] {
       }
     }
   }
+  out.push(...vmacDiagnostics(model));
   return out;
 }
 

@@ -14,6 +14,7 @@ import { LOG, type Logger } from '../ports/logger.js';
 import type { NetBackend } from '../ports/net.js';
 import type { CarpModel, VhidConfig } from '../config/model.js';
 import { groupsOf } from '../config/groups.js';
+import { wireInterface } from '../config/vmac.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
 import { CarpNode, type NodeConfig, type NodeEffect, type NodeInput, type ReconfigureResult } from '../core/node.js';
 import { buildAdvert, checkAdvert, checkAdvert6, type CheckResult } from '../proto/advert.js';
@@ -327,11 +328,12 @@ export class Engine extends EventEmitter implements StateSource {
       ],
       vhids: model.vhids.map((cfg) => {
         const srcip = cfg.srcip ?? this.interfaceAddress(cfg.interface);
-        const srcip6 = familiesOf(cfg).includes(6) ? this.interfaceAddress6(cfg.interface) : undefined;
+        const srcip6 = familiesOf(cfg).includes(6) ? this.interfaceAddress6(wireInterface(cfg)) : undefined;
         return {
           key: cfg.key,
           vhid: cfg.vhid,
-          ifname: cfg.interface,
+          // vmac: the node sends, adds VIPs, announces and reconciles on the macvlan (see wireInterface).
+          ifname: wireInterface(cfg),
           addresses: cfg.addresses,
           advbase: cfg.advbase,
           advskew: cfg.advskew,
@@ -356,7 +358,8 @@ export class Engine extends EventEmitter implements StateSource {
         w.cfg.password === cfg.password &&
         w.cfg.addresses.join(',') === cfg.addresses.join(',') &&
         w.cfg.interface === cfg.interface &&
-        w.cfg.vhid === cfg.vhid
+        w.cfg.vhid === cfg.vhid &&
+        wireInterface(w.cfg) === wireInterface(cfg)
       ) {
         w.cfg = cfg;
         continue;
@@ -375,18 +378,19 @@ export class Engine extends EventEmitter implements StateSource {
     }
     this.byIf.clear();
     for (const cfg of model.vhids) {
-      let m = this.byIf.get(cfg.interface);
-      if (!m) this.byIf.set(cfg.interface, (m = new Map<number, string>()));
+      let m = this.byIf.get(wireInterface(cfg));
+      if (!m) this.byIf.set(wireInterface(cfg), (m = new Map<number, string>()));
       m.set(cfg.vhid, cfg.key);
     }
     // A reload that adds a multicast vhid to a carppeer-only interface (or takes the last one
     // away) changes whether the interface belongs in 224.0.0.18: a fresh IPv4 socket says so.
     for (const [ifname, socket] of [...this.sockets]) {
-      const need = model.vhids.some((v) => v.interface === ifname && unicastMode(v, 4) !== 'openbsd');
-      if (!this.byIf.has(ifname) || this.joined4.get(ifname) === need) continue;
+      const need = model.vhids.some((v) => wireInterface(v) === ifname && unicastMode(v, 4) !== 'openbsd');
+      const first = model.vhids.find((v) => wireInterface(v) === ifname);
+      if (!first || this.joined4.get(ifname) === need) continue;
       socket.close();
       this.sockets.delete(ifname);
-      this.openSocket(ifname, 4, model.vhids.find((v) => v.interface === ifname)?.srcip, need);
+      this.openSocket(ifname, first.interface, 4, first.srcip, need);
     }
   }
 
@@ -407,28 +411,33 @@ export class Engine extends EventEmitter implements StateSource {
     return this.ifAddress6.get(ifname);
   }
 
-  /** Open the sockets `cfg`'s families need on its interface (those missing). */
+  /**
+   * Open the sockets `cfg`'s families need on its wire interface (those missing): its own
+   * interface, or with `vmac` its macvlan (src/config/vmac.ts), which sends from the vMAC and is
+   * where the peer's adverts arrive (the macvlan driver hands a frame from a local macvlan's MAC
+   * to that macvlan alone). The IPv4 source address is the parent's: a BACKUP's macvlan has none.
+   */
   private socketFor(cfg: VhidConfig, model: CarpModel = this.model): void {
-    const ifname = cfg.interface;
-    const onIf = model.vhids.filter((v) => v.interface === ifname);
+    const ifname = wireInterface(cfg);
+    const onIf = model.vhids.filter((v) => wireInterface(v) === ifname);
     for (const family of familiesOf(cfg)) {
       if ((family === 4 ? this.sockets : this.sockets6).has(ifname)) continue;
       // OpenBSD carp_join_multicast(): no 224.0.0.18 membership when the peer is unicast. The
       // membership is per interface, so it is left out only when no vhid there is multicast.
       const join = family === 6 || onIf.some((v) => unicastMode(v, 4) !== 'openbsd');
-      this.openSocket(ifname, family, cfg.srcip, join);
+      this.openSocket(ifname, cfg.interface, family, cfg.srcip, join);
     }
   }
 
-  private openSocket(ifname: string, family: 4 | 6, configuredSrc: string | undefined, join: boolean): void {
+  private openSocket(ifname: string, parent: string, family: 4 | 6, configuredSrc: string | undefined, join: boolean): void {
     let socket: CarpSocket;
     if (family === 6) {
       // Own adverts are told by source: the interface's IPv6 addresses, its link-local first.
-      for (const a of this.opts.transport.addresses6?.(ifname) ?? []) this.ownAddresses.add(a);
+      for (const i of new Set([ifname, parent])) for (const a of this.opts.transport.addresses6?.(i) ?? []) this.ownAddresses.add(a);
       socket = this.opts.transport.open({ ifname, family: 6, group: CARP_GROUP_V6, ...(join ? {} : { join }) });
       this.sockets6.set(ifname, socket);
     } else {
-      const srcip = configuredSrc ?? this.interfaceAddress(ifname);
+      const srcip = configuredSrc ?? this.interfaceAddress(parent);
       if (srcip) this.ownAddresses.add(srcip);
       socket = this.opts.transport.open({ ifname, ...(srcip ? { srcip } : {}), group: CARP_GROUP, ...(join ? {} : { join }) });
       this.sockets.set(ifname, socket);
@@ -438,17 +447,16 @@ export class Engine extends EventEmitter implements StateSource {
   }
 
   private listen(ifname: string, socket: CarpSocket): void {
-    const cfg = { interface: ifname };
-    socket.onMessage((pkt, info) => this.onPacket(cfg.interface, pkt, info));
+    socket.onMessage((pkt, info) => this.onPacket(ifname, pkt, info));
     socket.onSendError((err) => {
-      if (this.limiter.allow(`senderr ${cfg.interface}`)) this.log(LOG.WARN, `carp: send error on ${cfg.interface}: ${err.message}`);
-      this.sendErrors.set(cfg.interface, (this.sendErrors.get(cfg.interface) ?? 0) + 1);
-      this.feed({ type: 'send-result', ifname: cfg.interface, ok: false });
+      if (this.limiter.allow(`senderr ${ifname}`)) this.log(LOG.WARN, `carp: send error on ${ifname}: ${err.message}`);
+      this.sendErrors.set(ifname, (this.sendErrors.get(ifname) ?? 0) + 1);
+      this.feed({ type: 'send-result', ifname, ok: false });
     });
     // A receive error is not a send error: counted on its own, and the adapter reopens the socket.
     socket.onReceiveError?.((err) => {
       this.stats.carps_ierrors++;
-      if (this.limiter.allow(`recverr ${cfg.interface}`)) this.log(LOG.WARN, `carp: receive error on ${cfg.interface}: ${err.message}; reopening the socket`);
+      if (this.limiter.allow(`recverr ${ifname}`)) this.log(LOG.WARN, `carp: receive error on ${ifname}: ${err.message}; reopening the socket`);
     });
   }
 
@@ -541,7 +549,7 @@ export class Engine extends EventEmitter implements StateSource {
     this.sockets.delete(ifname);
     this.sockets6.get(ifname)?.close();
     this.sockets6.delete(ifname);
-    this.ifAddress.delete(ifname);
+    this.ifAddress.delete(first.cfg.interface);
     this.ifAddress6.delete(ifname);
     try {
       for (const key of this.byIf.get(ifname)!.values()) {
@@ -773,7 +781,7 @@ export class Engine extends EventEmitter implements StateSource {
       out.push({
         key,
         vhid: v.vhid,
-        interface: v.ifname,
+        interface: w.cfg.interface,
         ...(w.cfg.name ? { name: w.cfg.name } : {}),
         state: m.state,
         advbase: v.advbase,
@@ -837,13 +845,22 @@ export class Engine extends EventEmitter implements StateSource {
       const w = this.wires.get(key)!;
       this.wires.delete(key);
       // The bow-out advert has left; the socket goes once its interface carries no vhid.
-      if (!ifsAfter.has(w.cfg.interface)) this.closeSocketAfter(w);
+      if (!ifsAfter.has(wireInterface(w.cfg))) this.closeSocketAfter(w);
+    }
+    // A vhid that kept its key but moved to or from its macvlan (vmac turned on or off) leaves a
+    // socket behind; the node already sends for it on the new one.
+    for (const sockets of [this.sockets, this.sockets6]) {
+      for (const [ifname, socket] of [...sockets]) {
+        if (ifsAfter.has(ifname)) continue; // (sockets of removed vhids went in closeSocketAfter)
+        sockets.delete(ifname);
+        socket.close();
+      }
     }
     return this.lastReconfigure!;
   }
 
   private closeSocketAfter(w: Wire): void {
-    const ifname = w.cfg.interface;
+    const ifname = wireInterface(w.cfg);
     const socket = this.sockets.get(ifname);
     const socket6 = this.sockets6.get(ifname);
     this.sockets.delete(ifname);

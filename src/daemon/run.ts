@@ -24,6 +24,7 @@ import { KeepalivedSource } from '../adapters/keepalived-source.js';
 import { createKernelCarpSource, kernelOsOf, type KernelOs } from '../adapters/kernel-carp.js';
 import { interfaceExists, LinuxNet } from '../adapters/linux-net.js';
 import { RawTransport } from '../adapters/raw-transport.js';
+import { LinuxVmac } from '../adapters/vmac.js';
 import { listenUnix } from '../adapters/unix-socket.js';
 import { formatDiagnostic } from '../config/errors.js';
 import type { LoadResult } from '../config/load.js';
@@ -135,6 +136,9 @@ export function commandLineReloader(argv: readonly string[] = process.argv.slice
   };
 }
 
+/** How long after a reload a removed vhid's macvlan is deleted: its bow-out and socket close first (engine SOCKET_FLUSH_MS). */
+const VMAC_PRUNE_DELAY_MS = 200;
+
 /** The state directory: the config's, systemd's $STATE_DIRECTORY, or the OS default. */
 export function stateDirFor(model: CarpModel): string {
   return model.global.stateDir ?? process.env.STATE_DIRECTORY?.split(':')[0] ?? (process.platform === 'linux' ? '/var/lib/carpd' : '/var/db/carpd');
@@ -147,6 +151,8 @@ interface Runner {
   engine?: Engine;
   /** flood_guard = nft: carpd's own nftables table, reloaded with the vhids. */
   guard?: FloodGuard;
+  /** vmac vhids: their macvlans, made before the engine opens sockets on them (src/adapters/vmac.ts). */
+  vmac?: LinuxVmac;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -196,17 +202,26 @@ function buildRunner(model: CarpModel, opts: DaemonOptions, levelled: Logger): R
   });
   // The kernel drops forged CARP before it fills the socket buffer (src/adapters/flood-guard.ts).
   const guard = model.global.floodGuard === 'nft' ? new NftFloodGuard(run, levelled) : undefined;
+  // Only on the real network (a test's fake NetBackend has no interfaces to hang a macvlan on).
+  const vmac = opts.net ? undefined : new LinuxVmac({ run, logger: levelled, stateDir: stateDirFor(model) });
   return {
     source: engine,
     engine,
     ...(guard ? { guard } : {}),
+    ...(vmac ? { vmac } : {}),
     start: async () => {
       await guard?.apply(model);
+      // A macvlan that cannot be made (no such parent) fails the start; the ones made go again.
+      await vmac?.apply(model).catch(async (err: unknown) => {
+        await vmac.remove();
+        throw err;
+      });
       engine.start();
     },
     stop: async () => {
       await engine.stop();
       await guard?.remove();
+      await vmac?.remove();
     },
   };
 }
@@ -491,7 +506,14 @@ async function runLocked(opts: DaemonOptions): Promise<number> {
       await runner.guard?.apply(next);
       let res = { added: [] as string[], removed: [] as string[], changed: [] as string[], unchanged: [] as string[] };
       try {
+        // vmac: a new vhid's macvlan exists before the engine opens its socket on it.
+        await runner.vmac?.apply(next);
         if (own) res = own.reconfigure(next);
+        // A removed vhid's macvlan goes once its bow-out has left and its socket has closed.
+        if (runner.vmac) {
+          const vm = runner.vmac;
+          setTimeout(() => void vm.prune(next).catch((err: unknown) => say(LOG.ERR, `carpd: vmac: ${(err as Error).message}`)), VMAC_PRUNE_DELAY_MS);
+        }
       } catch (err) {
         say(LOG.ERR, `carpd: SIGHUP: applying the configuration failed: ${(err as Error).message}; the vhids it had not reached keep their old settings`);
         return;

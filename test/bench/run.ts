@@ -10,7 +10,9 @@
  * - Flood (flood.ts): master, backup and an attacker sending forged adverts, replays and wrong
  *   TTLs at the highest rate it reaches; no transition allowed, the log stays short.
  *
- * Options: --trials N (default 5), --vhids N (255), --seconds S (30), --only failover|scale|flood,
+ * - IPv6 failover (ipv6.ts): the failover above over IPv6, with IPv4 beside it in the same lab.
+ *
+ * Options: --trials N (default 5), --vhids N (255), --seconds S (30), --only failover|scale|flood|ipv6,
  * --guard nft|off (flood: carpd's flood_guard, default nft), --scenario TEXT (flood: only those).
  * Everything runs inside namespaces this process makes and removes.
  */
@@ -25,6 +27,7 @@ import { decodeIpv4 } from '../../src/proto/ipv4.js';
 import { ipPayloadOf, readPcap } from '../../src/proto/pcap.js';
 import { floodBench } from './flood.js';
 import { ipv6Bench } from './ipv6.js';
+import { vmacBench } from './vmac.js';
 
 const CLK_TCK = 100;
 const PAGE = 4096;
@@ -231,6 +234,8 @@ async function main(): Promise<void> {
     await lab.destroy();
   }
   if (only === undefined && !(await floodBench({ seconds, guard: 'nft' }))) process.exitCode = 1;
+  if (only === undefined && !(await vmacBench({ trials }))) process.exitCode = 1;
+  if (only === undefined) await ipv6Bench({ trials });
 }
 
 main().catch((err: unknown) => {

@@ -56,6 +56,10 @@ test('the command line: -s before the command, demote -N is an amount, not an op
   assert.deepEqual(toRequest(p), { cmd: 'demote', group: 'lan', delta: -20 });
   assert.deepEqual(toRequest(parseCtlArgs(['demote', '+5'])), { cmd: 'demote', delta: 5 });
   assert.deepEqual(toRequest(parseCtlArgs(['demote', 'reset'])), { cmd: 'demote', reset: true });
+  // ifconfig -g GROUP carpdemote's spelling (OpenBSD regress carp_1)
+  assert.deepEqual(toRequest(parseCtlArgs(['demote', '-g', 'regress1234a', '+1'])), { cmd: 'demote', group: 'regress1234a', delta: 1 });
+  assert.deepEqual(toRequest(parseCtlArgs(['demote', '+1', '--group', 'lan'])), { cmd: 'demote', group: 'lan', delta: 1 });
+  assert.throws(() => parseCtlArgs(['demote', '-g']), /-g needs a group name/);
   assert.deepEqual(toRequest(parseCtlArgs(['state', '3@em0', 'backup'])), { cmd: 'state', key: '3@em0', state: 'BACKUP' });
   assert.deepEqual(toRequest(parseCtlArgs(['maintenance', 'on'])), { cmd: 'maintenance', on: true });
   assert.deepEqual(toRequest(parseCtlArgs(['maintenance'])), { cmd: 'maintenance' });

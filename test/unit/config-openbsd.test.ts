@@ -156,6 +156,27 @@ test("hostname.carp0: state, down and lladdr are not carpd's; the first two warn
   assertOneError(b.diags, 'CARPD_ERR_UNSUPPORTED', b.file, 2);
 });
 
+test("hostname.carp0: lladdr set to the parent's MAC (OpenBSD regress carp_2) is read, with a warning; a malformed one is an error", (t) => {
+  const a = carp0(t, '192.0.2.30/27 vhid 251 carpdev em0 lladdr fe:e1:ba:d0:12:34 -group carp group regress1234a\n');
+  assert.deepEqual(brief(a.diags), [['warning', 'CARPD_WARN_IGNORED', a.file, 1]]);
+  assert.match(a.diags[0]!.message, /parent's own MAC/);
+  const b = carp0(t, '192.0.2.30/27 vhid 251 carpdev em0 lladdr fe:e1:ba:d0:12\n');
+  assertOneError(b.diags, 'CARPD_ERR_CONFIG_VALUE', b.file, 1);
+});
+
+test("NetBSD ifconfig.carp0 (t_basic.sh's carp1: create, then vhid 175 … netmask) is read like hostname.carp0, its parent by subnet from ifconfig.shmif0", (t) => {
+  const tmp = tempDir(t);
+  tmp.write('ifconfig.shmif0', '10.1.1.2/24 up\n');
+  const file = tmp.write('ifconfig.carp1', 'create\nvhid 175 advskew 200 advbase 1 pass s3cret 10.1.1.100 netmask 255.255.255.0\nup\n');
+  const r = loadConfigFiles([file]);
+  assert.deepEqual(r.diagnostics, []);
+  const [v] = r.model.vhids;
+  assert.deepEqual(
+    { key: v!.key, name: v!.name, addresses: v!.addresses, advskew: v!.advskew, advbase: v!.advbase, password: v!.password },
+    { key: '175@shmif0', name: 'carp1', addresses: ['10.1.1.100/24'], advskew: 200, advbase: 1, password: 's3cret' },
+  );
+});
+
 test('the same vhid in rc.conf and hostname.carp0, differently: an error in the later file', (t) => {
   const tmp = tempDir(t);
   const rc = tmp.write('rc.conf', 'ifconfig_em0_alias0="inet vhid 1 pass one alias 192.0.2.30/27"\n');

@@ -26,6 +26,7 @@ test('every [carpd] key lands in the model, durations in their units', (t) => {
     'carpd.conf',
     `[carpd]
 state_dir = /var/db/carpd
+run_dir = /run/carpd-a
 metrics = [::1]:9112
 garp_refresh = 2m
 pre_phase_budget = 750
@@ -43,6 +44,7 @@ ${VHIDS}`,
     preempt: false,
     log: 2,
     stateDir: '/var/db/carpd',
+    runDir: '/run/carpd-a',
     metrics: '[::1]:9112',
     garpRefresh: 120,
     prePhaseBudgetMs: 750,
