@@ -89,7 +89,8 @@ async function trial(lab: Lab, family: Family, passfile: string): Promise<number
   const ads = adverts(cap.file, family);
   const lastA = ads.filter((x) => x.src === srcA && x.t <= killedAt + 100).at(-1);
   const firstB = ads.find((x) => x.src === srcB && lastA && x.t > lastA.t);
-  if (!lastA || !firstB) throw new Error(`IPv${family} trial: no failover in the capture (a ${srcA}, b ${srcB}, killed at ${killedAt}): ${JSON.stringify(ads)}\n${logs.join('\n')}`);
+  if (!lastA || !firstB)
+    throw new Error(`IPv${family} trial: no failover in the capture (a ${srcA}, b ${srcB}, killed at ${killedAt}): ${JSON.stringify(ads)}\n${logs.join('\n')}`);
   if (ads.some((x) => x.src === srcB && x.t < lastA.t)) throw new Error(`IPv${family} trial: b advertised before a died`);
   return firstB.t - lastA.t;
 }
