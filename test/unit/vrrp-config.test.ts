@@ -137,3 +137,11 @@ test('convert: a VRRP vhid round-trips through carpd.conf and rc.conf; hostname.
   const obsd = convertModel(model, 'hostname.carp');
   assert.deepEqual(obsd.errors, ['vhid 1@eth0: OpenBSD carp(4) has no VRRPv3 (version = 3)', 'vhid 2@eth0: OpenBSD carp(4) has no VRRPv3 (version = 3)']);
 });
+
+test('hostname.carpN: FreeBSD’s VRRP words are refused, OpenBSD carp(4) has no VRRPv3', (t) => {
+  const f = tempDir(t).write('hostname.carp0', 'vhid 1 carpdev em0 carpver 3\ninet 192.0.2.1 255.255.255.248\n');
+  const r = loadConfigFiles([f]);
+  const e = r.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
+  assert.equal(e.length, 1, e.join('\n'));
+  assert.match(e[0]!, /hostname\.carp0:1: .*OpenBSD carp\(4\) has no VRRPv3/);
+});
