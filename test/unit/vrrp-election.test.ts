@@ -326,3 +326,19 @@ describe('VRRPv3 on the fake wire (real engines)', () => {
     assert.ok(!dsts.includes('198.18.0.2'), 'the VRRP vhid never does');
   });
 });
+
+describe('VRRPv3 in the metrics', () => {
+  it('a VRRP vhid exports its advertised priority; a CARP-only node exports no such family', async () => {
+    const { renderMetrics } = await import('../../src/daemon/metrics.js');
+    const sim = new Sim();
+    const n = sim.add('a', 1, [vrrp(120), vhidCfg(2, 0)]);
+    n.engine.start();
+    sim.time.advance(5000);
+    n.engine.demote('carp', 'test', 20);
+    const text = renderMetrics({ engine: n.engine } as Parameters<typeof renderMetrics>[0]);
+    assert.match(text, /^carpd_vhid_vrrp_priority\{key="1@eth0",vhid="1",interface="eth0"\} 100$/m);
+    assert.ok(!/carpd_vhid_vrrp_priority\{key="2@eth0"/.test(text));
+    const carpOnly = new Sim().add('b', 2, [vhidCfg(2, 0)]);
+    assert.ok(!renderMetrics({ engine: carpOnly.engine } as Parameters<typeof renderMetrics>[0]).includes('vrrp_priority'));
+  });
+});
