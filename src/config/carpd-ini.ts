@@ -184,7 +184,10 @@ function vrrpKeys(given: ReadonlyMap<string, { where: SourceRef }>, version: num
   if (version === 3) {
     for (const key of ['advbase', 'advskew', 'pass', 'passfile', 'deadratio']) {
       const e = given.get(key);
-      if (e) diagnostics.push(warning(e.where, Code.WARN_IGNORED, `${key} is CARP's and is ignored with version = 3 (VRRPv3 uses priority and interval, and has no password)`));
+      if (e)
+        diagnostics.push(
+          warning(e.where, Code.WARN_IGNORED, `${key} is CARP's and is ignored with version = 3 (VRRPv3 uses priority and interval, and has no password)`),
+        );
     }
     return;
   }

@@ -442,7 +442,13 @@ function vrrpFromSpecs(v: VhidConfig, specs: CarpSpec[], diags: Diagnostic[]): v
   for (const s of specs) {
     const ignored = (['advbase', 'advskew', 'pass'] as const).filter((k) => s[k] !== undefined);
     if (ignored.length > 0) {
-      diags.push(warning(s.where, Code.WARN_IGNORED, `${ignored.join(', ')} ignored on vhid ${v.vhid}: with carpver 3 (VRRPv3) FreeBSD uses vrrpprio and vrrpinterval, and no password`));
+      diags.push(
+        warning(
+          s.where,
+          Code.WARN_IGNORED,
+          `${ignored.join(', ')} ignored on vhid ${v.vhid}: with carpver 3 (VRRPv3) FreeBSD uses vrrpprio and vrrpinterval, and no password`,
+        ),
+      );
     }
   }
 }

@@ -392,7 +392,16 @@ export class CarpNode {
     // The advert leaves before anything else happens, listeners included.
     for (const e of fx) {
       if (e.type === 'send') {
-        out.push({ type: 'send', key, ifname, advbase: e.advbase, advskew: e.advskew, demote: e.demote, counter: s.replay.next(), ...(e.vrrp ? { vrrp: e.vrrp } : {}) });
+        out.push({
+          type: 'send',
+          key,
+          ifname,
+          advbase: e.advbase,
+          advskew: e.advskew,
+          demote: e.demote,
+          counter: s.replay.next(),
+          ...(e.vrrp ? { vrrp: e.vrrp } : {}),
+        });
       }
     }
     let handover = false;

@@ -442,7 +442,10 @@ export class Engine extends EventEmitter implements StateSource {
     if (!res.addressesMatch) {
       this.stats.carps_badaddrs++;
       if (this.limiter.allow(`badaddrs ${w.cfg.key}`))
-        this.log(LOG.WARN, `carp: ${w.cfg.key}: VRRP advert from ${res.src} lists ${addresses.join(' ') || 'no address'}, not this vrid's; accepted (as keepalived does)`);
+        this.log(
+          LOG.WARN,
+          `carp: ${w.cfg.key}: VRRP advert from ${res.src} lists ${addresses.join(' ') || 'no address'}, not this vrid's; accepted (as keepalived does)`,
+        );
     }
     if (this.model.global.log >= LOG.DEBUG)
       this.log(LOG.DEBUG, `carp: ${w.cfg.key}: vrrp advert from ${res.src} on ${ifname} prio ${priority} interval ${intervalCs} checksum ${res.checksumForm}`);

@@ -12,7 +12,8 @@ import { checkVrrp, VRRP_VERSION, type VrrpCheckResult } from './vrrp.js';
 /** What the check needs of a vhid: CARP its HMAC context, VRRP its addresses. */
 export type PacketVhid = { version: 2; ctx: AuthContext } | { version: 3; addresses: readonly string[] };
 
-export type PacketResult = (Extract<CheckResult, { ok: true }> & { version: 2 }) | (Extract<VrrpCheckResult, { ok: true }> & { version: 3 }) | Extract<CheckResult, { ok: false }>;
+export type PacketResult =
+  (Extract<CheckResult, { ok: true }> & { version: 2 }) | (Extract<VrrpCheckResult, { ok: true }> & { version: 3 }) | Extract<CheckResult, { ok: false }>;
 
 export function checkPacket(ipPacket: Buffer, lookup: (vhid: number) => PacketVhid | undefined): PacketResult {
   const ip = decodeIpv4(ipPacket);

@@ -89,7 +89,7 @@ export function formatIpv6(buf: Buffer, offset = 0): string {
   const w = Array.from({ length: 8 }, (_, i) => buf.readUInt16BE(offset + i * 2));
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (w[i] !== 0) {
       i++;
       continue;

@@ -137,7 +137,20 @@ vrrp_instance VI_1 {
     const conf = join(this.lab.dir, 'carpd.conf');
     writeFileSync(
       conf,
-      ['[carpd]', `preempt = ${preempt ? 'yes' : 'no'}`, 'log = 6', '', '[vhid.v1]', 'vhid = 1', 'interface = eth0', `address = ${VIP}/24`, 'version = 3', `priority = ${priority}`, 'interval = 1s', ''].join('\n'),
+      [
+        '[carpd]',
+        `preempt = ${preempt ? 'yes' : 'no'}`,
+        'log = 6',
+        '',
+        '[vhid.v1]',
+        'vhid = 1',
+        'interface = eth0',
+        `address = ${VIP}/24`,
+        'version = 3',
+        `priority = ${priority}`,
+        'interval = 1s',
+        '',
+      ].join('\n'),
       { mode: 0o600 },
     );
     const child = this.lab.spawn(this.c.ns, [process.execPath, CARPD_JS, 'run', '-c', conf, '--control', this.sock, '--run-dir', this.lab.dir], {
@@ -215,7 +228,10 @@ test('VRRPv3 interop with keepalived 2.2.7, IPv4: election, kill -9, preempt and
       r.startKeepalived(150);
       await r.holder(k, 15_000, 'keepalived to take the VIP');
       r.startCarpd(100, false);
-      await waitFor(async () => (await r.carpdLine()) === 'eth0: vrrp: BACKUP vrid 1 prio 100 interval 100', { timeoutMs: 10_000, what: `carpd BACKUP${r.dump()}` });
+      await waitFor(async () => (await r.carpdLine()) === 'eth0: vrrp: BACKUP vrid 1 prio 100 interval 100', {
+        timeoutMs: 10_000,
+        what: `carpd BACKUP${r.dump()}`,
+      });
       await sleep(5_000);
       assert.equal(await r.carpdLine(), 'eth0: vrrp: BACKUP vrid 1 prio 100 interval 100');
       assert.ok((await r.ctl('status')).out.includes(`backup, master is ${k.address} (prio 150 interval 100)`), r.dump());

@@ -156,7 +156,13 @@ test('receive checks in FreeBSD vrrp_input_c order, each with its counter', () =
   const good = buildVrrp(f, { family: 4, src: '10.0.0.1', dst: VRRP_GROUP4 });
   const carpCtx = makeAuthContext('', 9, ['192.0.2.9/29']);
   const look = (v: number) =>
-    v === 5 ? { version: 3 as const, addresses: f.addresses } : v === 9 ? { version: 2 as const, ctx: carpCtx } : v === 6 ? { version: 2 as const, ctx: carpCtx } : undefined;
+    v === 5
+      ? { version: 3 as const, addresses: f.addresses }
+      : v === 9
+        ? { version: 2 as const, ctx: carpCtx }
+        : v === 6
+          ? { version: 2 as const, ctx: carpCtx }
+          : undefined;
   const reason = (pkt: Buffer) => {
     const r = checkPacket(pkt, look);
     return r.ok ? `ok v${r.version}` : r.reason;

@@ -175,7 +175,23 @@ describe('VRRPv3 node: no replay check', () => {
           handoverHoldMs: 0,
           replayProtection: 'strict',
           demotions: [],
-          vhids: [{ key: '1@eth0', vhid: 1, ifname: 'eth0', addresses: ['10.0.0.100/24'], advbase: 1, advskew: 0, deadRatio: 3, srcip: '10.0.0.2', groups: ['carp'], fingerprint: 'x', version: 3, priority: 100, intervalCs: 100 }],
+          vhids: [
+            {
+              key: '1@eth0',
+              vhid: 1,
+              ifname: 'eth0',
+              addresses: ['10.0.0.100/24'],
+              advbase: 1,
+              advskew: 0,
+              deadRatio: 3,
+              srcip: '10.0.0.2',
+              groups: ['carp'],
+              fingerprint: 'x',
+              version: 3,
+              priority: 100,
+              intervalCs: 100,
+            },
+          ],
         },
       },
       0,
@@ -233,7 +249,9 @@ describe('VRRPv3 on the fake wire (real engines)', () => {
     sim.add('a', 1, [vrrp(100)]).engine.start();
     sim.add('b', 2, [vrrp(150)]).engine.start();
     sim.time.advance(10_000);
-    const lastB = wireAdverts(sim).filter((w) => w.node === 'b').at(-1)!.at;
+    const lastB = wireAdverts(sim)
+      .filter((w) => w.node === 'b')
+      .at(-1)!.at;
     sim.crash('b');
     sim.time.advance(10_000);
     assert.deepEqual(sim.masters(KEY), ['a']);
