@@ -145,3 +145,17 @@ test('hostname.carpN: FreeBSD’s VRRP words are refused, OpenBSD carp(4) has no
   assert.equal(e.length, 1, e.join('\n'));
   assert.match(e[0]!, /hostname\.carp0:1: .*OpenBSD carp\(4\) has no VRRPv3/);
 });
+
+test('carpd check --peer: CARP against VRRPv3 is an error; VRRP pairs are judged by priority and interval, not password', async () => {
+  const { comparePeers } = await import('../../src/config/peer-check.js');
+  const here = ini(`${V}version = 3\npriority = 150\n`).model;
+  const carp = ini(`${V}pass = x\n`).model;
+  const e = comparePeers(here, carp).map(formatDiagnostic);
+  assert.equal(e.length, 1, e.join('\n'));
+  assert.match(e[0]!, /vhid 1: VRRPv3 here, CARP on the peer/);
+  assert.deepEqual(comparePeers(here, ini(`${V}version = 3\npriority = 100\n`).model), [], 'a good pair: nothing to say');
+  const same = comparePeers(here, ini(`${V}version = 3\npriority = 150\ninterval = 2s\n`).model).map(formatDiagnostic);
+  assert.equal(same.length, 2, same.join('\n'));
+  assert.match(same[0]!, /warning: vhid 1: priority 150 is the same on the peer/);
+  assert.match(same[1]!, /warning: vhid 1: interval 100 cs here, 200 cs on the peer/);
+});
