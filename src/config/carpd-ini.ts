@@ -182,7 +182,8 @@ function buildVhid(sec: RawSection, file: string, opts: CarpdIniOptions, diagnos
  */
 function vrrpKeys(given: ReadonlyMap<string, { where: SourceRef }>, version: number | undefined, diagnostics: Diagnostic[]): void {
   if (version === 3) {
-    for (const key of ['advbase', 'advskew', 'pass', 'passfile', 'deadratio']) {
+    // `peer` too: FreeBSD's vrrp_send_ad_locked() always sends to the group.
+    for (const key of ['advbase', 'advskew', 'pass', 'passfile', 'deadratio', 'peer']) {
       const e = given.get(key);
       if (e)
         diagnostics.push(

@@ -18,7 +18,7 @@ import { DEFAULT_GROUP } from '../core/demotion.js';
 import { CarpNode, type NodeConfig, type NodeEffect, type NodeInput, type ReconfigureResult } from '../core/node.js';
 import { buildAdvert } from '../proto/advert.js';
 import { checkPacket, type PacketResult } from '../proto/packet.js';
-import { buildVrrp, VRRP_GROUP4 } from '../proto/vrrp.js';
+import { buildVrrp, familyOf, VRRP_GROUP4 } from '../proto/vrrp.js';
 import { dropCounter, newStats, type CarpStats, type DropReason } from '../proto/counters.js';
 import { makeAuthContext, type AuthContext } from '../proto/hmac.js';
 import type { DemotionView, LastTransition, StateSource, StateSourceCapabilities, TransitionEvent, VhidCounters, VhidStatus } from '../ports/state-source.js';
@@ -519,8 +519,14 @@ export class Engine extends EventEmitter implements StateSource {
         w.counter = fx.counter;
         // VRRPv3 always goes to the group, whatever `peer` says (FreeBSD vrrp_send_ad_locked()),
         // checksummed with the pseudo-header of the address the socket sends from.
-        const srcip = w.cfg.srcip ?? this.interfaceAddress(w.cfg.interface);
-        if (fx.vrrp && !srcip) return;
+        const srcip = fx.vrrp ? (w.cfg.srcip ?? this.interfaceAddress(w.cfg.interface)) : undefined;
+        // An IPv4 advert carries the IPv4 VIPs; like FreeBSD (`if (sc->sc_naddrs)`), none goes out
+        // for a vhid without any. IPv6 VRRP waits for the IPv6 transport.
+        if (fx.vrrp && (!srcip || familyOf(srcip) !== 4 || !w.cfg.addresses.some((a) => familyOf(a) === 4))) {
+          if (this.limiter.allow(`vrrp-send ${fx.key}`))
+            this.log(LOG.WARN, `carp: ${fx.key}: no VRRPv3 advert sent: it needs an IPv4 VIP and an IPv4 source address`);
+          return;
+        }
         const payload = fx.vrrp
           ? buildVrrp({ vrid: w.cfg.vhid, ...fx.vrrp, addresses: w.cfg.addresses }, { family: 4, src: srcip!, dst: VRRP_GROUP4 })
           : buildAdvert(w.ctx, { advbase: fx.advbase, advskew: fx.advskew, demote: fx.demote, counter: fx.counter });

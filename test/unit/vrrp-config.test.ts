@@ -70,6 +70,9 @@ test('carpd.conf: advbase, advskew and pass are warned about and ignored with ve
   assert.deepEqual(passwordWarnings(ini(`${V}version = 3\n`).model), []);
   assert.equal(passwordWarnings(ini(V).model).length, 1);
   assert.equal(model.vhids[0]!.version, 3);
+  const peer = warnings(ini(`${V}version = 3\npeer = 10.0.0.9\n`).diags);
+  assert.equal(peer.length, 1);
+  assert.match(peer[0]!, /f\.conf:6: .*peer is CARP's and is ignored with version = 3/);
 });
 
 test('freebsd carp.sh vrrp_v4 config: ifconfig_X_alias0="inet vhid 1 carpver 3 192.0.2.1/29" reads as a VRRP vhid', (t) => {

@@ -323,6 +323,15 @@ describe('VRRPv3 on the fake wire (real engines)', () => {
     assert.ok(formatStatus(statusReport(sim.node('b').engine)).includes('\tdemoted: advertising prio 50'));
   });
 
+  it('a VRRP vhid with IPv6 VIPs only sends no IPv4 advert (no empty address list), and says why', () => {
+    const sim = new Sim();
+    const n = sim.add('a', 1, [vrrp(100, { addresses: ['2001:db8::1/64'] })]);
+    n.engine.start();
+    sim.time.advance(10_000);
+    assert.equal(sim.wire.log.length, 0);
+    assert.ok(n.logs.some((l) => l.includes('no VRRPv3 advert sent: it needs an IPv4 VIP')), n.logs.join('\n'));
+  });
+
   it('adverts go to 224.0.0.18 whatever `peer` says (FreeBSD vrrp_send_ad_locked())', () => {
     const sim = new Sim();
     const dsts: (string | undefined)[] = [];
