@@ -329,7 +329,10 @@ describe('VRRPv3 on the fake wire (real engines)', () => {
     n.engine.start();
     sim.time.advance(10_000);
     assert.equal(sim.wire.log.length, 0);
-    assert.ok(n.logs.some((l) => l.includes('no VRRPv3 advert sent: it needs an IPv4 VIP')), n.logs.join('\n'));
+    assert.ok(
+      n.logs.some((l) => l.includes('no VRRPv3 advert sent: it needs an IPv4 VIP')),
+      n.logs.join('\n'),
+    );
   });
 
   it('adverts go to 224.0.0.18 whatever `peer` says (FreeBSD vrrp_send_ad_locked())', () => {
