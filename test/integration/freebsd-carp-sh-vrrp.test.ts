@@ -62,10 +62,14 @@ test('freebsd carp.sh vrrp_v4: two carpver 3 nodes on a bridge, one MASTER, the 
         }
         assert.ok(masters.some(Boolean), `no MASTER after 30 s\n${lines.join('\n')}`);
         assert.ok(!masters.every(Boolean), `Both jails are master\n${lines.join('\n')}`);
-        // Equal priorities (100): the higher primary address wins (RFC 5798 §6.4.3).
+        // Still exactly one a little later. Which one is not fixed: equal priorities (100) elect by
+        // address only when both are MASTER at once (RFC 5798 §6.4.3); a BACKUP accepts an equal
+        // priority whatever its address (§6.4.2), so the first to time out usually stays.
         await sleep(2_000);
-        assert.deepEqual([await isMaster(lab, two, a.sock), await isMaster(lab, three, b.sock)], [false, true]);
-        const status = await lab.exec(three.ns, [process.execPath, CARPCTL_JS, '-s', b.sock, 'status']);
+        const now = [await isMaster(lab, two, a.sock), await isMaster(lab, three, b.sock)];
+        assert.equal(now.filter(Boolean).length, 1, `${JSON.stringify(now)}\n${lines.join('\n')}`);
+        const [node, d] = now[0] ? [two, a] : [three, b];
+        const status = await lab.exec(node.ns, [process.execPath, CARPCTL_JS, '-s', d.sock, 'status']);
         assert.match(status.stdout, /^eth0: vrrp: MASTER vrid 1 prio 100 interval 100$/m);
         // atf_check -s exit:0 -o ignore jexec one ping -c 3 192.0.2.1
         const ping = await lab.exec(one.ns, ['ping', '-c', '3', '-i', '0.2', '-W', '1', '192.0.2.1'], { timeoutMs: 10_000 });

@@ -302,7 +302,7 @@ describe('VRRPv3 on the fake wire (real engines)', () => {
     }
   });
 
-  it('equal priorities settle on the higher address', () => {
+  it('equal priorities starting together (both MASTER at once) settle on the higher address', () => {
     const sim = new Sim();
     sim.add('a', 1, [vrrp(100)]).engine.start();
     sim.add('b', 2, [vrrp(100)]).engine.start();
