@@ -255,7 +255,7 @@ test('VRRPv3 interop with keepalived 2.2.7, IPv4: election, kill -9, preempt and
       const gap = ms(firstC.t - lastK.t);
       report.push(`kill -9 keepalived → carpd's first advert: ${gap} ms (nominal 3609)`);
       assert.ok(firstC.priority === 100);
-      assert.ok(gap >= 3550 && gap <= 4100, `${gap} ms${r.dump()}`);
+      assert.ok(gap >= 3550 && gap <= 4300, `${gap} ms${r.dump()}`);
       assert.equal(await r.carpdLine(), 'eth0: vrrp: MASTER vrid 1 prio 100 interval 100');
     });
 
@@ -345,7 +345,7 @@ test('VRRPv3 interop with keepalived 2.2.7, IPv4: election, kill -9, preempt and
       const firstC = ads.find((a) => a.src === c.address && a.t > zero.t)!;
       const gap = ms(firstC.t - zero.t);
       report.push(`keepalived SIGTERM (priority 0) → carpd's first advert: ${gap} ms (nominal 609)`);
-      assert.ok(gap >= 590 && gap <= 900, `${gap} ms${r.dump()}`);
+      assert.ok(gap >= 590 && gap <= 1100, `${gap} ms${r.dump()}`);
       assert.ok((await r.ctl('status')).out.includes('(master sent priority 0)'), r.dump());
       await r.stopCarpd();
     });
