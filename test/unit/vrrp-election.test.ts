@@ -335,6 +335,22 @@ describe('VRRPv3 on the fake wire (real engines)', () => {
     );
   });
 
+  it('a reload that switches a vhid between CARP and VRRP starts it afresh (FreeBSD refuses to change a live vhid’s version)', () => {
+    const sim = new Sim();
+    const n = sim.add('a', 1, [vhidCfg(1, 0)]);
+    n.engine.start();
+    sim.time.advance(5000);
+    assert.equal(sim.state('a', KEY), 'MASTER');
+    const res = n.engine.reconfigure({ global: { allow: true, preempt: false, log: 7 }, vhids: [vrrp(100)] });
+    assert.deepEqual(res.changed, [KEY]);
+    assert.equal(n.engine.status()[0]!.vrrp?.priority, 100);
+    assert.equal(sim.state('a', KEY), 'BACKUP');
+    sim.time.advance(5000);
+    assert.equal(sim.state('a', KEY), 'MASTER');
+    const last = sim.wire.log.at(-1)!.payload;
+    assert.equal(last[0]! >> 4, 3, 'VRRP adverts now');
+  });
+
   it('adverts go to 224.0.0.18 whatever `peer` says (FreeBSD vrrp_send_ad_locked())', () => {
     const sim = new Sim();
     const dsts: (string | undefined)[] = [];
