@@ -8,8 +8,9 @@
  */
 import { DEFAULT_GROUP, DemotionLedger } from './demotion.js';
 import { LOG } from './levels.js';
-import { VhidMachine, type Advert, type CarpState, type Input as MachineInput, type MasterDownFormula } from './machine.js';
+import { VhidMachine, type Advert, type CarpState, type Input as MachineInput, type MasterDownFormula, type VrrpFields } from './machine.js';
 import { ReplayGuard, type ReplayProtection } from './replay.js';
+import { VrrpMachine } from './vrrp-machine.js';
 
 /** One vhid as the node needs it; the shell derives it from the configuration. */
 export interface NodeVhid {
@@ -24,6 +25,12 @@ export interface NodeVhid {
   srcip?: string;
   /** Demotion groups, `carp` first. */
   groups: string[];
+  /** 3: VRRPv3 (src/core/vrrp-machine.ts), with `priority` and `intervalCs`; absent or 2: CARP. */
+  version?: 2 | 3;
+  /** VRRPv3 priority, 1..255 (default 100). */
+  priority?: number;
+  /** VRRPv3 advertisement interval, centiseconds (default 100). */
+  intervalCs?: number;
   /** The vhid's configuration in canonical form: equal means unchanged on reconfigure. */
   fingerprint: string;
   /**
@@ -100,7 +107,7 @@ export type NetEffect =
 
 export type NodeEffect =
   /** Send an advert with this counter (the node owns the counter: src/core/replay.ts). */
-  | { type: 'send'; key: string; ifname: string; advbase: number; advskew: number; demote: number; counter: bigint }
+  | { type: 'send'; key: string; ifname: string; advbase: number; advskew: number; demote: number; counter: bigint; vrrp?: VrrpFields }
   /** An authenticated advert dropped because its counter was seen before (carps_replay). */
   | { type: 'replay'; key: string; src: string; counter: bigint }
   | { type: 'transition'; key: string; seq: number; from: CarpState; to: CarpState; reason: string }
@@ -145,7 +152,7 @@ interface Barrier {
 
 interface Slot {
   cfg: NodeVhid;
-  machine: VhidMachine;
+  machine: VhidMachine | VrrpMachine;
   /** VIP work waiting behind pre-phase barriers, in order. */
   pending: (Barrier | NetEffect)[];
   /** VIPs kept after a planned MASTER → BACKUP until the hold timer releases them. */
@@ -173,7 +180,7 @@ export class CarpNode {
   private running = false;
 
   /** The machine of a vhid, read-only for status. */
-  machine(key: string): Readonly<VhidMachine> | undefined {
+  machine(key: string): Readonly<VhidMachine | VrrpMachine> | undefined {
     return this.slots.get(key)?.machine;
   }
 
@@ -354,7 +361,7 @@ export class CarpNode {
 
   private addSlot(v: NodeVhid, replay?: ReplayGuard): Slot {
     const cfg = this.config!;
-    const machine = new VhidMachine({
+    const mcfg = {
       key: v.key,
       vhid: v.vhid,
       advbase: v.advbase,
@@ -363,7 +370,8 @@ export class CarpNode {
       masterDown: cfg.masterDown,
       deadRatio: v.deadRatio,
       ...(v.srcip ? { srcip: v.srcip } : {}),
-    });
+    };
+    const machine = v.version === 3 ? new VrrpMachine({ ...mcfg, priority: v.priority ?? 100, intervalCs: v.intervalCs ?? 100 }) : new VhidMachine(mcfg);
     const s: Slot = {
       cfg: v,
       machine,
@@ -383,7 +391,18 @@ export class CarpNode {
     const { key, ifname } = s.cfg;
     // The advert leaves before anything else happens, listeners included.
     for (const e of fx) {
-      if (e.type === 'send') out.push({ type: 'send', key, ifname, advbase: e.advbase, advskew: e.advskew, demote: e.demote, counter: s.replay.next() });
+      if (e.type === 'send') {
+        out.push({
+          type: 'send',
+          key,
+          ifname,
+          advbase: e.advbase,
+          advskew: e.advskew,
+          demote: e.demote,
+          counter: s.replay.next(),
+          ...(e.vrrp ? { vrrp: e.vrrp } : {}),
+        });
+      }
     }
     let handover = false;
     for (const e of fx) {
@@ -688,8 +707,9 @@ export class CarpNode {
       } else if (v.fingerprint === s.cfg.fingerprint) {
         s.cfg = v;
         res.unchanged.push(key);
-      } else if ((v.srcip ?? '') !== (s.cfg.srcip ?? '')) {
-        // The source address is the machine's tie-break and the socket's: start afresh.
+      } else if ((v.srcip ?? '') !== (s.cfg.srcip ?? '') || (v.version ?? 2) !== (s.cfg.version ?? 2)) {
+        // The source address is the machine's tie-break and the socket's: start afresh. So does a
+        // change of protocol, which FreeBSD refuses on a live vhid (delete and add it again).
         this.removeSlot(s, now, out);
         guards.set(key, s.replay);
         res.changed.push(key);
@@ -735,6 +755,10 @@ export class CarpNode {
     s.machine.cfg.advbase = v.advbase;
     s.machine.cfg.advskew = v.advskew;
     s.machine.cfg.deadRatio = v.deadRatio;
+    if (s.machine instanceof VrrpMachine) {
+      s.machine.cfg.priority = v.priority ?? 100;
+      s.machine.cfg.intervalCs = v.intervalCs ?? 100;
+    }
     const gone = old.addresses.filter((a) => !v.addresses.includes(a));
     for (const cidr of gone) {
       s.failing.delete(cidr);

@@ -17,7 +17,9 @@ import { groupsOf } from '../config/groups.js';
 import { wireInterface } from '../config/vmac.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
 import { CarpNode, type NodeConfig, type NodeEffect, type NodeInput, type ReconfigureResult } from '../core/node.js';
-import { buildAdvert, checkAdvert } from '../proto/advert.js';
+import { buildAdvert } from '../proto/advert.js';
+import { checkPacket, type PacketResult } from '../proto/packet.js';
+import { buildVrrp, familyOf, VRRP_GROUP4 } from '../proto/vrrp.js';
 import { dropCounter, newStats, type CarpStats, type DropReason } from '../proto/counters.js';
 import { makeAuthContext, type AuthContext } from '../proto/hmac.js';
 import type { DemotionView, LastTransition, StateSource, StateSourceCapabilities, TransitionEvent, VhidCounters, VhidStatus } from '../ports/state-source.js';
@@ -58,6 +60,8 @@ export interface HeardAdvert {
   advskew: number;
   demote: number;
   at: number;
+  /** A VRRPv3 advert's priority and interval (centiseconds). */
+  vrrp?: { priority: number; intervalCs: number };
 }
 
 /** What the shell keeps per vhid: the wire side the node does not see. */
@@ -303,6 +307,7 @@ export class Engine extends EventEmitter implements StateSource {
           deadRatio: cfg.deadRatio ?? 3,
           ...(srcip ? { srcip } : {}),
           groups: groupsOf(cfg, model),
+          ...(cfg.version === 3 ? { version: 3 as const, priority: cfg.priority ?? 100, intervalCs: cfg.intervalCs ?? 100 } : {}),
           fingerprint: canonical(cfg),
           ...(this.wires.has(cfg.key) ? { counter: this.wires.get(cfg.key)!.counter } : {}),
         };
@@ -392,7 +397,11 @@ export class Engine extends EventEmitter implements StateSource {
       const key = table.get(vhid);
       return key === undefined ? undefined : this.wires.get(key);
     };
-    const res = checkAdvert(pkt, (vhid) => wireOf(vhid)?.ctx);
+    const res = checkPacket(pkt, (vhid) => {
+      const w = wireOf(vhid);
+      if (!w) return undefined;
+      return w.cfg.version === 3 ? { version: 3, addresses: w.cfg.addresses } : { version: 2, ctx: w.ctx };
+    });
     if (!res.ok) {
       if (res.src && this.ownAddresses.has(res.src)) return;
       this.peerHeard.set(ifname, this.opts.clock.now());
@@ -414,6 +423,10 @@ export class Engine extends EventEmitter implements StateSource {
     const now = this.opts.clock.now();
     this.peerHeard.set(ifname, now);
     this.stats.carps_ipackets++;
+    if (res.version === 3) {
+      this.onVrrp(ifname, res, wireOf(res.advert.vrid), now);
+      return;
+    }
     const w = wireOf(res.header.vhid);
     if (!w) return;
     const { advbase, advskew, demote, counter } = res.header;
@@ -426,6 +439,29 @@ export class Engine extends EventEmitter implements StateSource {
     if (this.stats.carps_replay !== replays) return;
     w.stats.advertsReceived++;
     w.lastHeard = { src: res.src, advbase, advskew, demote, at: now };
+  }
+
+  /**
+   * A checked VRRPv3 advert: no counter, so the node's replay check is skipped (there is nothing
+   * to check), and the election is the VRRP machine's. A different address list is taken, as
+   * keepalived and FreeBSD take it, but counted and logged (carps_badaddrs).
+   */
+  private onVrrp(ifname: string, res: Extract<PacketResult, { version: 3 }>, w: Wire | undefined, now: number): void {
+    if (!w) return;
+    const { priority, intervalCs, addresses } = res.advert;
+    if (!res.addressesMatch) {
+      this.stats.carps_badaddrs++;
+      if (this.limiter.allow(`badaddrs ${w.cfg.key}`))
+        this.log(
+          LOG.WARN,
+          `carp: ${w.cfg.key}: VRRP advert from ${res.src} lists ${addresses.join(' ') || 'no address'}, not this vrid's; accepted (as keepalived does)`,
+        );
+    }
+    if (this.model.global.log >= LOG.DEBUG)
+      this.log(LOG.DEBUG, `carp: ${w.cfg.key}: vrrp advert from ${res.src} on ${ifname} prio ${priority} interval ${intervalCs} checksum ${res.checksumForm}`);
+    this.feed({ type: 'advert', key: w.cfg.key, advert: { src: res.src, advbase: 0, advskew: 0, demote: 0, vrrp: { priority, intervalCs } } }, now);
+    w.stats.advertsReceived++;
+    w.lastHeard = { src: res.src, advbase: 0, advskew: 0, demote: 0, at: now, vrrp: { priority, intervalCs } };
   }
 
   private onLink(ifname: string, up: boolean): void {
@@ -491,11 +527,23 @@ export class Engine extends EventEmitter implements StateSource {
         if (!w || !socket) return;
         // The node numbers our adverts (src/core/replay.ts: newer than anything the vhid has seen).
         w.counter = fx.counter;
-        const payload = buildAdvert(w.ctx, { advbase: fx.advbase, advskew: fx.advskew, demote: fx.demote, counter: fx.counter });
+        // VRRPv3 always goes to the group, whatever `peer` says (FreeBSD vrrp_send_ad_locked()),
+        // checksummed with the pseudo-header of the address the socket sends from.
+        const srcip = fx.vrrp ? (w.cfg.srcip ?? this.interfaceAddress(w.cfg.interface)) : undefined;
+        // An IPv4 advert carries the IPv4 VIPs; like FreeBSD (`if (sc->sc_naddrs)`), none goes out
+        // for a vhid without any. IPv6 VRRP waits for the IPv6 transport.
+        if (fx.vrrp && (!srcip || familyOf(srcip) !== 4 || !w.cfg.addresses.some((a) => familyOf(a) === 4))) {
+          if (this.limiter.allow(`vrrp-send ${fx.key}`))
+            this.log(LOG.WARN, `carp: ${fx.key}: no VRRPv3 advert sent: it needs an IPv4 VIP and an IPv4 source address`);
+          return;
+        }
+        const payload = fx.vrrp
+          ? buildVrrp({ vrid: w.cfg.vhid, ...fx.vrrp, addresses: w.cfg.addresses }, { family: 4, src: srcip!, dst: VRRP_GROUP4 })
+          : buildAdvert(w.ctx, { advbase: fx.advbase, advskew: fx.advskew, demote: fx.demote, counter: fx.counter });
         const turn = this.sentThisTurn.get(fx.ifname);
         if (turn) turn.count++;
         else this.sentThisTurn.set(fx.ifname, { count: 1, errorsBefore: this.sendErrors.get(fx.ifname) ?? 0 });
-        socket.send(payload, w.cfg.peer);
+        socket.send(payload, fx.vrrp ? VRRP_GROUP4 : w.cfg.peer);
         w.stats.advertsSent++;
         this.stats.carps_opackets++;
         break;
@@ -683,12 +731,16 @@ export class Engine extends EventEmitter implements StateSource {
                 advbase: w.lastHeard.advbase,
                 advskew: w.lastHeard.advskew,
                 demote: w.lastHeard.demote,
+                ...(w.lastHeard.vrrp ? { vrrp: { ...w.lastHeard.vrrp } } : {}),
                 agoMs: now - w.lastHeard.at,
               },
             }
           : {}),
         ...(this.peerHeard.has(v.ifname) ? { peerHeardAgoMs: now - this.peerHeard.get(v.ifname)! } : {}),
         upMs: now - w.startedAt,
+        ...('wirePriority' in m
+          ? { vrrp: { priority: m.cfg.priority, wirePriority: m.wirePriority, intervalCs: m.cfg.intervalCs, masterIntervalCs: m.masterIntervalCs } }
+          : {}),
       });
     }
     return out;
