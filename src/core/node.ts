@@ -8,7 +8,7 @@
  */
 import { DEFAULT_GROUP, DemotionLedger } from './demotion.js';
 import { LOG } from './levels.js';
-import { VhidMachine, type Advert, type CarpState, type Input as MachineInput, type MasterDownFormula, type VrrpFields } from './machine.js';
+import { VhidMachine, intervalMs, type Advert, type CarpState, type Input as MachineInput, type MasterDownFormula, type VrrpFields } from './machine.js';
 import { ReplayGuard, type ReplayProtection } from './replay.js';
 import { VrrpMachine } from './vrrp-machine.js';
 
@@ -163,6 +163,16 @@ interface Slot {
   replay: ReplayGuard;
   /** Per source: its first accepted advert, while it has never sent another counter (OpenBSD's cookie). */
   cookies: Map<string, { counter: bigint; advbase: number; advskew: number; demote: number } | null>;
+}
+
+/**
+ * True when `ad` is strictly better than what `m` advertises: CARP, less demoted, or as demoted with
+ * a shorter interval; VRRP, a higher priority. A tie decided by the source address is not.
+ */
+function outranks(ad: Advert, m: VhidMachine | VrrpMachine): boolean {
+  if (m instanceof VrrpMachine) return ad.vrrp !== undefined && ad.vrrp.priority > m.wirePriority;
+  if (ad.demote !== m.demoteByte) return ad.demote < m.demoteByte;
+  return intervalMs(ad.advbase, ad.advskew) < intervalMs(m.cfg.advbase, m.wireAdvskew);
 }
 
 function timerId(t: Pick<NamedTimer, 'timer' | 'key' | 'cidr' | 'seq'>): string {
@@ -410,8 +420,16 @@ export class CarpNode {
         case 'transition': {
           const seq = ++this.seq;
           out.push({ type: 'transition', key, seq, from: e.from, to: e.to, reason: e.reason });
-          // A demoted master yielding to a peer's advert is a planned handover: make before break.
-          handover = e.from === 'MASTER' && e.to === 'BACKUP' && input.type === 'advert' && s.machine.demotion > 0 && (this.config?.handoverHoldMs ?? 0) > 0;
+          // A demoted master yielding to a peer's advert, or a master preempted by a peer that
+          // advertises strictly better (an admin lowered its advskew: FreeBSD pfsync.sh
+          // pfsync_pbr), is a planned handover: make before break. A tie lost on the source
+          // address (a split brain healing) releases at once.
+          handover =
+            e.from === 'MASTER' &&
+            e.to === 'BACKUP' &&
+            input.type === 'advert' &&
+            (s.machine.demotion > 0 || outranks(input.advert, s.machine)) &&
+            (this.config?.handoverHoldMs ?? 0) > 0;
           // A pre-phase (pre-master, pre-backup) may hold the VIP step back, never the advert.
           if (this.phase.on) {
             s.pending.push({ barrier: seq, to: e.to, done: false, armed: false });
