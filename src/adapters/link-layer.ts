@@ -186,6 +186,11 @@ export class LinkLayer {
     return out;
   }
 
+  /** The interface's index (if_nametoindex(3)), 0 when there is none. */
+  ifindex(ifname: string): number {
+    return (this.ffi ??= this.getFfi()).ifindex(ifname);
+  }
+
   /** Close every socket (the daemon's stop). */
   close(): void {
     for (const name of [...this.sockets.keys()]) this.drop(name);
@@ -217,5 +222,206 @@ export class LinkLayer {
     if (!s) return;
     this.sockets.delete(ifname);
     this.ffi?.close(s.fd);
+  }
+}
+
+// --- Addresses over rtnetlink --------------------------------------------------------------
+
+const AF_NETLINK = 16;
+const NETLINK_ROUTE = 0;
+const SO_RCVBUFFORCE = 33;
+const RTM_NEWADDR = 20;
+const RTM_DELADDR = 21;
+const NLMSG_ERROR = 2;
+const NLM_F_REQUEST = 0x1;
+const NLM_F_ACK = 0x4;
+const NLM_F_EXCL = 0x200;
+const NLM_F_CREATE = 0x400;
+const IFA_ADDRESS = 1;
+const IFA_LOCAL = 2;
+/** IFA_F_NODAD (include/uapi/linux/if_addr.h): no duplicate address detection, as `ip … nodad`. */
+export const IFA_F_NODAD = 0x02;
+/** Requests per sendto: their acks (36 bytes each, a few hundred of truesize) fit the receive buffer many times over. */
+const NL_CHUNK = 64;
+
+/** One address change, as `ip addr add|del ADDRESS/PREFIX dev IF [nodad]` says it. */
+export interface AddrRequest {
+  op: 'add' | 'del';
+  ifindex: number;
+  family: 4 | 6;
+  /** 4 or 16 bytes. */
+  address: Buffer;
+  prefix: number;
+  flags?: number;
+}
+
+/** The rtnetlink request for `r` (sequence `seq`), as iproute2's ipaddr_modify() builds it: IFA_LOCAL and IFA_ADDRESS both the address. */
+export function addrMessage(r: AddrRequest, seq: number): Buffer {
+  const alen = r.address.length;
+  const attr = 4 + alen; // alen is 4 or 16: already 4-aligned
+  const len = 16 + 8 + 2 * attr;
+  const m = Buffer.alloc(len);
+  m.writeUInt32LE(len, 0);
+  m.writeUInt16LE(r.op === 'add' ? RTM_NEWADDR : RTM_DELADDR, 4);
+  m.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK | (r.op === 'add' ? NLM_F_CREATE | NLM_F_EXCL : 0), 6);
+  m.writeUInt32LE(seq, 8);
+  // nlmsg_pid 0: the kernel.
+  m[16] = r.family === 4 ? 2 : 10; // AF_INET, AF_INET6
+  m[17] = r.prefix;
+  m[18] = r.flags ?? 0;
+  m[19] = 0; // RT_SCOPE_UNIVERSE
+  m.writeUInt32LE(r.ifindex, 20);
+  let off = 24;
+  for (const type of [IFA_LOCAL, IFA_ADDRESS]) {
+    m.writeUInt16LE(attr, off);
+    m.writeUInt16LE(type, off + 2);
+    r.address.copy(m, off + 4);
+    off += attr;
+  }
+  return m;
+}
+
+/** The acks in a buffer of netlink messages: sequence → 0 or a negative errno. */
+export function parseAcks(buf: Buffer, out = new Map<number, number>()): Map<number, number> {
+  let off = 0;
+  while (off + 16 <= buf.length) {
+    const len = buf.readUInt32LE(off);
+    if (len < 16 || off + len > buf.length) break;
+    if (buf.readUInt16LE(off + 4) === NLMSG_ERROR && len >= 20) out.set(buf.readUInt32LE(off + 8), buf.readInt32LE(off + 16));
+    off += (len + 3) & ~3;
+  }
+  return out;
+}
+
+/** libc calls for a NETLINK_ROUTE socket; -errno on failure. */
+export interface NetlinkFfi {
+  open(): number;
+  send(fd: number, buf: Buffer): number;
+  /** recv(MSG_DONTWAIT) into `buf`: bytes, or -errno (-EAGAIN when nothing is queued). */
+  recv(fd: number, buf: Buffer): number;
+  close(fd: number): void;
+  strerror(errno: number): string;
+}
+
+let libcNl: NetlinkFfi | undefined;
+
+/** NETLINK_ROUTE through koffi; throws LinkLayerError where it cannot load (the caller falls back to `ip`). */
+export function libcNetlinkFfi(): NetlinkFfi {
+  if (libcNl) return libcNl;
+  if (process.platform !== 'linux') throw new LinkLayerError(`rtnetlink needs Linux (this is ${process.platform})`);
+  let koffi: Koffi;
+  let lib: ReturnType<Koffi['load']>;
+  try {
+    koffi = createRequire(import.meta.url)('koffi') as Koffi;
+    lib = koffi.load('libc.so.6');
+  } catch (err) {
+    throw new LinkLayerError(`cannot load libc through koffi for rtnetlink: ${(err as Error).message}`);
+  }
+  const socket = lib.func('int socket(int domain, int type, int protocol)') as (d: number, t: number, p: number) => number;
+  const setsockopt = lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)') as (
+    fd: number,
+    level: number,
+    name: number,
+    value: Buffer,
+    len: number,
+  ) => number;
+  const sendto = lib.func('long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)') as (
+    fd: number,
+    buf: Buffer,
+    len: number,
+    flags: number,
+    addr: Buffer,
+    addrlen: number,
+  ) => number;
+  const recv = lib.func('long recv(int fd, _Out_ void *buf, size_t len, int flags)') as (fd: number, buf: Buffer, len: number, flags: number) => number;
+  const close = lib.func('int close(int fd)') as (fd: number) => number;
+  const strerror = lib.func('const char *strerror(int errnum)') as (e: number) => string;
+  // struct sockaddr_nl: family, pad, pid 0 (the kernel), groups 0.
+  const kernel = Buffer.alloc(12);
+  kernel.writeUInt16LE(AF_NETLINK, 0);
+  const MSG_DONTWAIT = 0x40;
+  libcNl = {
+    open() {
+      const fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+      if (fd < 0) return -koffi.errno();
+      const size = Buffer.alloc(4);
+      size.writeInt32LE(SNDBUF_BYTES);
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, size, 4);
+      return fd;
+    },
+    send(fd, buf) {
+      const n = Number(sendto(fd, buf, buf.length, 0, kernel, kernel.length));
+      return n < 0 ? -koffi.errno() : n;
+    },
+    recv(fd, buf) {
+      const n = Number(recv(fd, buf, buf.length, MSG_DONTWAIT));
+      return n < 0 ? -koffi.errno() : n;
+    },
+    close(fd) {
+      close(fd);
+    },
+    strerror: (e) => strerror(e),
+  };
+  return libcNl;
+}
+
+/**
+ * Address changes over one NETLINK_ROUTE socket, the way `ip addr add|del` makes them, without a
+ * process: rtnetlink handles a request in the sender's sendto() (netlink_unicast_kernel() →
+ * rtnetlink_rcv(), under the RTNL lock), so the acks are queued by the time sendto returns and are
+ * read without waiting. 255 VIPs cost a few system calls and about a millisecond; `ip -batch`
+ * cost a fork and exec of iproute2, tens of milliseconds, over a hundred on a loaded machine.
+ */
+export class RtNetlink {
+  private fd: number | undefined;
+  private ffi: NetlinkFfi | undefined;
+  private seq = Math.floor(Date.now() / 1000) >>> 0;
+  private readonly rx = Buffer.alloc(256 * 1024);
+
+  constructor(private readonly getFfi: () => NetlinkFfi = libcNetlinkFfi) {}
+
+  /** Apply `reqs` in order; per request 0 or a positive errno. Throws LinkLayerError when the socket cannot be used at all. */
+  apply(reqs: AddrRequest[]): number[] {
+    const ffi = (this.ffi ??= this.getFfi());
+    if (this.fd === undefined) {
+      const fd = ffi.open();
+      if (fd < 0) throw new LinkLayerError(`cannot open a NETLINK_ROUTE socket: ${ffi.strerror(-fd)}`, -fd);
+      this.fd = fd;
+    }
+    const fd = this.fd;
+    // Anything left from an earlier call (it should be empty) must not be taken for our acks.
+    while (ffi.recv(fd, this.rx) > 0);
+    const out: number[] = [];
+    for (let i = 0; i < reqs.length; i += NL_CHUNK) {
+      const chunk = reqs.slice(i, i + NL_CHUNK);
+      const seqs = chunk.map(() => (this.seq = (this.seq + 1) >>> 0));
+      const n = ffi.send(fd, Buffer.concat(chunk.map((r, j) => addrMessage(r, seqs[j]!))));
+      if (n < 0) {
+        this.close();
+        throw new LinkLayerError(`rtnetlink send: ${ffi.strerror(-n)}`, -n);
+      }
+      const acks = new Map<number, number>();
+      // Bounded: one datagram per ack at most, and EAGAIN once they are all read.
+      for (let reads = 0; acks.size < chunk.length && reads <= chunk.length; reads++) {
+        const got = ffi.recv(fd, this.rx);
+        if (got <= 0) break;
+        parseAcks(this.rx.subarray(0, got), acks);
+      }
+      for (const s of seqs) {
+        const e = acks.get(s);
+        // No ack at all (an overflowing receive buffer): report it rather than guess.
+        out.push(e === undefined ? ERRNO.ENOBUFS : -e);
+      }
+    }
+    return out;
+  }
+
+  strerror(errno: number): string {
+    return (this.ffi ?? this.getFfi()).strerror(errno);
+  }
+
+  close(): void {
+    if (this.fd !== undefined) this.ffi?.close(this.fd);
+    this.fd = undefined;
   }
 }

@@ -7,8 +7,8 @@ import { isIP } from 'node:net';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { run } from './exec.js';
 import { spawnStream, type SpawnStream, type StreamingChild } from './kernel-spawn.js';
-import { LinkLayer, LinkLayerError, type LinkFrame } from './link-layer.js';
-import { ETHERTYPE_ARP, gratuitousArp, macBytes } from '../proto/arp.js';
+import { IFA_F_NODAD, LinkLayer, LinkLayerError, RtNetlink, type AddrRequest, type LinkFrame } from './link-layer.js';
+import { ETHERTYPE_ARP, gratuitousArp, ipv4Bytes, macBytes } from '../proto/arp.js';
 import { ETHERTYPE_IPV6, ipv6Bytes, unsolicitedNa } from '../proto/ndp.js';
 import type { RunResult } from '../ports/exec.js';
 import type { Logger } from '../ports/logger.js';
@@ -37,6 +37,8 @@ export interface LinuxNetOptions {
   sysctlDir?: string;
   /** Sends gratuitous ARP and NA frames (tests pass one on a fake FFI). */
   link?: LinkLayer;
+  /** Adds and deletes VIPs over rtnetlink; `null` uses `ip -batch` only. */
+  netlink?: RtNetlink | null;
 }
 
 /** How long after `ip monitor address` exits it is started again. */
@@ -75,7 +77,9 @@ export class LinuxNet implements NetBackend {
   private readonly pollMs: number;
   /** VIPs this backend added, per interface: primaryAddress never reports one of them. */
   private readonly added = new Map<string, Set<string>>();
-  private readonly ipQueue: { argv: string[]; benign: RegExp; resolve: () => void; reject: (e: Error) => void }[] = [];
+  private readonly ipQueue: IpJob[] = [];
+  private readonly netlink: RtNetlink | undefined;
+  private netlinkBroken = false;
   private readonly garpQueue: GarpJob[] = [];
   private readonly link: LinkLayer;
   private readonly spawn: SpawnStream;
@@ -88,6 +92,7 @@ export class LinuxNet implements NetBackend {
     this.spawn = opts.spawn ?? spawnStream;
     this.sysctlDir = opts.sysctlDir ?? '/proc/sys/net/ipv4/conf';
     this.link = opts.link ?? new LinkLayer();
+    this.netlink = opts.netlink === null ? undefined : (opts.netlink ?? new RtNetlink());
   }
 
   /**
@@ -169,7 +174,7 @@ export class LinuxNet implements NetBackend {
     const vip = parseVip(cidr);
     const argv = vip.family === 4 ? ['ip', 'addr', 'add', vip.cidr, 'dev', ifname] : ['ip', '-6', 'addr', 'add', vip.cidr, 'dev', ifname, 'nodad'];
     // EEXIST: "RTNETLINK answers: File exists", or with extack "Error: ipv4: Address already assigned."
-    await this.ipCommand(argv, /File exists|already assigned/i);
+    await this.ipCommand(argv, /File exists|already assigned/i, { op: 'add', ifname, vip });
     let set = this.added.get(ifname);
     if (!set) this.added.set(ifname, (set = new Set()));
     set.add(vip.address);
@@ -180,7 +185,7 @@ export class LinuxNet implements NetBackend {
     const vip = parseVip(cidr);
     const argv = ['ip', ...(vip.family === 6 ? ['-6'] : []), 'addr', 'del', vip.cidr, 'dev', ifname];
     // Already gone is what we wanted.
-    await this.ipCommand(argv, /Cannot assign requested address|not found|No such address/i);
+    await this.ipCommand(argv, /Cannot assign requested address|not found|No such address/i, { op: 'del', ifname, vip });
     this.added.get(ifname)?.delete(vip.address);
   }
 
@@ -313,15 +318,25 @@ export class LinuxNet implements NetBackend {
    * event loop for milliseconds). A failed batch is retried command by command, so every caller
    * gets its own result. `benign` failures (already there, already gone) count as success.
    */
-  private ipCommand(argv: string[], benign: RegExp): Promise<void> {
+  private ipCommand(argv: string[], benign: RegExp, change: IpJob['change']): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.ipQueue.push({ argv, benign, resolve, reject });
+      this.ipQueue.push({ argv, benign, change, resolve, reject });
       if (this.ipQueue.length === 1) setImmediate(() => void this.flushIp());
     });
   }
 
   private async flushIp(): Promise<void> {
     const batch = this.ipQueue.splice(0);
+    if (this.netlink && !this.netlinkBroken) {
+      try {
+        this.applyNetlink(this.netlink, batch);
+        return;
+      } catch (err) {
+        // No koffi, no libc, no socket: `ip` still works, only slower.
+        this.netlinkBroken = true;
+        this.log(4, `rtnetlink unavailable, adding VIPs with ip -batch: ${(err as Error).message}`);
+      }
+    }
     if (batch.length === 1) {
       const b = batch[0]!;
       const r = await run(b.argv, { timeoutMs: this.timeoutMs, urgent: true });
@@ -350,6 +365,37 @@ export class LinuxNet implements NetBackend {
     });
   }
 
+  /**
+   * The batch over rtnetlink (RtNetlink in link-layer.ts): what `ip` would have done, in this
+   * process. Each caller gets its own result, worded as `ip` words it ("RTNETLINK answers: File
+   * exists"), so the benign patterns hold for both paths. Throws only when netlink cannot be used
+   * at all, before any change was made.
+   */
+  private applyNetlink(nl: RtNetlink, batch: IpJob[]): void {
+    const reqs: AddrRequest[] = [];
+    const sent: IpJob[] = [];
+    for (const b of batch) {
+      const { op, ifname, vip } = b.change;
+      const ifindex = this.link.ifindex(ifname);
+      if (ifindex <= 0) {
+        b.reject(this.failed(b.argv, { exitCode: 1, stdout: '', stderr: `Cannot find device "${ifname}"`, timedOut: false, canceled: false }));
+        continue;
+      }
+      const address = vip.family === 4 ? ipv4Bytes(vip.address) : ipv6Bytes(vip.address);
+      const prefix = Number(vip.cidr.split('/')[1]);
+      reqs.push({ op, ifindex, family: vip.family, address, prefix, flags: vip.family === 6 && op === 'add' ? IFA_F_NODAD : 0 });
+      sent.push(b);
+    }
+    if (reqs.length === 0) return;
+    const results = nl.apply(reqs);
+    sent.forEach((b, i) => {
+      const errno = results[i]!;
+      const why = errno === 0 ? '' : `RTNETLINK answers: ${nl.strerror(errno)}`;
+      if (errno !== 0 && !b.benign.test(why)) b.reject(this.failed(b.argv, { exitCode: 2, stdout: '', stderr: why, timedOut: false, canceled: false }));
+      else b.resolve();
+    });
+  }
+
   private failed(argv: string[], r: RunResult): NetError {
     const err = new NetError('CARPD_ERR_NET', `${argv.join(' ')}: ${oneLine(r)}`);
     this.log(7, err.message);
@@ -359,6 +405,14 @@ export class LinuxNet implements NetBackend {
   private log(level: number, message: string): void {
     this.logger?.log(level, message);
   }
+}
+
+interface IpJob {
+  argv: string[];
+  benign: RegExp;
+  change: { op: 'add' | 'del'; ifname: string; vip: Vip };
+  resolve: () => void;
+  reject: (e: Error) => void;
 }
 
 interface GarpJob {
