@@ -211,7 +211,7 @@ export class LinuxNet implements NetBackend {
     }
     return new Promise((resolve, reject) => {
       this.garpQueue.push({ ifname, vip, mac, resolve, reject });
-      if (this.garpQueue.length === 1) setImmediate(() => void this.flushGarp());
+      if (this.garpQueue.length === 1) process.nextTick(() => void this.flushGarp());
     });
   }
 
@@ -313,7 +313,9 @@ export class LinuxNet implements NetBackend {
   }
 
   /**
-   * Run one `ip` command, batched with the others asked for in the same turn of the loop: 255
+   * Run one `ip` command, batched with the others asked for in the same turn of the loop (the
+   * flush is a nextTick: Node runs it once the promise chains that asked have all run, without
+   * waiting for the next loop iteration and whatever I/O it brings first): 255
    * vhids becoming MASTER at once cost one `ip -batch` process, not 255 (each spawn blocks the
    * event loop for milliseconds). A failed batch is retried command by command, so every caller
    * gets its own result. `benign` failures (already there, already gone) count as success.
@@ -321,7 +323,7 @@ export class LinuxNet implements NetBackend {
   private ipCommand(argv: string[], benign: RegExp, change: IpJob['change']): Promise<void> {
     return new Promise((resolve, reject) => {
       this.ipQueue.push({ argv, benign, change, resolve, reject });
-      if (this.ipQueue.length === 1) setImmediate(() => void this.flushIp());
+      if (this.ipQueue.length === 1) process.nextTick(() => void this.flushIp());
     });
   }
 
