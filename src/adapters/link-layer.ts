@@ -155,11 +155,11 @@ export class LinkLayer {
    */
   async send(ifname: string, frames: LinkFrame[]): Promise<SendResult> {
     const ffi = (this.ffi ??= this.getFfi());
-    const out: SendResult = new Array(frames.length).fill(undefined);
+    const out: SendResult = frames.map(() => undefined);
     let s = this.socketFor(ffi, ifname);
     let reopened = false;
     let waits = 0;
-    for (let i = 0; i < frames.length; ) {
+    for (let i = 0; i < frames.length;) {
       const f = frames[i]!;
       const n = ffi.send(s.fd, f.frame, s.ifindex, f.ethertype);
       if (n >= 0) {

@@ -39,6 +39,8 @@ export interface LinuxNetOptions {
   link?: LinkLayer;
   /** Adds and deletes VIPs over rtnetlink; `null` uses `ip -batch` only. */
   netlink?: RtNetlink | null;
+  /** getifaddrs(3) (os.networkInterfaces; tests pass a fake). */
+  interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
 }
 
 /** How long after `ip monitor address` exits it is started again. */
@@ -82,6 +84,7 @@ export class LinuxNet implements NetBackend {
   private netlinkBroken = false;
   private readonly garpQueue: GarpJob[] = [];
   private readonly link: LinkLayer;
+  private readonly interfaces: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
   private readonly spawn: SpawnStream;
   private readonly sysctlDir: string;
 
@@ -92,6 +95,7 @@ export class LinuxNet implements NetBackend {
     this.spawn = opts.spawn ?? spawnStream;
     this.sysctlDir = opts.sysctlDir ?? '/proc/sys/net/ipv4/conf';
     this.link = opts.link ?? new LinkLayer();
+    this.interfaces = opts.interfaces ?? networkInterfaces;
     this.netlink = opts.netlink === null ? undefined : (opts.netlink ?? new RtNetlink());
   }
 
@@ -201,13 +205,14 @@ export class LinuxNet implements NetBackend {
    * binds to it, required): a GARP for an address we do not hold would steal it.
    */
   garp(ifname: string, cidr: string, srcMac?: string): Promise<void> {
-    checkIfname(ifname);
-    const vip = parseVip(cidr);
+    let vip: Vip;
     let mac: Buffer | undefined;
     try {
+      checkIfname(ifname);
+      vip = parseVip(cidr);
       mac = srcMac === undefined ? undefined : macBytes(srcMac);
     } catch (err) {
-      return Promise.reject(new NetError('CARPD_ERR_NET', (err as Error).message));
+      return Promise.reject(err instanceof NetError ? err : new NetError('CARPD_ERR_NET', (err as Error).message));
     }
     return new Promise((resolve, reject) => {
       this.garpQueue.push({ ifname, vip, mac, resolve, reject });
@@ -218,7 +223,7 @@ export class LinuxNet implements NetBackend {
   private async flushGarp(): Promise<void> {
     const batch = this.garpQueue.splice(0);
     // One getifaddrs(3) for the whole batch: the addresses held, the MAC, the link-local source.
-    const all = networkInterfaces();
+    const all = this.interfaces();
     const byIf = new Map<string, GarpJob[]>();
     for (const job of batch) {
       let list = byIf.get(job.ifname);
@@ -251,7 +256,13 @@ export class LinuxNet implements NetBackend {
         }
         ready.forEach((r, i) => {
           const err = results[i];
-          if (err) r.job.reject(new NetError('CARPD_ERR_NET', `${r.job.vip.family === 4 ? 'gratuitous ARP' : 'unsolicited NA'} for ${r.job.vip.address} on ${ifname}: ${err.message}`));
+          if (err)
+            r.job.reject(
+              new NetError(
+                'CARPD_ERR_NET',
+                `${r.job.vip.family === 4 ? 'gratuitous ARP' : 'unsolicited NA'} for ${r.job.vip.address} on ${ifname}: ${err.message}`,
+              ),
+            );
           else r.job.resolve();
         });
       }),
@@ -260,7 +271,8 @@ export class LinuxNet implements NetBackend {
 
   private frameFor(ifname: string, info: IfInfo, job: GarpJob): LinkFrame {
     const { vip } = job;
-    if (!info.addresses.has(addressKey(vip.address))) throw new NetError('CARPD_ERR_NET', `${vip.address} is not on ${ifname}: not announcing an address this node does not hold`);
+    if (!info.addresses.has(addressKey(vip.address)))
+      throw new NetError('CARPD_ERR_NET', `${vip.address} is not on ${ifname}: not announcing an address this node does not hold`);
     const mac = job.mac ?? info.mac;
     if (!mac) throw new NetError('CARPD_ERR_NET', `${ifname} has no Ethernet address`);
     if (vip.family === 4) return { frame: gratuitousArp(mac, vip.address), ethertype: ETHERTYPE_ARP };

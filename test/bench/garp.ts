@@ -205,7 +205,7 @@ export async function garpBench(opts: { trials: number; vhids: number }): Promis
     await lab.destroy();
   }
   console.log(`\n## ${opts.vhids}-VIP recovery (last gratuitous ARP after the new master's first advert; capture on a third namespace)\n`);
-  console.log('| | trials | median | min | max | median spread of the new master\'s transitions | median worst own-advert→GARP |');
+  console.log("| | trials | median | min | max | median spread of the new master's transitions | median worst own-advert→GARP |");
   console.log('|---|---|---|---|---|---|---|');
   for (const kind of ['carpd', 'ucarp'] as GarpKind[]) {
     const xs = res[kind];

@@ -151,14 +151,7 @@ test('LinkLayer: ENXIO/ENODEV reopens once and sends the frame again; a second f
   assert.equal(r[0], undefined, 'first frame sent after the reopen');
   assert.ok(r[1] instanceof LinkLayerError);
   assert.equal(r[1].errno, ERRNO.ENODEV, 'only one reopen per batch');
-  assert.deepEqual(calls, [
-    'open 10',
-    'send 10 if2 0x806 42 -> errno 6',
-    'close 10',
-    'open 11',
-    'send 11 if2 0x806 42',
-    'send 11 if2 0x806 42 -> errno 19',
-  ]);
+  assert.deepEqual(calls, ['open 10', 'send 10 if2 0x806 42 -> errno 6', 'close 10', 'open 11', 'send 11 if2 0x806 42', 'send 11 if2 0x806 42 -> errno 19']);
 });
 
 test('LinkLayer: a full socket buffer (EAGAIN) is waited out, bounded', async () => {
