@@ -45,7 +45,7 @@ async function learn(lab: Lab, obs: LabNode, addrs: string[], mac: string): Prom
 }
 
 test(
-  `garp-scale: ${VHIDS} vhids, kill -9 the master: every VIP's gratuitous ARP from the new master within ${GOAL_MS} ms of its first advert`,
+  `garp-scale: ${VHIDS} vhids, kill -9 the master: every VIP's gratuitous ARP from the new master, each within ${GOAL_MS} ms (+${SLACK_MS} ms CI slack) of its vhid's first advert; the observer's ARP cache follows`,
   TIMEOUT,
   async () => {
     await withLab({ prefix: 'carpdgarp', nodes: labNodes(['a', 'b', 'obs']) }, async (lab) => {
