@@ -85,7 +85,7 @@ test(
 );
 
 test(
-  "garp-scale: IPv6 VIPs on IPv4-advertised vhids: the unsolicited NA (override) moves the observer's neighbour entries to the new master",
+  "garp-scale: IPv6 VIPs on IPv4-advertised vhids: the unsolicited NA (override) moves the observer's neighbour entries to the new master; garp_refresh repeats NA and GARP",
   TIMEOUT,
   async () => {
     await withLab({ prefix: 'carpdgarp6', nodes: labNodes(['a', 'b', 'obs']) }, async (lab) => {
@@ -97,7 +97,8 @@ test(
       const six = Array.from({ length: n }, (_, i) => v6(i + 1));
       const passfile = writePassfile(lab.dir);
       const config = (advskew: number): string => {
-        const out = ['[carpd]', 'preempt = no', 'log = 6', ''];
+        // garp_refresh: every MASTER's VIPs announced again each second, on the same path.
+        const out = ['[carpd]', 'preempt = no', 'log = 6', 'garp_refresh = 1', ''];
         for (let v = 1; v <= n; v++) {
           out.push(`[vhid.v${v}]`, `vhid = ${v}`, 'interface = eth0', `address = ${labVip(v)}/${LAB_PREFIX_LEN}`, `address = ${v6(v)}/64`);
           out.push('advbase = 1', `advskew = ${advskew}`, `passfile = ${passfile}`, '');
@@ -145,6 +146,15 @@ test(
         if (!firstNa.has(k)) firstNa.set(k, t - r.firstAdvertAt);
       }
       const lastNa = Math.max(...firstNa.values());
+      // The tail after b holds every VIP is 3 s: the first NA, the repeat after the second advert and
+      // at least one garp_refresh round. Counted per target, and for the IPv4 VIPs' GARPs too.
+      const naCount = new Map<string, number>();
+      for (const { f } of nas) {
+        const k = f.ipv6!.payload.subarray(8, 24).toString('hex');
+        naCount.set(k, (naCount.get(k) ?? 0) + 1);
+      }
+      for (const v of six) assert.ok((naCount.get(ipv6Bytes(v).toString('hex')) ?? 0) >= 3, `${v}: ${naCount.get(ipv6Bytes(v).toString('hex'))} NAs, want ≥ 3`);
+      for (let v = 1; v <= n; v++) assert.ok((r.garpCount.get(labVip(v)) ?? 0) >= 3, `${labVip(v)}: ${r.garpCount.get(labVip(v))} GARPs, want ≥ 3`);
       console.log(`# garp-scale ipv6: ${n} IPv6 VIPs, last unsolicited NA ${lastNa.toFixed(1)} ms after the new master's first advert`);
     });
   },
