@@ -621,11 +621,15 @@ export class CarpNode {
     // holds it wins, a BACKUP does not delete it from under a MASTER.
     const wanted = new Set<string>();
     for (const s of this.slots.values()) if (holds(s)) for (const cidr of s.cfg.addresses) wanted.add(`${s.cfg.ifname} ${addressKey(cidr)}`);
+    const haveByIf = new Map<string, Set<string>>();
     for (const s of this.slots.values()) {
       const { key, ifname } = s.cfg;
       const list = present[ifname];
       if (!list || skip.has(key) || s.pending.length > 0) continue;
-      const have = new Set(list.map(addressKey));
+      // One set per interface, not per vhid: 255 vhids on one interface made this 255 × 255
+      // addressKey calls per check, run on every address event of a mass failover.
+      let have = haveByIf.get(ifname);
+      if (!have) haveByIf.set(ifname, (have = new Set(list.map(addressKey))));
       const want = holds(s);
       for (const cidr of s.cfg.addresses) {
         const there = have.has(addressKey(cidr));

@@ -631,8 +631,8 @@ export class Engine extends EventEmitter implements StateSource {
       case 'garp': {
         const w = this.wires.get(fx.key);
         if (!w) return;
-        // Started in queue order (after the VIP add) but not waited for: arping lingers for a
-        // second after its packet, and nothing after it (a VIP del, master hooks) should wait.
+        // Started in queue order (after the VIP add) but not waited for: the send is batched with
+        // every other vhid's of this turn (LinuxNet.garp), and nothing after it should wait.
         this.enqueueNet(w, `garp ${fx.cidr}`, async () => {
           // A MASTER that has already yielded again (a start-up race) announces nothing.
           if (this.node.state(fx.key) !== 'MASTER') return;

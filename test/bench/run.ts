@@ -10,7 +10,9 @@
  * - Flood (flood.ts): master, backup and an attacker sending forged adverts, replays and wrong
  *   TTLs at the highest rate it reaches; no transition allowed, the log stays short.
  *
- * Options: --trials N (default 5), --vhids N (255), --seconds S (30), --only failover|scale|flood,
+ * - 255-VIP recovery (garp.ts): last gratuitous ARP after the new master's first advert, carpd and ucarp.
+ *
+ * Options: --trials N (default 5), --vhids N (255), --seconds S (30), --only failover|scale|flood|garp,
  * --guard nft|off (flood: carpd's flood_guard, default nft), --scenario TEXT (flood: only those).
  * Everything runs inside namespaces this process makes and removes.
  */
@@ -24,6 +26,7 @@ import { carpHeader } from '../../src/proto/carp-header.js';
 import { decodeIpv4 } from '../../src/proto/ipv4.js';
 import { ipPayloadOf, readPcap } from '../../src/proto/pcap.js';
 import { floodBench } from './flood.js';
+import { garpBench } from './garp.js';
 import { vmacBench } from './vmac.js';
 
 const CLK_TCK = 100;
@@ -179,6 +182,10 @@ async function main(): Promise<void> {
   const only = last(p, '--only');
   const date = new Date().toISOString().slice(0, 10);
   console.log(`carpd bench, ${date}, node ${process.version}, ${(await import('node:os')).cpus().length} cores`);
+  if (only === undefined || only === 'garp') {
+    if (!(await garpBench({ trials, vhids }))) process.exitCode = 1;
+    if (only === 'garp') return;
+  }
   if (only === 'flood') {
     const guard = last(p, '--guard') === 'off' ? 'off' : 'nft';
     const scenario = last(p, '--scenario');
