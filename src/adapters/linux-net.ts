@@ -1,13 +1,15 @@
 /**
- * Linux NetBackend: VIPs with iproute2, gratuitous ARP with arping, unsolicited neighbour
- * advertisements on a raw ICMPv6 socket, and link state from sysfs.
+ * Linux NetBackend: VIPs with iproute2, gratuitous ARP and unsolicited neighbour advertisements
+ * as whole frames on an AF_PACKET socket (link-layer.ts), and link state from sysfs.
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { run } from './exec.js';
 import { spawnStream, type SpawnStream, type StreamingChild } from './kernel-spawn.js';
+import { IFA_F_NODAD, LinkLayer, LinkLayerError, RtNetlink, type AddrRequest, type LinkFrame } from './link-layer.js';
+import { ETHERTYPE_ARP, gratuitousArp, ipv4Bytes, macBytes } from '../proto/arp.js';
+import { ETHERTYPE_IPV6, ipv6Bytes, unsolicitedNa } from '../proto/ndp.js';
 import type { RunResult } from '../ports/exec.js';
 import type { Logger } from '../ports/logger.js';
 import type { NetBackend } from '../ports/net.js';
@@ -23,11 +25,9 @@ export class NetError extends Error {
   }
 }
 
-export type ArpingFlavor = 'iputils' | 'habets' | 'none';
-
 export interface LinuxNetOptions {
   logger?: Logger;
-  /** Limit for each command (ip, arping). Default 5000 ms. */
+  /** Limit for each `ip` command. Default 5000 ms. */
   timeoutMs?: number;
   /** How often watchLinks polls sysfs. Default 200 ms. */
   pollMs?: number;
@@ -35,6 +35,12 @@ export interface LinuxNetOptions {
   spawn?: SpawnStream;
   /** Where net.ipv4.conf lives. Default /proc/sys/net/ipv4/conf. */
   sysctlDir?: string;
+  /** Sends gratuitous ARP and NA frames (tests pass one on a fake FFI). */
+  link?: LinkLayer;
+  /** Adds and deletes VIPs over rtnetlink; `null` uses `ip -batch` only. */
+  netlink?: RtNetlink | null;
+  /** getifaddrs(3) (os.networkInterfaces; tests pass a fake). */
+  interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
 }
 
 /** How long after `ip monitor address` exits it is started again. */
@@ -71,12 +77,14 @@ export class LinuxNet implements NetBackend {
   private readonly logger: Logger | undefined;
   private readonly timeoutMs: number;
   private readonly pollMs: number;
-  private arping: Promise<ArpingFlavor> | undefined;
   /** VIPs this backend added, per interface: primaryAddress never reports one of them. */
   private readonly added = new Map<string, Set<string>>();
-  private readonly ipQueue: { argv: string[]; benign: RegExp; resolve: () => void; reject: (e: Error) => void }[] = [];
-  /** arping waits a second after its one packet: bound how many run at once. */
-  private readonly arpingSlots = new Slots(ARPING_CONCURRENCY);
+  private readonly ipQueue: IpJob[] = [];
+  private readonly netlink: RtNetlink | undefined;
+  private netlinkBroken = false;
+  private readonly garpQueue: GarpJob[] = [];
+  private readonly link: LinkLayer;
+  private readonly interfaces: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
   private readonly spawn: SpawnStream;
   private readonly sysctlDir: string;
 
@@ -86,6 +94,9 @@ export class LinuxNet implements NetBackend {
     this.pollMs = opts.pollMs ?? 200;
     this.spawn = opts.spawn ?? spawnStream;
     this.sysctlDir = opts.sysctlDir ?? '/proc/sys/net/ipv4/conf';
+    this.link = opts.link ?? new LinkLayer();
+    this.interfaces = opts.interfaces ?? networkInterfaces;
+    this.netlink = opts.netlink === null ? undefined : (opts.netlink ?? new RtNetlink());
   }
 
   /**
@@ -167,7 +178,7 @@ export class LinuxNet implements NetBackend {
     const vip = parseVip(cidr);
     const argv = vip.family === 4 ? ['ip', 'addr', 'add', vip.cidr, 'dev', ifname] : ['ip', '-6', 'addr', 'add', vip.cidr, 'dev', ifname, 'nodad'];
     // EEXIST: "RTNETLINK answers: File exists", or with extack "Error: ipv4: Address already assigned."
-    await this.ipCommand(argv, /File exists|already assigned/i);
+    await this.ipCommand(argv, /File exists|already assigned/i, { op: 'add', ifname, vip });
     let set = this.added.get(ifname);
     if (!set) this.added.set(ifname, (set = new Set()));
     set.add(vip.address);
@@ -178,40 +189,101 @@ export class LinuxNet implements NetBackend {
     const vip = parseVip(cidr);
     const argv = ['ip', ...(vip.family === 6 ? ['-6'] : []), 'addr', 'del', vip.cidr, 'dev', ifname];
     // Already gone is what we wanted.
-    await this.ipCommand(argv, /Cannot assign requested address|not found|No such address/i);
+    await this.ipCommand(argv, /Cannot assign requested address|not found|No such address/i, { op: 'del', ifname, vip });
     this.added.get(ifname)?.delete(vip.address);
   }
 
   /**
-   * IPv4: one ARP request with sender and target both the VIP (arping -U). The VIP must already
-   * be on the interface: iputils arping binds to it and fails otherwise.
-   * IPv6: one unsolicited neighbour advertisement (override flag) to ff02::1.
+   * IPv4: one gratuitous ARP request (sender and target both the VIP, src/proto/arp.ts). IPv6: one
+   * unsolicited neighbour advertisement with the override flag to ff02::1 from the interface's
+   * link-local address (src/proto/ndp.ts). `srcMac` is the Ethernet source and the announced
+   * address: the interface's own MAC by default, 00:00:5e:00:01:VHID for a virtual MAC.
+   *
+   * Calls made in the same turn of the event loop go out together: one address lookup and one
+   * sendto per frame on the interface's packet socket, so 255 vhids becoming MASTER announce every
+   * VIP within milliseconds, in this process. The VIP must be on the interface (as arping, which
+   * binds to it, required): a GARP for an address we do not hold would steal it.
    */
-  async garp(ifname: string, cidr: string): Promise<void> {
-    checkIfname(ifname);
-    const vip = parseVip(cidr);
-    if (vip.family === 6) {
-      await sendUnsolicitedNa(ifname, vip.address);
-      return;
+  garp(ifname: string, cidr: string, srcMac?: string): Promise<void> {
+    let vip: Vip;
+    let mac: Buffer | undefined;
+    try {
+      checkIfname(ifname);
+      vip = parseVip(cidr);
+      mac = srcMac === undefined ? undefined : macBytes(srcMac);
+    } catch (err) {
+      return Promise.reject(err instanceof NetError ? err : new NetError('CARPD_ERR_NET', (err as Error).message));
     }
-    const flavor = await this.arpingFlavor();
-    if (flavor === 'none') throw new NetError('CARPD_ERR_NO_TOOL', 'no arping installed (apt install iputils-arping)');
-    const argv =
-      flavor === 'iputils' ? ['arping', '-U', '-c', '1', '-I', ifname, vip.address] : ['arping', '-U', '-c', '1', '-i', ifname, '-S', vip.address, vip.address];
-    const r = await this.arpingSlots.run(() => this.cmd(argv));
-    // Habets' arping exits 1 when nobody answered, which nobody does to a gratuitous ARP.
-    const sent = r.exitCode === 0 || (flavor === 'habets' && r.exitCode === 1 && /\b[1-9]\d* packets transmitted/.test(r.stdout));
-    if (!sent) throw this.failed(argv, r);
+    return new Promise((resolve, reject) => {
+      this.garpQueue.push({ ifname, vip, mac, resolve, reject });
+      if (this.garpQueue.length === 1) process.nextTick(() => void this.flushGarp());
+    });
   }
 
-  /** Which arping is installed; asked once. */
-  arpingFlavor(): Promise<ArpingFlavor> {
-    this.arping ??= this.cmd(['arping', '-V']).then((r) => {
-      const flavor: ArpingFlavor = r.spawnError ? 'none' : /iputils/i.test(r.stdout + r.stderr) ? 'iputils' : 'habets';
-      this.log(7, `arping flavor: ${flavor}`);
-      return flavor;
-    });
-    return this.arping;
+  private async flushGarp(): Promise<void> {
+    const batch = this.garpQueue.splice(0);
+    // One getifaddrs(3) for the whole batch: the addresses held, the MAC, the link-local source.
+    const all = this.interfaces();
+    const byIf = new Map<string, GarpJob[]>();
+    for (const job of batch) {
+      let list = byIf.get(job.ifname);
+      if (!list) byIf.set(job.ifname, (list = []));
+      list.push(job);
+    }
+    await Promise.all(
+      [...byIf].map(async ([ifname, jobs]) => {
+        const info = interfaceInfo(all, ifname);
+        const ready: { job: GarpJob; frame: LinkFrame }[] = [];
+        for (const job of jobs) {
+          try {
+            ready.push({ job, frame: this.frameFor(ifname, info, job) });
+          } catch (err) {
+            job.reject(err instanceof NetError ? err : new NetError('CARPD_ERR_NET', (err as Error).message));
+          }
+        }
+        if (ready.length === 0) return;
+        let results: (LinkLayerError | undefined)[];
+        try {
+          results = await this.link.send(
+            ifname,
+            ready.map((r) => r.frame),
+          );
+        } catch (err) {
+          const e = new NetError('CARPD_ERR_NET', `gratuitous ARP/NA on ${ifname}: ${(err as Error).message}`);
+          this.log(7, e.message);
+          for (const r of ready) r.job.reject(e);
+          return;
+        }
+        ready.forEach((r, i) => {
+          const err = results[i];
+          if (err)
+            r.job.reject(
+              new NetError(
+                'CARPD_ERR_NET',
+                `${r.job.vip.family === 4 ? 'gratuitous ARP' : 'unsolicited NA'} for ${r.job.vip.address} on ${ifname}: ${err.message}`,
+              ),
+            );
+          else r.job.resolve();
+        });
+      }),
+    );
+  }
+
+  private frameFor(ifname: string, info: IfInfo, job: GarpJob): LinkFrame {
+    const { vip } = job;
+    if (!info.addresses.has(addressKey(vip.address)))
+      throw new NetError('CARPD_ERR_NET', `${vip.address} is not on ${ifname}: not announcing an address this node does not hold`);
+    const mac = job.mac ?? info.mac;
+    if (!mac) throw new NetError('CARPD_ERR_NET', `${ifname} has no Ethernet address`);
+    if (vip.family === 4) return { frame: gratuitousArp(mac, vip.address), ethertype: ETHERTYPE_ARP };
+    // nd6_na_output() sends from the link-local address; without one (IPv6 link-local
+    // generation off), the VIP itself is an address of the interface and a valid source.
+    return { frame: unsolicitedNa(mac, info.linkLocal ?? vip.address, vip.address), ethertype: ETHERTYPE_IPV6 };
+  }
+
+  /** Close the packet sockets. */
+  close(): void {
+    this.link.close();
   }
 
   /**
@@ -253,20 +325,32 @@ export class LinuxNet implements NetBackend {
   }
 
   /**
-   * Run one `ip` command, batched with the others asked for in the same turn of the loop: 255
+   * Run one `ip` command, batched with the others asked for in the same turn of the loop (the
+   * flush is a nextTick: Node runs it once the promise chains that asked have all run, without
+   * waiting for the next loop iteration and whatever I/O it brings first): 255
    * vhids becoming MASTER at once cost one `ip -batch` process, not 255 (each spawn blocks the
    * event loop for milliseconds). A failed batch is retried command by command, so every caller
    * gets its own result. `benign` failures (already there, already gone) count as success.
    */
-  private ipCommand(argv: string[], benign: RegExp): Promise<void> {
+  private ipCommand(argv: string[], benign: RegExp, change: IpJob['change']): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.ipQueue.push({ argv, benign, resolve, reject });
-      if (this.ipQueue.length === 1) setImmediate(() => void this.flushIp());
+      this.ipQueue.push({ argv, benign, change, resolve, reject });
+      if (this.ipQueue.length === 1) process.nextTick(() => void this.flushIp());
     });
   }
 
   private async flushIp(): Promise<void> {
     const batch = this.ipQueue.splice(0);
+    if (this.netlink && !this.netlinkBroken) {
+      try {
+        this.applyNetlink(this.netlink, batch);
+        return;
+      } catch (err) {
+        // No koffi, no libc, no socket: `ip` still works, only slower.
+        this.netlinkBroken = true;
+        this.log(4, `rtnetlink unavailable, adding VIPs with ip -batch: ${(err as Error).message}`);
+      }
+    }
     if (batch.length === 1) {
       const b = batch[0]!;
       const r = await run(b.argv, { timeoutMs: this.timeoutMs, urgent: true });
@@ -295,8 +379,35 @@ export class LinuxNet implements NetBackend {
     });
   }
 
-  private cmd(argv: string[]): Promise<RunResult> {
-    return run(argv, { timeoutMs: this.timeoutMs });
+  /**
+   * The batch over rtnetlink (RtNetlink in link-layer.ts): what `ip` would have done, in this
+   * process. Each caller gets its own result, worded as `ip` words it ("RTNETLINK answers: File
+   * exists"), so the benign patterns hold for both paths. Throws only when netlink cannot be used
+   * at all, before any change was made.
+   */
+  private applyNetlink(nl: RtNetlink, batch: IpJob[]): void {
+    const reqs: AddrRequest[] = [];
+    const sent: IpJob[] = [];
+    for (const b of batch) {
+      const { op, ifname, vip } = b.change;
+      const ifindex = this.link.ifindex(ifname);
+      if (ifindex <= 0) {
+        b.reject(this.failed(b.argv, { exitCode: 1, stdout: '', stderr: `Cannot find device "${ifname}"`, timedOut: false, canceled: false }));
+        continue;
+      }
+      const address = vip.family === 4 ? ipv4Bytes(vip.address) : ipv6Bytes(vip.address);
+      const prefix = Number(vip.cidr.split('/')[1]);
+      reqs.push({ op, ifindex, family: vip.family, address, prefix, flags: vip.family === 6 && op === 'add' ? IFA_F_NODAD : 0 });
+      sent.push(b);
+    }
+    if (reqs.length === 0) return;
+    const results = nl.apply(reqs);
+    sent.forEach((b, i) => {
+      const errno = results[i]!;
+      const why = errno === 0 ? '' : `RTNETLINK answers: ${nl.strerror(errno)}`;
+      if (errno !== 0 && !b.benign.test(why)) b.reject(this.failed(b.argv, { exitCode: 2, stdout: '', stderr: why, timedOut: false, canceled: false }));
+      else b.resolve();
+    });
   }
 
   private failed(argv: string[], r: RunResult): NetError {
@@ -310,7 +421,48 @@ export class LinuxNet implements NetBackend {
   }
 }
 
-const ARPING_CONCURRENCY = 32;
+interface IpJob {
+  argv: string[];
+  benign: RegExp;
+  change: { op: 'add' | 'del'; ifname: string; vip: Vip };
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+interface GarpJob {
+  ifname: string;
+  vip: Vip;
+  mac: Buffer | undefined;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+interface IfInfo {
+  /** Addresses held (labels `IF:x` folded in), without prefix or zone. */
+  addresses: Set<string>;
+  mac: Buffer | undefined;
+  linkLocal: string | undefined;
+}
+
+/** An address compared by value: IPv6 text has many spellings of one address. */
+function addressKey(address: string): string {
+  return isIP(address) === 6 ? ipv6Bytes(address).toString('hex') : address;
+}
+
+/** What a GARP on `ifname` needs from os.networkInterfaces()'s answer. */
+export function interfaceInfo(all: NodeJS.Dict<NetworkInterfaceInfo[]>, ifname: string): IfInfo {
+  const info: IfInfo = { addresses: new Set(), mac: undefined, linkLocal: undefined };
+  for (const [name, list] of Object.entries(all)) {
+    if (name.split(':')[0] !== ifname || !list) continue;
+    for (const a of list) {
+      const address = a.address.replace(/%.*$/, '');
+      info.addresses.add(addressKey(address));
+      if (!info.mac && a.mac && a.mac !== '00:00:00:00:00:00') info.mac = macBytes(a.mac);
+      if (a.family === 'IPv6' && /^fe[89ab]/i.test(address)) info.linkLocal ??= address;
+    }
+  }
+  return info;
+}
 
 /** The addresses of `ifnames` (labels `IF:x` folded into `IF`) in os.networkInterfaces()'s answer, as `address/prefix`. */
 export function interfaceAddresses(all: NodeJS.Dict<NetworkInterfaceInfo[]>, ifnames: string[]): Record<string, string[]> {
@@ -351,24 +503,6 @@ export function batchFailures(stderr: string): Map<number, string> {
   return out;
 }
 
-/** A counting semaphore: at most `n` jobs at once, the rest wait in order. */
-class Slots {
-  private busy = 0;
-  private readonly waiting: (() => void)[] = [];
-  constructor(private readonly n: number) {}
-
-  async run<T>(job: () => Promise<T>): Promise<T> {
-    if (this.busy >= this.n) await new Promise<void>((r) => this.waiting.push(r));
-    this.busy++;
-    try {
-      return await job();
-    } finally {
-      this.busy--;
-      this.waiting.shift()?.();
-    }
-  }
-}
-
 function oneLine(r: RunResult): string {
   if (r.timedOut) return 'timed out';
   if (r.spawnError) return r.spawnError;
@@ -402,110 +536,5 @@ export function firstUpInterface(): string | undefined {
       .find((i) => i !== 'lo' && readFileSync(`/sys/class/net/${i}/operstate`, 'utf8').trim() === 'up');
   } catch {
     return undefined;
-  }
-}
-
-// --- IPv6 unsolicited neighbour advertisement (RFC 4861 7.2.6) on a raw ICMPv6 socket ---
-
-interface RawSocket6 {
-  setOption(level: number, option: number, value: number): void;
-  setOption(level: number, option: number, value: Buffer, length: number): void;
-  send(buffer: Buffer, offset: number, length: number, address: string, cb: (err: Error | null, bytes: number) => void): void;
-  on(event: 'error', cb: (err: Error) => void): void;
-  pauseRecv(): void;
-  close(): void;
-}
-interface RawSocketModule6 {
-  createSocket(options: { protocol: number; addressFamily: number }): RawSocket6;
-  AddressFamily: { IPv6: number };
-}
-
-/** Linux option numbers for the NA socket. */
-const NA_SOCKOPTS = {
-  SOL_SOCKET: 1,
-  SO_BINDTODEVICE: 25,
-  IPPROTO_IPV6: 41,
-  IPV6_MULTICAST_IF: 17,
-  IPV6_MULTICAST_HOPS: 18,
-} as const;
-const IPPROTO_ICMPV6 = 58;
-const NA_SEND_TIMEOUT_MS = 1_000;
-const ND_NEIGHBOR_ADVERT = 136;
-const ND_NA_FLAG_OVERRIDE = 0x20;
-const ND_OPT_TARGET_LINKADDR = 2;
-
-/** An IPv6 address in text form to its 16 bytes. */
-export function ipv6Bytes(address: string): Buffer {
-  if (isIP(address) !== 6) throw new NetError('CARPD_ERR_NET', `not an IPv6 address: ${address}`);
-  let text = address.split('%')[0]!;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const o = v4[1]!.split('.').map(Number);
-    text = `${text.slice(0, -v4[1]!.length)}${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`;
-  }
-  const [head = '', tail] = text.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  const buf = Buffer.alloc(16);
-  groups.forEach((g, i) => buf.writeUInt16BE(Number.parseInt(g, 16), i * 2));
-  return buf;
-}
-
-/** The ICMPv6 NA body; the kernel fills in the checksum on an ICMPv6 raw socket. */
-export function neighborAdvert(target: string, mac: Buffer): Buffer {
-  const buf = Buffer.alloc(32);
-  buf[0] = ND_NEIGHBOR_ADVERT;
-  buf[4] = ND_NA_FLAG_OVERRIDE;
-  ipv6Bytes(target).copy(buf, 8);
-  buf[24] = ND_OPT_TARGET_LINKADDR;
-  buf[25] = 1;
-  mac.copy(buf, 26, 0, 6);
-  return buf;
-}
-
-async function sendUnsolicitedNa(ifname: string, target: string): Promise<void> {
-  let mac: Buffer;
-  let ifindex: number;
-  try {
-    mac = Buffer.from(
-      readFileSync(`/sys/class/net/${ifname}/address`, 'utf8')
-        .trim()
-        .split(':')
-        .map((b) => Number.parseInt(b, 16)),
-    );
-    ifindex = Number.parseInt(readFileSync(`/sys/class/net/${ifname}/ifindex`, 'utf8'), 10);
-  } catch {
-    throw new NetError('CARPD_ERR_NET', `no such interface ${ifname}`);
-  }
-  if (mac.length !== 6) throw new NetError('CARPD_ERR_NET', `${ifname} has no Ethernet address`);
-  const raw = createRequire(import.meta.url)('raw-socket') as RawSocketModule6;
-  const o = NA_SOCKOPTS;
-  let socket: RawSocket6;
-  try {
-    socket = raw.createSocket({ protocol: IPPROTO_ICMPV6, addressFamily: raw.AddressFamily.IPv6 });
-  } catch (err) {
-    throw new NetError('CARPD_ERR_NET', `cannot open ICMPv6 socket: ${(err as Error).message}`);
-  }
-  try {
-    socket.pauseRecv();
-    socket.setOption(o.SOL_SOCKET, o.SO_BINDTODEVICE, Buffer.from(ifname), ifname.length);
-    socket.setOption(o.IPPROTO_IPV6, o.IPV6_MULTICAST_IF, ifindex);
-    socket.setOption(o.IPPROTO_IPV6, o.IPV6_MULTICAST_HOPS, 255);
-    const packet = neighborAdvert(target, mac);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('send timed out')), NA_SEND_TIMEOUT_MS);
-      const done = (err?: Error | null): void => {
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve();
-      };
-      socket.on('error', done);
-      socket.send(packet, 0, packet.length, 'ff02::1', done);
-    });
-  } catch (err) {
-    throw new NetError('CARPD_ERR_NET', `unsolicited NA for ${target} on ${ifname}: ${(err as Error).message}`);
-  } finally {
-    socket.close();
   }
 }

@@ -6,7 +6,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { basename, dirname, resolve } from 'node:path';
 import type { PassfileResult } from '../ports/config-files.js';
-import { Code, error, type Diagnostic, type SourceRef } from './errors.js';
+import { Code, error, warning, type Diagnostic, type SourceRef } from './errors.js';
 import { CARP_GROUP, DEFAULT_ADVBASE, DEFAULT_ADVSKEW, type CarpdSections } from './format.js';
 import { tokenizeIni } from './ini-lexer.js';
 import {
@@ -154,6 +154,7 @@ function buildVhid(sec: RawSection, file: string, opts: CarpdIniOptions, diagnos
     for (const g of splitList(e, diagnostics)) if (!groups.includes(g)) groups.push(g);
   }
   const password = readPassword(read, file, opts, diagnostics, fieldSources);
+  vrrpKeys(read.given, fields.version, diagnostics);
 
   // Without vhid and interface there is no key; the error is already reported.
   const { vhid, interface: ifname } = fields;
@@ -171,6 +172,30 @@ function buildVhid(sec: RawSection, file: string, opts: CarpdIniOptions, diagnos
     groups,
     fieldSources,
   };
+}
+
+/**
+ * Keys of the other protocol. A VRRP vhid (version = 3) has no advbase, advskew or password
+ * (FreeBSD ignores `pass` with `carpver 3`; RFC 5798 dropped authentication), so they are warned
+ * about and ignored. priority and interval without version = 3 are errors: a CARP vhid would
+ * silently not use them.
+ */
+function vrrpKeys(given: ReadonlyMap<string, { where: SourceRef }>, version: number | undefined, diagnostics: Diagnostic[]): void {
+  if (version === 3) {
+    // `peer` too: FreeBSD's vrrp_send_ad_locked() always sends to the group.
+    for (const key of ['advbase', 'advskew', 'pass', 'passfile', 'deadratio', 'peer']) {
+      const e = given.get(key);
+      if (e)
+        diagnostics.push(
+          warning(e.where, Code.WARN_IGNORED, `${key} is CARP's and is ignored with version = 3 (VRRPv3 uses priority and interval, and has no password)`),
+        );
+    }
+    return;
+  }
+  for (const key of ['priority', 'interval']) {
+    const e = given.get(key);
+    if (e) diagnostics.push(error(e.where, Code.CONFIG_CONFLICT, `${key} is VRRPv3's; set version = 3 to use it (CARP uses advbase and advskew)`));
+  }
 }
 
 /** `pass` or `passfile` (at most one); none means the empty password, as kernel CARP without `pass`. */

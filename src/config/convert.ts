@@ -91,8 +91,13 @@ export function toCarpdConf(model: CarpModel, opts: ConvertOptions = {}): Conver
     used.add(name);
     out.push('', `[vhid.${name}]`, `; from ${v.source}`, `vhid = ${v.vhid}`, `interface = ${iniValue(v.interface)}`);
     for (const a of v.addresses) out.push(`address = ${a}`);
-    out.push(`advbase = ${v.advbase}`, `advskew = ${v.advskew}`);
-    if (v.password !== '') out.push(`pass = ${iniValue(v.password)}`);
+    if (v.version === 3) {
+      // VRRPv3 has priority and interval instead of advbase, advskew and a password.
+      out.push('version = 3', `priority = ${v.priority ?? 100}`, `interval = ${formatDuration((v.intervalCs ?? 100) * 10)}`);
+    } else {
+      out.push(`advbase = ${v.advbase}`, `advskew = ${v.advskew}`);
+      if (v.password !== '') out.push(`pass = ${iniValue(v.password)}`);
+    }
     const groups = extraGroups(v);
     if (groups.length > 0) out.push(`group = ${groups.join(', ')}`);
     put('peer', v.peer);
@@ -190,7 +195,7 @@ export function toRcConf(model: CarpModel, opts: ConvertOptions = {}): ConvertRe
   for (const v of model.vhids) {
     const extra = ucarpOnly(v);
     const single = v.addresses.length === 1 && splitCidr(v.addresses[0]!)?.prefix === 32 && isIPv4(v.addresses[0]!.split('/')[0]!);
-    if (extra.length > 0 && ucarp === undefined && single && extraGroups(v).length === 0 && v.peer === undefined) {
+    if (extra.length > 0 && ucarp === undefined && single && extraGroups(v).length === 0 && v.peer === undefined && v.version !== 3) {
       ucarp = v;
       continue;
     }
@@ -211,7 +216,12 @@ export function toRcConf(model: CarpModel, opts: ConvertOptions = {}): ConvertRe
       aliasN.set(v.interface, n + 1);
       const af = splitCidr(a)?.family === 6 ? 'inet6' : 'inet';
       const words = [af, 'vhid', String(v.vhid)];
-      if (i === 0) {
+      if (i === 0 && v.version === 3) {
+        // FreeBSD 14's words; its defaults (prio 100, interval 100 cs) are left implicit.
+        words.push('carpver', '3');
+        if ((v.priority ?? 100) !== 100) words.push('vrrpprio', String(v.priority));
+        if ((v.intervalCs ?? 100) !== 100) words.push('vrrpinterval', String(v.intervalCs));
+      } else if (i === 0) {
         if (v.advbase !== 1) words.push('advbase', String(v.advbase));
         if (v.advskew !== 0) words.push('advskew', String(v.advskew));
         if (v.password !== '') words.push('pass', v.password);
@@ -252,6 +262,7 @@ export function toRcConf(model: CarpModel, opts: ConvertOptions = {}): ConvertRe
 
 export function toHostnameCarp(model: CarpModel, opts: ConvertOptions = {}): ConvertResult {
   const warnings: string[] = [];
+  const errors: string[] = [];
   const out = header('#', model, opts, 'OpenBSD hostname.carpN files, one "# ==> FILE <==" block each');
   const taken = new Set<string>();
   const names = new Map<VhidConfig, string>();
@@ -270,6 +281,8 @@ export function toHostnameCarp(model: CarpModel, opts: ConvertOptions = {}): Con
       name = `carp${next}`;
       taken.add(name);
     }
+    // OpenBSD's carp(4) speaks CARP only: a VRRP vhid written as CARP would not talk to its peers.
+    if (v.version === 3) errors.push(`vhid ${v.key}: OpenBSD carp(4) has no VRRPv3 (version = 3)`);
     const extra = ucarpOnly(v);
     if (extra.length > 0) warnings.push(`vhid ${v.key}: hostname.if has no ${extra.join(', ')}; left out (ifstated(8) can run commands on state changes)`);
     out.push('', `# ==> hostname.${name} <==`, `# vhid ${v.vhid} on ${v.interface}, from ${v.source}`);
@@ -297,5 +310,5 @@ export function toHostnameCarp(model: CarpModel, opts: ConvertOptions = {}): Con
   for (const [name, args] of vlans) out.push('', `# ==> hostname.${name} <==`, args, 'up');
   const sysctl = sysctlLines(model.global, false, warnings);
   if (sysctl.length > 0) out.push('', '# ==> sysctl.conf <==', ...sysctl);
-  return { text: `${out.join('\n')}\n`, warnings, errors: [] };
+  return { text: `${out.join('\n')}\n`, warnings, errors };
 }

@@ -11,7 +11,7 @@ import type { ParseContext } from '../ports/config-files.js';
 import { interfaceAddresses, parseCarpWords, type CarpSpec } from './ifconfig-words.js';
 import { expandIpv4Range } from './netaddr.js';
 import { parseRcConf, reassignWarnings, type RcVar } from './rc-conf.js';
-import type { VlanInfo } from './model.js';
+import type { VhidConfig, VlanInfo } from './model.js';
 import { FACILITIES } from './ucarp-args.js';
 import { parseRcBool, parseUint } from './values.js';
 
@@ -175,6 +175,7 @@ export function parseFreebsdRcConf(text: string, file: string, ctx: ParseContext
       groups: m.groups,
     });
     v.fieldSources!.vhid = m.vhid.where;
+    vrrpFromSpecs(v, specs, diags);
     const vlan = vlans.get(parent);
     if (vlan) v.vlan = vlan;
     r.vhids.push(v);
@@ -414,6 +415,42 @@ function carpdVars(vars: Map<string, RcVar>, at: (line: number) => SourceRef, di
         diags.push(error(where, Code.CONFIG_VALUE, `carpd_flags: "${opt.startsWith('-') ? opt : `word ${i + 1}`}" is not an option of carpd run`));
         break;
       }
+    }
+  }
+}
+
+/**
+ * `carpver 3 vrrpprio N vrrpinterval N` (FreeBSD 14) on any line of the vhid: a VRRPv3 vhid. As
+ * FreeBSD, advbase, advskew and pass mean nothing to it (warned); vrrpprio/vrrpinterval without
+ * carpver 3 are refused, since ifconfig applies them to VRRP vhids only.
+ */
+function vrrpFromSpecs(v: VhidConfig, specs: CarpSpec[], diags: Diagnostic[]): void {
+  const last = <K extends 'version' | 'vrrpprio' | 'vrrpinterval'>(k: K) => specs.filter((s) => s[k] !== undefined).pop();
+  const ver = last('version');
+  const prio = last('vrrpprio');
+  const intv = last('vrrpinterval');
+  if (ver?.version !== 3) {
+    for (const s of [prio, intv]) {
+      if (s) diags.push(error(s.where, Code.CONFIG_CONFLICT, `vrrpprio and vrrpinterval need "carpver 3" on vhid ${v.vhid}`));
+    }
+    return;
+  }
+  v.version = 3;
+  v.priority = prio?.vrrpprio ?? 100;
+  v.intervalCs = intv?.vrrpinterval ?? 100;
+  v.fieldSources!.version = ver.where;
+  if (prio) v.fieldSources!.priority = prio.where;
+  if (intv) v.fieldSources!.intervalCs = intv.where;
+  for (const s of specs) {
+    const ignored = (['advbase', 'advskew', 'pass'] as const).filter((k) => s[k] !== undefined);
+    if (ignored.length > 0) {
+      diags.push(
+        warning(
+          s.where,
+          Code.WARN_IGNORED,
+          `${ignored.join(', ')} ignored on vhid ${v.vhid}: with carpver 3 (VRRPv3) FreeBSD uses vrrpprio and vrrpinterval, and no password`,
+        ),
+      );
     }
   }
 }

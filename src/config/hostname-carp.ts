@@ -66,7 +66,12 @@ export function parseHostnameIf(text: string, file: string, ctx: ParseContext, o
       r.diagnostics.push(error(where, Code.UNSUPPORTED, `a carp interface cannot use "${w.words.slice(0, 2).join(' ')}"`));
       return;
     }
-    specs.push(parseCarpWords(w.words, where, r.diagnostics, { positional: true }));
+    const spec = parseCarpWords(w.words, where, r.diagnostics, { positional: true });
+    // OpenBSD's carp(4) speaks CARP only: FreeBSD's VRRP words would be silently lost here.
+    if (spec.version === 3 || spec.vrrpprio !== undefined || spec.vrrpinterval !== undefined) {
+      r.diagnostics.push(error(where, Code.UNSUPPORTED, 'OpenBSD carp(4) has no VRRPv3 (carpver 3, vrrpprio, vrrpinterval are FreeBSD 14 words)'));
+    }
+    specs.push(spec);
   });
 
   if (specs.length === 0) {

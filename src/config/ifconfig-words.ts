@@ -29,13 +29,17 @@ export interface CarpSpec {
   mcast?: boolean;
   mcast6?: boolean;
   carpdev?: string;
+  /** FreeBSD 14 `carpver 2|3`: 3 is VRRPv3, with `vrrpprio` and `vrrpinterval` (centiseconds). */
+  version?: 2 | 3;
+  vrrpprio?: number;
+  vrrpinterval?: number;
   groups: string[];
   /** True when the line said anything CARP-specific (vhid, pass, carpdev, …). */
   carp: boolean;
 }
 
 /** Keywords taking one argument that mean something to carpd. */
-const CARP_VALUE_KEYS = ['vhid', 'advbase', 'advskew', 'pass', 'peer', 'peer6', 'carppeer', 'carpdev', 'state', 'carpver'];
+const CARP_VALUE_KEYS = ['vhid', 'advbase', 'advskew', 'pass', 'peer', 'peer6', 'carppeer', 'carpdev', 'state', 'carpver', 'vrrpprio', 'vrrpinterval'];
 /** Keywords taking one argument that carpd accepts and has no use for. */
 const IGNORED_VALUE_KEYS = ['description', 'descr', 'mtu', 'metric', 'media', 'mediaopt', 'rdomain', 'priority'];
 /** Flags carpd accepts and has no use for. */
@@ -45,8 +49,6 @@ const IGNORED_FLAGS = ['up', 'alias', '-inet6', '-description', '-descr', 'NONE'
 const UNSUPPORTED: Record<string, { arg: boolean; why: string }> = {
   carpnodes: { arg: true, why: 'carpnodes (several vhids on one carp interface) is not supported; use one carp interface per vhid' },
   balancing: { arg: true, why: 'ARP/IP balancing is not supported' },
-  vrrpprio: { arg: true, why: 'VRRP (carpver 3) is not supported' },
-  vrrpinterval: { arg: true, why: 'VRRP (carpver 3) is not supported' },
   '-alias': { arg: false, why: '-alias removes an address; it has no place in a configuration' },
   delete: { arg: false, why: 'delete removes an address; it has no place in a configuration' },
   dhcp: { arg: false, why: 'a carp interface cannot use DHCP' },
@@ -238,10 +240,27 @@ function applyValue(
       }
       spec.carp = true;
       break;
+    // FreeBSD 14 sbin/ifconfig/carp.c setcarp_version(), setvrrp_prio(), setvrrp_interval(): the
+    // same ranges, and the messages say what ifconfig says.
     case 'carpver':
-      if (value !== '2') err(Code.UNSUPPORTED, `carpver ${value} is not supported: carpd speaks CARP version 2`);
+      if (value === '2' || value === '3') spec.version = Number(value) as 2 | 3;
+      else err(Code.CONFIG_VALUE, `carpver: version must be 2 or 3, not "${value}"`);
       spec.carp = true;
       break;
+    case 'vrrpprio': {
+      const n = parseUint(value);
+      if (n === undefined || n < 1 || n > 255) err(Code.CONFIG_VALUE, `vrrpprio must be 1..255, not "${value}"`);
+      else spec.vrrpprio = n;
+      spec.carp = true;
+      break;
+    }
+    case 'vrrpinterval': {
+      const n = parseUint(value);
+      if (n === undefined || n < 1 || n > 4095) err(Code.CONFIG_VALUE, `vrrpinterval must be 1..4095 centiseconds, not "${value}"`);
+      else spec.vrrpinterval = n;
+      spec.carp = true;
+      break;
+    }
     case 'netmask': {
       const p = netmaskToPrefix(value);
       if (p === undefined) err(Code.CONFIG_VALUE, `netmask "${value}" is not a netmask (dotted, 0xhex or a prefix length)`);

@@ -109,6 +109,18 @@ function map<A, B>(p: ValueParser<A>, f: (a: A) => Parsed<B>): ValueParser<B> {
   };
 }
 
+/**
+ * A VRRPv3 advertisement interval: a duration (`1s`, `500ms`; a bare number is seconds, as
+ * keepalived's advert_int), stored in centiseconds, the unit of the 12-bit Max Adver Int field
+ * (FreeBSD's vrrpinterval): 10ms..40.95s in whole centiseconds.
+ */
+const vrrpInterval: ValueParser<number> = (v) => {
+  const ms = parseDuration(v, 's');
+  const expected = 'a duration of 10ms..40.95s in steps of 10ms (a bare number is in seconds)';
+  if (ms === undefined || ms % 10 !== 0 || ms < 10 || ms > 40_950) return { ok: false, expected };
+  return ok(ms / 10);
+};
+
 // --- the sections ---
 
 export const CARPD_SECTION: SectionSchema = {
@@ -164,6 +176,10 @@ export const VHID_SECTION: SectionSchema = {
     { key: 'xparam', field: 'xparam', parse: text },
     // A private-mode macvlan with MAC 00:00:5e:00:01:VHID for the VIPs and adverts (src/adapters/vmac.ts).
     { key: 'vmac', field: 'vmac', parse: bool },
+    // VRRPv3 (RFC 5798): the protocol, and with version = 3 its priority and interval.
+    { key: 'version', field: 'version', parse: intIn(2, 3) },
+    { key: 'priority', field: 'priority', parse: intIn(1, 255) },
+    { key: 'interval', field: 'intervalCs', parse: vrrpInterval },
   ],
 };
 

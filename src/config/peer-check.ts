@@ -60,6 +60,21 @@ export function comparePeers(ours: CarpModel, theirs: CarpModel): Diagnostic[] {
   for (const [v, t] of pairs) {
     const out = byVhid.get(v)!;
     const peerAt = formatRef(locate(t));
+    if ((v.version ?? 2) !== (t.version ?? 2)) {
+      const name = (x?: number) => (x === 3 ? 'VRRPv3' : 'CARP');
+      out.push(
+        error(
+          locate(v, 'version'),
+          Code.PEER_MISMATCH,
+          `vhid ${v.vhid}: ${name(v.version)} here, ${name(t.version)} on the peer (${peerAt}); each drops the other's adverts and both become MASTER`,
+        ),
+      );
+      continue;
+    }
+    if (v.version === 3) {
+      out.push(...vrrpPeer(v, t, peerAt));
+      continue;
+    }
     if (v.interface !== t.interface) {
       out.push(
         warning(
@@ -120,6 +135,46 @@ export function comparePeers(ours: CarpModel, theirs: CarpModel): Diagnostic[] {
   const out = [...byVhid.values()].flat();
   for (const t of onlyTheirs) {
     out.push(error(locate(t), Code.PEER_MISSING, `vhid ${t.vhid} on ${t.interface} (the peer's) is not configured here`));
+  }
+  return out;
+}
+
+/**
+ * A VRRPv3 pair: no password to compare and no address hash, so a different list still elects
+ * (keepalived and FreeBSD accept it); equal priorities elect by address; different intervals are
+ * legal but the RFC says they SHOULD match (keepalived logs the mismatch).
+ */
+function vrrpPeer(v: VhidConfig, t: VhidConfig, peerAt: string): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const [pv, pt] = [v.priority ?? 100, t.priority ?? 100];
+  if (pv === pt) {
+    out.push(
+      warning(
+        locate(v, 'priority'),
+        Code.WARN_PEER_ADVSKEW,
+        `vhid ${v.vhid}: priority ${pv} is the same on the peer (${peerAt}); the higher address wins, give the intended master the higher priority`,
+      ),
+    );
+  }
+  if ((v.intervalCs ?? 100) !== (t.intervalCs ?? 100)) {
+    out.push(
+      warning(
+        locate(v, 'intervalCs'),
+        Code.WARN_PEER_ADVSKEW,
+        `vhid ${v.vhid}: interval ${v.intervalCs ?? 100} cs here, ${t.intervalCs ?? 100} cs on the peer (${peerAt}); RFC 5798 says they should match`,
+      ),
+    );
+  }
+  const a = new Set(v.addresses.map((x) => x.split('/')[0]!.toLowerCase()));
+  const b = new Set(t.addresses.map((x) => x.split('/')[0]!.toLowerCase()));
+  if (a.size !== b.size || [...a].some((x) => !b.has(x))) {
+    out.push(
+      warning(
+        locate(v),
+        Code.WARN_PEER_ADVSKEW,
+        `vhid ${v.vhid}: the addresses differ from the peer's (${peerAt}); VRRP still elects, but the new master would not hold the same VIPs`,
+      ),
+    );
   }
   return out;
 }

@@ -36,7 +36,7 @@ export function locate(v: VhidConfig, field?: string): SourceRef {
  */
 export function passwordWarnings(model: CarpModel): Diagnostic[] {
   return model.vhids
-    .filter((v) => v.password === '')
+    .filter((v) => v.password === '' && v.version !== 3)
     .map((v) =>
       warning(
         locate(v, 'password'),

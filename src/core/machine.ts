@@ -36,6 +36,14 @@ export interface Advert {
   advbase: number;
   advskew: number;
   demote: number;
+  /** A VRRPv3 advert (src/core/vrrp-machine.ts): its priority and Max Adver Int; the CARP fields are 0. */
+  vrrp?: VrrpFields;
+}
+
+/** What a VRRPv3 advert says: priority (0 = the master stops) and its interval in centiseconds. */
+export interface VrrpFields {
+  priority: number;
+  intervalCs: number;
 }
 
 export type Input =
@@ -49,7 +57,7 @@ export type Input =
 
 export type Effect =
   | { type: 'transition'; from: CarpState; to: CarpState; reason: string }
-  | { type: 'send'; advbase: number; advskew: number; demote: number }
+  | { type: 'send'; advbase: number; advskew: number; demote: number; vrrp?: VrrpFields }
   | { type: 'vip'; op: 'add' | 'del' }
   | { type: 'garp' };
 

@@ -8,8 +8,9 @@
  */
 import { DEFAULT_GROUP, DemotionLedger } from './demotion.js';
 import { LOG } from './levels.js';
-import { VhidMachine, type Advert, type CarpState, type Input as MachineInput, type MasterDownFormula } from './machine.js';
+import { VhidMachine, intervalMs, type Advert, type CarpState, type Input as MachineInput, type MasterDownFormula, type VrrpFields } from './machine.js';
 import { ReplayGuard, type ReplayProtection } from './replay.js';
+import { VrrpMachine } from './vrrp-machine.js';
 
 /** One vhid as the node needs it; the shell derives it from the configuration. */
 export interface NodeVhid {
@@ -26,6 +27,12 @@ export interface NodeVhid {
   srcip6?: string;
   /** Demotion groups, `carp` first. */
   groups: string[];
+  /** 3: VRRPv3 (src/core/vrrp-machine.ts), with `priority` and `intervalCs`; absent or 2: CARP. */
+  version?: 2 | 3;
+  /** VRRPv3 priority, 1..255 (default 100). */
+  priority?: number;
+  /** VRRPv3 advertisement interval, centiseconds (default 100). */
+  intervalCs?: number;
   /** The vhid's configuration in canonical form: equal means unchanged on reconfigure. */
   fingerprint: string;
   /**
@@ -102,7 +109,7 @@ export type NetEffect =
 
 export type NodeEffect =
   /** Send an advert with this counter (the node owns the counter: src/core/replay.ts). */
-  | { type: 'send'; key: string; ifname: string; advbase: number; advskew: number; demote: number; counter: bigint }
+  | { type: 'send'; key: string; ifname: string; advbase: number; advskew: number; demote: number; counter: bigint; vrrp?: VrrpFields }
   /** An authenticated advert dropped because its counter was seen before (carps_replay). */
   | { type: 'replay'; key: string; src: string; counter: bigint }
   | { type: 'transition'; key: string; seq: number; from: CarpState; to: CarpState; reason: string }
@@ -147,7 +154,7 @@ interface Barrier {
 
 interface Slot {
   cfg: NodeVhid;
-  machine: VhidMachine;
+  machine: VhidMachine | VrrpMachine;
   /** VIP work waiting behind pre-phase barriers, in order. */
   pending: (Barrier | NetEffect)[];
   /** VIPs kept after a planned MASTER → BACKUP until the hold timer releases them. */
@@ -158,6 +165,16 @@ interface Slot {
   replay: ReplayGuard;
   /** Per source: its first accepted advert, while it has never sent another counter (OpenBSD's cookie). */
   cookies: Map<string, { counter: bigint; advbase: number; advskew: number; demote: number } | null>;
+}
+
+/**
+ * True when `ad` is strictly better than what `m` advertises: CARP, less demoted, or as demoted with
+ * a shorter interval; VRRP, a higher priority. A tie decided by the source address is not.
+ */
+function outranks(ad: Advert, m: VhidMachine | VrrpMachine): boolean {
+  if (m instanceof VrrpMachine) return ad.vrrp !== undefined && ad.vrrp.priority > m.wirePriority;
+  if (ad.demote !== m.demoteByte) return ad.demote < m.demoteByte;
+  return intervalMs(ad.advbase, ad.advskew) < intervalMs(m.cfg.advbase, m.wireAdvskew);
 }
 
 function timerId(t: Pick<NamedTimer, 'timer' | 'key' | 'cidr' | 'seq'>): string {
@@ -175,7 +192,7 @@ export class CarpNode {
   private running = false;
 
   /** The machine of a vhid, read-only for status. */
-  machine(key: string): Readonly<VhidMachine> | undefined {
+  machine(key: string): Readonly<VhidMachine | VrrpMachine> | undefined {
     return this.slots.get(key)?.machine;
   }
 
@@ -356,7 +373,7 @@ export class CarpNode {
 
   private addSlot(v: NodeVhid, replay?: ReplayGuard): Slot {
     const cfg = this.config!;
-    const machine = new VhidMachine({
+    const mcfg = {
       key: v.key,
       vhid: v.vhid,
       advbase: v.advbase,
@@ -366,7 +383,8 @@ export class CarpNode {
       deadRatio: v.deadRatio,
       ...(v.srcip ? { srcip: v.srcip } : {}),
       ...(v.srcip6 ? { srcip6: v.srcip6 } : {}),
-    });
+    };
+    const machine = v.version === 3 ? new VrrpMachine({ ...mcfg, priority: v.priority ?? 100, intervalCs: v.intervalCs ?? 100 }) : new VhidMachine(mcfg);
     const s: Slot = {
       cfg: v,
       machine,
@@ -386,7 +404,18 @@ export class CarpNode {
     const { key, ifname } = s.cfg;
     // The advert leaves before anything else happens, listeners included.
     for (const e of fx) {
-      if (e.type === 'send') out.push({ type: 'send', key, ifname, advbase: e.advbase, advskew: e.advskew, demote: e.demote, counter: s.replay.next() });
+      if (e.type === 'send') {
+        out.push({
+          type: 'send',
+          key,
+          ifname,
+          advbase: e.advbase,
+          advskew: e.advskew,
+          demote: e.demote,
+          counter: s.replay.next(),
+          ...(e.vrrp ? { vrrp: e.vrrp } : {}),
+        });
+      }
     }
     let handover = false;
     for (const e of fx) {
@@ -394,8 +423,16 @@ export class CarpNode {
         case 'transition': {
           const seq = ++this.seq;
           out.push({ type: 'transition', key, seq, from: e.from, to: e.to, reason: e.reason });
-          // A demoted master yielding to a peer's advert is a planned handover: make before break.
-          handover = e.from === 'MASTER' && e.to === 'BACKUP' && input.type === 'advert' && s.machine.demotion > 0 && (this.config?.handoverHoldMs ?? 0) > 0;
+          // A demoted master yielding to a peer's advert, or a master preempted by a peer that
+          // advertises strictly better (an admin lowered its advskew: FreeBSD pfsync.sh
+          // pfsync_pbr), is a planned handover: make before break. A tie lost on the source
+          // address (a split brain healing) releases at once.
+          handover =
+            e.from === 'MASTER' &&
+            e.to === 'BACKUP' &&
+            input.type === 'advert' &&
+            (s.machine.demotion > 0 || outranks(input.advert, s.machine)) &&
+            (this.config?.handoverHoldMs ?? 0) > 0;
           // A pre-phase (pre-master, pre-backup) may hold the VIP step back, never the advert.
           if (this.phase.on) {
             s.pending.push({ barrier: seq, to: e.to, done: false, armed: false });
@@ -587,11 +624,15 @@ export class CarpNode {
     // holds it wins, a BACKUP does not delete it from under a MASTER.
     const wanted = new Set<string>();
     for (const s of this.slots.values()) if (holds(s)) for (const cidr of s.cfg.addresses) wanted.add(`${s.cfg.ifname} ${addressKey(cidr)}`);
+    const haveByIf = new Map<string, Set<string>>();
     for (const s of this.slots.values()) {
       const { key, ifname } = s.cfg;
       const list = present[ifname];
       if (!list || skip.has(key) || s.pending.length > 0) continue;
-      const have = new Set(list.map(addressKey));
+      // One set per interface, not per vhid: 255 vhids on one interface made this 255 × 255
+      // addressKey calls per check, run on every address event of a mass failover.
+      let have = haveByIf.get(ifname);
+      if (!have) haveByIf.set(ifname, (have = new Set(list.map(addressKey))));
       const want = holds(s);
       for (const cidr of s.cfg.addresses) {
         const there = have.has(addressKey(cidr));
@@ -691,8 +732,9 @@ export class CarpNode {
       } else if (v.fingerprint === s.cfg.fingerprint) {
         s.cfg = v;
         res.unchanged.push(key);
-      } else if ((v.srcip ?? '') !== (s.cfg.srcip ?? '') || (v.srcip6 ?? '') !== (s.cfg.srcip6 ?? '')) {
-        // The source address is the machine's tie-break and the socket's: start afresh.
+      } else if ((v.srcip ?? '') !== (s.cfg.srcip ?? '') || (v.srcip6 ?? '') !== (s.cfg.srcip6 ?? '') || (v.version ?? 2) !== (s.cfg.version ?? 2)) {
+        // The source address is the machine's tie-break and the socket's: start afresh. So does a
+        // change of protocol, which FreeBSD refuses on a live vhid (delete and add it again).
         this.removeSlot(s, now, out);
         guards.set(key, s.replay);
         res.changed.push(key);
@@ -738,6 +780,10 @@ export class CarpNode {
     s.machine.cfg.advbase = v.advbase;
     s.machine.cfg.advskew = v.advskew;
     s.machine.cfg.deadRatio = v.deadRatio;
+    if (s.machine instanceof VrrpMachine) {
+      s.machine.cfg.priority = v.priority ?? 100;
+      s.machine.cfg.intervalCs = v.intervalCs ?? 100;
+    }
     const gone = old.addresses.filter((a) => !v.addresses.includes(a));
     for (const cidr of gone) {
       s.failing.delete(cidr);

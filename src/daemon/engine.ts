@@ -17,8 +17,10 @@ import { groupsOf } from '../config/groups.js';
 import { wireInterface } from '../config/vmac.js';
 import { DEFAULT_GROUP } from '../core/demotion.js';
 import { CarpNode, type NodeConfig, type NodeEffect, type NodeInput, type ReconfigureResult } from '../core/node.js';
-import { buildAdvert, checkAdvert, checkAdvert6, type CheckResult } from '../proto/advert.js';
+import { buildAdvert, checkAdvert6 } from '../proto/advert.js';
 import { CARP_GROUP_V6, isMulticast4, isMulticastAddress } from '../proto/ipv6.js';
+import { checkPacket, type PacketResult } from '../proto/packet.js';
+import { buildVrrp, familyOf, VRRP_GROUP4 } from '../proto/vrrp.js';
 import { dropCounter, newStats, type CarpStats, type DropReason } from '../proto/counters.js';
 import { makeAuthContext, type AuthContext } from '../proto/hmac.js';
 import type { DemotionView, LastTransition, StateSource, StateSourceCapabilities, TransitionEvent, VhidCounters, VhidStatus } from '../ports/state-source.js';
@@ -59,6 +61,8 @@ export interface HeardAdvert {
   advskew: number;
   demote: number;
   at: number;
+  /** A VRRPv3 advert's priority and interval (centiseconds). */
+  vrrp?: { priority: number; intervalCs: number };
 }
 
 /** What the shell keeps per vhid: the wire side the node does not see. */
@@ -341,6 +345,7 @@ export class Engine extends EventEmitter implements StateSource {
           ...(srcip ? { srcip } : {}),
           ...(srcip6 ? { srcip6 } : {}),
           groups: groupsOf(cfg, model),
+          ...(cfg.version === 3 ? { version: 3 as const, priority: cfg.priority ?? 100, intervalCs: cfg.intervalCs ?? 100 } : {}),
           fingerprint: canonical(cfg),
           ...(this.wires.has(cfg.key) ? { counter: this.wires.get(cfg.key)!.counter } : {}),
         };
@@ -480,7 +485,7 @@ export class Engine extends EventEmitter implements StateSource {
     // so a carppeer vhid ignores multicast adverts and, on its interface, a multicast vhid
     // ignores unicast ones. Anything else is not matched: badvhid, like the kernel.
     const openbsd = modes.includes('openbsd');
-    const lookup = (vhid: number, dst: string) => {
+    const matched = (vhid: number, dst: string) => {
       const w = wireOf(vhid);
       if (!w) return undefined;
       if (openbsd) {
@@ -488,11 +493,24 @@ export class Engine extends EventEmitter implements StateSource {
         if (mode === 'openbsd' && isMulticast4(dst)) return undefined;
         if (mode === undefined && !isMulticast4(dst)) return undefined;
       }
-      return w.ctx;
+      return w;
     };
-    const res: CheckResult = info
-      ? checkAdvert6({ payload: pkt, src: info.src, dst: CARP_GROUP_V6, hopLimit: info.hopLimit }, lookup, exempt)
-      : checkAdvert(pkt, lookup, exempt);
+    let res: PacketResult;
+    if (info) {
+      // IPv6: CARP only for now (VRRPv3 over IPv6 is not received; its version-3 payload is badver).
+      const r = checkAdvert6({ payload: pkt, src: info.src, dst: CARP_GROUP_V6, hopLimit: info.hopLimit }, (vhid, dst) => matched(vhid, dst)?.ctx, exempt);
+      res = r.ok ? { ...r, version: 2 } : r;
+    } else {
+      res = checkPacket(
+        pkt,
+        (vhid, dst) => {
+          const w = matched(vhid, dst);
+          if (!w) return undefined;
+          return w.cfg.version === 3 ? { version: 3, addresses: w.cfg.addresses } : { version: 2, ctx: w.ctx };
+        },
+        exempt,
+      );
+    }
     if (!res.ok) {
       if (res.src && this.ownAddresses.has(res.src)) return;
       this.peerHeard.set(ifname, this.opts.clock.now());
@@ -514,6 +532,10 @@ export class Engine extends EventEmitter implements StateSource {
     const now = this.opts.clock.now();
     this.peerHeard.set(ifname, now);
     this.stats[family === 6 ? 'carps_ipackets6' : 'carps_ipackets']++;
+    if (res.version === 3) {
+      this.onVrrp(ifname, res, wireOf(res.advert.vrid), now);
+      return;
+    }
     const w = wireOf(res.header.vhid);
     if (!w) return;
     const { advbase, advskew, demote, counter } = res.header;
@@ -529,6 +551,29 @@ export class Engine extends EventEmitter implements StateSource {
     w.fed = { counter, family };
     w.stats.advertsReceived++;
     w.lastHeard = { src: res.src, advbase, advskew, demote, at: now };
+  }
+
+  /**
+   * A checked VRRPv3 advert: no counter, so the node's replay check is skipped (there is nothing
+   * to check), and the election is the VRRP machine's. A different address list is taken, as
+   * keepalived and FreeBSD take it, but counted and logged (carps_badaddrs).
+   */
+  private onVrrp(ifname: string, res: Extract<PacketResult, { version: 3 }>, w: Wire | undefined, now: number): void {
+    if (!w) return;
+    const { priority, intervalCs, addresses } = res.advert;
+    if (!res.addressesMatch) {
+      this.stats.carps_badaddrs++;
+      if (this.limiter.allow(`badaddrs ${w.cfg.key}`))
+        this.log(
+          LOG.WARN,
+          `carp: ${w.cfg.key}: VRRP advert from ${res.src} lists ${addresses.join(' ') || 'no address'}, not this vrid's; accepted (as keepalived does)`,
+        );
+    }
+    if (this.model.global.log >= LOG.DEBUG)
+      this.log(LOG.DEBUG, `carp: ${w.cfg.key}: vrrp advert from ${res.src} on ${ifname} prio ${priority} interval ${intervalCs} checksum ${res.checksumForm}`);
+    this.feed({ type: 'advert', key: w.cfg.key, advert: { src: res.src, advbase: 0, advskew: 0, demote: 0, vrrp: { priority, intervalCs } } }, now);
+    w.stats.advertsReceived++;
+    w.lastHeard = { src: res.src, advbase: 0, advskew: 0, demote: 0, at: now, vrrp: { priority, intervalCs } };
   }
 
   private onLink(ifname: string, up: boolean): void {
@@ -599,6 +644,28 @@ export class Engine extends EventEmitter implements StateSource {
         if (!w) return;
         // The node numbers our adverts (src/core/replay.ts: newer than anything the vhid has seen).
         w.counter = fx.counter;
+        if (fx.vrrp) {
+          // VRRPv3 always goes to the group, whatever `peer` says (FreeBSD vrrp_send_ad_locked()),
+          // checksummed with the pseudo-header of the address the socket sends from.
+          const srcip = w.cfg.srcip ?? this.interfaceAddress(w.cfg.interface);
+          // An IPv4 advert carries the IPv4 VIPs; like FreeBSD (`if (sc->sc_naddrs)`), none goes out
+          // for a vhid without any. IPv6 VRRP waits for the IPv6 transport.
+          if (!srcip || familyOf(srcip) !== 4 || !w.cfg.addresses.some((a) => familyOf(a) === 4)) {
+            if (this.limiter.allow(`vrrp-send ${fx.key}`))
+              this.log(LOG.WARN, `carp: ${fx.key}: no VRRPv3 advert sent: it needs an IPv4 VIP and an IPv4 source address`);
+            return;
+          }
+          const socket = this.sockets.get(fx.ifname);
+          if (!socket) return;
+          const payload = buildVrrp({ vrid: w.cfg.vhid, ...fx.vrrp, addresses: w.cfg.addresses }, { family: 4, src: srcip, dst: VRRP_GROUP4 });
+          const turn = this.sentThisTurn.get(fx.ifname);
+          if (turn) turn.count++;
+          else this.sentThisTurn.set(fx.ifname, { count: 1, errorsBefore: this.sendErrors.get(fx.ifname) ?? 0 });
+          socket.send(payload, VRRP_GROUP4);
+          w.stats.advertsSent++;
+          this.stats.carps_opackets++;
+          break;
+        }
         const payload = buildAdvert(w.ctx, { advbase: fx.advbase, advskew: fx.advskew, demote: fx.demote, counter: fx.counter });
         // One advert, the same bytes over each family the vhid has addresses in (FreeBSD
         // carp_send_ad_locked() builds the header once and sends it over IPv4 and IPv6).
@@ -701,8 +768,8 @@ export class Engine extends EventEmitter implements StateSource {
       case 'garp': {
         const w = this.wires.get(fx.key);
         if (!w) return;
-        // Started in queue order (after the VIP add) but not waited for: arping lingers for a
-        // second after its packet, and nothing after it (a VIP del, master hooks) should wait.
+        // Started in queue order (after the VIP add) but not waited for: the send is batched with
+        // every other vhid's of this turn (LinuxNet.garp), and nothing after it should wait.
         this.enqueueNet(w, `garp ${fx.cidr}`, async () => {
           // A MASTER that has already yielded again (a start-up race) announces nothing.
           if (this.node.state(fx.key) !== 'MASTER') return;
@@ -801,12 +868,16 @@ export class Engine extends EventEmitter implements StateSource {
                 advbase: w.lastHeard.advbase,
                 advskew: w.lastHeard.advskew,
                 demote: w.lastHeard.demote,
+                ...(w.lastHeard.vrrp ? { vrrp: { ...w.lastHeard.vrrp } } : {}),
                 agoMs: now - w.lastHeard.at,
               },
             }
           : {}),
         ...(this.peerHeard.has(v.ifname) ? { peerHeardAgoMs: now - this.peerHeard.get(v.ifname)! } : {}),
         upMs: now - w.startedAt,
+        ...('wirePriority' in m
+          ? { vrrp: { priority: m.cfg.priority, wirePriority: m.wirePriority, intervalCs: m.cfg.intervalCs, masterIntervalCs: m.masterIntervalCs } }
+          : {}),
       });
     }
     return out;

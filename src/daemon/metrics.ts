@@ -88,6 +88,16 @@ export function renderMetrics(src: MetricsSource): string {
     'The demote byte this node advertises.',
     vhids.map((s) => [vl(s), s.demote]),
   );
+  // VRRPv3 vhids (version = 3) carry a priority instead of advskew and demote.
+  const vrrp = vhids.filter((s) => s.vrrp);
+  if (vrrp.length > 0) {
+    w.family(
+      'carpd_vhid_vrrp_priority',
+      'gauge',
+      'The VRRPv3 priority this node advertises, demotion folded in.',
+      vrrp.map((s) => [vl(s), s.vrrp!.wirePriority]),
+    );
+  }
   const per = vhids.map((s) => ({ s, c: engine.vhidStats(s.key) }));
   w.family(
     'carpd_vhid_adverts_sent_total',

@@ -82,7 +82,8 @@ export function diagnose(v: VhidStatus, badAuth: { src: string; count: number }[
     }
   } else if (v.state === 'BACKUP') {
     const h = v.lastHeard;
-    if (h) out.push(`backup, master is ${h.src} (advskew ${h.advskew}${h.demote ? `, demote ${h.demote}` : ''})`);
+    if (h?.vrrp) out.push(`backup, master is ${h.src} (prio ${h.vrrp.priority} interval ${h.vrrp.intervalCs})`);
+    else if (h) out.push(`backup, master is ${h.src} (advskew ${h.advskew}${h.demote ? `, demote ${h.demote}` : ''})`);
     else out.push('backup, no master heard yet');
   } else {
     out.push(`INIT: ${v.lastReason || 'not started'}`);
@@ -156,8 +157,11 @@ export function formatStatus(d: StatusData): string[] {
   const out: string[] = [];
   for (const v of d.vhids) {
     // keepalived's instances have no interface until a state dump names it: the key stands in.
-    out.push(`${v.interface || v.key}: carp: ${v.state} vhid ${v.vhid} advbase ${v.advbase} advskew ${v.advskew}`);
+    // A VRRPv3 vhid as FreeBSD's ifconfig prints one (sbin/ifconfig/carp.c carp_status()).
+    if (v.vrrp) out.push(`${v.interface || v.key}: vrrp: ${v.state} vrid ${v.vhid} prio ${v.vrrp.priority} interval ${v.vrrp.intervalCs}`);
+    else out.push(`${v.interface || v.key}: carp: ${v.state} vhid ${v.vhid} advbase ${v.advbase} advskew ${v.advskew}`);
     out.push(`\taddresses: ${v.addresses.join(' ')}`);
+    if (v.vrrp && v.vrrp.wirePriority !== v.vrrp.priority) out.push(`\tdemoted: advertising prio ${v.vrrp.wirePriority}`);
     if (v.demote > 0) out.push(`\tdemoted: advertising advskew ${v.wireAdvskew} demote ${v.demote}`);
     if (v.state === 'MASTER') out.push(`\tmaster: this node${v.masterSrc ? ` (${v.masterSrc})` : ''}`);
     if (v.lastTransition) {

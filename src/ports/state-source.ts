@@ -45,6 +45,20 @@ export interface AdvertSeen {
   advbase: number;
   advskew: number;
   demote: number;
+  /** A VRRPv3 advert: its priority and interval (centiseconds); the CARP fields are 0. */
+  vrrp?: { priority: number; intervalCs: number };
+}
+
+/** A VRRPv3 vhid's election parameters (`version = 3`). */
+export interface VrrpStatus {
+  /** As configured, 1..255. */
+  priority: number;
+  /** As advertised: the configured priority lowered by demotion (never below 1; 255 never moves). */
+  wirePriority: number;
+  /** Our advertisement interval, centiseconds. */
+  intervalCs: number;
+  /** Master_Adver_Interval: learned from the master's adverts (RFC 5798 §6.4.2), centiseconds. */
+  masterIntervalCs: number;
 }
 
 export interface VhidStatus {
@@ -71,6 +85,8 @@ export interface VhidStatus {
   peerHeardAgoMs?: number;
   /** How long (ms) this vhid has been running. */
   upMs: number;
+  /** Present for a VRRPv3 vhid. */
+  vrrp?: VrrpStatus;
 }
 
 /** Per-vhid packet and transition counts. */

@@ -10,9 +10,11 @@
  * - Flood (flood.ts): master, backup and an attacker sending forged adverts, replays and wrong
  *   TTLs at the highest rate it reaches; no transition allowed, the log stays short.
  *
+ * - 255-VIP recovery (garp.ts): last gratuitous ARP after the new master's first advert, carpd and ucarp.
+ *
  * - IPv6 failover (ipv6.ts): the failover above over IPv6, with IPv4 beside it in the same lab.
  *
- * Options: --trials N (default 5), --vhids N (255), --seconds S (30), --only failover|scale|flood|ipv6,
+ * Options: --trials N (default 5), --vhids N (255), --seconds S (30), --only failover|scale|flood|garp|ipv6,
  * --guard nft|off (flood: carpd's flood_guard, default nft), --scenario TEXT (flood: only those).
  * Everything runs inside namespaces this process makes and removes.
  */
@@ -26,6 +28,7 @@ import { carpHeader } from '../../src/proto/carp-header.js';
 import { decodeIpv4 } from '../../src/proto/ipv4.js';
 import { ipPayloadOf, readPcap } from '../../src/proto/pcap.js';
 import { floodBench } from './flood.js';
+import { garpBench } from './garp.js';
 import { ipv6Bench } from './ipv6.js';
 import { vmacBench } from './vmac.js';
 
@@ -183,6 +186,10 @@ async function main(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   console.log(`carpd bench, ${date}, node ${process.version}, ${(await import('node:os')).cpus().length} cores`);
   if (only === 'ipv6') return ipv6Bench({ trials });
+  if (only === undefined || only === 'garp') {
+    if (!(await garpBench({ trials, vhids }))) process.exitCode = 1;
+    if (only === 'garp') return;
+  }
   if (only === 'flood') {
     const guard = last(p, '--guard') === 'off' ? 'off' : 'nft';
     const scenario = last(p, '--scenario');

@@ -73,9 +73,16 @@ function reference(b: Buffer): { expect: Expect; vhid?: number; counter?: bigint
   if (b[0]! >> 4 !== 4 || ihl < 5 || b.length < ihl * 4) return { expect: 'hdrops' };
   const src = `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
   if (src === OWN) return { expect: 'ignored' };
-  if (b[8] !== 255) return { expect: 'badttl' };
   const off = ihl * 4;
   const total = b.readUInt16BE(2);
+  if (b.length > off && b[off]! >> 4 === 3) {
+    // VRRPv3 (src/proto/vrrp.ts): FreeBSD carp_input() reads the version nibble first, and
+    // vrrp_input_c() looks the vrid up before the TTL. Every vhid here is CARP: badver, or badvhid.
+    if (b.length < total) return { expect: 'hdrops' };
+    if (total < off + 8) return { expect: 'badlen' };
+    return { expect: KEYS.has(b[off + 1]!) ? 'badver' : 'badvhid' };
+  }
+  if (b[8] !== 255) return { expect: 'badttl' };
   if (total < off + 36) return { expect: 'badlen' };
   if (b.length < total) return { expect: 'hdrops' };
   if (sum16(b, off, 36) !== 0) return { expect: 'badsum' };

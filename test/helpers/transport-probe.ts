@@ -6,7 +6,6 @@
  *   transport-probe.js net add|del|garp IF CIDR
  *   transport-probe.js net primary|link IF
  *   transport-probe.js net watch IF [--duration MS]
- *   transport-probe.js net flavor
  *
  * Everything is bounded: the transport mode exits after --duration ms (default 5000, max 30000)
  * or on SIGTERM/SIGINT.
@@ -121,9 +120,6 @@ async function net(argv: string[]): Promise<void> {
         break;
       case 'link':
         out({ ok: true, value: backend.linkUp(ifname!) });
-        break;
-      case 'flavor':
-        out({ ok: true, value: await backend.arpingFlavor() });
         break;
       case 'watch': {
         const { values } = parseArgs({ args: [cidr ?? '', ...rest].filter(Boolean), options: { duration: { type: 'string' } } });

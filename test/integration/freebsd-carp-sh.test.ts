@@ -118,20 +118,15 @@ describe('freebsd carp.sh', { concurrency: true }, () => {
   });
 
   /**
-   * Known gap, so marked todo (it runs, and reports): an undemoted master that a peer preempts
-   * releases the VIP at once (src/core/node.ts apply(): the make-before-break hold is only for a
-   * demoted master, by design per test/unit/control-reload.test.ts "a master yielding undemoted
-   * releases at once"), so until the new master's gratuitous ARP lands the client sends to a host
-   * that no longer holds the VIP: 17 of 600 pings 5 ms apart lost here (about 100 ms; 2 to 7 of 400 at 16 ms apart in earlier runs). Upstream loses none because the
-   * kernel's CARP uses the virtual MAC (nothing for the client to relearn). Commit 9e48696 on this
-   * branch (reverted in the next) extends the hold to a master preempted by a strictly better
-   * advert and makes this pass (5/5 runs, 0 of 600 lost); the vmac option (issue 11 §4) should too.
+   * A master that a peer preempts with a better advert hands over make-before-break
+   * (src/core/node.ts outranks(): the handover hold), so the client loses nothing while it learns
+   * the new master's MAC; without it, 3 to 17 of 600 pings 5 ms apart were lost here. Upstream
+   * loses none because the kernel's CARP answers from the virtual MAC.
    */
-  const PBR_TODO = 'an undemoted, preempted master drops the VIP before the new master GARPs (node.ts handover hold is demoted-only); see the comment above';
 
   test(
     'freebsd pfsync.sh pfsync_pbr (CARP half): lowering the running backup advskew below the master by SIGHUP reload preempts with 0 lost pings at 100/s',
-    { ...TEST, todo: PBR_TODO },
+    TEST,
     async (t) => {
       await withVnet('bsdfb', async (vnet) => {
         // client — bridge0 — {gw_route_to_master, gw_route_to_backup}, vhid 10 only (the other three

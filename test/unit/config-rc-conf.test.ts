@@ -249,7 +249,20 @@ const rcErrors: { name: string; text: string; code: string; line: number }[] = [
   },
   { name: 'a vhid with no address', text: `${EM0}ifconfig_em0_alias0="inet vhid 1 pass x"\n`, code: 'CARPD_ERR_NO_ADDRESS', line: 2 },
   { name: 'a bad netmask', text: `${EM0}ifconfig_em0_alias0="inet vhid 1 alias 192.168.1.50 netmask 255.0.255.0"\n`, code: 'CARPD_ERR_CONFIG_VALUE', line: 2 },
-  { name: 'carpver 3 (VRRP)', text: `${EM0}ifconfig_em0_alias0="inet vhid 1 carpver 3 alias 192.168.1.50/32"\n`, code: 'CARPD_ERR_UNSUPPORTED', line: 2 },
+  // carpver 3 (VRRPv3) is supported since issue 11 (test/unit/vrrp-config.test.ts); ifconfig's own ranges stay errors.
+  { name: 'carpver 4', text: `${EM0}ifconfig_em0_alias0="inet vhid 1 carpver 4 alias 192.168.1.50/32"\n`, code: 'CARPD_ERR_CONFIG_VALUE', line: 2 },
+  {
+    name: 'vrrpinterval 4096',
+    text: `${EM0}ifconfig_em0_alias0="inet vhid 1 carpver 3 vrrpinterval 4096 alias 192.168.1.50/32"\n`,
+    code: 'CARPD_ERR_CONFIG_VALUE',
+    line: 2,
+  },
+  {
+    name: 'vrrpprio without carpver 3',
+    text: `${EM0}ifconfig_em0_alias0="inet vhid 1 vrrpprio 200 alias 192.168.1.50/32"\n`,
+    code: 'CARPD_ERR_CONFIG_CONFLICT',
+    line: 2,
+  },
   {
     // peer6 is supported since issue 11; a multicast one is a mistake (mcast6 is the word for that).
     name: 'a multicast IPv6 peer',

@@ -192,7 +192,7 @@ describe('planned handover (make before break)', () => {
     );
   });
 
-  it('becoming MASTER again during the hold keeps the VIP; a master yielding undemoted releases at once', async () => {
+  it('becoming MASTER again during the hold keeps the VIP; a master preempted by a better peer holds it too', async () => {
     const sim = new Sim();
     const a = addHeld(sim, 'a', 1, [vhidCfg(1, 0)], 10_000);
     const b = sim.add('b', 2, [vhidCfg(1, 100)]);
@@ -213,7 +213,8 @@ describe('planned handover (make before break)', () => {
     assert.ok(!a.net.actions.some((x) => x.startsWith('del')), `no release: ${a.net.actions.join(', ')}`);
     assert.ok(a.net.vips.has('198.18.0.101/24@eth0'));
 
-    // Undemoted, yielding to a better peer is not planned: no hold.
+    // Undemoted, preempted by a peer that advertises better (an admin lowered its advskew, FreeBSD
+    // pfsync.sh pfsync_pbr): also planned, so the VIP is held until the new master has announced it.
     const sim2 = new Sim();
     const c = addHeld(sim2, 'c', 1, [vhidCfg(1, 100)], 10_000);
     c.engine.start();
@@ -223,7 +224,10 @@ describe('planned handover (make before break)', () => {
     sim2.time.advance(2_000);
     await settle();
     assert.deepEqual(sim2.masters(K1), ['d']);
-    assert.equal(c.net.vips.size, 0);
+    assert.equal(c.net.vips.size, 1, 'held through the handover');
+    sim2.time.advance(10_000);
+    await settle();
+    assert.equal(c.net.vips.size, 0, 'released when the hold ends');
   });
 
   it('stop() cuts a hold short: the VIP is removed and stop resolves', async () => {

@@ -118,6 +118,22 @@ describe('pure node', () => {
     );
   });
 
+  it('a master preempted by a strictly better advert (advskew lowered on the backup) holds the VIP too', () => {
+    // FreeBSD pfsync.sh pfsync_pbr: the backup's advskew goes from 100 to 0 under a master at 50.
+    const node = new CarpNode();
+    node.step({ type: 'start', config: config([vhid(1, { advskew: 50 })], { handoverHoldMs: 2000, preempt: true }), links: { eth0: true } }, 0);
+    node.step({ type: 'tick' }, node.nextDue()!);
+    assert.equal(node.state('1@eth0'), 'MASTER');
+    const fx = node.step({ type: 'advert', key: '1@eth0', advert: { src: '198.18.0.2', advbase: 1, advskew: 0, demote: 0 } }, 4000);
+    assert.equal(node.state('1@eth0'), 'BACKUP');
+    assert.deepEqual(types(fx), ['transition'], 'no release yet');
+    assert.deepEqual(node.timers(), [{ timer: 'hold', key: '1@eth0', dueAt: 6000 }]);
+    assert.deepEqual(
+      types(node.step({ type: 'tick' }, 6000)).filter((x) => x.startsWith('vip')),
+      ['vip del 198.18.0.101/24'],
+    );
+  });
+
   it('an undemoted master yielding releases at once; shutdown cuts a hold short', () => {
     const { node } = master({ handoverHoldMs: 2000, preempt: true });
     const fx = node.step({ type: 'advert', key: '1@eth0', advert: { src: '198.18.0.0', advbase: 1, advskew: 0, demote: 0 } }, 4000);
