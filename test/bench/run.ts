@@ -14,7 +14,9 @@
  *
  * - IPv6 failover (ipv6.ts): the failover above over IPv6, with IPv4 beside it in the same lab.
  *
- * Options: --trials N (default 5), --vhids N (255), --seconds S (30), --only failover|scale|flood|garp|ipv6,
+ * - Virtual MAC (vmac.ts): a client's outage when the master dies and no gratuitous ARP reaches it.
+ *
+ * Options: --trials N (default 5), --vhids N (255), --seconds S (30), --only failover|scale|flood|garp|ipv6|vmac,
  * --guard nft|off (flood: carpd's flood_guard, default nft), --scenario TEXT (flood: only those).
  * Everything runs inside namespaces this process makes and removes.
  */
@@ -186,6 +188,10 @@ async function main(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   console.log(`carpd bench, ${date}, node ${process.version}, ${(await import('node:os')).cpus().length} cores`);
   if (only === 'ipv6') return ipv6Bench({ trials });
+  if (only === 'vmac') {
+    if (!(await vmacBench({ trials }))) process.exitCode = 1;
+    return;
+  }
   if (only === undefined || only === 'garp') {
     if (!(await garpBench({ trials, vhids }))) process.exitCode = 1;
     if (only === 'garp') return;
