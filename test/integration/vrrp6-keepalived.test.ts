@@ -73,7 +73,9 @@ class Run {
       const payload = link.payload.subarray(40, 40 + d.payloadLength);
       assert.equal(d.dst, 'ff02::12', `VRRP over IPv6 goes to ff02::12${this.dump()}`);
       assert.ok(d.src.startsWith('fe80:'), `the source is the link-local: ${d.src}`);
-      const r = checkVrrp(payload, { family: 6, src: d.src, dst: d.dst, ttl: d.hopLimit }, (v) => (v === 1 ? { version: 3, addresses: this.listed } : undefined));
+      const r = checkVrrp(payload, { family: 6, src: d.src, dst: d.dst, ttl: d.hopLimit }, (v) =>
+        v === 1 ? { version: 3, addresses: this.listed } : undefined,
+      );
       assert.ok(r.ok, `advert from ${d.src} at ${rec.tsText} fails carpd's check: ${JSON.stringify(r)}${this.dump()}`);
       assert.ok(r.addressesMatch, `advert from ${d.src} lists ${r.advert.addresses.join(' ')}`);
       out.push({ t: rec.ts, src: d.src, priority: r.advert.priority, checksumForm: r.checksumForm, addresses: r.advert.addresses });
@@ -222,7 +224,6 @@ function alive(pid: number): boolean {
 
 const ms = (s: number) => Math.round(s * 1000);
 
-
 /** Wait (bounded) until no IPv6 address on the node's eth0 is tentative. */
 async function dadDone(lab: Lab, n: LabNode): Promise<void> {
   await waitFor(async () => (await lab.exec(n.ns, ['ip', '-6', 'addr', 'show', 'dev', 'eth0', 'tentative'])).stdout.trim() === '' || undefined, {
@@ -239,147 +240,151 @@ async function linkLocal(lab: Lab, n: LabNode): Promise<string> {
   return m[1]!;
 }
 
-test('VRRPv3 interop with keepalived 2.2.7, IPv6 (freebsd carp.sh vrrp_v6 against keepalived): election, kill -9, preempt and priority 0 both ways', { timeout: 240_000 }, async (t) => {
-  await withLab({ prefix: 'vrrpka6', nodes: ['k', 'c'] }, async (lab) => {
-    const r = new Run(lab, lab.node('k'), lab.node('c'));
-    const { k, c } = r;
-    // The link-locals must be usable (DAD done) before either daemon sends from them.
-    for (const n of [k, c]) await dadDone(lab, n);
-    const [kLL, cLL] = [await linkLocal(lab, k), await linkLocal(lab, c)];
-    r.capture = await lab.capture(lab.switchNs!, 'br0', 'ip6 proto 112');
-    const report: string[] = [];
-    t.after(async () => {
-      for (const p of [r.carpd, r.ka]) if (p && p.exitCode === null && p.signalCode === null) lab.kill(p, 'SIGKILL');
-      await r.capture?.stop();
-    });
-
-    await t.test('keepalived MASTER (150), carpd BACKUP (100): carpd hears it and keeps out', async () => {
-      r.startKeepalived(150);
-      await r.holder(k, 15_000, 'keepalived to take the VIP');
-      r.startCarpd(100, false);
-      await waitFor(async () => (await r.carpdLine()) === 'eth0: vrrp: BACKUP vrid 1 prio 100 interval 100', {
-        timeoutMs: 10_000,
-        what: `carpd BACKUP${r.dump()}`,
+test(
+  'VRRPv3 interop with keepalived 2.2.7, IPv6 (freebsd carp.sh vrrp_v6 against keepalived): election, kill -9, preempt and priority 0 both ways',
+  { timeout: 240_000 },
+  async (t) => {
+    await withLab({ prefix: 'vrrpka6', nodes: ['k', 'c'] }, async (lab) => {
+      const r = new Run(lab, lab.node('k'), lab.node('c'));
+      const { k, c } = r;
+      // The link-locals must be usable (DAD done) before either daemon sends from them.
+      for (const n of [k, c]) await dadDone(lab, n);
+      const [kLL, cLL] = [await linkLocal(lab, k), await linkLocal(lab, c)];
+      r.capture = await lab.capture(lab.switchNs!, 'br0', 'ip6 proto 112');
+      const report: string[] = [];
+      t.after(async () => {
+        for (const p of [r.carpd, r.ka]) if (p && p.exitCode === null && p.signalCode === null) lab.kill(p, 'SIGKILL');
+        await r.capture?.stop();
       });
-      await sleep(5_000);
-      assert.equal(await r.carpdLine(), 'eth0: vrrp: BACKUP vrid 1 prio 100 interval 100');
-      assert.ok((await r.ctl('status')).out.includes(`backup, master is ${kLL} (prio 150 interval 100)`), r.dump());
-      await r.holder(k, 1000, 'keepalived to keep the VIP');
-      const stats = JSON.parse((await r.ctl('stats', '--json')).out) as { counters: Record<string, number> };
-      assert.equal(stats.counters.carps_badsum, 0);
-      assert.equal(stats.counters.carps_badttl, 0);
-      assert.ok(stats.counters.carps_ipackets6 >= 4, JSON.stringify(stats.counters));
-      const ads = r.adverts();
-      assert.ok(ads.some((a) => a.src === kLL && a.priority === 150 && a.checksumForm === 'pseudo'));
-      assert.ok(!ads.some((a) => a.src === cLL), 'a BACKUP sends nothing');
-    });
 
-    await t.test('kill -9 keepalived: carpd takes over after 3 × 1 s + 156/256 s', async () => {
-      const killedAt = Date.now() / 1000;
-      await r.kill9Keepalived();
-      await r.holder(c, 8_000, 'carpd to take over');
-      await sleep(1_200);
-      const ads = r.adverts();
-      const lastK = ads.filter((a) => a.src === kLL && a.t < killedAt + 0.5).at(-1)!;
-      const firstC = ads.find((a) => a.src === cLL)!;
-      const gap = ms(firstC.t - lastK.t);
-      report.push(`kill -9 keepalived → carpd's first advert: ${gap} ms (nominal 3609)`);
-      assert.ok(firstC.priority === 100);
-      assert.ok(gap >= 3550 && gap <= 4300, `${gap} ms${r.dump()}`);
-      assert.equal(await r.carpdLine(), 'eth0: vrrp: MASTER vrid 1 prio 100 interval 100');
-    });
+      await t.test('keepalived MASTER (150), carpd BACKUP (100): carpd hears it and keeps out', async () => {
+        r.startKeepalived(150);
+        await r.holder(k, 15_000, 'keepalived to take the VIP');
+        r.startCarpd(100, false);
+        await waitFor(async () => (await r.carpdLine()) === 'eth0: vrrp: BACKUP vrid 1 prio 100 interval 100', {
+          timeoutMs: 10_000,
+          what: `carpd BACKUP${r.dump()}`,
+        });
+        await sleep(5_000);
+        assert.equal(await r.carpdLine(), 'eth0: vrrp: BACKUP vrid 1 prio 100 interval 100');
+        assert.ok((await r.ctl('status')).out.includes(`backup, master is ${kLL} (prio 150 interval 100)`), r.dump());
+        await r.holder(k, 1000, 'keepalived to keep the VIP');
+        const stats = JSON.parse((await r.ctl('stats', '--json')).out) as { counters: Record<string, number> };
+        assert.equal(stats.counters.carps_badsum, 0);
+        assert.equal(stats.counters.carps_badttl, 0);
+        assert.ok(stats.counters.carps_ipackets6 >= 4, JSON.stringify(stats.counters));
+        const ads = r.adverts();
+        assert.ok(ads.some((a) => a.src === kLL && a.priority === 150 && a.checksumForm === 'pseudo'));
+        assert.ok(!ads.some((a) => a.src === cLL), 'a BACKUP sends nothing');
+      });
 
-    await t.test('keepalived (150) back with preempt (its default) takes over from carpd (100)', async () => {
-      r.startKeepalived(150);
-      await r.holder(k, 10_000, 'keepalived to preempt carpd');
-      await waitFor(async () => (await r.carpdLine())?.includes('BACKUP'), { timeoutMs: 3_000, what: `carpd BACKUP${r.dump()}` });
-    });
+      await t.test('kill -9 keepalived: carpd takes over after 3 × 1 s + 156/256 s', async () => {
+        const killedAt = Date.now() / 1000;
+        await r.kill9Keepalived();
+        await r.holder(c, 8_000, 'carpd to take over');
+        await sleep(1_200);
+        const ads = r.adverts();
+        const lastK = ads.filter((a) => a.src === kLL && a.t < killedAt + 0.5).at(-1)!;
+        const firstC = ads.find((a) => a.src === cLL)!;
+        const gap = ms(firstC.t - lastK.t);
+        report.push(`kill -9 keepalived → carpd's first advert: ${gap} ms (nominal 3609)`);
+        assert.ok(firstC.priority === 100);
+        assert.ok(gap >= 3550 && gap <= 4300, `${gap} ms${r.dump()}`);
+        assert.equal(await r.carpdLine(), 'eth0: vrrp: MASTER vrid 1 prio 100 interval 100');
+      });
 
-    await t.test('carpd (200, preempt) restarted takes over from keepalived (150) at once', async () => {
-      await r.stopCarpd();
-      const startedAt = Date.now() / 1000;
-      r.startCarpd(200, true);
-      await r.holder(c, 10_000, 'carpd to preempt keepalived');
-      assert.equal(await r.carpdLine(), 'eth0: vrrp: MASTER vrid 1 prio 200 interval 100');
-      await sleep(3_000);
-      await r.holder(c, 1000, 'carpd to stay MASTER with keepalived BACKUP');
-      const ads = r.adverts().filter((a) => a.t > startedAt);
-      assert.ok(ads.filter((a) => a.src === cLL).every((a) => a.priority === 200));
-      // keepalived went quiet as BACKUP: its last advert is before carpd's second.
-      const cAds = ads.filter((a) => a.src === cLL);
-      assert.ok(!ads.some((a) => a.src === kLL && a.t > cAds[1]!.t), r.dump());
-    });
+      await t.test('keepalived (150) back with preempt (its default) takes over from carpd (100)', async () => {
+        r.startKeepalived(150);
+        await r.holder(k, 10_000, 'keepalived to preempt carpd');
+        await waitFor(async () => (await r.carpdLine())?.includes('BACKUP'), { timeoutMs: 3_000, what: `carpd BACKUP${r.dump()}` });
+      });
 
-    await t.test('kill -9 carpd: keepalived takes over after its 3 × 1 s + 106/256 s', async () => {
-      const killedAt = Date.now() / 1000;
-      await r.kill9Carpd();
-      await r.holder(k, 8_000, 'keepalived to take over');
-      await sleep(1_200);
-      const ads = r.adverts();
-      const lastC = ads.filter((a) => a.src === cLL && a.t < killedAt + 0.5).at(-1)!;
-      const firstK = ads.find((a) => a.src === kLL && a.t > lastC.t)!;
-      const gap = ms(firstK.t - lastC.t);
-      report.push(`kill -9 carpd → keepalived's first advert: ${gap} ms (nominal 3414)`);
-      assert.ok(gap >= 3350 && gap <= 4400, `${gap} ms${r.dump()}`);
-    });
+      await t.test('carpd (200, preempt) restarted takes over from keepalived (150) at once', async () => {
+        await r.stopCarpd();
+        const startedAt = Date.now() / 1000;
+        r.startCarpd(200, true);
+        await r.holder(c, 10_000, 'carpd to preempt keepalived');
+        assert.equal(await r.carpdLine(), 'eth0: vrrp: MASTER vrid 1 prio 200 interval 100');
+        await sleep(3_000);
+        await r.holder(c, 1000, 'carpd to stay MASTER with keepalived BACKUP');
+        const ads = r.adverts().filter((a) => a.t > startedAt);
+        assert.ok(ads.filter((a) => a.src === cLL).every((a) => a.priority === 200));
+        // keepalived went quiet as BACKUP: its last advert is before carpd's second.
+        const cAds = ads.filter((a) => a.src === cLL);
+        assert.ok(!ads.some((a) => a.src === kLL && a.t > cAds[1]!.t), r.dump());
+      });
 
-    await t.test('carpctl state BACKUP: carpd sends priority 0 and keepalived takes over after its skew time', async () => {
-      r.startCarpd(200, true);
-      await r.holder(c, 10_000, 'carpd to preempt keepalived again');
-      await sleep(1_500);
-      const res = await r.ctl('state', KEY, 'BACKUP');
-      assert.equal(res.code, 0, res.out);
-      await r.holder(k, 5_000, 'keepalived to take over after priority 0');
-      await sleep(1_200);
-      const ads = r.adverts();
-      const zero = ads.filter((a) => a.src === cLL && a.priority === 0).at(-1)!;
-      assert.ok(zero, `no priority-0 advert from carpd${r.dump()}`);
-      const firstK = ads.find((a) => a.src === kLL && a.t > zero.t)!;
-      const gap = ms(firstK.t - zero.t);
-      report.push(`carpctl state BACKUP (priority 0) → keepalived's first advert: ${gap} ms (nominal 414)`);
-      assert.ok(gap >= 350 && gap <= 1000, `${gap} ms${r.dump()}`);
-      // Forced BACKUP holds: no preempting back although carpd's 200 beats keepalived's 150.
-      await sleep(4_000);
-      await r.holder(k, 1000, 'keepalived to keep the VIP');
-      assert.equal(await r.carpdLine(), 'eth0: vrrp: BACKUP vrid 1 prio 200 interval 100');
-    });
+      await t.test('kill -9 carpd: keepalived takes over after its 3 × 1 s + 106/256 s', async () => {
+        const killedAt = Date.now() / 1000;
+        await r.kill9Carpd();
+        await r.holder(k, 8_000, 'keepalived to take over');
+        await sleep(1_200);
+        const ads = r.adverts();
+        const lastC = ads.filter((a) => a.src === cLL && a.t < killedAt + 0.5).at(-1)!;
+        const firstK = ads.find((a) => a.src === kLL && a.t > lastC.t)!;
+        const gap = ms(firstK.t - lastC.t);
+        report.push(`kill -9 carpd → keepalived's first advert: ${gap} ms (nominal 3414)`);
+        assert.ok(gap >= 3350 && gap <= 4400, `${gap} ms${r.dump()}`);
+      });
 
-    await t.test('SIGTERM of a MASTER carpd: priority 0 on the wire, keepalived takes over after its skew time', async () => {
-      await r.stopCarpd();
-      r.startCarpd(200, true);
-      await r.holder(c, 10_000, 'carpd to preempt keepalived');
-      await sleep(1_500);
-      const stoppedAt = Date.now() / 1000;
-      await r.stopCarpd();
-      await r.holder(k, 5_000, 'keepalived to take over after carpd stops');
-      await sleep(1_200);
-      const ads = r.adverts();
-      const zero = ads.find((a) => a.src === cLL && a.priority === 0 && a.t >= stoppedAt - 0.1)!;
-      assert.ok(zero, `no priority-0 advert from the stopping carpd${r.dump()}`);
-      const firstK = ads.find((a) => a.src === kLL && a.t > zero.t)!;
-      const gap = ms(firstK.t - zero.t);
-      report.push(`SIGTERM carpd (priority 0) → keepalived's first advert: ${gap} ms (nominal 414)`);
-      assert.ok(gap >= 350 && gap <= 1000, `${gap} ms${r.dump()}`);
-    });
+      await t.test('carpctl state BACKUP: carpd sends priority 0 and keepalived takes over after its skew time', async () => {
+        r.startCarpd(200, true);
+        await r.holder(c, 10_000, 'carpd to preempt keepalived again');
+        await sleep(1_500);
+        const res = await r.ctl('state', KEY, 'BACKUP');
+        assert.equal(res.code, 0, res.out);
+        await r.holder(k, 5_000, 'keepalived to take over after priority 0');
+        await sleep(1_200);
+        const ads = r.adverts();
+        const zero = ads.filter((a) => a.src === cLL && a.priority === 0).at(-1)!;
+        assert.ok(zero, `no priority-0 advert from carpd${r.dump()}`);
+        const firstK = ads.find((a) => a.src === kLL && a.t > zero.t)!;
+        const gap = ms(firstK.t - zero.t);
+        report.push(`carpctl state BACKUP (priority 0) → keepalived's first advert: ${gap} ms (nominal 414)`);
+        assert.ok(gap >= 350 && gap <= 1000, `${gap} ms${r.dump()}`);
+        // Forced BACKUP holds: no preempting back although carpd's 200 beats keepalived's 150.
+        await sleep(4_000);
+        await r.holder(k, 1000, 'keepalived to keep the VIP');
+        assert.equal(await r.carpdLine(), 'eth0: vrrp: BACKUP vrid 1 prio 200 interval 100');
+      });
 
-    await t.test('keepalived stopped cleanly: its priority 0 makes carpd MASTER after 156/256 s', async () => {
-      r.startCarpd(100, false);
-      await waitFor(async () => (await r.carpdLine())?.includes('BACKUP'), { timeoutMs: 10_000, what: `carpd BACKUP${r.dump()}` });
-      await sleep(2_000);
-      await r.stopKeepalived();
-      await r.holder(c, 5_000, 'carpd to take over after priority 0');
-      await sleep(1_200);
-      const ads = r.adverts();
-      const zero = ads.filter((a) => a.src === kLL && a.priority === 0).at(-1)!;
-      assert.ok(zero, `no priority-0 advert from keepalived${r.dump()}`);
-      const firstC = ads.find((a) => a.src === cLL && a.t > zero.t)!;
-      const gap = ms(firstC.t - zero.t);
-      report.push(`keepalived SIGTERM (priority 0) → carpd's first advert: ${gap} ms (nominal 609)`);
-      assert.ok(gap >= 590 && gap <= 1100, `${gap} ms${r.dump()}`);
-      assert.ok((await r.ctl('status')).out.includes('(master sent priority 0)'), r.dump());
-      await r.stopCarpd();
-    });
+      await t.test('SIGTERM of a MASTER carpd: priority 0 on the wire, keepalived takes over after its skew time', async () => {
+        await r.stopCarpd();
+        r.startCarpd(200, true);
+        await r.holder(c, 10_000, 'carpd to preempt keepalived');
+        await sleep(1_500);
+        const stoppedAt = Date.now() / 1000;
+        await r.stopCarpd();
+        await r.holder(k, 5_000, 'keepalived to take over after carpd stops');
+        await sleep(1_200);
+        const ads = r.adverts();
+        const zero = ads.find((a) => a.src === cLL && a.priority === 0 && a.t >= stoppedAt - 0.1)!;
+        assert.ok(zero, `no priority-0 advert from the stopping carpd${r.dump()}`);
+        const firstK = ads.find((a) => a.src === kLL && a.t > zero.t)!;
+        const gap = ms(firstK.t - zero.t);
+        report.push(`SIGTERM carpd (priority 0) → keepalived's first advert: ${gap} ms (nominal 414)`);
+        assert.ok(gap >= 350 && gap <= 1000, `${gap} ms${r.dump()}`);
+      });
 
-    t.diagnostic(report.join('; '));
-  });
-});
+      await t.test('keepalived stopped cleanly: its priority 0 makes carpd MASTER after 156/256 s', async () => {
+        r.startCarpd(100, false);
+        await waitFor(async () => (await r.carpdLine())?.includes('BACKUP'), { timeoutMs: 10_000, what: `carpd BACKUP${r.dump()}` });
+        await sleep(2_000);
+        await r.stopKeepalived();
+        await r.holder(c, 5_000, 'carpd to take over after priority 0');
+        await sleep(1_200);
+        const ads = r.adverts();
+        const zero = ads.filter((a) => a.src === kLL && a.priority === 0).at(-1)!;
+        assert.ok(zero, `no priority-0 advert from keepalived${r.dump()}`);
+        const firstC = ads.find((a) => a.src === cLL && a.t > zero.t)!;
+        const gap = ms(firstC.t - zero.t);
+        report.push(`keepalived SIGTERM (priority 0) → carpd's first advert: ${gap} ms (nominal 609)`);
+        assert.ok(gap >= 590 && gap <= 1100, `${gap} ms${r.dump()}`);
+        assert.ok((await r.ctl('status')).out.includes('(master sent priority 0)'), r.dump());
+        await r.stopCarpd();
+      });
+
+      t.diagnostic(report.join('; '));
+    });
+  },
+);

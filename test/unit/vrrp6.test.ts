@@ -40,11 +40,7 @@ describe('VRRPv3 over IPv6 on the fake wire (real engines)', () => {
     assert.deepEqual(sim.masters(KEY), ['b']);
     const w = wire6(sim);
     assert.ok(w.length >= 5, `adverts on the wire: ${w.length}`);
-    assert.equal(
-      sim.wire.log.filter((l) => l.family === 4).length,
-      0,
-      'no IPv4 advert for an IPv6-only vhid',
-    );
+    assert.equal(sim.wire.log.filter((l) => l.family === 4).length, 0, 'no IPv4 advert for an IPv6-only vhid');
     assert.ok(w.every((x) => x.addresses.length === 1 && x.addresses[0] === '2001:db8::100'));
     assert.ok(w.filter((x) => x.node === 'a').length <= 1, 'the backup stays quiet after its start');
     assert.equal(sim.node('a').engine.stats.carps_badsum, 0);
