@@ -55,6 +55,17 @@ export function vmacDiagnostics(model: CarpModel): Diagnostic[] {
         ),
       );
     } else if (!first) byName.set(name, v);
+    // RFC 5798 §7.3: a VRRP router's IPv6 virtual MAC is 00:00:5e:00:02:VRID, not the :01: of the
+    // one macvlan carpd makes (FreeBSD keeps :01: for both). One vhid would need two macvlans.
+    if (v.version === 3 && v.addresses.some((a) => a.includes(':'))) {
+      out.push(
+        error(
+          where,
+          Code.UNSUPPORTED,
+          `vmac: vhid ${v.vhid} on ${v.interface} is VRRPv3 with IPv6 addresses, whose virtual MAC is 00:00:5e:00:02:${v.vhid.toString(16).padStart(2, '0')} (RFC 5798 §7.3); carpd's vMAC is IPv4's 00:00:5e:00:01:xx only: drop vmac or the IPv6 addresses`,
+        ),
+      );
+    }
     if (v.peer !== undefined || v.peer6 !== undefined) {
       out.push(
         error(

@@ -189,7 +189,10 @@ export class VrrpMachine {
         return;
       }
       const theirs = addressValue(ad.src);
-      const mine = addressValue(this.cfg.srcip);
+      // The advert's family picks our own source to compare with: an IPv6 advert comes from the
+      // peer's link-local, compared with ours (srcip6), as keepalived compares within one
+      // instance's family (vrrp_state_master_rx(), `addr_cmp(&vrrp->pkt_saddr, &vrrp->saddr)`).
+      const mine = addressValue(ad.src.includes(':') ? this.cfg.srcip6 : this.cfg.srcip);
       const higherAddress = theirs !== undefined && mine !== undefined && theirs > mine;
       if (v.priority > ours || (v.priority === ours && higherAddress)) {
         this.masterSrc = ad.src;
@@ -246,7 +249,7 @@ export class VrrpMachine {
     this.set('MASTER', reason, fx);
     this.preemptSuppressed = false;
     this.stopHeard = false;
-    this.masterSrc = this.cfg.srcip;
+    this.masterSrc = this.cfg.srcip ?? this.cfg.srcip6;
     this.timers.masterDown = undefined;
     this.delayedArp = -1;
     this.advertise(now, fx);

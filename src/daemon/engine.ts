@@ -20,7 +20,7 @@ import { CarpNode, type NodeConfig, type NodeEffect, type NodeInput, type Reconf
 import { buildAdvert, checkAdvert6 } from '../proto/advert.js';
 import { CARP_GROUP_V6, isMulticast4, isMulticastAddress } from '../proto/ipv6.js';
 import { checkPacket, type PacketResult } from '../proto/packet.js';
-import { buildVrrp, familyOf, VRRP_GROUP4 } from '../proto/vrrp.js';
+import { buildVrrp, checkVrrp, familyOf, VRRP_GROUP4, VRRP_GROUP6, VRRP_VERSION } from '../proto/vrrp.js';
 import { dropCounter, newStats, type CarpStats, type DropReason } from '../proto/counters.js';
 import { makeAuthContext, type AuthContext } from '../proto/hmac.js';
 import type { DemotionView, LastTransition, StateSource, StateSourceCapabilities, TransitionEvent, VhidCounters, VhidStatus } from '../ports/state-source.js';
@@ -497,9 +497,29 @@ export class Engine extends EventEmitter implements StateSource {
     };
     let res: PacketResult;
     if (info) {
-      // IPv6: CARP only for now (VRRPv3 over IPv6 is not received; its version-3 payload is badver).
-      const r = checkAdvert6({ payload: pkt, src: info.src, dst: CARP_GROUP_V6, hopLimit: info.hopLimit }, (vhid, dst) => matched(vhid, dst)?.ctx, exempt);
-      res = r.ok ? { ...r, version: 2 } : r;
+      // IPv6: the version nibble picks the check, as checkPacket does for IPv4. VRRP checks the
+      // hop limit always, unicast or not (FreeBSD vrrp_input_c()); the adapter's filters say
+      // whether it was 255. The pseudo-header's destination is the group: unicast VRRP is not sent.
+      if (pkt.length > 0 && pkt[0]! >> 4 === VRRP_VERSION) {
+        const r = checkVrrp(pkt, { family: 6, src: info.src, dst: VRRP_GROUP6, ttl: info.hopLimit ?? 0 }, (vrid) => {
+          const w = matched(vrid, VRRP_GROUP6);
+          if (!w) return undefined;
+          return w.cfg.version === 3 ? { version: 3, addresses: w.cfg.addresses } : { version: 2, addresses: [] };
+        });
+        res = r.ok ? { ...r, version: 3 } : r;
+      } else {
+        const r = checkAdvert6(
+          { payload: pkt, src: info.src, dst: CARP_GROUP_V6, hopLimit: info.hopLimit },
+          (vhid, dst) => {
+            const w = matched(vhid, dst);
+            return w?.cfg.version === 3 ? undefined : w?.ctx;
+          },
+          exempt,
+        );
+        // A CARP advert for a VRRP vhid: badver, as carp_input_c() counts it (and checkPacket).
+        if (!r.ok && r.reason === 'badvhid' && r.vhid !== undefined && wireOf(r.vhid)?.cfg.version === 3) res = { ...r, reason: 'badver' };
+        else res = r.ok ? { ...r, version: 2 } : r;
+      }
     } else {
       res = checkPacket(
         pkt,
@@ -645,25 +665,33 @@ export class Engine extends EventEmitter implements StateSource {
         // The node numbers our adverts (src/core/replay.ts: newer than anything the vhid has seen).
         w.counter = fx.counter;
         if (fx.vrrp) {
-          // VRRPv3 always goes to the group, whatever `peer` says (FreeBSD vrrp_send_ad_locked()),
-          // checksummed with the pseudo-header of the address the socket sends from.
-          const srcip = w.cfg.srcip ?? this.interfaceAddress(w.cfg.interface);
-          // An IPv4 advert carries the IPv4 VIPs; like FreeBSD (`if (sc->sc_naddrs)`), none goes out
-          // for a vhid without any. IPv6 VRRP waits for the IPv6 transport.
-          if (!srcip || familyOf(srcip) !== 4 || !w.cfg.addresses.some((a) => familyOf(a) === 4)) {
-            if (this.limiter.allow(`vrrp-send ${fx.key}`))
-              this.log(LOG.WARN, `carp: ${fx.key}: no VRRPv3 advert sent: it needs an IPv4 VIP and an IPv4 source address`);
-            return;
+          // VRRPv3 always goes to the group, whatever `peer` says, one advert per family the vhid
+          // has VIPs in, each listing that family's VIPs (FreeBSD vrrp_send_ad_locked(): IPv4 when
+          // sc_naddrs, IPv6 when sc_naddrs6; keepalived runs one instance per family). The
+          // checksum is computed here with the pseudo-header of the address the socket sends from:
+          // IPv4 the configured or interface address, IPv6 the interface link-local (the kernel's
+          // source for ff02::12). Computing it in userland keeps IPV6_CHECKSUM off the shared
+          // raw IPv6 socket, where it would corrupt CARP adverts (their sum has no pseudo-header).
+          let sent = false;
+          for (const family of familiesOf(w.cfg)) {
+            if (!w.cfg.addresses.some((a) => familyOf(a) === family)) continue;
+            const src = family === 4 ? (w.cfg.srcip ?? this.interfaceAddress(w.cfg.interface)) : this.interfaceAddress6(fx.ifname);
+            const socket = (family === 4 ? this.sockets : this.sockets6).get(fx.ifname);
+            if (!src || familyOf(src) !== family || !socket) {
+              if (this.limiter.allow(`vrrp-send${family} ${fx.key}`))
+                this.log(LOG.WARN, `carp: ${fx.key}: no IPv${family} VRRPv3 advert sent: no IPv${family} source address on ${fx.ifname}`);
+              continue;
+            }
+            const dst = family === 4 ? VRRP_GROUP4 : VRRP_GROUP6;
+            const payload = buildVrrp({ vrid: w.cfg.vhid, ...fx.vrrp, addresses: w.cfg.addresses }, { family, src, dst });
+            const turn = this.sentThisTurn.get(fx.ifname);
+            if (turn) turn.count++;
+            else this.sentThisTurn.set(fx.ifname, { count: 1, errorsBefore: this.sendErrors.get(fx.ifname) ?? 0 });
+            socket.send(payload, dst);
+            this.stats[family === 6 ? 'carps_opackets6' : 'carps_opackets']++;
+            sent = true;
           }
-          const socket = this.sockets.get(fx.ifname);
-          if (!socket) return;
-          const payload = buildVrrp({ vrid: w.cfg.vhid, ...fx.vrrp, addresses: w.cfg.addresses }, { family: 4, src: srcip, dst: VRRP_GROUP4 });
-          const turn = this.sentThisTurn.get(fx.ifname);
-          if (turn) turn.count++;
-          else this.sentThisTurn.set(fx.ifname, { count: 1, errorsBefore: this.sendErrors.get(fx.ifname) ?? 0 });
-          socket.send(payload, VRRP_GROUP4);
-          w.stats.advertsSent++;
-          this.stats.carps_opackets++;
+          if (sent) w.stats.advertsSent++;
           break;
         }
         const payload = buildAdvert(w.ctx, { advbase: fx.advbase, advskew: fx.advskew, demote: fx.demote, counter: fx.counter });

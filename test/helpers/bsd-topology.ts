@@ -256,7 +256,8 @@ export class Vnet {
     const state = async (ifname: string) => {
       const r = await ctl('status');
       if (r.exitCode !== 0) return undefined;
-      return new RegExp(`^${ifname}: carp: (\\w+) `, 'm').exec(r.stdout)?.[1];
+      // carp.sh is_master greps `(carp|vrrp)`: a carpver 3 vhid prints `IF: vrrp: STATE …`.
+      return new RegExp(`^${ifname}: (?:carp|vrrp): (\\w+) `, 'm').exec(r.stdout)?.[1];
     };
     const node: CarpdNode = {
       jail,

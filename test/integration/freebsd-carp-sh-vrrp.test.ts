@@ -7,14 +7,19 @@
  * 192.0.2.1/29"`). wait_for_carp: poll (1 s, bounded here) until one is MASTER, fail if both are;
  * is_master greps ifconfig for `(carp|vrrp)` and MASTER, here carpctl status's line, which prints
  * `vrrp: MASTER vrid 1 prio 100 interval 100` as ifconfig does. Then `one` pings the VIP 3 times.
+ * `vrrp_v6` (below) runs on the B3 harness of test/helpers/bsd-topology.ts.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CARPD_JS } from '../../src/lab/lab.js';
 import { sleep, withLab, type Lab, type LabNode } from '../../src/lab/netns.js';
+import { decodeIpv6 } from '../../src/proto/ipv6.js';
+import { linkPayloadOf, readPcap } from '../../src/proto/pcap.js';
+import { checkVrrp } from '../../src/proto/vrrp.js';
+import { b3, ping, waitForCarp, withLog, withVnet } from '../helpers/bsd-topology.js';
 
 const CARPCTL_JS = CARPD_JS.replace(/carpd\.js$/, 'carpctl.js');
 
@@ -81,3 +86,59 @@ test('freebsd carp.sh vrrp_v4: two carpver 3 nodes on a bridge, one MASTER, the 
     },
   );
 });
+
+// carp.sh vrrp_v6 is basic_v6 with `carpver 3`: jail one's bridge has 2001:db8::0:4/64 (no_dad),
+// two and three `inet6 2001:db8::1:2/64` / `::1:3/64 no_dad` and `inet6 add vhid 1 carpver 3
+// 2001:db8::0:1/64`; wait_for_carp; one pings the VIP 3 times (`ping -6 -c 3 2001:db8::0:1`).
+// Here on the B3 harness (test/helpers/bsd-topology.ts) with the rc.conf words FreeBSD's rc
+// writes for it: `ifconfig_IF_ipv6="inet6 … no_dad"` and `ifconfig_IF_alias0="inet6 vhid 1
+// carpver 3 2001:db8::0:1/64"`. The adverts must be VRRPv3 over IPv6: to ff02::12, hop limit 255,
+// next header 112, from the link-local, each checksum verifying with carpd's receive check.
+test(
+  'freebsd carp.sh vrrp_v6: two carpver 3 nodes with an IPv6 VIP, one MASTER, VRRPv3 to ff02::12, the bridge pings the VIP',
+  { timeout: 120_000 },
+  async () => {
+    await withVnet('fbvrrp6', async (vnet) => {
+      const { one, two, three, bridge, epairOne, epairTwo } = await b3(vnet);
+      await vnet.netif(one, { 'rc.conf': `ifconfig_${bridge}_ipv6="inet6 2001:db8::0:4/64 no_dad"\n` });
+      const rc = (ifname: string, addr: string) =>
+        `ifconfig_${ifname}="up"\nifconfig_${ifname}_ipv6="inet6 ${addr}/64 no_dad"\nifconfig_${ifname}_alias0="inet6 vhid 1 carpver 3 2001:db8::0:1/64"\n`;
+      const f2 = { 'rc.conf': rc(epairOne.b, '2001:db8::1:2') };
+      const f3 = { 'rc.conf': rc(epairTwo.b, '2001:db8::1:3') };
+      await vnet.netif(two, f2);
+      await vnet.netif(three, f3);
+      const cap = await vnet.capture(one, bridge, ['ip6', 'proto', '112']);
+      const n2 = await vnet.carpd(two, f2);
+      const n3 = await vnet.carpd(three, f3);
+      try {
+        // wait_for_carp carp_vrrp_v6_two epair_one b carp_vrrp_v6_three epair_two b
+        await waitForCarp(n2, epairOne.b, n3, epairTwo.b);
+        const [m, ifname] = (await n2.isMaster(epairOne.b)) ? [n2, epairOne.b] : [n3, epairTwo.b];
+        assert.match(await m.status(), new RegExp(`^${ifname}: vrrp: MASTER vrid 1 prio 100 interval 100$`, 'm'));
+        // atf_check -s exit:0 -o ignore jexec carp_vrrp_v6_one ping -6 -c 3 2001:db8::0:1
+        const r = await ping(vnet, one, '2001:db8::1', ['-6', '-c', '3']);
+        assert.equal(r.exitCode, 0, `ping -6 -c 3 2001:db8::1: ${r.stdout}${r.stderr}`);
+        await cap.stop();
+        let n = 0;
+        for (const rec of readPcap(readFileSync(cap.file))) {
+          const link = linkPayloadOf(rec);
+          if (!link || link.ethertype !== 0x86dd) continue;
+          const d = decodeIpv6(link.payload);
+          if (!d.ok || d.nextHeader !== 112) continue;
+          n++;
+          assert.equal(d.dst, 'ff02::12');
+          assert.equal(d.hopLimit, 255);
+          assert.ok(d.src.startsWith('fe80:'), d.src);
+          const payload = link.payload.subarray(40, 40 + d.payloadLength);
+          const res = checkVrrp(payload, { family: 6, src: d.src, dst: d.dst, ttl: d.hopLimit }, (v) =>
+            v === 1 ? { version: 3, addresses: ['2001:db8::1/64'] } : undefined,
+          );
+          assert.ok(res.ok && res.addressesMatch && res.checksumForm === 'pseudo', JSON.stringify(res));
+        }
+        assert.ok(n >= 2, `VRRPv3 IPv6 adverts captured: ${n}`);
+      } catch (err) {
+        throw withLog(err, [n2, n3]);
+      }
+    });
+  },
+);

@@ -162,3 +162,21 @@ test('carpd check --peer: CARP against VRRPv3 is an error; VRRP pairs are judged
   assert.match(same[0]!, /warning: vhid 1: priority 150 is the same on the peer/);
   assert.match(same[1]!, /warning: vhid 1: interval 100 cs here, 200 cs on the peer/);
 });
+
+test('vmac with a VRRPv3 vhid that has IPv6 VIPs is refused: its vMAC would be 00:00:5e:00:02:VRID (RFC 5798 §7.3)', () => {
+  const base = '[vhid.a]\nvhid = 7\ninterface = eth0\nversion = 3\nvmac = yes\n';
+  for (const addrs of [['2001:db8::1/64'], ['192.0.2.1/24', '2001:db8::1/64']]) {
+    const { diags } = ini(base + addrs.map((a) => `address = ${a}\n`).join(''));
+    const errs = diags.filter((d) => d.severity === 'error').map(formatDiagnostic);
+    assert.equal(errs.length, 1, errs.join('\n'));
+    assert.match(errs[0]!, /VRRPv3 with IPv6 addresses, whose virtual MAC is 00:00:5e:00:02:07/);
+  }
+  // IPv4-only VRRP with vmac, and CARP with IPv6 and vmac, stay allowed.
+  for (const text of [base + 'address = 192.0.2.1/24\n', '[vhid.a]\nvhid = 7\ninterface = eth0\nvmac = yes\npass = x\naddress = 2001:db8::1/64\n']) {
+    const { diags } = ini(text);
+    assert.deepEqual(
+      diags.filter((d) => d.severity === 'error' && /virtual MAC/.test(d.message)),
+      [],
+    );
+  }
+});
