@@ -593,14 +593,14 @@ class RawCarpSocket implements CarpSocket {
    * error. Any other recvfrom error is one, as in raw-socket's own onRecvReady.
    */
   private drain(socket: RawSocket, live: () => boolean, hopLimit: number | undefined): void {
-    const recv = socket.wrap.recv;
-    if (!recv) return;
+    const wrap = socket.wrap;
+    if (!wrap.recv) return;
     this.recvBuffer ??= Buffer.alloc(RECV_BUFFER_BYTES);
     const buf = this.recvBuffer;
     for (let n = 1; n < RECV_DRAIN_MAX && !this.closed && live(); n++) {
       let got: { bytes: number; source: string } | undefined;
       try {
-        recv.call(socket.wrap, buf, (_b, bytes, source) => {
+        wrap.recv(buf, (_b, bytes, source) => {
           got = { bytes, source };
         });
       } catch (err) {

@@ -133,7 +133,10 @@ describe('advert timers kept together', () => {
     const list = Array.from({ length: 50 }, (_, i) => vhid(i + 1, { version: 3, priority: 100, intervalCs: 10 }));
     node.step({ type: 'start', config: config(list), links: { eth0: true } }, 0);
     list.forEach((v, i) => {
-      node.step({ type: 'advert', key: v.key, advert: { src: '198.18.255.2', advbase: 0, advskew: 0, demote: 0, vrrp: { priority: 100, intervalCs: 10 } } }, 50 + i * 0.4);
+      node.step(
+        { type: 'advert', key: v.key, advert: { src: '198.18.255.2', advbase: 0, advskew: 0, demote: 0, vrrp: { priority: 100, intervalCs: 10 } } },
+        50 + i * 0.4,
+      );
     });
     const run = drive(node, 20_000, lateness(5, 0.2));
     assert.equal(run.takeovers.length, 50);
