@@ -145,10 +145,11 @@ export const COOKIE_SOURCES = 16;
 /** How far ahead of its due time a policy timer (retry, hold, budget, check) is served together with an earlier one. */
 export const TIMER_BATCH_MS = 2;
 /**
- * How early a MASTER's advert may leave, at most, to go out with the others (and the most one
- * interval is shortened by to catch up with them; never more than a twentieth of the interval).
- * An early advert is harmless: a backup's master-down time is three intervals and more. A late
- * one is not, and a master-down timer is never served early at all.
+ * How early a MASTER's advert may leave, at most, to go out with the others, and how much earlier
+ * still its next one may be armed to catch up with them (never more than a twentieth of the
+ * interval): two adverts are at least the interval minus twice this apart. An early advert is
+ * harmless: a backup's master-down time is three intervals and more. A late one is not, and a
+ * master-down timer is never served early at all.
  */
 export const ADVERT_EARLY_MS = 10;
 
@@ -602,7 +603,8 @@ export class CarpNode {
    * earlier still, by up to its early window, towards the latest other MASTER of the same interval
    * due before it in the half interval before: groups that became MASTER apart close up by that
    * much each interval and then go out in one tick. The leading group, with none before it, keeps
-   * its pace. No interval is shortened by more than the early window.
+   * its pace. With the early send, two adverts are never less than the interval minus twice the
+   * early window apart.
    */
   private keepTogether(served: { s: Slot; at: number }[], now: number): void {
     const batch = new Set(served.map((x) => x.s));
