@@ -153,8 +153,15 @@ export interface RawSocket {
   on(event: 'message', cb: (buffer: Buffer, source: string) => void): void;
   on(event: 'error', cb: (err: Error) => void): void;
   close(): void;
-  /** The native socket: its send() calls sendto(2) at once and throws on failure. */
-  wrap: { send(buffer: Buffer, offset: number, length: number, address: string, cb: (bytes: number) => void): void };
+  /**
+   * The native socket: its send() calls sendto(2) at once and throws on failure; its recv() calls
+   * recvfrom(2) once, hands the datagram to `cb` synchronously, and throws on failure (EAGAIN
+   * included, as "Resource temporarily unavailable"). Optional only so test fakes may leave it out.
+   */
+  wrap: {
+    send(buffer: Buffer, offset: number, length: number, address: string, cb: (bytes: number) => void): void;
+    recv?(buffer: Buffer, cb: (buffer: Buffer, bytes: number, source: string) => void): void;
+  };
 }
 export interface RawSocketModule {
   createSocket(options: { protocol: number; addressFamily?: number; bufferSize?: number }): RawSocket;
@@ -174,6 +181,17 @@ export interface RawTransportDeps {
   /** The reopen backoff's timer. */
   timers: Pick<HostTimers, 'setTimeout' | 'clearTimeout'>;
 }
+
+/**
+ * Datagrams read per readiness event at most. raw-socket's onRecvReady reads one datagram per
+ * libuv poll wake-up, so a burst of 255 adverts was handled over 255 event-loop turns, each with
+ * its own `now`, timers and I/O in between: a BACKUP's master-down timers spread by that much.
+ * We read on until EAGAIN, but no more than this, so a flood cannot starve the loop (the kernel
+ * keeps the rest, and the level-triggered poll wakes us again on the next turn).
+ */
+export const RECV_DRAIN_MAX = 512;
+/** Large enough for any CARP/VRRP datagram (raw-socket's own receive buffer is 4096 bytes too). */
+const RECV_BUFFER_BYTES = 4096;
 
 /** The first reopen after a receive error waits this long; each failed reopen doubles it, up to REOPEN_MAX_MS. */
 export const REOPEN_MIN_MS = 100;
@@ -347,6 +365,8 @@ class RawCarpSocket implements CarpSocket {
   private closed = false;
   private reopenTimer: unknown;
   private reopenDelay = REOPEN_MIN_MS;
+  /** The drain's receive buffer (deliver() copies out of it). */
+  private recvBuffer: Buffer | undefined;
 
   constructor(
     opts: OpenSocketOptions,
@@ -466,13 +486,16 @@ class RawCarpSocket implements CarpSocket {
       if (socket !== this.socket) return;
       this.reopenDelay = REOPEN_MIN_MS; // this socket works: the next error starts the backoff afresh
       this.deliver(buffer, source, 255);
+      this.drain(socket, () => socket === this.socket, 255);
     });
     socket.on('error', (err: Error) => {
       if (socket === this.socket) this.receiveFailed(err);
     });
     if (!other) return;
     other.on('message', (buffer: Buffer, source: string) => {
-      if (other === this.other) this.deliver(buffer, source, undefined);
+      if (other !== this.other) return;
+      this.deliver(buffer, source, undefined);
+      this.drain(other, () => other === this.other, undefined);
     });
     other.on('error', (err: Error) => {
       if (other === this.other) this.receiveFailed(err);
@@ -560,6 +583,34 @@ class RawCarpSocket implements CarpSocket {
       socket.close();
     } catch {
       // Closed already (raw-socket closes on a poll error before we hear of it).
+    }
+  }
+
+  /**
+   * After raw-socket's one read of a wake-up, read on until EAGAIN (at most RECV_DRAIN_MAX in all),
+   * so a burst is handled in this one turn of the event loop. Each datagram is delivered after
+   * recv() returns, not inside its callback: a listener's exception must not pass for a receive
+   * error. Any other recvfrom error is one, as in raw-socket's own onRecvReady.
+   */
+  private drain(socket: RawSocket, live: () => boolean, hopLimit: number | undefined): void {
+    const wrap = socket.wrap;
+    if (!wrap.recv) return;
+    this.recvBuffer ??= Buffer.alloc(RECV_BUFFER_BYTES);
+    const buf = this.recvBuffer;
+    for (let n = 1; n < RECV_DRAIN_MAX && !this.closed && live(); n++) {
+      let got: { bytes: number; source: string } | undefined;
+      try {
+        wrap.recv(buf, (_b, bytes, source) => {
+          got = { bytes, source };
+        });
+      } catch (err) {
+        const e = err instanceof Error ? err : new Error(String(err));
+        // EAGAIN: drained. receiveFailed() ignores it too, and replaces the socket on anything else.
+        if (!/temporarily unavailable|EAGAIN|EWOULDBLOCK/i.test(e.message)) this.receiveFailed(e);
+        return;
+      }
+      if (!got) return;
+      this.deliver(buf.subarray(0, got.bytes), got.source, hopLimit);
     }
   }
 

@@ -142,8 +142,16 @@ export const VIP_RETRY_MS = 1000;
 export const VIP_RETRY_MAX_MS = 30_000;
 /** Sources per vhid whose single counter is remembered (OpenBSD's replay cookie). */
 export const COOKIE_SOURCES = 16;
-/** How far ahead of its due time a timer is served together with an earlier one. */
+/** How far ahead of its due time a policy timer (retry, hold, budget, check) is served together with an earlier one. */
 export const TIMER_BATCH_MS = 2;
+/**
+ * How early a MASTER's advert may leave, at most, to go out with the others, and how much earlier
+ * still its next one may be armed to catch up with them (never more than a twentieth of the
+ * interval): two adverts are at least the interval minus twice this apart. An early advert is
+ * harmless: a backup's master-down time is three intervals and more. A late one is not, and a
+ * master-down timer is never served early at all.
+ */
+export const ADVERT_EARLY_MS = 10;
 
 interface Barrier {
   barrier: number;
@@ -175,6 +183,16 @@ function outranks(ad: Advert, m: VhidMachine | VrrpMachine): boolean {
   if (m instanceof VrrpMachine) return ad.vrrp !== undefined && ad.vrrp.priority > m.wirePriority;
   if (ad.demote !== m.demoteByte) return ad.demote < m.demoteByte;
   return intervalMs(ad.advbase, ad.advskew) < intervalMs(m.cfg.advbase, m.wireAdvskew);
+}
+
+/** A MASTER's advertisement interval in ms (CARP: advbase + advskew/256 s; VRRPv3: centiseconds). */
+function advertIntervalMs(m: VhidMachine | VrrpMachine): number {
+  return m instanceof VrrpMachine ? m.cfg.intervalCs * 10 : intervalMs(m.cfg.advbase, m.wireAdvskew);
+}
+
+/** How early this machine's advert may leave: ADVERT_EARLY_MS, at most a twentieth of its interval. */
+function earlyMs(m: VhidMachine | VrrpMachine): number {
+  return Math.min(ADVERT_EARLY_MS, advertIntervalMs(m) / 20);
 }
 
 function timerId(t: Pick<NamedTimer, 'timer' | 'key' | 'cidr' | 'seq'>): string {
@@ -517,12 +535,31 @@ export class CarpNode {
   }
 
   private tick(now: number, out: NodeEffect[]): void {
-    // Timers due within TIMER_BATCH_MS are served in this same turn (treated as due now), so a
-    // burst of vhids that time out together acts together: one `ip -batch`, not one each.
+    // Machine timers. A master-down timer is served only once due: a BACKUP must never take over
+    // before its time (before, any timer due within TIMER_BATCH_MS was served early, master-down
+    // included). A MASTER's advert due within its early window goes out now with the others, and
+    // they are re-armed together (keepTogether), so 255 vhids advertise in one burst. Before, each
+    // advert timer was re-armed from its own due time, and the phases at which the vhids became
+    // MASTER (spread by the backup's handling of a burst, packet by packet) stayed for ever: the old
+    // master's adverts left over 40-70 ms, the backup's master-down timers followed them, and so did
+    // its 255 transitions after a failover.
+    const served: { s: Slot; at: number }[] = [];
     for (const s of this.slots.values()) {
-      const due = s.machine.nextDue();
-      if (due !== undefined && due <= now + TIMER_BATCH_MS) this.apply(s, { type: 'timeout' }, Math.max(now, due), out);
+      const m = s.machine;
+      const due = m.nextDue();
+      if (due === undefined) continue;
+      const { advertise, masterDown } = m.timers;
+      if (due <= now) {
+        const was = m.timers.advertise;
+        this.apply(s, { type: 'timeout' }, now, out);
+        if (m.state === 'MASTER' && m.timers.advertise !== was) served.push({ s, at: now });
+      } else if (m.state === 'MASTER' && masterDown === undefined && advertise !== undefined && advertise <= now + earlyMs(m)) {
+        // Served at its own due time, so the machine sends; keepTogether then moves the next one.
+        this.apply(s, { type: 'timeout' }, advertise, out);
+        if (m.state === 'MASTER' && m.timers.advertise !== advertise) served.push({ s, at: advertise });
+      }
     }
+    if (served.length > 0) this.keepTogether(served, now);
     for (const t of this.timers()) {
       if (t.dueAt > now + TIMER_BATCH_MS) break;
       const id = timerId(t);
@@ -557,6 +594,32 @@ export class CarpNode {
         this.queue(s, { type: 'garp', key: s.cfg.key, ifname: s.cfg.ifname, cidr: t.cidr });
         this.flush(s, now, out);
       }
+    }
+  }
+
+  /**
+   * Re-arm the adverts just sent so they stay in one burst. Each one's next advert is due one
+   * interval after it left (`now`, the tick: the adverts served early left now too), and moves
+   * earlier still, by up to its early window, towards the latest other MASTER of the same interval
+   * due before it in the half interval before: groups that became MASTER apart close up by that
+   * much each interval and then go out in one tick. The leading group, with none before it, keeps
+   * its pace. With the early send, two adverts are never less than the interval minus twice the
+   * early window apart.
+   */
+  private keepTogether(served: { s: Slot; at: number }[], now: number): void {
+    const batch = new Set(served.map((x) => x.s));
+    const others: { at: number; every: number }[] = [];
+    for (const s of this.slots.values()) {
+      const at = s.machine.timers.advertise;
+      if (!batch.has(s) && s.machine.state === 'MASTER' && at !== undefined) others.push({ at, every: advertIntervalMs(s.machine) });
+    }
+    for (const { s } of served) {
+      const m = s.machine;
+      const every = advertIntervalMs(m);
+      const natural = now + every;
+      let lead: number | undefined;
+      for (const o of others) if (o.every === every && o.at < natural && o.at >= natural - every / 2 && (lead === undefined || o.at > lead)) lead = o.at;
+      m.timers.advertise = lead === undefined ? natural : Math.max(lead, natural - earlyMs(m));
     }
   }
 

@@ -44,10 +44,33 @@ export interface Recovery {
   ownAdvertToGarpMs: Map<string, number>;
   /** ms from the new master's first advert to its last vhid's first advert. */
   transitionSpreadMs: number;
+  /**
+   * How long the old master's last whole round of adverts (one per vhid) took on the wire, in ms;
+   * undefined if the capture holds no whole round. The backup's master-down timers follow it.
+   */
+  oldRoundMs?: number;
+}
+
+/**
+ * The extent of the last whole round of adverts from one source: its adverts split into rounds at
+ * gaps of more than 300 ms (the interval is 1 s), and the last round holding every vhid measured.
+ */
+export function lastRoundMs(times: number[], vhids: number): number | undefined {
+  const ts = [...times].sort((x, y) => x - y);
+  let best: number | undefined;
+  let start = 0;
+  for (let i = 1; i <= ts.length; i++) {
+    if (i === ts.length || ts[i]! - ts[i - 1]! > 300) {
+      if (i - start >= vhids) best = ts[i - 1]! - ts[start]!;
+      start = i;
+    }
+  }
+  return best;
 }
 
 /** Gratuitous ARP (sender = target = the VIP) and CARP adverts in a capture, measured against `newMaster`. */
-export function recoveryFromCapture(file: string, newMaster: { address: string; mac: string }, vips: string[]): Recovery {
+export function recoveryFromCapture(file: string, newMaster: { address: string; mac: string }, vips: string[], oldMaster?: string): Recovery {
+  const oldTimes: number[] = [];
   // vips[i] belongs to vhid i + 1 (labVip numbering).
   const vhidFirst = new Map<number, number>();
   const mac = newMaster.mac.toLowerCase().replaceAll(':', '');
@@ -67,6 +90,7 @@ export function recoveryFromCapture(file: string, newMaster: { address: string; 
     const ip = ipPayloadOf(rec);
     if (!ip) continue;
     const h = decodeIpv4(ip);
+    if (h.ok && h.protocol === 112 && oldMaster !== undefined && h.src === oldMaster) oldTimes.push(t);
     if (!h.ok || h.protocol !== 112 || h.src !== newMaster.address || ip.length < h.payloadOffset + 36) continue;
     const c = carpHeader.decode(ip, h.payloadOffset);
     if (c.version !== 2) continue;
@@ -90,7 +114,18 @@ export function recoveryFromCapture(file: string, newMaster: { address: string; 
     if (adv !== undefined && g !== undefined) ownAdvertToGarpMs.set(v, g + firstAdvertAt - adv);
   });
   const transitionSpreadMs = Math.max(...vhidFirst.values()) - firstAdvertAt;
-  return { firstAdvertAt, garpAfterMs, missing, lastGarpMs: Math.max(...garpAfterMs.values()), garpCount, file, ownAdvertToGarpMs, transitionSpreadMs };
+  const oldRoundMs = oldTimes.length ? lastRoundMs(oldTimes, vips.length) : undefined;
+  return {
+    firstAdvertAt,
+    garpAfterMs,
+    missing,
+    lastGarpMs: Math.max(...garpAfterMs.values()),
+    garpCount,
+    file,
+    ownAdvertToGarpMs,
+    transitionSpreadMs,
+    ...(oldRoundMs !== undefined ? { oldRoundMs } : {}),
+  };
 }
 
 /** The IPv4 VIPs a node holds on eth0. */
@@ -160,7 +195,8 @@ export async function garpTrial(lab: Lab, o: TrialOptions): Promise<Recovery> {
     // any interface). getopt permutes, so the options may follow the filter argument.
     const cap = await lab.capture(obs.ns, 'eth0', ['-s', '256', '-B', '16384', o.captureFilter ?? 'arp or ip proto 112']);
     try {
-      await sleep(300);
+      // Over one advert interval, so the capture holds a whole round of the old master's adverts.
+      await sleep(1_300);
       await stopAll(lab, pa);
       await waitFor(async () => (await vipsOn(lab, b)).length === o.vhids, { timeoutMs: 20_000, intervalMs: 100, what: `b MASTER of ${o.vhids} vhids` });
       await sleep(o.tailMs ?? 3_000);
@@ -168,7 +204,7 @@ export async function garpTrial(lab: Lab, o: TrialOptions): Promise<Recovery> {
       await cap.stop();
     }
     await o.afterFailover?.();
-    return recoveryFromCapture(cap.file, b, vips);
+    return recoveryFromCapture(cap.file, b, vips, a.address);
   } finally {
     await stopAll(lab, [...pa, ...pb]);
   }
@@ -182,6 +218,7 @@ export async function garpBench(opts: { trials: number; vhids: number }): Promis
   const res: Record<GarpKind, number[]> = { carpd: [], ucarp: [] };
   const own: Record<GarpKind, number[]> = { carpd: [], ucarp: [] };
   const spread: Record<GarpKind, number[]> = { carpd: [], ucarp: [] };
+  const oldRound: Record<GarpKind, number[]> = { carpd: [], ucarp: [] };
   let ok = true;
   try {
     const passfile = writePassfile(lab.dir);
@@ -195,9 +232,10 @@ export async function garpBench(opts: { trials: number; vhids: number }): Promis
         res[kind].push(r.lastGarpMs);
         own[kind].push(Math.max(...r.ownAdvertToGarpMs.values()));
         spread[kind].push(r.transitionSpreadMs);
+        if (r.oldRoundMs !== undefined) oldRound[kind].push(r.oldRoundMs);
         const firsts = [...r.garpAfterMs.values()].sort((x, y) => x - y);
         console.log(
-          `  ${kind} trial ${i + 1}: last GARP ${fmt(r.lastGarpMs)} after the first advert (median VIP ${fmt(median(firsts))}, first ${fmt(firsts[0]!)}); transitions spread over ${fmt(r.transitionSpreadMs)}; worst own-advert→GARP ${fmt(Math.max(...r.ownAdvertToGarpMs.values()))}`,
+          `  ${kind} trial ${i + 1}: last GARP ${fmt(r.lastGarpMs)} after the first advert (median VIP ${fmt(median(firsts))}, first ${fmt(firsts[0]!)}); transitions spread over ${fmt(r.transitionSpreadMs)}; worst own-advert→GARP ${fmt(Math.max(...r.ownAdvertToGarpMs.values()))}; old master's last round of adverts ${r.oldRoundMs === undefined ? 'not captured whole' : fmt(r.oldRoundMs)}`,
         );
       }
     }
@@ -205,12 +243,14 @@ export async function garpBench(opts: { trials: number; vhids: number }): Promis
     await lab.destroy();
   }
   console.log(`\n## ${opts.vhids}-VIP recovery (last gratuitous ARP after the new master's first advert; capture on a third namespace)\n`);
-  console.log("| | trials | median | min | max | median spread of the new master's transitions | median worst own-advert→GARP |");
-  console.log('|---|---|---|---|---|---|---|');
+  console.log(
+    "| | trials | median | min | max | median spread of the new master's transitions | median worst own-advert→GARP | median old master's round of adverts |",
+  );
+  console.log('|---|---|---|---|---|---|---|---|');
   for (const kind of ['carpd', 'ucarp'] as GarpKind[]) {
     const xs = res[kind];
     console.log(
-      `| ${kind} | ${xs.length} | ${fmt(median(xs))} | ${fmt(Math.min(...xs))} | ${fmt(Math.max(...xs))} | ${fmt(median(spread[kind]))} | ${fmt(median(own[kind]))} |`,
+      `| ${kind} | ${xs.length} | ${fmt(median(xs))} | ${fmt(Math.min(...xs))} | ${fmt(Math.max(...xs))} | ${fmt(median(spread[kind]))} | ${fmt(median(own[kind]))} | ${oldRound[kind].length ? fmt(median(oldRound[kind])) : '–'} |`,
     );
   }
   console.log(`\ncarpd/ucarp median last-GARP ratio: ${(median(res.carpd) / median(res.ucarp)).toFixed(4)}`);
