@@ -57,22 +57,15 @@ interface Koffi {
   errno(): number;
 }
 
-let libc: PacketFfi | undefined;
-
-/**
- * libc through koffi, loaded once. Throws LinkLayerError off Linux or when koffi cannot load (an
- * architecture without a prebuilt binary): the caller turns that into a clear NetError.
- */
-export function libcPacketFfi(): PacketFfi {
-  if (libc) return libc;
-  if (process.platform !== 'linux') throw new LinkLayerError(`link-layer sends need Linux AF_PACKET sockets (this is ${process.platform})`);
+/** libc's socket calls shared by the packet and netlink sockets, bound once per use through koffi. */
+function bindLibc(purpose: string) {
   let koffi: Koffi;
   let lib: ReturnType<Koffi['load']>;
   try {
     koffi = createRequire(import.meta.url)('koffi') as Koffi;
     lib = koffi.load('libc.so.6');
   } catch (err) {
-    throw new LinkLayerError(`cannot load libc through koffi for AF_PACKET sends: ${(err as Error).message}`);
+    throw new LinkLayerError(`cannot load libc through koffi for ${purpose}: ${(err as Error).message}`);
   }
   const socket = lib.func('int socket(int domain, int type, int protocol)') as (d: number, t: number, p: number) => number;
   const setsockopt = lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)') as (
@@ -91,6 +84,19 @@ export function libcPacketFfi(): PacketFfi {
     addrlen: number,
   ) => number;
   const close = lib.func('int close(int fd)') as (fd: number) => number;
+  return { koffi, lib, socket, setsockopt, sendto, close };
+}
+
+let libc: PacketFfi | undefined;
+
+/**
+ * libc through koffi, loaded once. Throws LinkLayerError off Linux or when koffi cannot load (an
+ * architecture without a prebuilt binary): the caller turns that into a clear NetError.
+ */
+export function libcPacketFfi(): PacketFfi {
+  if (libc) return libc;
+  if (process.platform !== 'linux') throw new LinkLayerError(`link-layer sends need Linux AF_PACKET sockets (this is ${process.platform})`);
+  const { koffi, lib, socket, setsockopt, sendto, close } = bindLibc('AF_PACKET sends');
   const nametoindex = lib.func('unsigned int if_nametoindex(const char *name)') as (name: string) => number;
   // One sockaddr_ll reused for every send (sends are synchronous: koffi returns after the call).
   const sll = Buffer.alloc(SOCKADDR_LL_LEN);
@@ -309,32 +315,8 @@ let libcNl: NetlinkFfi | undefined;
 export function libcNetlinkFfi(): NetlinkFfi {
   if (libcNl) return libcNl;
   if (process.platform !== 'linux') throw new LinkLayerError(`rtnetlink needs Linux (this is ${process.platform})`);
-  let koffi: Koffi;
-  let lib: ReturnType<Koffi['load']>;
-  try {
-    koffi = createRequire(import.meta.url)('koffi') as Koffi;
-    lib = koffi.load('libc.so.6');
-  } catch (err) {
-    throw new LinkLayerError(`cannot load libc through koffi for rtnetlink: ${(err as Error).message}`);
-  }
-  const socket = lib.func('int socket(int domain, int type, int protocol)') as (d: number, t: number, p: number) => number;
-  const setsockopt = lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)') as (
-    fd: number,
-    level: number,
-    name: number,
-    value: Buffer,
-    len: number,
-  ) => number;
-  const sendto = lib.func('long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)') as (
-    fd: number,
-    buf: Buffer,
-    len: number,
-    flags: number,
-    addr: Buffer,
-    addrlen: number,
-  ) => number;
+  const { koffi, lib, socket, setsockopt, sendto, close } = bindLibc('rtnetlink');
   const recv = lib.func('long recv(int fd, _Out_ void *buf, size_t len, int flags)') as (fd: number, buf: Buffer, len: number, flags: number) => number;
-  const close = lib.func('int close(int fd)') as (fd: number) => number;
   const strerror = lib.func('const char *strerror(int errnum)') as (e: number) => string;
   // struct sockaddr_nl: family, pad, pid 0 (the kernel), groups 0.
   const kernel = Buffer.alloc(12);
