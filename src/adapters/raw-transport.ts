@@ -311,6 +311,18 @@ export function ipMreqn(group: string, address: string, ifindex: number): Buffer
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /** Set a socket buffer size, forcing past the sysctl cap when we may (root), else as far as allowed. */
+/** setsockopt on `socket` with a numeric or buffer value; a failure is a TransportError naming the option and interface. */
+function socketOption(socket: RawSocket, ifname: string): (what: string, level: number, option: number, value: number | Buffer) => void {
+  return (what, level, option, value) => {
+    try {
+      if (typeof value === 'number') socket.setOption(level, option, value);
+      else socket.setOption(level, option, value, value.length);
+    } catch (err) {
+      throw new TransportError(`${what} on ${ifname}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+}
+
 function bigBuffer(socket: RawSocket, force: number, plain: number): void {
   try {
     socket.setOption(LINUX.SOL_SOCKET, force, SOCKET_BUFFER_BYTES);
@@ -399,14 +411,7 @@ class RawCarpSocket implements CarpSocket {
         throw new TransportError(`cannot open raw IPv6 socket on ${ifname}: ${(err as Error).message}`, { cause: err });
       }
       opened.push(socket);
-      const set = (what: string, level: number, option: number, value: number | Buffer): void => {
-        try {
-          if (typeof value === 'number') socket.setOption(level, option, value);
-          else socket.setOption(level, option, value, value.length);
-        } catch (err) {
-          throw new TransportError(`${what} on ${ifname}: ${(err as Error).message}`, { cause: err });
-        }
-      };
+      const set = socketOption(socket, ifname);
       // The filter goes on first, before the socket is bound or joined: what arrives earlier is
       // any protocol-112 packet of the namespace for the few microseconds in between, a window
       // SO_BINDTODEVICE cannot close either.
@@ -450,14 +455,7 @@ class RawCarpSocket implements CarpSocket {
     } catch (err) {
       throw new TransportError(`cannot open raw socket on ${ifname}: ${(err as Error).message}`, { cause: err });
     }
-    const set = (what: string, level: number, option: number, value: number | Buffer): void => {
-      try {
-        if (typeof value === 'number') socket.setOption(level, option, value);
-        else socket.setOption(level, option, value, value.length);
-      } catch (err) {
-        throw new TransportError(`${what} on ${ifname}: ${(err as Error).message}`, { cause: err });
-      }
-    };
+    const set = socketOption(socket, ifname);
     const ip = LINUX.IPPROTO_IP;
     try {
       set('SO_BINDTODEVICE', LINUX.SOL_SOCKET, LINUX.SO_BINDTODEVICE!, Buffer.from(ifname));
