@@ -18,13 +18,29 @@ import type { NetBackend } from '../ports/net.js';
 /** ucarp holds off this long after SIGUSR2 before listening for a master again. */
 export const USR2_HOLD_MS = 3000;
 
+/** How often, and how far apart, a gratuitous ARP waits for the up script's address. */
+const GARP_TRIES = 20;
+const GARP_RETRY_MS = 50;
+
 /** ucarp leaves the VIP to its scripts: only the gratuitous ARP is ours. */
 class ScriptsOwnVips implements NetBackend {
   constructor(private readonly inner: NetBackend) {}
   async addVip(): Promise<void> {}
   async delVip(): Promise<void> {}
-  garp(ifname: string, cidr: string): Promise<void> {
-    return this.inner.garp(ifname, cidr);
+  /**
+   * The up script adds the VIP in its own time, and the announcement refuses an address the
+   * interface does not hold yet: look again for up to a second (ucarp itself sends its ARP without
+   * the address, from a packet socket) before giving up with the last error.
+   */
+  async garp(ifname: string, cidr: string): Promise<void> {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await this.inner.garp(ifname, cidr);
+      } catch (err) {
+        if (tries >= GARP_TRIES || !/is not on /.test((err as Error).message)) throw err;
+        await new Promise((r) => setTimeout(r, GARP_RETRY_MS));
+      }
+    }
   }
   primaryAddress(ifname: string): string | undefined {
     return this.inner.primaryAddress(ifname);
